@@ -1,0 +1,113 @@
+"""create_app(): lifespan, middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq import create_pool
+from arq.connections import RedisSettings
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mailer.config import Settings, get_settings
+from mailer.db import create_engine, create_sessionmaker
+from mailer.errors import error_body, install_handlers
+from mailer.logging import configure_logging
+
+
+class BodyLimit:
+    """Answer 413 for bodies over the limit, before the endpoint reads them."""
+
+    def __init__(self, app: ASGIApp, default_limit: int, limits: dict[str, int]) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = limits  # path prefix → limit
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.limits.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _reject_too_large(send, limit)
+            return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _reject_too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _reject_too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(error_body("too_large", f"request body over {limit} bytes")).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.arq = await create_pool(redis_settings(settings))
+        try:
+            yield
+        finally:
+            await app.state.arq.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="mailer", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    install_handlers(app)
+
+    from mailer.campaign.endpoints import router as campaigns
+    from mailer.contact.endpoints import router as contacts
+    from mailer.ops.endpoints import router as ops
+    from mailer.audience.endpoints import router as segments
+    from mailer.template.endpoints import router as templates
+
+    for router in (contacts, segments, templates, campaigns):
+        app.include_router(router, prefix="/v1")
+    app.include_router(ops)
+
+    app.add_middleware(
+        BodyLimit,
+        default_limit=settings.max_body_bytes,
+        limits={"/v1/contacts/imports": settings.max_import_bytes},
+    )
+    return app

@@ -1,0 +1,48 @@
+"""FastAPI dependencies: the request's session and the scope check of every /v1 route."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.auth import service
+from mailer.errors import Forbidden, Unauthorized
+from mailer.models import ApiKey
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request owns the transaction: commit after the endpoint, roll back on error."""
+    async with request.app.state.sessionmaker() as session:
+        async with session.begin():
+            yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+class RequireScope:
+    """Dependency that admits a key holding ``scope`` (or ``admin``)."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise Unauthorized("missing API key: send Authorization: Bearer <key>")
+        async with request.app.state.sessionmaker() as session:
+            key = await service.authenticate(session, raw.strip())
+        if key is None:
+            raise Unauthorized("unknown API key")
+        if not service.allows(key, self.scope):
+            raise Forbidden(f"this key lacks the '{self.scope}' scope")
+        request.state.api_key = key
+        return key
+
+
+def require(scope: str) -> ApiKey:
+    return Depends(RequireScope(scope))  # type: ignore[no-any-return]

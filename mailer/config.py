@@ -1,0 +1,113 @@
+"""One Settings object for the whole product (environment, prefix ``MAILER_``).
+
+Settings are never read from ``os.environ`` anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _split(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(v).strip() for v in value]  # type: ignore[attr-defined]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILER_", extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://root@127.0.0.1:5432/test"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "dev-secret-change-me"
+
+    # "us-east-1,eu-west-1" or "us-east-1=200,eu-west-1=50"
+    regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["us-east-1"])
+    region_rates: dict[str, float] = Field(default_factory=dict)
+    # "transactional=tx-set,marketing=mkt-set"
+    configuration_sets: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"transactional": "transactional", "marketing": "marketing"}
+    )
+    sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sns_cert_dir: Path | None = None
+
+    # auto-pause thresholds (SPEC 8)
+    bounce_rate_threshold: float = 0.05
+    complaint_rate_threshold: float = 0.001
+    auto_pause_min_sends: int = 500
+
+    # sending engine
+    send_batch_size: int = 500
+    send_concurrency: int = 64
+    lease_seconds: float = 30.0
+    reconcile_interval_seconds: float = 10.0
+    transient_max_attempts: int = 6
+    retry_base_seconds: float = 2.0
+    default_rate: float = 14.0  # SES sandbox rate when GetAccount is unavailable
+    ses_timeout_seconds: float = 10.0
+
+    # limits
+    max_body_bytes: int = 1_000_000
+    max_import_bytes: int = 200_000_000
+
+    templates_dir: Path = ROOT / "templates"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # standard AWS variables: read here so that nothing else touches os.environ
+    ses_endpoint_url: str | None = Field(
+        default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL_SESV2")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _parse_regions(cls, value: object) -> list[str]:
+        return [part.split("=", 1)[0].strip() for part in _split(value)]
+
+    @field_validator("sns_topic_arns", mode="before")
+    @classmethod
+    def _parse_topics(cls, value: object) -> list[str]:
+        return _split(value)
+
+    @field_validator("configuration_sets", mode="before")
+    @classmethod
+    def _parse_sets(cls, value: object) -> dict[str, str]:
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        out: dict[str, str] = {}
+        for part in _split(value):
+            mail_class, _, name = part.partition("=")
+            if not name:
+                raise ValueError(f"expected class=set, got {part!r}")
+            out[mail_class.strip()] = name.strip()
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _region_rate_overrides(cls, data: object) -> object:
+        # "us-east-1=200" carries a rate override; the bare name is the region
+        if isinstance(data, dict) and isinstance(data.get("regions"), str):
+            rates = dict(data.get("region_rates") or {})
+            for part in _split(data["regions"]):
+                name, sep, rate = part.partition("=")
+                if sep:
+                    rates[name.strip()] = float(rate)
+            data = {**data, "region_rates": rates}
+        return data
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
