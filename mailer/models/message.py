@@ -40,9 +40,9 @@ class Message(Base):
     campaign_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE")
     )
-    contact_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("contacts.id", ondelete="SET NULL")
-    )
+    # no foreign key: a million-row audience insert must not pay a trigger per row;
+    # erasing a contact clears its messages' personal data in the same transaction
+    contact_id: Mapped[int | None] = mapped_column(BigInteger)
     email: Mapped[str] = mapped_column(Text, nullable=False)
     mail_class: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
