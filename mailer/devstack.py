@@ -605,3 +605,18 @@ def read_stack_file(base_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def stack_config(base_dir: Path, **ports: Any) -> StackConfig:
+    """The stack for ``base_dir``: services named in the environment are used, not started."""
+    from mailer.config import Settings
+
+    settings = Settings()
+    given = settings.model_fields_set  # fields that came from the environment
+    return StackConfig(
+        base_dir=Path(base_dir).resolve(),
+        database_url=settings.database_url if "database_url" in given else None,
+        redis_url=settings.redis_url if "redis_url" in given else None,
+        ses_endpoint=settings.ses_endpoint_url,
+        **ports,
+    )

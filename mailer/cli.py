@@ -1,0 +1,289 @@
+"""The ``mailer`` command: dev stack, demo, migrations, API, worker, keys, status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+app = typer.Typer(help="Bulk and transactional email on Amazon SES.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+QUEUES = ("send", "events", "default")
+
+DirOption = Annotated[Path, typer.Option("--dir", help="Where the dev stack keeps its data.")]
+
+
+# -- dev and demo --------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def dev(
+    dir: DirOption = Path(".mailer-dev"),  # noqa: A002 - the option is --dir
+    api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 15432,
+    redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 16379,
+    moto_port: Annotated[int, typer.Option(help="Port of the SES emulator.")] = 15000,
+) -> None:
+    """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
+    from mailer.devstack import DevStack, StackError, stack_config
+
+    config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
+                          moto_port=moto_port)
+    stack = DevStack(config, log=lambda line: err.print(f"[dim]{line}[/dim]"))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    code = 0
+    try:
+        info = stack.start()
+        _print_stack(info)
+        while (failed := stack.failed_service()) is None:
+            time.sleep(0.5)
+        err.print(f"[red]{failed.name} exited with code {failed.process.returncode}[/red]; "
+                  f"log {failed.log_path}")
+        code = 1
+    except StackError as exc:
+        err.print(f"[red]{exc}[/red]")
+        code = 1
+    except KeyboardInterrupt:
+        err.print("stopping…")
+    finally:
+        # a second Ctrl-C must not cut the clean-up short (the children die with us anyway)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    raise typer.Exit(code)
+
+
+def _print_stack(info: dict[str, Any]) -> None:
+    lines = [
+        f"API          {info['api_url']}   (docs {info['api_url']}/docs)",
+        f"PostgreSQL   {info['database_url']}",
+        f"Redis        {info['redis_url']}",
+        f"SES (moto)   {info['ses_endpoint']}   sender demo@mailer.test is verified",
+        f"logs         {info['base_dir']}/logs",
+        "",
+        "admin API key (also in stack.json):",
+    ]
+    out.print(Panel("\n".join(lines), title="mailer dev is running — Ctrl-C stops it"))
+    # alone on its line, for copy and paste
+    out.print(info["admin_key"], highlight=False, soft_wrap=True)
+
+
+@app.command()
+def demo(
+    dir: DirOption = Path(".mailer-dev"),  # noqa: A002
+    contacts: Annotated[int, typer.Option(help="How many contacts to seed.")] = 10_000,
+    api_url: Annotated[str | None, typer.Option(envvar="MAILER_API_URL",
+                                                help="API of a running stack.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="MAILER_API_KEY",
+                                                help="Admin key for --api-url.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign.")] = 600.0,
+) -> None:
+    """Seed contacts, a template, a segment and a campaign; send it and show the numbers."""
+    from mailer.demo import run_demo
+
+    raise typer.Exit(run_demo(dir, contacts=contacts, api_url=api_url, api_key=api_key,
+                              timeout=timeout, console=out))
+
+
+# -- the processes -------------------------------------------------------------------------
+
+
+@app.command()
+def migrate() -> None:
+    """alembic upgrade head."""
+    from mailer.migrate import upgrade
+
+    upgrade()
+    err.print("database is at head")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """The HTTP API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("mailer.app:create_app", factory=True, host=host, port=port,
+                proxy_headers=True, access_log=False)
+
+
+@app.command()
+def worker(
+    queues: Annotated[str | None, typer.Option(
+        help=f"Comma-separated queues to work on (default: all of {', '.join(QUEUES)}).")] = None,
+) -> None:
+    """An arq worker."""
+    from workers.main import run
+
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    unknown = [q for q in names or [] if q not in QUEUES]
+    if unknown:
+        err.print(f"[red]unknown queue(s) {', '.join(unknown)}; use {', '.join(QUEUES)}[/red]")
+        raise typer.Exit(2)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(names))
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="A scope; repeat for several.")],
+) -> None:
+    """Create an API key; the key is printed alone on the last line (it is shown only once)."""
+    from mailer.models import SCOPES
+
+    unknown = [s for s in scope if s not in SCOPES]
+    if unknown or not scope:
+        err.print(f"[red]unknown scope(s) {', '.join(unknown)}; "
+                  f"use some of {', '.join(SCOPES)}[/red]")
+        raise typer.Exit(2)
+    key_id, raw = asyncio.run(_create_key(name, scope))
+    err.print(f"created key {key_id} '{name}' with scopes {', '.join(sorted(set(scope)))}")
+    print(raw)
+
+
+async def _create_key(name: str, scopes: list[str]) -> tuple[int, str]:
+    from mailer.auth.service import create_key
+    from mailer.config import get_settings
+    from mailer.db import create_engine, create_sessionmaker, transaction
+
+    engine = create_engine(get_settings(), pool_size=1)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            key, raw = await create_key(session, name, scopes)
+            return key.id, raw
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("check")
+def keys_check(key: Annotated[str, typer.Argument(help="The API key.")]) -> None:
+    """Print "ok" when the key is live; exit 1 otherwise."""
+    if not asyncio.run(_key_is_live(key)):
+        err.print("unknown or revoked key")
+        raise typer.Exit(1)
+    print("ok")
+
+
+async def _key_is_live(raw: str) -> bool:
+    from mailer.auth.service import authenticate
+    from mailer.config import get_settings
+    from mailer.db import create_engine, create_sessionmaker
+
+    engine = create_engine(get_settings(), pool_size=1)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await authenticate(session, raw) is not None
+    finally:
+        await engine.dispose()
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    limit: Annotated[int, typer.Option(help="How many recent campaigns to show.")] = 20,
+) -> None:
+    """Campaigns, queues, regions and reputation as tables."""
+    for table in asyncio.run(_status_tables(limit)):
+        out.print(table)
+
+
+async def _status_tables(limit: int) -> list[Table]:
+    from redis.asyncio import Redis
+    from sqlalchemy import text
+
+    from mailer.config import get_settings
+    from mailer.db import create_engine
+
+    settings = get_settings()
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            campaigns = (await conn.execute(text(
+                # newest first; campaigns without a stats row yet show zeros
+                "SELECT c.id, c.name, c.status, c.paused_reason,"
+                " coalesce(s.recipients, 0), coalesce(s.sent, 0), coalesce(s.failed, 0),"
+                " coalesce(s.suppressed, 0), coalesce(s.bounced, 0),"
+                " coalesce(s.complained, 0)"
+                " FROM campaigns c LEFT JOIN campaign_stats s ON s.campaign_id = c.id"
+                " ORDER BY c.id DESC LIMIT :limit"), {"limit": limit})).all()
+            reputation = (await conn.execute(text(
+                # messages sent in the last 24 h and what became of them, per class and region
+                "SELECT mail_class, coalesce(region, '-'), count(*),"
+                " count(*) FILTER (WHERE status = 'bounced'),"
+                " count(*) FILTER (WHERE status = 'complained')"
+                " FROM messages WHERE sent_at > now() - interval '24 hours'"
+                " GROUP BY 1, 2 ORDER BY 1, 2"))).all()
+    finally:
+        await engine.dispose()
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        depths = [(q, await redis.zcard(f"arq:{q}")) for q in QUEUES]
+    finally:
+        await redis.aclose()
+
+    ct = Table(title="campaigns")
+    for column in ("id", "name", "status", "recipients", "sent", "failed", "suppressed",
+                   "bounced", "complained"):
+        ct.add_column(column, justify="right" if column not in ("name", "status") else "left")
+    for row in campaigns:
+        state = row[2] + (f" ({row[3]})" if row[3] else "")
+        ct.add_row(str(row[0]), row[1], state, *(f"{n:,}" for n in row[4:]))
+
+    qt = Table(title="queues")
+    qt.add_column("queue")
+    qt.add_column("jobs waiting", justify="right")
+    for name, depth in depths:
+        qt.add_row(f"arq:{name}", f"{depth:,}")
+
+    rt = Table(title="regions")
+    rt.add_column("region")
+    rt.add_column("send rate (/s)", justify="right")
+    for region in settings.regions:
+        rate = settings.region_rates.get(region)
+        rt.add_row(region, f"{rate:g}" if rate is not None else "SES MaxSendRate")
+
+    rep = Table(title="reputation (last 24 h)")
+    for column in ("mail class", "region", "sent", "bounced", "complained", "bounce rate",
+                   "complaint rate"):
+        rep.add_column(column, justify="left" if column in ("mail class", "region") else "right")
+    for mail_class, region, sent, bounced, complained in reputation:
+        rep.add_row(mail_class, region, f"{sent:,}", f"{bounced:,}", f"{complained:,}",
+                    f"{bounced / sent:.2%}", f"{complained / sent:.3%}")
+    return [ct, qt, rt, rep]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
