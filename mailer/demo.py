@@ -1,0 +1,280 @@
+"""``mailer demo``: seed a stack over its HTTP API, send a campaign, show what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+SENDER = "demo@mailer.test"
+DEMO_TAG = "mailer-demo"
+PUT_CONCURRENCY = 32
+FINAL = ("completed", "cancelled", "failed")
+
+FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
+               "Margaret", "Dennis")
+
+TEMPLATE_HTML = """{% extends "layouts/default.html" %}
+{% block content %}
+<h1>Hello {{ contact.attributes.first_name | default('there') }}!</h1>
+<p>This is campaign <b>{{ campaign.name }}</b>, sent by <code>mailer demo</code> through the
+local SES emulator.</p>
+<p>You are on plan <b>{{ contact.attributes.plan | default('free') }}</b>.</p>
+{% endblock %}
+"""
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Target:
+    api_url: str
+    api_key: str
+
+
+def run_demo(
+    base_dir: Path,
+    *,
+    contacts: int = 10_000,
+    api_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 600.0,
+    console: Console | None = None,
+) -> int:
+    """Run the demo against a running stack, or a dev stack started here; the exit code."""
+    from mailer.devstack import DevStack, StackError, stack_config
+
+    console = console or Console()
+    target = _find_stack(base_dir, api_url, api_key)
+    stack: DevStack | None = None
+    try:
+        if target is None:
+            console.print("no running stack found: starting the dev stack (mailer dev)")
+            stack = DevStack(stack_config(base_dir),
+                             log=lambda line: console.print(f"[dim]{line}[/dim]"))
+            info = stack.start()
+            target = Target(info["api_url"], info["admin_key"])
+        else:
+            console.print(f"using the running stack at {target.api_url}")
+        return asyncio.run(_demo(target, contacts, timeout, console))
+    except (StackError, DemoError) as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    finally:
+        if stack is not None:
+            console.print("stopping the dev stack")
+            stack.stop()
+
+
+def _find_stack(base_dir: Path, api_url: str | None, api_key: str | None) -> Target | None:
+    from mailer.devstack import api_ready, read_stack_file
+
+    if api_url and api_key:
+        return Target(api_url.rstrip("/"), api_key)
+    info = read_stack_file(base_dir)
+    if info and info.get("api_url") and info.get("admin_key"):
+        try:
+            if api_ready(info["api_url"]):
+                return Target(info["api_url"], info["admin_key"])
+        except OSError:
+            pass
+    return None
+
+
+async def _demo(target: Target, contacts: int, wait_seconds: float, console: Console) -> int:
+    headers = {"Authorization": f"Bearer {target.api_key}"}
+    limits = httpx.Limits(max_connections=PUT_CONCURRENCY)
+    async with httpx.AsyncClient(base_url=target.api_url, headers=headers, timeout=60,
+                                 limits=limits) as client:
+        started = time.monotonic()
+        await _seed_contacts(client, contacts, console)
+        console.print(f"seeded {contacts:,} contacts in {time.monotonic() - started:.1f}s")
+
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        template = await _post(client, "/v1/templates", {
+            "name": f"demo newsletter {stamp}",
+            "subject": "Hello {{ contact.attributes.first_name | default('there') }}",
+            "html": TEMPLATE_HTML,
+        })
+        segment = await _post(client, "/v1/segments", {
+            "name": f"demo audience {stamp}",
+            # only the demo's own contacts, whatever else the stack holds
+            "filter": {"all": [{"field": "tags", "op": "contains", "value": DEMO_TAG}]},
+        })
+        campaign = await _post(client, "/v1/campaigns", {
+            "name": f"demo {stamp}",
+            "template_id": template["id"],
+            "segment_id": segment["id"],
+            "from_address": SENDER,
+        })
+        console.print(f"template {template['id']}, segment {segment['id']}, "
+                      f"campaign {campaign['id']}: sending")
+        await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
+        final = await _watch(client, campaign["id"], wait_seconds, console)
+        code = _report(final, console)
+        if code:
+            await _show_failures(client, campaign["id"], console)
+    return code
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: Any,
+                expect: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
+    answer = await client.post(path, json=body)
+    if answer.status_code not in expect:
+        raise DemoError(f"POST {path} answered {answer.status_code}: {answer.text[:500]}")
+    data = answer.json() if answer.content else {}
+    return data if isinstance(data, dict) else {}
+
+
+# -- contacts ------------------------------------------------------------------------------
+
+
+def _contact(i: int) -> tuple[str, dict[str, Any]]:
+    email = f"demo-{i:06d}@example.com"
+    attributes = {"first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
+                  "plan": ("free", "pro", "team")[i % 3]}
+    return email, attributes
+
+
+async def _seed_contacts(client: httpx.AsyncClient, count: int, console: Console) -> None:
+    if await _import_csv(client, count, console):
+        return
+    await _put_contacts(client, count, console)
+
+
+async def _import_csv(client: httpx.AsyncClient, count: int, console: Console) -> bool:
+    """One CSV import when the API offers it; False to fall back to one PUT per contact."""
+    rows = ["email,first_name,plan,tags"]
+    for i in range(1, count + 1):
+        email, attrs = _contact(i)
+        rows.append(f"{email},{attrs['first_name']},{attrs['plan']},{DEMO_TAG};demo")
+    answer = await client.post("/v1/contacts/imports", content="\n".join(rows).encode(),
+                               headers={"Content-Type": "text/csv"})
+    if answer.status_code != 202:
+        return False
+    import_id = answer.json()["id"]
+    deadline = time.monotonic() + 120
+    with _progress(console) as progress:
+        task = progress.add_task("importing contacts", total=count, rate="")
+        while time.monotonic() < deadline:
+            state = (await client.get(f"/v1/contacts/imports/{import_id}")).json()
+            done = int(state.get("created", 0)) + int(state.get("updated", 0))
+            progress.update(task, completed=done + int(state.get("rejected", 0)))
+            if state.get("status") == "completed":
+                return True
+            if state.get("status") == "failed":
+                console.print(f"[yellow]import failed ({state.get('errors')}); "
+                              "adding contacts one by one[/yellow]")
+                return False
+            await asyncio.sleep(0.5)
+    console.print("[yellow]import did not finish in 120 s; adding contacts one by one[/yellow]")
+    return False
+
+
+async def _put_contacts(client: httpx.AsyncClient, count: int, console: Console) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(1, count + 1):
+        queue.put_nowait(i)
+    errors: list[str] = []
+
+    with _progress(console) as progress:
+        task = progress.add_task("adding contacts", total=count, rate="")
+
+        async def one_worker() -> None:
+            while not queue.empty() and not errors:
+                i = queue.get_nowait()
+                email, attrs = _contact(i)
+                answer = await client.put(f"/v1/contacts/{email}", json={
+                    "attributes": attrs, "tags": [DEMO_TAG, "demo"]})
+                if answer.status_code not in (200, 201):
+                    errors.append(f"PUT {email} answered {answer.status_code}: "
+                                  f"{answer.text[:300]}")
+                progress.advance(task)
+
+        await asyncio.gather(*(one_worker() for _ in range(PUT_CONCURRENCY)))
+    if errors:
+        raise DemoError(errors[0])
+
+
+# -- the campaign --------------------------------------------------------------------------
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
+
+
+async def _watch(client: httpx.AsyncClient, campaign_id: int, wait_seconds: float,
+                 console: Console) -> dict[str, Any]:
+    """Poll the campaign until it ends (or stalls), with a progress bar."""
+    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    last_done, last_change = -1, time.monotonic()
+    with _progress(console) as progress:
+        task = progress.add_task("sending", total=None, rate="")
+        while True:
+            answer = await client.get(f"/v1/campaigns/{campaign_id}")
+            if answer.status_code != 200:
+                raise DemoError(f"GET campaign answered {answer.status_code}: {answer.text}")
+            campaign = answer.json()
+            stats = campaign.get("stats", {})
+            done = sum(int(stats.get(k, 0)) for k in ("sent", "failed", "suppressed"))
+            total = int(stats.get("recipients", 0)) or None
+            elapsed = max(time.monotonic() - started, 1e-6)
+            progress.update(task, total=total, completed=done,
+                            description=f"sending ({campaign.get('status')})",
+                            rate=f"{int(stats.get('sent', 0)) / elapsed:,.0f}/s")
+            if campaign.get("status") in FINAL:
+                return dict(campaign)
+            if done != last_done:
+                last_done, last_change = done, time.monotonic()
+            if time.monotonic() > deadline:
+                console.print(f"[red]the campaign did not finish within {wait_seconds:.0f}s[/red]")
+                return dict(campaign)
+            if time.monotonic() - last_change > 120:
+                console.print("[red]no progress for 120 s: is a worker running?[/red]")
+                return dict(campaign)
+            await asyncio.sleep(0.5)
+
+
+def _report(campaign: dict[str, Any], console: Console) -> int:
+    stats = campaign.get("stats", {})
+    table = Table(title=f"campaign {campaign.get('id')}: {campaign.get('status')}")
+    table.add_column("stat")
+    table.add_column("count", justify="right")
+    for name, value in stats.items():
+        table.add_row(name, f"{int(value):,}")
+    console.print(table)
+    recipients = int(stats.get("recipients", 0))
+    ok = (campaign.get("status") == "completed" and recipients > 0
+          and int(stats.get("sent", 0)) == recipients)
+    if ok:
+        console.print(f"[green]all {recipients:,} messages sent[/green]")
+        return 0
+    reason = campaign.get("paused_reason")
+    console.print(f"[red]not every message was sent (status {campaign.get('status')}"
+                  f"{', ' + reason if reason else ''})[/red]")
+    return 1
+
+
+async def _show_failures(client: httpx.AsyncClient, campaign_id: int, console: Console) -> None:
+    answer = await client.get(f"/v1/campaigns/{campaign_id}/messages",
+                              params={"status": "failed", "limit": 5})
+    if answer.status_code != 200:
+        return
+    body = answer.json()
+    items = body.get("items", body) if isinstance(body, dict) else body
+    for item in list(items)[:5]:
+        console.print(f"  failed: {item.get('email')}: {item.get('error')}")
