@@ -696,14 +696,15 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if uvloop is None or args.no_uvloop:
-        asyncio.run(serve(args))
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if not args.no_uvloop:
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(serve(args))
 
 
