@@ -45,11 +45,14 @@ def dev(
     moto_port: Annotated[int, typer.Option(help="Port of the SES emulator.")] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
-    from mailer.devstack import DevStack, StackError, stack_config
+    from mailer.devstack import DevStack, StackError, log_tail, stack_config
 
     config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
                           moto_port=moto_port)
     stack = DevStack(config, log=lambda line: err.print(f"[dim]{line}[/dim]"))
+    # explicit, so that a launcher started with SIGINT ignored (a script's background job)
+    # still stops cleanly
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     code = 0
     try:
@@ -57,11 +60,12 @@ def dev(
         _print_stack(info)
         while (failed := stack.failed_service()) is None:
             time.sleep(0.5)
-        err.print(f"[red]{failed.name} exited with code {failed.process.returncode}[/red]; "
-                  f"log {failed.log_path}")
+        err.print(f"{failed.name} exited with code {failed.process.returncode}; "
+                  f"log {failed.log_path}:\n{log_tail(failed.log_path)}",
+                  style="red", markup=False, highlight=False)
         code = 1
     except StackError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(str(exc), style="red", markup=False, highlight=False)
         code = 1
     except KeyboardInterrupt:
         err.print("stopping…")

@@ -67,7 +67,7 @@ def run_demo(
             console.print(f"using the running stack at {target.api_url}")
         return asyncio.run(_demo(target, contacts, timeout, console))
     except (StackError, DemoError) as exc:
-        console.print(f"[red]demo failed: {exc}[/red]")
+        console.print(f"demo failed: {exc}", style="red", markup=False, highlight=False)
         return 1
     except KeyboardInterrupt:
         console.print("interrupted")
