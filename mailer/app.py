@@ -95,10 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_handlers(app)
 
+    from mailer.audience.endpoints import router as segments
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
     from mailer.ops.endpoints import router as ops
-    from mailer.audience.endpoints import router as segments
     from mailer.template.endpoints import router as templates
 
     for router in (contacts, segments, templates, campaigns):

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     default_rate: float = 14.0  # SES sandbox rate when GetAccount is unavailable
     ses_timeout_seconds: float = 10.0
+    quota_park_seconds: float = 3600.0
+    region_failure_threshold: int = 10
+    region_open_seconds: float = 15.0
 
     # limits
     max_body_bytes: int = 1_000_000

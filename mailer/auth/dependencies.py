@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +14,20 @@ from mailer.models import ApiKey
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit after the endpoint, roll back on error."""
+    """The request owns the transaction: commit after the endpoint, roll back on error.
+
+    Work registered with ``after_commit`` (enqueuing jobs) runs once the commit is done,
+    never for a rolled-back transaction.
+    """
     async with request.app.state.sessionmaker() as session:
         async with session.begin():
             yield session
+        for action in session.info.pop("after_commit", []):
+            await action()
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
+    session.info.setdefault("after_commit", []).append(action)
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -43,6 +53,7 @@ class RequireScope:
         request.state.api_key = key
         return key
 
-
-def require(scope: str) -> ApiKey:
-    return Depends(RequireScope(scope))  # type: ignore[no-any-return]
+    @classmethod
+    def depends(cls, scope: str) -> Any:
+        """``Depends(RequireScope(scope))`` for a router's or a route's dependencies."""
+        return Depends(cls(scope))

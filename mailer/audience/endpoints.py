@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mailer.audience import service
+from mailer.audience.schemas import CountOut, PreviewIn, PreviewOut, SegmentIn, SegmentOut
+from mailer.auth.dependencies import RequireScope, Session
+from mailer.types import Id
+
+router = APIRouter(tags=["segments"], dependencies=[RequireScope.depends("campaigns")])
+
+
+@router.post("/segments", status_code=201, response_model=SegmentOut)
+async def create_segment(body: SegmentIn, session: Session) -> SegmentOut:
+    return await service.create(session, body.name, body.filter)
+
+
+@router.post("/segments/preview", response_model=PreviewOut)
+async def preview_segment(body: PreviewIn, session: Session) -> PreviewOut:
+    return await service.preview(session, body.filter)
+
+
+@router.get("/segments/{segment_id}/count", response_model=CountOut)
+async def count_segment(segment_id: Id, session: Session) -> CountOut:
+    return await service.count(session, segment_id)

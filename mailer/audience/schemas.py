@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SegmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    filter: dict[str, Any]
+
+
+class SegmentOut(BaseModel):
+    id: int
+    name: str
+    filter: dict[str, Any]
+    created_at: datetime
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: dict[str, Any]
+
+
+class CountOut(BaseModel):
+    matching: int
+    eligible: int
+
+
+class PreviewOut(CountOut):
+    sample: list[str]

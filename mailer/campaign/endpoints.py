@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from mailer.auth.dependencies import RequireScope, Session
+from mailer.campaign import service
+from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage
+from mailer.types import Id
+
+router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
+
+MessageStatus = Literal["queued", "claimed", "sending", "sent", "delivered", "bounced",
+                        "complained", "failed", "suppressed", "cancelled"]
+
+
+@router.post("/campaigns", status_code=201, response_model=CampaignOut)
+async def create_campaign(body: CampaignIn, session: Session, request: Request) -> CampaignOut:
+    return await service.create(session, request.app.state.settings, body)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def get_campaign(campaign_id: Id, session: Session) -> CampaignOut:
+    return await service.get(session, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
+async def send_campaign(campaign_id: Id, session: Session, request: Request) -> CampaignOut:
+    return await service.launch(session, request.app.state.arq, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
+async def pause_campaign(campaign_id: Id, session: Session) -> CampaignOut:
+    return await service.pause(session, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
+async def resume_campaign(campaign_id: Id, session: Session, request: Request) -> CampaignOut:
+    return await service.resume(session, request.app.state.arq, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
+async def cancel_campaign(campaign_id: Id, session: Session) -> CampaignOut:
+    return await service.cancel(session, campaign_id)
+
+
+@router.get("/campaigns/{campaign_id}/messages", response_model=MessagePage)
+async def campaign_messages(
+    campaign_id: Id, session: Session,
+    status: MessageStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MessagePage:
+    return await service.messages(session, campaign_id, status, cursor, limit)

@@ -1,0 +1,196 @@
+"""Campaign SQL. The audience is fixed by one INSERT … SELECT; counters live in campaign_stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.audience.repository import eligible
+from mailer.models import Campaign, CampaignStats, Contact, Message, Suppression, TemplateVersion
+
+
+async def insert_campaign(session: AsyncSession, **values: Any) -> Campaign:
+    campaign = Campaign(**values)
+    session.add(campaign)
+    await session.flush()
+    session.add(CampaignStats(campaign_id=campaign.id))
+    await session.flush()
+    return campaign
+
+
+async def get(session: AsyncSession, campaign_id: int, *, lock: bool = False) -> Campaign | None:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_with_stats(
+    session: AsyncSession, campaign_id: int
+) -> tuple[Campaign, CampaignStats, int] | None:
+    row = (
+        await session.execute(
+            select(Campaign, CampaignStats, TemplateVersion.version)
+            .join(CampaignStats, CampaignStats.campaign_id == Campaign.id)
+            .join(TemplateVersion, TemplateVersion.id == Campaign.template_version_id)
+            .where(Campaign.id == campaign_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], int(row[2]))
+
+
+async def fix_audience(
+    session: AsyncSession, campaign: Campaign, where: ColumnElement[bool]
+) -> tuple[int, int]:
+    """Insert one message per eligible contact of the segment; (recipients, suppressed).
+
+    Set-based: one INSERT … SELECT, ids allocated in contact order, so the campaign's
+    messages span [first_message_id, last_message_id] and work is handed out as id ranges.
+    """
+    source = (
+        select(
+            literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
+        )
+        .where(where, eligible(campaign.mail_class))
+        .order_by(Contact.id)
+    )
+    # the unique (campaign_id, contact_id) key makes a second run of this a no-op
+    stmt = (
+        pg_insert(Message)
+        .from_select(["campaign_id", "contact_id", "email", "mail_class"], source)
+        .on_conflict_do_nothing()
+    )
+    await session.execute(stmt)
+    span = (
+        await session.execute(
+            select(func.count(), func.min(Message.id), func.max(Message.id)).where(
+                Message.campaign_id == campaign.id
+            )
+        )
+    ).one()
+    recipients, first, last = int(span[0]), span[1], span[2]
+    scopes = ["all", "marketing"] if campaign.mail_class == "marketing" else ["all"]
+    is_suppressed = (
+        select(Suppression.email)
+        .where(Suppression.email == Contact.email, Suppression.scope.in_(scopes))
+        .exists()
+    )
+    left_out = select(func.count()).select_from(Contact).where(where, is_suppressed)
+    if campaign.mail_class == "marketing":
+        left_out = left_out.where(Contact.status == "subscribed")
+    suppressed = int((await session.execute(left_out)).scalar_one())
+    campaign.first_message_id = first
+    campaign.last_message_id = last
+    campaign.audience_fixed_at = func.now()
+    await session.execute(
+        update(CampaignStats)
+        .where(CampaignStats.campaign_id == campaign.id)
+        .values(recipients=recipients, queued=recipients, suppressed=suppressed)
+    )
+    return recipients, suppressed
+
+
+_ACTIVE = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM messages
+         WHERE campaign_id = :id AND status IN ('queued', 'claimed', 'sending'))
+    """
+)
+
+
+async def has_active_messages(session: AsyncSession, campaign_id: int) -> bool:
+    return bool((await session.execute(_ACTIVE, {"id": campaign_id})).scalar_one())
+
+
+_COMPLETE = text(
+    """
+    UPDATE campaigns SET status = 'completed', finished_at = now()
+     WHERE id = :id AND status = 'sending' AND audience_fixed_at IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM messages
+            WHERE campaign_id = :id AND status IN ('queued', 'claimed', 'sending'))
+    RETURNING id
+    """
+)
+
+
+async def complete_if_done(session: AsyncSession, campaign_id: int) -> bool:
+    return (await session.execute(_COMPLETE, {"id": campaign_id})).first() is not None
+
+
+# Ranges of message ids (batch numbers) with due, queued work: what the reconciler
+# makes sure some job will pick up.
+_DUE_BATCHES = text(
+    """
+    SELECT (id - :first) / :size AS batch, count(*) AS n
+      FROM messages
+     WHERE campaign_id = :id AND status = 'queued' AND next_attempt_at <= now()
+     GROUP BY 1 ORDER BY 1
+    """
+)
+
+
+async def due_batches(session: AsyncSession, campaign: Campaign, size: int) -> list[int]:
+    rows = await session.execute(
+        _DUE_BATCHES, {"id": campaign.id, "first": campaign.first_message_id, "size": size}
+    )
+    return [int(r.batch) for r in rows]
+
+
+_CANCEL_QUEUED = text(
+    """
+    WITH moved AS (
+        UPDATE messages SET status = 'cancelled', lease_token = NULL, lease_until = NULL
+         WHERE campaign_id = :id AND status IN ('queued', 'claimed')
+        RETURNING 1
+    )
+    UPDATE campaign_stats SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0)
+     WHERE campaign_id = :id
+    """
+)
+
+
+async def cancel_queued(session: AsyncSession, campaign_id: int) -> None:
+    await session.execute(_CANCEL_QUEUED, {"id": campaign_id})
+
+
+async def campaigns_in(session: AsyncSession, statuses: list[str]) -> list[Campaign]:
+    rows = await session.execute(select(Campaign).where(Campaign.status.in_(statuses)))
+    return list(rows.scalars())
+
+
+_DUE_SCHEDULED = text(
+    """
+    UPDATE campaigns SET status = 'sending', started_at = coalesce(started_at, now())
+     WHERE status = 'scheduled' AND send_at <= now()
+    RETURNING id
+    """
+)
+
+
+async def start_due_scheduled(session: AsyncSession) -> list[int]:
+    return [int(r.id) for r in await session.execute(_DUE_SCHEDULED)]
+
+
+async def pause_class(session: AsyncSession, mail_class: str, reason: str) -> list[int]:
+    rows = await session.execute(
+        update(Campaign)
+        .where(Campaign.mail_class == mail_class, Campaign.status == "sending")
+        .values(status="paused", paused_reason=reason)
+        .returning(Campaign.id)
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def messages_page(
+    session: AsyncSession, campaign_id: int, status: str | None, after: int, limit: int
+) -> list[Message]:
+    query = select(Message).where(Message.campaign_id == campaign_id, Message.id > after)
+    if status is not None:
+        query = query.where(Message.status == status)
+    query = query.order_by(Message.id).limit(limit)
+    return list((await session.execute(query)).scalars())

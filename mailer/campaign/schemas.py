@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    template_id: int = Field(ge=1, le=2**63 - 1)
+    segment_id: int = Field(ge=1, le=2**63 - 1)
+    from_address: str = Field(min_length=3, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
+    mail_class: str = Field(default="marketing", min_length=1, max_length=32)
+    regions: list[str] | None = Field(default=None, max_length=20)
+    send_at: datetime | None = None
+
+
+class Stats(BaseModel):
+    recipients: int = 0
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
+    resent: int = 0
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    status: str
+    paused_reason: str | None
+    template_id: int
+    template_version: int
+    segment_id: int
+    from_address: str
+    reply_to: str | None
+    mail_class: str
+    regions: list[str]
+    send_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    stats: Stats
+
+
+class MessageOut(BaseModel):
+    id: int
+    email: str
+    status: str
+    error: str | None
+    region: str | None
+    ses_message_id: str | None
+    attempts: int
+    sent_at: datetime | None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+class TestSendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[str] = Field(min_length=1, max_length=50)
+    data: dict[str, Any] = Field(default_factory=dict)

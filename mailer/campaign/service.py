@@ -1,0 +1,179 @@
+"""Campaigns: create, launch, pause, resume, cancel, and their numbers.
+
+State machine: draft → scheduled → sending ⇄ paused → completed | cancelled | failed.
+Launch fixes the audience in a job (set-based SQL), then hands out id ranges as jobs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from arq import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.audience import service as audience
+from mailer.audience.filters import compile_filter
+from mailer.auth.dependencies import after_commit
+from mailer.campaign import repository
+from mailer.campaign.dispatch import SEND_QUEUE
+from mailer.campaign.schemas import CampaignIn, CampaignOut, MessageOut, MessagePage, Stats
+from mailer.config import Settings
+from mailer.contact.addresses import valid_address
+from mailer.errors import Conflict, Invalid, NotFound
+from mailer.models import STAT_NAMES, Campaign, CampaignStats
+from mailer.template import service as templates
+
+TRANSITIONS = {
+    "send": {"draft"},
+    "pause": {"scheduled", "sending"},
+    "resume": {"paused"},
+    "cancel": {"draft", "scheduled", "sending", "paused"},
+}
+
+
+def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
+    return CampaignOut(
+        id=campaign.id, name=campaign.name, status=campaign.status,
+        paused_reason=campaign.paused_reason, template_id=campaign.template_id,
+        template_version=version, segment_id=campaign.segment_id,
+        from_address=campaign.from_address, reply_to=campaign.reply_to,
+        mail_class=campaign.mail_class, regions=campaign.regions, send_at=campaign.send_at,
+        created_at=campaign.created_at, started_at=campaign.started_at,
+        finished_at=campaign.finished_at,
+        stats=Stats(**{name: getattr(stats, name) for name in STAT_NAMES}),
+    )
+
+
+async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
+    from_address = valid_address(body.from_address, ["body", "from_address"])
+    reply_to = valid_address(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
+    if body.mail_class not in settings.configuration_sets:
+        raise Invalid.at(["body", "mail_class"],
+                         f"unknown mail class; one of {', '.join(settings.configuration_sets)}")
+    regions = body.regions or []
+    unknown = [r for r in regions if r not in settings.regions]
+    if unknown:
+        raise Invalid.at(["body", "regions"],
+                         f"unknown regions {unknown}; configured: {', '.join(settings.regions)}")
+    send_at = body.send_at
+    if send_at is not None and send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=UTC)
+    version = await templates.current_version(session, body.template_id)
+    await audience.get(session, body.segment_id)
+    campaign = await repository.insert_campaign(
+        session, name=body.name, template_id=body.template_id, template_version_id=version.id,
+        segment_id=body.segment_id, from_address=from_address, reply_to=reply_to,
+        mail_class=body.mail_class, regions=list(dict.fromkeys(regions)), send_at=send_at,
+        status="draft",
+    )
+    return await get(session, campaign.id)
+
+
+async def get(session: AsyncSession, campaign_id: int) -> CampaignOut:
+    found = await repository.get_with_stats(session, campaign_id)
+    if found is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    return _out(*found)
+
+
+async def _transition(session: AsyncSession, campaign_id: int, action: str) -> Campaign:
+    campaign = await repository.get(session, campaign_id, lock=True)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    if campaign.status not in TRANSITIONS[action]:
+        raise Conflict(f"cannot {action} a campaign that is {campaign.status}",
+                       [{"status": campaign.status, "action": action}])
+    return campaign
+
+
+def _enqueue_start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> None:
+    async def start() -> None:
+        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE)
+
+    after_commit(session, start)
+
+
+async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
+    """Send now, or at ``send_at`` when it lies in the future."""
+    campaign = await _transition(session, campaign_id, "send")
+    now = datetime.now(UTC)
+    if campaign.send_at is not None and campaign.send_at > now:
+        campaign.status = "scheduled"
+        # the scheduler (reconcile job) starts it when due; a deferred job is the fast path
+        async def deferred() -> None:
+            await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE,
+                                    _defer_until=campaign.send_at)
+
+        after_commit(session, deferred)
+    else:
+        campaign.status = "sending"
+        campaign.started_at = now
+        _enqueue_start(session, redis, campaign_id)
+    await session.flush()
+    return await get(session, campaign_id)
+
+
+async def pause(session: AsyncSession, campaign_id: int, reason: str = "paused by user") -> CampaignOut:
+    campaign = await _transition(session, campaign_id, "pause")
+    campaign.status = "paused"
+    campaign.paused_reason = reason
+    await session.flush()
+    return await get(session, campaign_id)
+
+
+async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
+    """Continue where it stopped: only queued messages are sent."""
+    campaign = await _transition(session, campaign_id, "resume")
+    campaign.paused_reason = None
+    if campaign.audience_fixed_at is None and campaign.send_at and campaign.send_at > datetime.now(UTC):
+        campaign.status = "scheduled"
+    else:
+        campaign.status = "sending"
+        campaign.started_at = campaign.started_at or datetime.now(UTC)
+        _enqueue_start(session, redis, campaign_id)
+    await session.flush()
+    return await get(session, campaign_id)
+
+
+async def cancel(session: AsyncSession, campaign_id: int) -> CampaignOut:
+    campaign = await _transition(session, campaign_id, "cancel")
+    campaign.status = "cancelled"
+    campaign.finished_at = datetime.now(UTC)
+    await session.flush()
+    await repository.cancel_queued(session, campaign_id)
+    return await get(session, campaign_id)
+
+
+async def messages(session: AsyncSession, campaign_id: int, status: str | None,
+                   cursor: str | None, limit: int) -> MessagePage:
+    if await repository.get(session, campaign_id) is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    after = 0
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
+        after = int(cursor)
+    rows = await repository.messages_page(session, campaign_id, status, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [MessageOut(id=m.id, email=m.email, status=m.status, error=m.error, region=m.region,
+                        ses_message_id=m.ses_message_id, attempts=m.attempts, sent_at=m.sent_at)
+             for m in rows]
+    return MessagePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
+
+
+async def fix_audience(session: AsyncSession, campaign_id: int) -> Campaign | None:
+    """Fix the audience of a sending campaign once; None when it is not sending."""
+    campaign = await repository.get(session, campaign_id, lock=True)
+    if campaign is None or campaign.status != "sending":
+        return None
+    if campaign.audience_fixed_at is None:
+        segment = await audience.get(session, campaign.segment_id)
+        await repository.fix_audience(session, campaign, compile_filter(segment.filter))
+        await session.flush()
+    return campaign
+
+
+def stats_dict(stats: Any) -> dict[str, int]:
+    return {name: int(getattr(stats, name)) for name in STAT_NAMES}

@@ -1,0 +1,131 @@
+"""Campaign jobs (arq): plain ``async def f(ctx, ...)``, ids not objects, safe to run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from arq import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailer.campaign import dispatch, repository, service
+from mailer.config import Settings
+from mailer.db import transaction
+from mailer.models import Campaign
+from mailer.sending import repository as sending_repo
+from mailer.sending.service import Sender
+
+log = structlog.get_logger(__name__)
+
+
+def _deps(ctx: dict[str, Any]) -> tuple[Settings, async_sessionmaker[AsyncSession], ArqRedis]:
+    return ctx["settings"], ctx["sessionmaker"], ctx["redis"]
+
+
+async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
+    """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
+    settings, sessionmaker, redis = _deps(ctx)
+    async with transaction(sessionmaker) as session:
+        campaign = await service.fix_audience(session, campaign_id)
+    if campaign is None:
+        return 0
+    return await dispatch_campaign(settings, sessionmaker, redis, campaign)
+
+
+async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                            redis: ArqRedis, campaign: Campaign) -> int:
+    """Enqueue a job for every id range with due work that no live job holds."""
+    if campaign.first_message_id is None:
+        async with transaction(sessionmaker) as session:
+            await repository.complete_if_done(session, campaign.id)
+        return 0
+    size = settings.send_batch_size
+    async with sessionmaker() as session:
+        batches = await repository.due_batches(session, campaign, size)
+    enqueued = 0
+    for batch in batches:
+        if await dispatch.needs_job(redis, campaign.id, batch):
+            lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
+            await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi)
+            enqueued += 1
+    if not batches:
+        async with transaction(sessionmaker) as session:
+            await repository.complete_if_done(session, campaign.id)
+    return enqueued
+
+
+async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int) -> dict:
+    """Send one id range of a campaign; re-enqueue itself for retries that come due later."""
+    settings, sessionmaker, redis = _deps(ctx)
+    sender: Sender = ctx["sender"]
+    hb_key = dispatch.heartbeat_key(campaign_id, batch)
+    ttl = max(3, int(settings.lease_seconds))
+
+    async def heartbeat() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await redis.set(hb_key, ctx.get("job_id", "?"), ex=ttl)
+            await asyncio.sleep(ttl / 3)
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        report = await sender.send_batch(campaign_id, lo, hi)
+    finally:
+        beating.cancel()
+    if report.next_due is not None:
+        when = max(report.next_due, datetime.now(UTC))
+        async with sessionmaker() as session:
+            campaign = await repository.get(session, campaign_id)
+        if campaign is not None and campaign.status == "sending":
+            await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when)
+        else:
+            await dispatch.release(redis, campaign_id, batch)
+    else:
+        await dispatch.release(redis, campaign_id, batch)
+        async with transaction(sessionmaker) as session:
+            await repository.complete_if_done(session, campaign_id)
+    return {"claimed": report.claimed, **report.outcomes}
+
+
+async def pause_mail_class(sessionmaker: async_sessionmaker[AsyncSession], mail_class: str,
+                           reason: str) -> None:
+    """SES paused sending for the account or the class's configuration set."""
+    async with transaction(sessionmaker) as session:
+        paused = await repository.pause_class(session, mail_class, f"SES: {reason}")
+    if paused:
+        log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
+
+
+async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                    redis: ArqRedis) -> None:
+    """Rebuild from PostgreSQL what Redis or a dead worker lost, and start due campaigns."""
+    async with transaction(sessionmaker) as session:
+        await sending_repo.release_expired(session)
+        started = await repository.start_due_scheduled(session)
+    for campaign_id in started:
+        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=dispatch.SEND_QUEUE)
+    async with sessionmaker() as session:
+        sending = await repository.campaigns_in(session, ["sending"])
+    for campaign in sending:
+        if campaign.audience_fixed_at is None:
+            if campaign.id not in started:
+                await redis.enqueue_job("start_campaign", campaign.id,
+                                        _queue_name=dispatch.SEND_QUEUE)
+            continue
+        await dispatch_campaign(settings, sessionmaker, redis, campaign)
+
+
+async def reconcile_forever(ctx: dict[str, Any]) -> None:
+    """One reconciler at a time across all workers, every ``reconcile_interval_seconds``."""
+    settings, sessionmaker, redis = _deps(ctx)
+    interval = settings.reconcile_interval_seconds
+    while True:
+        try:
+            if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
+                await reconcile(settings, sessionmaker, redis)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.warning("reconcile_failed", exc_info=True)
+        await asyncio.sleep(interval)

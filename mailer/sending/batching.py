@@ -1,0 +1,70 @@
+"""Group commit: many concurrent senders, one statement per flush."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupWriter(Generic[T, R]):
+    """Collects items from many tasks and writes them together.
+
+    ``await writer.submit(item)`` returns once the flush holding the item is done, with the
+    flush's result; a failed flush raises in every submitter. A flush starts when
+    ``max_items`` are waiting or ``delay`` seconds after the first one arrived.
+    """
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[R]], delay: float,
+                 max_items: int) -> None:
+        self._flush = flush
+        self.delay = delay
+        self.max_items = max_items
+        self._items: list[T] = []
+        self._future: asyncio.Future[R] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        if self._future is None:
+            self._future = loop.create_future()
+            self._timer = loop.call_later(self.delay, self._start)
+        future = self._future
+        self._items.append(item)
+        if len(self._items) >= self.max_items:
+            self._start()
+        return await asyncio.shield(future)
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, future = self._items, self._future
+        self._items, self._future = [], None
+        if future is None or not items:
+            return
+        task = asyncio.create_task(self._run(items, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, items: list[T], future: asyncio.Future[R]) -> None:
+        try:
+            result = await self._flush(items)
+        except BaseException as exc:  # noqa: BLE001 - handed to every submitter
+            if not future.done():
+                future.set_exception(exc)
+            # nobody may be left to retrieve it
+            future.exception() if future.done() else None
+            return
+        if not future.done():
+            future.set_result(result)
+
+    async def drain(self) -> None:
+        """Flush what is waiting and wait for every flush under way."""
+        self._start()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

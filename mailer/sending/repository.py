@@ -1,0 +1,210 @@
+"""The sending engine's SQL: claim, mark, record, release. Set-based, one statement each.
+
+Message life in the engine: ``queued`` → ``claimed`` (leased, no SES call yet) →
+``sending`` (an SES call may be under way) → a final state, or back to ``queued``.
+Every statement checks the lease token, so a worker whose lease lapsed and was taken over
+can no longer write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    contact_id: int | None
+    email: str
+    attempts: int
+    maybe_sent: bool
+
+
+# Claims the due, queued messages of one id range of a campaign that is sending.
+# SKIP LOCKED lets two jobs for the same range (arq may run a job twice) split it
+# instead of waiting on each other.
+_CLAIM = text(
+    """
+    UPDATE messages m
+       SET status = 'claimed', lease_token = :token,
+           lease_until = now() + make_interval(secs => :lease)
+     WHERE m.id IN (
+             SELECT id FROM messages
+              WHERE campaign_id = :campaign_id AND status = 'queued'
+                AND id BETWEEN :lo AND :hi AND next_attempt_at <= now()
+              ORDER BY id
+              LIMIT :limit
+              FOR UPDATE SKIP LOCKED)
+       AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign_id AND c.status = 'sending')
+    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent
+    """
+)
+
+
+async def claim(
+    session: AsyncSession, campaign_id: int, lo: int, hi: int, token: str, lease: float,
+    limit: int,
+) -> list[Claimed]:
+    rows = await session.execute(
+        _CLAIM,
+        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "token": token, "lease": lease,
+         "limit": limit},
+    )
+    return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
+
+
+# Only messages still under our lease may be sent: a lapsed lease may have been taken over.
+_MARK_SENDING = text(
+    """
+    UPDATE messages SET status = 'sending', attempts = attempts + 1
+     WHERE id = ANY(:ids) AND lease_token = :token AND status = 'claimed'
+    RETURNING id
+    """
+)
+
+
+async def mark_sending(session: AsyncSession, ids: list[int], token: str) -> set[int]:
+    rows = await session.execute(_MARK_SENDING, {"ids": ids, "token": token})
+    return {r.id for r in rows}
+
+
+_RENEW = text(
+    """
+    UPDATE messages SET lease_until = now() + make_interval(secs => :lease)
+     WHERE status IN ('claimed', 'sending') AND lease_token = :token
+    """
+)
+
+
+async def renew_lease(session: AsyncSession, token: str, lease: float) -> None:
+    await session.execute(_RENEW, {"token": token, "lease": lease})
+
+
+# Applies a batch of outcomes and bumps the campaign counters in the same statement.
+# outcome: sent | failed | suppressed | cancelled | retry (back to queued after a delay) |
+# throttled (the same, without using up an attempt) | release (back to queued, no SES
+# call was made: pause, shutdown). ``resent`` counts messages sent again after a
+# lease lapsed while an SES call may have been under way.
+_RECORD = text(
+    """
+    WITH r AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:sids AS text[]),
+            CAST(:regions AS text[]), CAST(:errors AS text[]), CAST(:delays AS float8[]))
+          AS r(id, outcome, sid, region, error, delay)
+    ), moved AS (
+        UPDATE messages m
+           SET status = CASE WHEN r.outcome IN ('retry', 'release', 'throttled')
+                             THEN 'queued' ELSE r.outcome END,
+               -- throttling is retried without limit: it does not use up an attempt
+               attempts = m.attempts - CASE WHEN r.outcome = 'throttled' THEN 1 ELSE 0 END,
+               ses_message_id = COALESCE(r.sid, m.ses_message_id),
+               region = COALESCE(r.region, m.region),
+               error = CASE WHEN r.outcome = 'release' THEN m.error ELSE r.error END,
+               sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
+               next_attempt_at = now() + make_interval(secs => COALESCE(r.delay, 0)),
+               lease_token = NULL, lease_until = NULL
+          FROM r
+         WHERE m.id = r.id AND m.lease_token = :token
+        RETURNING m.campaign_id, r.outcome, m.maybe_sent
+    ), counts AS (
+        SELECT campaign_id,
+               count(*) FILTER (WHERE outcome = 'sent') AS sent,
+               count(*) FILTER (WHERE outcome = 'failed') AS failed,
+               count(*) FILTER (WHERE outcome = 'suppressed') AS suppressed,
+               count(*) FILTER (WHERE outcome = 'sent' AND maybe_sent) AS resent,
+               count(*) FILTER (WHERE outcome IN ('sent', 'failed', 'suppressed', 'cancelled'))
+                 AS done
+          FROM moved WHERE campaign_id IS NOT NULL GROUP BY campaign_id
+    ), bumped AS (
+        UPDATE campaign_stats s
+           SET sent = s.sent + c.sent, failed = s.failed + c.failed,
+               suppressed = s.suppressed + c.suppressed, resent = s.resent + c.resent,
+               queued = GREATEST(s.queued - c.done, 0)
+          FROM counts c WHERE s.campaign_id = c.campaign_id
+        RETURNING s.campaign_id
+    )
+    SELECT (SELECT count(*) FROM moved) AS moved
+    """
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    id: int
+    outcome: str
+    sid: str | None = None
+    region: str | None = None
+    error: str | None = None
+    delay: float | None = None
+
+
+async def record(session: AsyncSession, outcomes: list[Outcome], token: str) -> int:
+    params: dict[str, Any] = {
+        "ids": [o.id for o in outcomes],
+        "outcomes": [o.outcome for o in outcomes],
+        "sids": [o.sid for o in outcomes],
+        "regions": [o.region for o in outcomes],
+        "errors": [o.error for o in outcomes],
+        "delays": [o.delay for o in outcomes],
+        "token": token,
+    }
+    return int((await session.execute(_RECORD, params)).scalar_one())
+
+
+# Lapsed leases go back to the queue; a lapsed "sending" may have reached SES.
+_RELEASE_EXPIRED = text(
+    """
+    UPDATE messages
+       SET status = 'queued', maybe_sent = maybe_sent OR status = 'sending',
+           lease_token = NULL, lease_until = NULL, next_attempt_at = now()
+     WHERE status IN ('claimed', 'sending') AND lease_until < now()
+    RETURNING campaign_id
+    """
+)
+
+
+async def release_expired(session: AsyncSession) -> set[int | None]:
+    rows = await session.execute(_RELEASE_EXPIRED)
+    return {r.campaign_id for r in rows}
+
+
+_CONTACTS = text(
+    "SELECT id, attributes, tags, status FROM contacts WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+async def contacts(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
+    rows = await session.execute(_CONTACTS, {"ids": ids})
+    return {r.id: r for r in rows}
+
+
+_SUPPRESSED = text(
+    """
+    SELECT email FROM suppressions
+     WHERE email = ANY(CAST(:emails AS text[])) AND scope = ANY(CAST(:scopes AS text[]))
+    """
+)
+
+
+async def suppressed(session: AsyncSession, emails: list[str], mail_class: str) -> set[str]:
+    scopes = ["all", "marketing"] if mail_class == "marketing" else ["all"]
+    rows = await session.execute(_SUPPRESSED, {"emails": emails, "scopes": scopes})
+    return {r.email for r in rows}
+
+
+_DUE_IN_RANGE = text(
+    """
+    SELECT min(next_attempt_at) AS due FROM messages
+     WHERE campaign_id = :campaign_id AND status = 'queued' AND id BETWEEN :lo AND :hi
+    """
+)
+
+
+async def next_due(session: AsyncSession, campaign_id: int, lo: int, hi: int) -> Any:
+    return (await session.execute(
+        _DUE_IN_RANGE, {"campaign_id": campaign_id, "lo": lo, "hi": hi})).scalar_one()

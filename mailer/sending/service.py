@@ -1,0 +1,322 @@
+"""The send path of one batch: claim → suppression → render → rate token → SES → record.
+
+Many SES calls are in flight at once (one semaphore per worker process); state changes
+are group-committed: a message is marked ``sending`` (in a shared statement) just before
+its SES call, and outcomes are written in batches with the campaign counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailer.config import Settings
+from mailer.db import transaction
+from mailer.ratelimit.limiter import RateLimiter
+from mailer.sending import repository as repo
+from mailer.sending.batching import GroupWriter
+from mailer.sending.regions import RegionHealth
+from mailer.sending.repository import Claimed, Outcome
+from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
+from mailer.suppression.tokens import make_token
+from mailer.template.render import CompiledTemplate, RenderError, compiled_version
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class CampaignPlan:
+    """What a batch needs of its campaign; cached per process (it never changes once sent)."""
+
+    id: int
+    name: str
+    mail_class: str
+    from_address: str
+    reply_to: str | None
+    regions: list[str]
+    template: CompiledTemplate
+    configuration_set: str | None
+
+
+_PLAN = text(
+    """
+    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions,
+           v.id AS version_id, v.subject, v.html, v.text
+      FROM campaigns c JOIN template_versions v ON v.id = c.template_version_id
+     WHERE c.id = :id
+    """
+)
+
+
+class CampaignStates:
+    """Which campaigns are sending, as seen at most ``refresh`` seconds ago (pause → stop)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], refresh: float = 0.25):
+        self.sessionmaker = sessionmaker
+        self.refresh = refresh
+        self._status: dict[int, str] = {}
+        self._watching: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, campaign_id: int, status: str = "sending") -> None:
+        self._watching[campaign_id] = self._watching.get(campaign_id, 0) + 1
+        self._status.setdefault(campaign_id, status)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="campaign-states")
+
+    def unwatch(self, campaign_id: int) -> None:
+        left = self._watching.get(campaign_id, 0) - 1
+        if left <= 0:
+            self._watching.pop(campaign_id, None)
+            self._status.pop(campaign_id, None)
+        else:
+            self._watching[campaign_id] = left
+
+    def is_sending(self, campaign_id: int) -> bool:
+        return self._status.get(campaign_id) == "sending"
+
+    async def poll(self) -> None:
+        ids = list(self._watching)
+        if not ids:
+            return
+        async with self.sessionmaker() as session:
+            rows = await session.execute(
+                text("SELECT id, status FROM campaigns WHERE id = ANY(CAST(:ids AS bigint[]))"),
+                {"ids": ids},
+            )
+            for row in rows:
+                self._status[row.id] = row.status
+
+    async def _run(self) -> None:
+        while self._watching:
+            try:
+                await self.poll()
+            except Exception:  # noqa: BLE001 - keep the last view; sends stop if it goes stale
+                log.warning("campaign_states_poll_failed", exc_info=True)
+            await asyncio.sleep(self.refresh)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    next_due: Any = None
+
+
+class Sender:
+    """One per worker process: the shared semaphore, limiter, region health and caches."""
+
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                 transport: Transport, limiter: RateLimiter, health: RegionHealth,
+                 on_class_paused: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.transport = transport
+        self.limiter = limiter
+        self.health = health
+        self.states = CampaignStates(sessionmaker)
+        self.semaphore = asyncio.Semaphore(settings.send_concurrency)
+        self.on_class_paused = on_class_paused
+        self._plans: dict[int, CampaignPlan] = {}
+        self._slowed: dict[str, float] = {}
+
+    async def plan(self, campaign_id: int) -> CampaignPlan:
+        plan = self._plans.get(campaign_id)
+        if plan is None:
+            async with self.sessionmaker() as session:
+                row = (await session.execute(_PLAN, {"id": campaign_id})).one()
+            template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
+                                        row.html, row.text)
+            plan = CampaignPlan(
+                id=row.id, name=row.name, mail_class=row.mail_class,
+                from_address=row.from_address, reply_to=row.reply_to,
+                regions=list(row.regions) or list(self.settings.regions), template=template,
+                configuration_set=self.settings.configuration_sets.get(row.mail_class),
+            )
+            if len(self._plans) > 1000:
+                self._plans.clear()
+            self._plans[campaign_id] = plan
+        return plan
+
+    async def send_batch(self, campaign_id: int, lo: int, hi: int) -> BatchReport:
+        """Send the due, queued messages of ids [lo, hi] of a sending campaign."""
+        report = BatchReport()
+        token = uuid.uuid4().hex
+        lease = self.settings.lease_seconds
+        async with transaction(self.sessionmaker) as session:
+            claimed = await repo.claim(session, campaign_id, lo, hi, token, lease, hi - lo + 1)
+        report.claimed = len(claimed)
+        if claimed:
+            self.states.watch(campaign_id)
+            renewer = asyncio.create_task(self._renew(token))
+            try:
+                await self._send_claimed(campaign_id, claimed, token, report)
+            finally:
+                renewer.cancel()
+                self.states.unwatch(campaign_id)
+        async with self.sessionmaker() as session:
+            report.next_due = await repo.next_due(session, campaign_id, lo, hi)
+        return report
+
+    async def _send_claimed(self, campaign_id: int, claimed: list[Claimed], token: str,
+                            report: BatchReport) -> None:
+        plan = await self.plan(campaign_id)
+
+        async def flush_marks(ids: list[int]) -> set[int]:
+            async with transaction(self.sessionmaker) as session:
+                return await repo.mark_sending(session, ids, token)
+
+        async def flush_outcomes(outcomes: list[Outcome]) -> int:
+            async with transaction(self.sessionmaker) as session:
+                return await repo.record(session, outcomes, token)
+
+        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=0.003, max_items=200)
+        records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
+                                                         max_items=500)
+        async with self.sessionmaker() as session:
+            contacts = await repo.contacts(
+                session, [m.contact_id for m in claimed if m.contact_id is not None])
+            suppressed = await repo.suppressed(session, [m.email for m in claimed],
+                                               plan.mail_class)
+        await self.health.refresh()
+
+        async def send_and_record(message: Claimed, contact: Any) -> Outcome | None:
+            outcome = await self._send_one(plan, message, contact, token, marks)
+            if outcome is not None:
+                # written as soon as known: the window of "accepted, not recorded" stays short
+                await records.submit(outcome)
+            return outcome
+
+        tasks = []
+        for message in claimed:
+            contact = contacts.get(message.contact_id) if message.contact_id else None
+            if contact is None:
+                tasks.append(records.submit(Outcome(message.id, "cancelled",
+                                                    error="contact erased")))
+            elif message.email in suppressed or (
+                plan.mail_class == "marketing" and contact.status != "subscribed"
+            ):
+                tasks.append(records.submit(Outcome(message.id, "suppressed")))
+            else:
+                tasks.append(send_and_record(message, contact))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await records.drain()
+        for message, result in zip(claimed, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("send_failed_unexpectedly", message_id=message.id, error=repr(result))
+                name = "error"
+            elif isinstance(result, Outcome):
+                name = result.outcome
+            elif result is None:
+                name = "lost_lease"
+            else:
+                name = "recorded"
+            report.outcomes[name] = report.outcomes.get(name, 0) + 1
+
+    def build(self, plan: CampaignPlan, message: Claimed, contact: Any) -> OutboundEmail:
+        """Render one message; RenderError fails that message only."""
+        token = make_token(self.settings.secret_key, message.id)
+        public = self.settings.public_url.rstrip("/")
+        unsubscribe_url = f"{public}/unsubscribe/{token}"
+        context = {
+            "contact": {"email": message.email, "attributes": contact.attributes,
+                        "tags": list(contact.tags)},
+            "campaign": {"id": plan.id, "name": plan.name},
+            "data": {},
+            "unsubscribe_url": unsubscribe_url,
+        }
+        rendered = plan.template.render(context)
+        headers: dict[str, str] = {}
+        if plan.mail_class == "marketing":
+            domain = plan.from_address.rpartition("@")[2]
+            headers["List-Unsubscribe"] = (
+                f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
+            )
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return OutboundEmail(
+            to=message.email, from_address=plan.from_address, subject=rendered.subject,
+            html=rendered.html, text=rendered.text, reply_to=plan.reply_to, headers=headers,
+            tags={"mail_class": plan.mail_class, "campaign_id": str(plan.id),
+                  "message_id": str(message.id)},
+            configuration_set=plan.configuration_set,
+        )
+
+    async def _send_one(self, plan: CampaignPlan, message: Claimed, contact: Any, token: str,
+                        marks: GroupWriter[int, set[int]]) -> Outcome | None:
+        async with self.semaphore:
+            if not self.states.is_sending(plan.id):
+                return Outcome(message.id, "release")
+            try:
+                email = self.build(plan, message, contact)
+            except RenderError as exc:
+                return Outcome(message.id, "failed", error=str(exc)[:1000])
+            await self.health.refresh()
+            region = self.health.pick(plan.regions)
+            if region is None:
+                return Outcome(message.id, "release", delay=1.0)
+            await self.limiter.acquire(region, plan.mail_class)
+            # the pause may have come while we waited for a token
+            if not self.states.is_sending(plan.id):
+                return Outcome(message.id, "release")
+            if message.id not in await marks.submit(message.id):
+                return None  # our lease lapsed and another worker has the message
+            try:
+                sid = await self.transport.send(region, email)
+            except SendError as exc:
+                return await self._failed(plan, message, region, exc)
+            self.health.success(region)
+            return Outcome(message.id, "sent", sid=sid, region=region)
+
+    async def _failed(self, plan: CampaignPlan, message: Claimed, region: str,
+                      exc: SendError) -> Outcome:
+        reason = exc.reason[:1000]
+        if exc.kind is ErrorKind.THROTTLED:
+            now = time.monotonic()
+            if now - self._slowed.get(region, 0.0) > 0.2:
+                self._slowed[region] = now
+                await self.limiter.slow_down(region)
+            return Outcome(message.id, "throttled", region=region, error=reason,
+                           delay=0.5 + random.random())
+        if exc.kind is ErrorKind.QUOTA:
+            await self.health.park(region, self.settings.quota_park_seconds)
+            return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
+        if exc.kind is ErrorKind.PAUSED:
+            if self.on_class_paused is not None:
+                await self.on_class_paused(plan.mail_class, reason)
+            return Outcome(message.id, "throttled", region=region, error=reason)
+        if exc.kind is ErrorKind.PERMANENT:
+            return Outcome(message.id, "failed", region=region, error=reason)
+        await self.health.failure(region)
+        attempts = message.attempts + 1
+        if attempts >= self.settings.transient_max_attempts:
+            return Outcome(message.id, "failed", region=region,
+                           error=f"gave up after {attempts} attempts: {reason}")
+        # exponential backoff with full jitter
+        delay = self.settings.retry_base_seconds * (2 ** (attempts - 1)) * (0.5 + random.random())
+        return Outcome(message.id, "retry", region=region, error=reason, delay=delay)
+
+    async def _renew(self, token: str) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with transaction(self.sessionmaker) as session:
+                    await repo.renew_lease(session, token, self.settings.lease_seconds)
+            except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
+                log.warning("lease_renewal_failed", exc_info=True)
+
+    async def close(self) -> None:
+        await self.states.close()

@@ -1,0 +1,188 @@
+"""Providers behind one small Protocol; errors classified where they are raised.
+
+``SesTransport`` speaks SES v2 ``SendEmail`` through aiobotocore, one client per region,
+created once per worker. The project's stand-in (``mailer.sending.standin``) is an HTTP
+SES endpoint, so the same transport talks to SES, moto and the stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+
+class ErrorKind(StrEnum):
+    THROTTLED = "throttled"  # retry later, unlimited; slow the region down
+    QUOTA = "quota"  # daily quota exhausted: park the region
+    TRANSIENT = "transient"  # 5xx, timeouts, connections: bounded retries with backoff
+    PERMANENT = "permanent"  # the message fails with the reason
+    PAUSED = "paused"  # account or configuration set paused: pause the mail class
+
+
+class SendError(Exception):
+    def __init__(self, kind: ErrorKind, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class OutboundEmail:
+    to: str
+    from_address: str
+    subject: str
+    html: str
+    text: str
+    reply_to: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    configuration_set: str | None = None
+
+
+class Transport(Protocol):
+    async def send(self, region: str, email: OutboundEmail) -> str:
+        """Send one email through ``region``; the provider's message id, or SendError."""
+        ...
+
+    async def quota(self, region: str) -> dict[str, float] | None:
+        """``{max_send_rate, max_24h_send, sent_last_24h}``, or None when not available."""
+        ...
+
+
+_THROTTLED = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
+_PAUSED = {"SendingPausedException", "AccountSuspendedException"}
+_PERMANENT = {"MessageRejected", "MailFromDomainNotVerifiedException", "NotFoundException",
+              "BadRequestException", "InvalidParameterValue", "ValidationException"}
+
+
+def classify(exc: BaseException) -> SendError:
+    """The kind of a failed SES call, decided once, here."""
+    if isinstance(exc, SendError):
+        return exc
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or code
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _THROTTLED or status == 429:
+            return SendError(ErrorKind.THROTTLED, f"{code}: {message}")
+        if code == "LimitExceededException":
+            kind = ErrorKind.THROTTLED if "rate" in message.lower() else ErrorKind.QUOTA
+            return SendError(kind, f"{code}: {message}")
+        if code in _PAUSED:
+            return SendError(ErrorKind.PAUSED, f"{code}: {message}")
+        if status >= 500 or code in {"InternalFailure", "ServiceUnavailable", "InternalError"}:
+            return SendError(ErrorKind.TRANSIENT, f"{code or status}: {message}")
+        if code in _PERMANENT or 400 <= status < 500:
+            return SendError(ErrorKind.PERMANENT, f"{code}: {message}")
+        return SendError(ErrorKind.TRANSIENT, f"{code}: {message}")
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return SendError(ErrorKind.TRANSIENT, f"timeout: {exc}")
+    if isinstance(exc, BotoConnectionError | HTTPClientError | OSError):
+        return SendError(ErrorKind.TRANSIENT, f"connection: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return SendError(ErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}")
+    return SendError(ErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}")
+
+
+def send_email_params(email: OutboundEmail) -> dict[str, Any]:
+    """SES v2 SendEmail arguments for one message (Simple content)."""
+    simple: dict[str, Any] = {
+        "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+        "Body": {
+            "Html": {"Data": email.html, "Charset": "UTF-8"},
+            "Text": {"Data": email.text, "Charset": "UTF-8"},
+        },
+    }
+    if email.headers:
+        simple["Headers"] = [{"Name": k, "Value": v} for k, v in email.headers.items()]
+    params: dict[str, Any] = {
+        "FromEmailAddress": email.from_address,
+        "Destination": {"ToAddresses": [email.to]},
+        "Content": {"Simple": simple},
+    }
+    if email.reply_to:
+        params["ReplyToAddresses"] = [email.reply_to]
+    if email.tags:
+        params["EmailTags"] = [{"Name": k, "Value": v} for k, v in email.tags.items()]
+    if email.configuration_set:
+        params["ConfigurationSetName"] = email.configuration_set
+    return params
+
+
+def client_config(max_in_flight: int, timeout: float) -> AioConfig:
+    # botocore's own retries are off: the engine retries by kind, with its own backoff
+    return AioConfig(
+        max_pool_connections=max_in_flight,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        tcp_keepalive=True,
+    )
+
+
+class SesTransport:
+    """SES v2 through aiobotocore: one client per region, opened once, closed at shutdown."""
+
+    def __init__(self, endpoint_url: str | None, max_in_flight: int = 256,
+                 timeout: float = 10.0) -> None:
+        self.endpoint_url = endpoint_url
+        self.config = client_config(max_in_flight, timeout)
+        self._session = get_session()
+        self._stack = AsyncExitStack()
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def client(self, region: str) -> Any:
+        client = self._clients.get(region)
+        if client is None:
+            async with self._lock:
+                client = self._clients.get(region)
+                if client is None:
+                    client = await self._stack.enter_async_context(
+                        self._session.create_client(
+                            "sesv2", region_name=region, endpoint_url=self.endpoint_url,
+                            config=self.config,
+                        )
+                    )
+                    self._clients[region] = client
+        return client
+
+    async def send(self, region: str, email: OutboundEmail) -> str:
+        client = await self.client(region)
+        try:
+            answer = await client.send_email(**send_email_params(email))
+        except Exception as exc:  # noqa: BLE001 - every failure is classified here
+            raise classify(exc) from exc
+        return str(answer["MessageId"])
+
+    async def quota(self, region: str) -> dict[str, float] | None:
+        client = await self.client(region)
+        try:
+            account = await client.get_account()
+        except Exception:  # noqa: BLE001 - moto answers 404; the caller uses a default
+            return None
+        q = account.get("SendQuota", {})
+        return {"max_send_rate": float(q.get("MaxSendRate", 0)),
+                "max_24h_send": float(q.get("Max24HourSend", 0)),
+                "sent_last_24h": float(q.get("SentLast24Hours", 0))}
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._clients.clear()

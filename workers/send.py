@@ -1,0 +1,24 @@
+"""The send queue: launching campaigns and sending their batches."""
+
+from __future__ import annotations
+
+from arq.connections import RedisSettings
+
+from mailer.campaign.dispatch import SEND_QUEUE
+from mailer.campaign.tasks import send_batch, start_campaign
+from mailer.config import get_settings
+from workers.context import shutdown, startup
+
+
+class WorkerSettings:
+    functions = [start_campaign, send_batch]
+    queue_name = SEND_QUEUE
+    on_startup = startup
+    on_shutdown = shutdown
+    max_jobs = 8
+    # leases, not arq's timeout, recover the work of a dead worker
+    job_timeout = 6 * 3600
+    max_tries = 1000
+    poll_delay = 0.05
+    keep_result = 60
+    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
