@@ -196,8 +196,8 @@ async def _put_contacts(client: httpx.AsyncClient, count: int, console: Console)
             while not queue.empty() and not errors:
                 i = queue.get_nowait()
                 email, attrs = _contact(i)
-                answer = await client.put(f"/v1/contacts/{email}", json={
-                    "attributes": attrs, "tags": [DEMO_TAG, "demo"]})
+                answer = await _put(client, f"/v1/contacts/{email}",
+                                    {"attributes": attrs, "tags": [DEMO_TAG, "demo"]})
                 if answer.status_code not in (200, 201):
                     errors.append(f"PUT {email} answered {answer.status_code}: "
                                   f"{answer.text[:300]}")
@@ -206,6 +206,19 @@ async def _put_contacts(client: httpx.AsyncClient, count: int, console: Console)
         await asyncio.gather(*(one_worker() for _ in range(PUT_CONCURRENCY)))
     if errors:
         raise DemoError(errors[0])
+
+
+async def _put(client: httpx.AsyncClient, path: str, body: Any) -> httpx.Response:
+    # PUT is idempotent: a connection the server dropped (e.g. after answering an
+    # unread upload early) is simply tried again
+    for attempt in range(3):
+        try:
+            return await client.put(path, json=body)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 # -- the campaign --------------------------------------------------------------------------
