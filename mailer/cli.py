@@ -9,12 +9,15 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from mailer.config import Settings
 
 app = typer.Typer(help="Bulk and transactional email on Amazon SES.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -26,6 +29,7 @@ err = Console(stderr=True)
 
 QUEUES = ("send", "events", "default")
 
+DEFAULT_DIR = Path(".mailer-dev")
 DirOption = Annotated[Path, typer.Option("--dir", help="Where the dev stack keeps its data.")]
 
 
@@ -38,7 +42,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @app.command()
 def dev(
-    dir: DirOption = Path(".mailer-dev"),  # noqa: A002 - the option is --dir
+    dir: DirOption = DEFAULT_DIR,  # noqa: A002 - the option is --dir
     api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 15432,
     redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 16379,
@@ -94,7 +98,7 @@ def _print_stack(info: dict[str, Any]) -> None:
 
 @app.command()
 def demo(
-    dir: DirOption = Path(".mailer-dev"),  # noqa: A002
+    dir: DirOption = DEFAULT_DIR,  # noqa: A002
     contacts: Annotated[int, typer.Option(help="How many contacts to seed.")] = 10_000,
     api_url: Annotated[str | None, typer.Option(envvar="MAILER_API_URL",
                                                 help="API of a running stack.")] = None,
@@ -136,18 +140,35 @@ def api(
 @app.command()
 def worker(
     queues: Annotated[str | None, typer.Option(
-        help=f"Comma-separated queues to work on (default: all of {', '.join(QUEUES)}).")] = None,
+        help="Comma-separated queues to work on (default: all).")] = None,
 ) -> None:
     """An arq worker."""
+    from workers.main import QUEUES as known
     from workers.main import run
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    unknown = [q for q in names or [] if q not in QUEUES]
+    unknown = [q for q in names or [] if q not in known]
     if unknown:
-        err.print(f"[red]unknown queue(s) {', '.join(unknown)}; use {', '.join(QUEUES)}[/red]")
+        err.print(f"[red]unknown queue(s) {', '.join(unknown)}; use {', '.join(known)}[/red]")
         raise typer.Exit(2)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(names))
+
+
+def _settings() -> Settings:
+    """The settings; without MAILER_DATABASE_URL, those of a dev stack running from here."""
+    from mailer.config import get_settings
+    from mailer.devstack import running_stack
+
+    settings = get_settings()
+    if "database_url" in settings.model_fields_set:
+        return settings
+    info = running_stack(DEFAULT_DIR)
+    if info is None:
+        return settings
+    err.print(f"[dim]using the dev stack running from {DEFAULT_DIR}[/dim]")
+    return settings.model_copy(update={"database_url": info["database_url"],
+                                       "redis_url": info["redis_url"]})
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -173,10 +194,9 @@ def keys_create(
 
 async def _create_key(name: str, scopes: list[str]) -> tuple[int, str]:
     from mailer.auth.service import create_key
-    from mailer.config import get_settings
     from mailer.db import create_engine, create_sessionmaker, transaction
 
-    engine = create_engine(get_settings(), pool_size=1)
+    engine = create_engine(_settings(), pool_size=1)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
             key, raw = await create_key(session, name, scopes)
@@ -196,10 +216,9 @@ def keys_check(key: Annotated[str, typer.Argument(help="The API key.")]) -> None
 
 async def _key_is_live(raw: str) -> bool:
     from mailer.auth.service import authenticate
-    from mailer.config import get_settings
     from mailer.db import create_engine, create_sessionmaker
 
-    engine = create_engine(get_settings(), pool_size=1)
+    engine = create_engine(_settings(), pool_size=1)
     try:
         async with create_sessionmaker(engine)() as session:
             return await authenticate(session, raw) is not None
@@ -215,18 +234,28 @@ def status(
     limit: Annotated[int, typer.Option(help="How many recent campaigns to show.")] = 20,
 ) -> None:
     """Campaigns, queues, regions and reputation as tables."""
-    for table in asyncio.run(_status_tables(limit)):
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    settings = _settings()
+    try:
+        tables = asyncio.run(_status_tables(settings, limit))
+    except (OSError, DBAPIError) as exc:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        err.print(f"cannot read the status from {url} / {settings.redis_url}: "
+                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}", style="red", markup=False)
+        err.print("set MAILER_DATABASE_URL and MAILER_REDIS_URL, or run `mailer dev` here")
+        raise typer.Exit(1) from None
+    for table in tables:
         out.print(table)
 
 
-async def _status_tables(limit: int) -> list[Table]:
+async def _status_tables(settings: Settings, limit: int) -> list[Table]:
     from redis.asyncio import Redis
     from sqlalchemy import text
 
-    from mailer.config import get_settings
     from mailer.db import create_engine
 
-    settings = get_settings()
     engine = create_engine(settings, pool_size=1)
     try:
         async with engine.connect() as conn:

@@ -498,14 +498,12 @@ class DevStack:
         return self.info
 
     def _refuse_if_running(self) -> None:
-        previous = read_stack_file(self.config.base_dir)
-        if previous and previous.get("pid") and psutil.pid_exists(int(previous["pid"])):
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(int(previous["pid"])).status() != psutil.STATUS_ZOMBIE:
-                    raise StackError(
-                        f"a stack is already running from {self.config.base_dir} "
-                        f"(pid {previous['pid']}, API {previous.get('api_url')})"
-                    )
+        previous = running_stack(self.config.base_dir)
+        if previous is not None:
+            raise StackError(
+                f"a stack is already running from {self.config.base_dir} "
+                f"(pid {previous['pid']}, API {previous.get('api_url')})"
+            )
 
     def _start_services(self) -> None:
         cfg = self.config
@@ -605,6 +603,19 @@ def read_stack_file(base_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def running_stack(base_dir: Path) -> dict[str, Any] | None:
+    """The stack.json of a launcher that is still alive, else None."""
+    info = read_stack_file(base_dir)
+    if not info or not info.get("pid"):
+        return None
+    try:
+        if psutil.Process(int(info["pid"])).status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return info
 
 
 def stack_config(base_dir: Path, **ports: Any) -> StackConfig:
