@@ -264,7 +264,7 @@ async def test_timeout_fault_is_a_read_timeout_and_blocks_nothing_else(
         await asyncio.sleep(0.05)
         started = time.monotonic()
         await asyncio.gather(*(client.send_email(**email()) for _ in range(5)))
-        assert time.monotonic() - started < 0.4
+        assert time.monotonic() - started < 1.5  # not held behind the 3 s timeout
         with pytest.raises(ReadTimeoutError):
             await held
     stats = control.stats()["regions"]["us-east-1"]
@@ -288,10 +288,10 @@ def test_latency_is_added_per_region(clean_standin: StandinProcess) -> None:
 
     started = time.monotonic()
     fast.send_email(**email())
-    assert time.monotonic() - started < 0.15
+    assert time.monotonic() - started < 0.2
     started = time.monotonic()
     slow.send_email(**email())
-    assert 0.2 <= time.monotonic() - started < 0.5
+    assert 0.2 <= time.monotonic() - started < 1.0
 
 
 async def test_latency_is_hidden_by_calls_in_flight(clean_standin: StandinProcess) -> None:
@@ -302,7 +302,7 @@ async def test_latency_is_hidden_by_calls_in_flight(clean_standin: StandinProces
         started = time.monotonic()
         await asyncio.gather(*(client.send_email(**email()) for _ in range(50)))
         elapsed = time.monotonic() - started
-    assert 0.2 <= elapsed < 0.6
+    assert 0.2 <= elapsed < 2.0  # 50 calls one after the other would take 10 s
 
 
 def test_calls_have_monotonic_timestamps(clean_standin: StandinProcess) -> None:
@@ -325,12 +325,12 @@ def test_reset_forgets_sends_faults_and_latency(clean_standin: StandinProcess) -
     url, control = clean_standin
     ses(url).send_email(**email())
     control.set_faults([fault("reject")])
-    control.set_latency(500)
+    control.set_latency(2000)
     control.reset()
 
     started = time.monotonic()
     ses(url).send_email(**email())
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.0
     assert [m["seq"] for m in control.messages()] == [1]
 
 
