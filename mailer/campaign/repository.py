@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal, select, text, update
@@ -84,7 +85,7 @@ async def fix_audience(
     suppressed = int((await session.execute(left_out)).scalar_one())
     campaign.first_message_id = first
     campaign.last_message_id = last
-    campaign.audience_fixed_at = func.now()
+    campaign.audience_fixed_at = datetime.now(UTC)
     await session.execute(
         update(CampaignStats)
         .where(CampaignStats.campaign_id == campaign.id)

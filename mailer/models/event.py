@@ -25,7 +25,9 @@ class SnsNotification(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        Index("ix_sns_notifications_unprocessed", "id", postgresql_where=text("processed_at IS NULL")),
+        Index(
+            "ix_sns_notifications_unprocessed", "id", postgresql_where=text("processed_at IS NULL")
+        ),
     )
 
 

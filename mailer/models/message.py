@@ -37,11 +37,10 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    campaign_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE")
-    )
-    # no foreign key: a million-row audience insert must not pay a trigger per row;
-    # erasing a contact clears its messages' personal data in the same transaction
+    # No foreign keys on the columns an audience fix-up writes: a million-row
+    # INSERT … SELECT must not pay a trigger call per row. Campaigns are never deleted;
+    # erasing a contact clears its messages' personal data in the same transaction.
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger)
     contact_id: Mapped[int | None] = mapped_column(BigInteger)
     email: Mapped[str] = mapped_column(Text, nullable=False)
     mail_class: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -58,9 +57,7 @@ class Message(Base):
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
     # transactional content (campaign mail takes it from the campaign)
-    template_version_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("template_versions.id")
-    )
+    template_version_id: Mapped[int | None] = mapped_column(BigInteger)
     from_address: Mapped[str | None] = mapped_column(Text)
     reply_to: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
@@ -73,7 +70,11 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_messages_campaign_status", "campaign_id", "status", "id"),
-        Index("ix_messages_ses_message_id", "ses_message_id"),
+        Index(
+            "ix_messages_ses_message_id",
+            "ses_message_id",
+            postgresql_where=text("ses_message_id IS NOT NULL"),
+        ),
         Index(
             "ix_messages_lease_until",
             "lease_until",
