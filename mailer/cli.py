@@ -82,11 +82,17 @@ def dev(
 
 
 def _print_stack(info: dict[str, Any]) -> None:
+    embedded = set(info.get("embedded", []))
+
+    def origin(name: str) -> str:
+        return "(embedded)" if name in embedded else "(from the environment)"
+
+    ses_note = "sender demo@mailer.test is verified" if "moto" in embedded else origin("moto")
     lines = [
         f"API          {info['api_url']}   (docs {info['api_url']}/docs)",
-        f"PostgreSQL   {info['database_url']}",
-        f"Redis        {info['redis_url']}",
-        f"SES (moto)   {info['ses_endpoint']}   sender demo@mailer.test is verified",
+        f"PostgreSQL   {info['database_url']}   {origin('postgres')}",
+        f"Redis        {info['redis_url']}   {origin('redis')}",
+        f"SES          {info['ses_endpoint']}   {ses_note}",
         f"logs         {info['base_dir']}/logs",
         "",
         "admin API key (also in stack.json):",

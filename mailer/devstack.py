@@ -468,9 +468,12 @@ class DevStack:
         return f"http://{self.config.api_host}:{self.config.api_port}"
 
     def child_env(self) -> dict[str, str]:
+        # fake credentials for the emulator; an endpoint of the user's keeps their own
+        aws = AWS_TEST_ENV if self.config.ses_endpoint is None else {
+            k: os.environ.get(k, v) for k, v in AWS_TEST_ENV.items()}
         return {
             **os.environ,
-            **AWS_TEST_ENV,
+            **aws,
             "MAILER_DATABASE_URL": self.info["database_url"],
             "MAILER_REDIS_URL": self.info["redis_url"],
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
@@ -492,7 +495,9 @@ class DevStack:
         except BaseException:
             self.stop()
             raise
-        self.info.update(api_url=self.api_url, pid=os.getpid(), base_dir=str(cfg.base_dir))
+        self.info.update(api_url=self.api_url, pid=os.getpid(), base_dir=str(cfg.base_dir),
+                         embedded=[s.name for s in self.services
+                                   if s.name not in ("api", "worker")])
         self.stack_file.write_text(json.dumps(self.info, indent=2))
         self.stack_file.chmod(0o600)  # holds an admin key
         return self.info
@@ -624,6 +629,10 @@ def stack_config(base_dir: Path, **ports: Any) -> StackConfig:
 
     settings = Settings()
     given = settings.model_fields_set  # fields that came from the environment
+    if "regions" in given:
+        ports.setdefault("region_rates", ",".join(
+            f"{r}={settings.region_rates[r]:g}" if r in settings.region_rates else r
+            for r in settings.regions))
     return StackConfig(
         base_dir=Path(base_dir).resolve(),
         database_url=settings.database_url if "database_url" in given else None,
