@@ -54,19 +54,26 @@ class Options:
     recipients: int
     workers: int
     rate_seconds: float
+    repeat: int
 
 
 # -- the bare client loop (the yardstick) ----------------------------------------------
 
 
 def measure_bare_loop(proc: StandinProcess, opts: Options, latency_ms: float) -> LoopResult:
-    """SendEmail/s of a bare aiobotocore loop (one client, ``in_flight`` callers)."""
-    proc.control.reset()
-    proc.control.set_latency(latency_ms)
-    result: LoopResult = run(
-        bare_send_loop(proc.url, calls=opts.calls, in_flight=opts.in_flight), opts.uvloop
-    )
-    return result
+    """SendEmail/s of a bare aiobotocore loop (one client, ``in_flight`` callers); the best
+    of ``opts.repeat`` runs, since on a shared machine noise only ever slows a run down."""
+    best: LoopResult | None = None
+    for _ in range(opts.repeat):
+        proc.control.reset()
+        proc.control.set_latency(latency_ms)
+        result: LoopResult = run(
+            bare_send_loop(proc.url, calls=opts.calls, in_flight=opts.in_flight), opts.uvloop
+        )
+        if best is None or result.per_second > best.per_second:
+            best = result
+    assert best is not None
+    return best
 
 
 def measure_standin_ceiling(proc: StandinProcess, opts: Options) -> tuple[LoopResult, float]:
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=20_000, help="SendEmail calls per loop")
     parser.add_argument("--in-flight", type=int, default=200, help="concurrent calls")
     parser.add_argument("--latencies", default="0,50", help="SES latencies (ms) to measure")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N bare-loop runs")
     parser.add_argument("--uvloop", action="store_true", help="run the bare loop on uvloop")
     parser.add_argument("--raw-requests", type=int, default=100_000)
     parser.add_argument("--raw-connections", type=int, default=64)
@@ -179,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         recipients=args.recipients,
         workers=args.workers,
         rate_seconds=args.rate_seconds,
+        repeat=max(args.repeat, 1),
     )
     loop_name = "uvloop" if opts.uvloop else "asyncio"
     rows: list[Row] = []
@@ -219,8 +228,10 @@ def main(argv: list[str] | None = None) -> None:
                     result.per_second,
                     "sends/s",
                     f"{opts.calls} calls, {opts.in_flight} in flight, {loop_name}; client CPU "
-                    f"{result.cpu_seconds / result.calls * 1e6:.0f} us/call, stand-in "
-                    f"{standin_cpu / result.calls * 1e6:.0f} us/call; errors {dict(result.errors)}",
+                    f"{result.cpu_seconds / result.calls * 1e6:.0f} us/call (one idle core: "
+                    f"{result.calls / result.cpu_seconds:.0f}/s), stand-in "
+                    f"{standin_cpu / (result.calls * opts.repeat) * 1e6:.0f} us/call; "
+                    f"errors {dict(result.errors)}",
                 )
             )
         for latency in opts.latencies:
