@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -361,3 +362,12 @@ def test_summary_mode_keeps_recipients_subject_and_tags() -> None:
         assert message["EmailTags"] == [{"Name": "a", "Value": "b"}]
         assert "Content" not in message
         assert proc.control.stats()["regions"]["us-east-1"]["rate"] == 1000
+
+
+def test_bad_control_input_is_a_400_and_changes_nothing(clean_standin: StandinProcess) -> None:
+    _, control = clean_standin
+    control.set_faults([fault("reject", count=1)])
+    with pytest.raises(httpx.HTTPStatusError) as exc:
+        control.set_faults([{"kind": "meteor"}])
+    assert exc.value.response.status_code == 400
+    assert [f["kind"] for f in control.stats()["faults"]] == ["reject"]
