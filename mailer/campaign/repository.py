@@ -144,9 +144,15 @@ async def due_batches(session: AsyncSession, campaign: Campaign, size: int) -> l
 
 _CANCEL_QUEUED = text(
     """
-    WITH moved AS (
-        UPDATE messages SET status = 'cancelled', lease_token = NULL, lease_until = NULL
+    WITH locked AS MATERIALIZED (
+        -- id order, as every statement of the send path locks messages: no deadlock
+        SELECT id FROM messages
          WHERE campaign_id = :id AND status IN ('queued', 'claimed')
+         ORDER BY id FOR UPDATE
+    ), moved AS (
+        UPDATE messages m SET status = 'cancelled', lease_token = NULL, lease_until = NULL
+          FROM locked l
+         WHERE m.id = l.id AND m.status IN ('queued', 'claimed')
         RETURNING 1
     )
     UPDATE campaign_stats SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0)

@@ -58,11 +58,21 @@ async def claim(
 
 
 # Only messages still under our lease may be sent: a lapsed lease may have been taken over.
+# Every statement that may wait on message rows locks them in id order first (the
+# MATERIALIZED ... ORDER BY id FOR UPDATE), so that concurrent renewals, marks, records
+# and releases never deadlock: a deadlock aborts a record flush, and mail SES accepted
+# would then be sent again once the lease lapses.
 _MARK_SENDING = text(
     """
-    UPDATE messages SET status = 'sending', attempts = attempts + 1
-     WHERE id = ANY(:ids) AND lease_token = :token AND status = 'claimed'
-    RETURNING id
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM messages
+         WHERE id = ANY(:ids) AND lease_token = :token AND status = 'claimed'
+         ORDER BY id FOR UPDATE
+    )
+    UPDATE messages m SET status = 'sending', attempts = m.attempts + 1
+      FROM locked l
+     WHERE m.id = l.id AND m.lease_token = :token AND m.status = 'claimed'
+    RETURNING m.id
     """
 )
 
@@ -74,8 +84,14 @@ async def mark_sending(session: AsyncSession, ids: list[int], token: str) -> set
 
 _RENEW = text(
     """
-    UPDATE messages SET lease_until = now() + make_interval(secs => :lease)
-     WHERE status IN ('claimed', 'sending') AND lease_token = :token
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM messages
+         WHERE status IN ('claimed', 'sending') AND lease_token = :token
+         ORDER BY id FOR UPDATE
+    )
+    UPDATE messages m SET lease_until = now() + make_interval(secs => :lease)
+      FROM locked l
+     WHERE m.id = l.id AND m.status IN ('claimed', 'sending') AND m.lease_token = :token
     """
 )
 
@@ -96,6 +112,10 @@ _RECORD = text(
             CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:sids AS text[]),
             CAST(:regions AS text[]), CAST(:errors AS text[]), CAST(:delays AS float8[]))
           AS r(id, outcome, sid, region, error, delay)
+    ), locked AS MATERIALIZED (
+        SELECT id FROM messages
+         WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_token = :token
+         ORDER BY id FOR UPDATE
     ), moved AS (
         UPDATE messages m
            SET status = CASE WHEN r.outcome IN ('retry', 'release', 'throttled')
@@ -108,7 +128,7 @@ _RECORD = text(
                sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
                next_attempt_at = now() + make_interval(secs => COALESCE(r.delay, 0)),
                lease_token = NULL, lease_until = NULL
-          FROM r
+          FROM r JOIN locked l ON l.id = r.id
          WHERE m.id = r.id AND m.lease_token = :token
         RETURNING m.campaign_id, r.outcome, m.maybe_sent
     ), counts AS (
@@ -159,11 +179,17 @@ async def record(session: AsyncSession, outcomes: list[Outcome], token: str) -> 
 # Lapsed leases go back to the queue; a lapsed "sending" may have reached SES.
 _RELEASE_EXPIRED = text(
     """
-    UPDATE messages
-       SET status = 'queued', maybe_sent = maybe_sent OR status = 'sending',
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM messages
+         WHERE status IN ('claimed', 'sending') AND lease_until < now()
+         ORDER BY id FOR UPDATE
+    )
+    UPDATE messages m
+       SET status = 'queued', maybe_sent = m.maybe_sent OR m.status = 'sending',
            lease_token = NULL, lease_until = NULL, next_attempt_at = now()
-     WHERE status IN ('claimed', 'sending') AND lease_until < now()
-    RETURNING campaign_id
+      FROM locked l
+     WHERE m.id = l.id AND m.status IN ('claimed', 'sending') AND m.lease_until < now()
+    RETURNING m.campaign_id
     """
 )
 

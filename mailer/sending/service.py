@@ -13,10 +13,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
@@ -31,6 +32,8 @@ from mailer.suppression.tokens import make_token
 from mailer.template.render import CompiledTemplate, RenderError, compiled_version
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -109,6 +112,19 @@ class CampaignStates:
             self._task.cancel()
 
 
+async def _retry_db(write: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Run a short write transaction, again after a database error (deadlock, restart)."""
+    for attempt in range(attempts):
+        try:
+            return await write()
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            log.warning("db_write_retry", attempt=attempt + 1, exc_info=True)
+            await asyncio.sleep(0.05 * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class BatchReport:
     claimed: int = 0
@@ -176,12 +192,20 @@ class Sender:
         plan = await self.plan(campaign_id)
 
         async def flush_marks(ids: list[int]) -> set[int]:
-            async with transaction(self.sessionmaker) as session:
-                return await repo.mark_sending(session, ids, token)
+            async def once() -> set[int]:
+                async with transaction(self.sessionmaker) as session:
+                    return await repo.mark_sending(session, ids, token)
+
+            return await _retry_db(once)
 
         async def flush_outcomes(outcomes: list[Outcome]) -> int:
-            async with transaction(self.sessionmaker) as session:
-                return await repo.record(session, outcomes, token)
+            # a lost record means mail SES accepted is sent again once the lease lapses:
+            # try hard. Running it again is safe: applied rows no longer carry our token.
+            async def once() -> int:
+                async with transaction(self.sessionmaker) as session:
+                    return await repo.record(session, outcomes, token)
+
+            return await _retry_db(once)
 
         marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=0.003, max_items=200)
         records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,

@@ -1,0 +1,96 @@
+"""Crash safety with real worker processes: SIGKILL mid-campaign, Redis flushed mid-campaign."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import text
+
+from tests import factories
+from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
+
+RATE = "us-east-1=150"
+
+
+async def _count(engine, sql: str, **params) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+async def test_sigkilled_worker_work_is_taken_up_and_resends_are_counted(
+    client, admin, engine, clean_standin, start_worker
+):
+    """A worker killed with SIGKILL mid-campaign: another one finishes it.
+
+    Every recipient gets the mail. A recipient can get it twice only if its SES call was
+    under way (accepted but not yet recorded) at the kill: such messages are still
+    ``sending`` in PostgreSQL right after the kill, so duplicates ≤ that number. When the
+    lease lapses they are marked ``maybe_sent``, and sending them again counts in
+    ``stats.resent`` — conservatively: a call that never reached SES counts too, so
+    ``resent`` ≥ the duplicates the stand-in actually saw.
+    """
+    control = clean_standin.control
+    control.set_latency(30)  # keeps several SES calls in flight at any instant
+    n = 600
+    emails = await seed_contacts(engine, n)
+    first = start_worker(MAILER_REGIONS=RATE, MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin)
+
+    await wait_sent(control, 150)
+    first.kill()
+    killed_at = time.monotonic()
+    sent_at_kill = control.sent()
+    # a commit already on its way when the process died lands within moments; leases
+    # (5 s, renewed every 1.7 s) cannot lapse this early
+    await asyncio.sleep(0.3)
+    in_flight = await _count(
+        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"])
+    assert 0 < sent_at_kill < n
+
+    second = start_worker(MAILER_REGIONS=RATE, MAILER_SEND_BATCH_SIZE="100")
+    await wait_sent(control, sent_at_kill + 1, within=60)
+    resumed_after = time.monotonic() - killed_at
+    assert resumed_after < 60
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
+    seen = recipients(control)
+    assert set(seen) == set(emails), second.log()
+    duplicates = sum(c - 1 for c in seen.values())
+    assert duplicates <= in_flight
+    stats = done["stats"]
+    # every message that was `sending` at the kill is counted, and only those
+    assert duplicates <= stats["resent"] == in_flight
+    assert stats["recipients"] == n and stats["sent"] == n
+    assert stats["failed"] == 0 and stats["queued"] == 0
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["status"] for m in messages} == {"sent"}
+    assert "send_failed_unexpectedly" not in second.log()
+    # each message's SES id is one of the ids the stand-in gave out for that recipient
+    ids = {m["MessageId"] for m in control.messages()}
+    assert all(m["ses_message_id"] in ids for m in messages)
+
+
+async def test_redis_flushed_mid_campaign_loses_nothing_and_sends_nothing_twice(
+    client, admin, engine, redis, clean_standin, start_worker
+):
+    """FLUSHDB drops jobs, owners, heartbeats, buckets: PostgreSQL rebuilds the work."""
+    control = clean_standin.control
+    n = 500
+    emails = await seed_contacts(engine, n)
+    worker = start_worker(MAILER_REGIONS=RATE, MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin)
+
+    await wait_sent(control, 120)
+    await redis.flushdb()
+    flushed_at = control.sent()
+    assert flushed_at < n
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
+    seen = recipients(control)
+    assert set(seen) == set(emails), worker.log()
+    assert max(seen.values()) == 1, [e for e, c in seen.items() if c > 1]
+    assert done["stats"]["sent"] == n and done["stats"]["resent"] == 0
+    assert done["stats"]["queued"] == 0 and done["stats"]["failed"] == 0
+    assert "send_failed_unexpectedly" not in worker.log()
