@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import engine  # noqa: E402
 from bench.common import (  # noqa: E402
     LoopResult,
     Row,
@@ -36,6 +37,8 @@ from bench.common import (  # noqa: E402
     standin,
 )
 from tests.fixtures.standin import StandinProcess  # noqa: E402
+
+LOG_DIR = Path("/tmp/mailer-bench-logs")
 
 RATIO_TARGET = 0.70
 RATE_LIMIT = 300.0
@@ -55,6 +58,7 @@ class Options:
     workers: int
     rate_seconds: float
     repeat: int
+    rss_seconds: float
 
 
 # -- the bare client loop (the yardstick) ----------------------------------------------
@@ -98,59 +102,160 @@ def measure_standin_ceiling(proc: StandinProcess, opts: Options) -> tuple[LoopRe
 # -- worker-side measurements: to be filled in with the campaign engine ----------------
 
 
+def _calls_rate(calls: list[dict[str, Any]], trim: float = 0.0) -> tuple[float, int]:
+    """SES calls per second between the first and the last call (``trim`` s cut off each end)."""
+    times = sorted(c["t"] for c in calls)
+    if len(times) < 2:
+        return 0.0, len(times)
+    lo, hi = times[0] + trim, times[-1] - trim
+    window = [t for t in times if lo <= t <= hi]
+    if len(window) < 2 or window[-1] == window[0]:
+        return 0.0, len(window)
+    return (len(window) - 1) / (window[-1] - window[0]), len(window)
+
+
+def _run_campaign(
+    proc: StandinProcess,
+    opts: Options,
+    recipients: int,
+    workers: int,
+    regions: str,
+    timeout: float,
+    on_tick: Callable[[Any], None] | None = None,
+) -> tuple[str, dict[str, int], engine.Workers]:
+    engine.flush_redis()
+    campaign_id = engine.seed_campaign(recipients)
+    proc.control.reset()
+    pool = engine.start_workers(workers, proc.url, regions, opts.in_flight, LOG_DIR)
+    try:
+        engine.launch(campaign_id)
+        status = engine.wait_for_completion(
+            campaign_id, timeout, (lambda: on_tick(pool)) if on_tick else None
+        )
+        return status, engine.stats(campaign_id), pool
+    finally:
+        pool.stop()
+
+
 def measure_worker(proc: StandinProcess, opts: Options, latency_ms: float) -> float:
     """Campaign sends/s of ONE worker process against ``proc`` at ``latency_ms``.
 
-    Must: create a campaign of enough recipients to run >= 10 s (e.g. 20,000+) in the
-    project database, point one ``mailer worker`` subprocess (same SES client library and
-    config as the bare loop: ``mailer.sending.transport.client_config``) at ``proc.url``
-    with no region rate limit in the way (``MAILER_REGIONS=us-east-1=100000``), launch it,
-    and time from the first to the last SES call using ``proc.control.calls()`` (stand-in
-    timestamps, so the figure is SES calls/s, not API or DB work). Reset the stand-in and
-    set ``proc.control.set_latency(latency_ms)`` first. Return sends per second.
+    A campaign of ``opts.calls`` recipients through one ``mailer worker`` (the same client
+    library and config as the bare loop), no rate limit in the way; timed from the first
+    to the last SES call as the stand-in saw them, so it is SES calls/s.
     """
-    raise NotImplementedError("needs the campaign engine and `mailer worker`")
+    proc.control.set_latency(latency_ms)
+    try:
+        status, stats, _ = _run_campaign(proc, opts, opts.calls, 1, "us-east-1=100000", timeout=600)
+        calls = proc.control.calls()
+    finally:
+        proc.control.set_latency(0)
+    if status != "completed" or stats["sent"] != opts.calls:
+        raise RuntimeError(f"campaign {status}: {stats}")
+    rate, _ = _calls_rate(calls)
+    return rate
 
 
 def measure_rate_accuracy(
     proc: StandinProcess, opts: Options, workers: int = 4, rate: float = RATE_LIMIT
 ) -> dict[str, float]:
-    """Four workers against one region limited to ``rate``/s: achieved rate and throttling.
+    """``workers`` worker processes against one region limited to ``rate``/s.
 
-    Must: set ``proc.control.set_rates({"us-east-1": rate})`` (the stand-in then answers
-    429 above the rate in any 1 s window), start ``workers`` ``mailer worker`` processes
-    sharing one Redis limiter (``MAILER_REGIONS=us-east-1`` so the rate comes from
-    GetAccount, or ``us-east-1=300``), send a campaign big enough for ``opts.rate_seconds``
-    of steady sending, then from ``proc.control.calls()`` take the steady-state rate (drop
-    the first and last second) and from ``proc.control.stats()`` the ``throttled`` count
-    and ``max_window``. Return ``{"rate": sends/s, "throttled": n, "max_window": n}``.
-    Target: rate / limit in [0.97, 1.00] and throttled == 0.
+    The stand-in answers 429 above the rate in any one-second window; the workers share
+    the Redis limiter. Steady-state rate from the stand-in's call times (first and last
+    second dropped), throttled answers and the fullest one-second window from its stats.
     """
-    raise NotImplementedError("needs the campaign engine, `mailer worker` and the limiter")
+    recipients = int(rate * opts.rate_seconds)
+    proc.control.set_rates({"us-east-1": rate})
+    try:
+        status, stats, _ = _run_campaign(
+            proc,
+            opts,
+            recipients,
+            workers,
+            f"us-east-1={rate:g}",
+            timeout=opts.rate_seconds * 4 + 60,
+        )
+        calls = proc.control.calls()
+        standin_stats = proc.control.stats()
+    finally:
+        proc.control.set_rates({"us-east-1": 1_000_000})
+    if status != "completed":
+        raise RuntimeError(f"campaign {status}: {stats}")
+    steady, _ = _calls_rate(calls, trim=1.0)
+    region = standin_stats["regions"].get("us-east-1", {})
+    return {
+        "rate": steady,
+        "throttled": float(standin_stats["totals"]["throttled"]),
+        "max_window": float(region.get("max_window", 0)),
+        "sent": float(stats["sent"]),
+    }
 
 
 def measure_audience_fixup(opts: Options) -> float:
-    """Seconds to fix the audience of a ``opts.recipients``-contact segment at launch.
+    """Seconds to fix the audience of ``opts.recipients`` contacts: ``bench/audience.py``."""
+    import subprocess
 
-    Must: bulk-load ``opts.recipients`` contacts (COPY, not the API) into a fresh
-    database, with a few unsubscribed and suppressed ones, create a segment matching all
-    and a campaign on it, then time ``campaign_service.launch`` (the set-based
-    ``INSERT … SELECT`` of message rows) alone. Check the message row count equals the
-    eligible count. Target: <= 20 s for 1,000,000.
-    """
-    raise NotImplementedError("needs campaign_service.launch")
+    out = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            str(Path(__file__).with_name("audience.py")),
+            "--contacts",
+            str(opts.recipients),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        if line.startswith("audience fix-up:"):
+            return float(line.split(" in ", 1)[1].split(" s", 1)[0])
+    raise RuntimeError(f"no figure in bench/audience.py output: {out[-500:]}")
 
 
 def measure_rss(proc: StandinProcess, opts: Options) -> dict[str, float]:
-    """Peak RSS (MB) of one worker sending a ``opts.recipients``-recipient campaign.
+    """Peak RSS (MB) of one worker during a ``opts.recipients``-recipient campaign.
 
-    Must: start the stand-in with ``record="none"`` or ``"summary"`` (its memory is not
-    the worker's), launch a 1,000,000-recipient campaign, run one ``mailer worker``
-    subprocess and sample its RSS with psutil every 0.5 s until the campaign completes
-    (children included). Return ``{"peak_mb": ..., "first_10pct_mb": ..., "last_10pct_mb":
-    ...}`` so "flat" can be judged too. Target: peak <= 250 MB.
+    The worker's RSS is sampled every 0.5 s from the launch (audience fix-up and hand-out
+    of every batch included) for ``opts.rss_seconds``, or to completion if that is sooner.
+    The first and last tenth of the samples show whether it stays flat.
     """
-    raise NotImplementedError("needs the campaign engine and `mailer worker`")
+    samples: list[float] = []
+    deadline = [0.0]
+
+    def sample(pool: engine.Workers) -> None:
+        import time
+
+        samples.append(max(engine.rss_mb(pid) for pid in pool.pids()))
+        if not deadline[0]:
+            deadline[0] = time.monotonic() + opts.rss_seconds
+        if time.monotonic() > deadline[0]:
+            raise _Enough
+
+    try:
+        _run_campaign(
+            proc,
+            opts,
+            opts.recipients,
+            1,
+            "us-east-1=100000",
+            timeout=opts.rss_seconds + 600,
+            on_tick=sample,
+        )
+    except _Enough:
+        pass
+    tenth = max(1, len(samples) // 10)
+    return {
+        "peak_mb": max(samples),
+        "first_10pct_mb": max(samples[:tenth]),
+        "last_10pct_mb": max(samples[-tenth:]),
+        "seconds": len(samples) * 0.5,
+        "sent": float(proc.control.sent()),
+    }
+
+
+class _Enough(Exception):
+    pass
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -185,6 +290,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--rss-seconds",
+        type=float,
+        default=300.0,
+        help="how long to sample the worker's RSS in the big campaign",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts: bare,worker,rate,rss,fixup (default all)"
+    )
     parser.add_argument("--pin", action="store_true", help="stand-in on CPU 1, this on CPU 0")
     parser.add_argument("--skip-ceiling", action="store_true")
     args = parser.parse_args(argv)
@@ -199,7 +313,14 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         rate_seconds=args.rate_seconds,
         repeat=max(args.repeat, 1),
+        rss_seconds=args.rss_seconds,
     )
+    only = {p.strip() for p in args.only.split(",") if p.strip()}
+
+    def wanted(part: str) -> bool:
+        return not only or part in only
+
+    engine.prepare_database()
     loop_name = "uvloop" if opts.uvloop else "asyncio"
     rows: list[Row] = []
     bare: dict[float, float] = {}
@@ -209,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
 
     pin_to_cpu(0 if args.pin else None)
     with standin(record="none", cpu=1 if args.pin else None) as proc:
-        if not args.skip_ceiling:
+        if not args.skip_ceiling and wanted("bare"):
             raw, cpu_per_request = measure_standin_ceiling(proc, opts)
             rows.append(
                 Row(
@@ -228,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"stand-in CPU {cpu_per_request * 1e6:.0f} us per SendEmail",
                 )
             )
-        for latency in opts.latencies:
+        for latency in opts.latencies if wanted("bare") or wanted("worker") else []:
             result, standin_cpu = measure_bare_loop(proc, opts, latency)
             bare[latency] = result.per_second
             rows.append(
@@ -243,22 +364,33 @@ def main(argv: list[str] | None = None) -> None:
                     f"errors {dict(result.errors)}",
                 )
             )
-        for latency in opts.latencies:
+        for latency in opts.latencies if wanted("worker") else []:
             value, note = attempt(measure_worker, proc, opts, latency)
             worker[latency] = value
             rows.append(Row(f"one worker, {latency:g} ms", value, "sends/s", note))
-        rate, note = attempt(measure_rate_accuracy, proc, opts, opts.workers, RATE_LIMIT)
+        rate, note = (
+            attempt(measure_rate_accuracy, proc, opts, opts.workers, RATE_LIMIT)
+            if wanted("rate")
+            else (None, "skipped")
+        )
         rows.append(
             Row(
                 f"{opts.workers} workers, limit {RATE_LIMIT:g}/s",
                 pick(rate, "rate"),
                 "sends/s",
-                note or f"throttled {pick(rate, 'throttled')}",
+                note
+                or f"throttled {pick(rate, 'throttled')}, fullest 1 s window "
+                f"{pick(rate, 'max_window')}",
             )
         )
-        rss, note = attempt(measure_rss, proc, opts)
+        rss, note = attempt(measure_rss, proc, opts) if wanted("rss") else (None, "skipped")
+        if rss:
+            note = (
+                f"first/last tenth {rss['first_10pct_mb']:.0f}/{rss['last_10pct_mb']:.0f} MB "
+                f"over {rss['seconds']:.0f} s, {rss['sent']:.0f} sent"
+            )
         rows.append(Row("worker peak RSS", pick(rss, "peak_mb"), "MB", note))
-    fixup, note = attempt(measure_audience_fixup, opts)
+    fixup, note = attempt(measure_audience_fixup, opts) if wanted("fixup") else (None, "skipped")
     rows.append(Row(f"audience fix-up, {opts.recipients:,} contacts", fixup, "s", note))
     print_table("Figures", rows)
 

@@ -105,9 +105,14 @@ def html_to_text(body: str) -> str:
     out = _LINK.sub(lambda m: f"{_TAG.sub('', m.group(2)).strip()} ({m.group(1)})", out)
     out = _BLOCK_END.sub("\n", out)
     out = html_lib.unescape(_TAG.sub("", out))
-    lines = [" ".join(line.split()) for line in out.splitlines()]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    # str.split() is much faster here than a whitespace regex
+    out = "\n".join([" ".join(line.split()) for line in out.split("\n")])
+    if "\n\n\n" in out:
+        out = _BLANK_LINES.sub("\n\n", out)
+    return out.strip() + "\n"
+
+
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @lru_cache(maxsize=8)
