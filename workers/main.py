@@ -11,12 +11,14 @@ from arq.worker import Worker
 
 from mailer.config import get_settings
 
-QUEUES = ("send",)
+QUEUES = ("send", "default")
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
     if queue == "send":
         from workers.send import WorkerSettings
+    elif queue == "default":
+        from workers.default import WorkerSettings  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.contact import service
-from mailer.contact.schemas import ContactIn, ContactOut
+from mailer.contact.schemas import ContactIn, ContactOut, ImportAccepted, ImportOut
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
 
 
 @router.put("/contacts/{email}", response_model=ContactOut)
-async def put_contact(email: str, body: ContactIn, session: Session, response: Response) -> ContactOut:
+async def put_contact(
+    email: str, body: ContactIn, session: Session, response: Response
+) -> ContactOut:
     contact, created = await service.put(session, email, body)
     response.status_code = 201 if created else 200
     return contact
@@ -19,3 +21,16 @@ async def put_contact(email: str, body: ContactIn, session: Session, response: R
 @router.get("/contacts/{email}", response_model=ContactOut)
 async def get_contact(email: str, session: Session) -> ContactOut:
     return await service.get(session, email)
+
+
+@router.post("/contacts/imports", status_code=202, response_model=ImportAccepted)
+async def create_import(request: Request, session: Session) -> ImportAccepted:
+    """The raw body is the CSV file (the app's BodyLimit caps it at max_import_bytes)."""
+    body = await request.body()
+    return await service.create_import(session, request.app.state.arq, body,
+                                       request.headers.get("content-type", ""))
+
+
+@router.get("/contacts/imports/{import_id}", response_model=ImportOut)
+async def get_import(import_id: int, session: Session) -> ImportOut:
+    return await service.get_import(session, import_id)

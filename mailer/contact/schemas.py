@@ -22,3 +22,27 @@ class ContactOut(BaseModel):
     suppressed: bool
     created_at: datetime
     updated_at: datetime
+
+
+class ImportAccepted(BaseModel):
+    id: int
+    status: str
+
+
+class ImportRowError(BaseModel):
+    row: int  # line of the file the row starts on; the header is line 1
+    email: str
+    reason: str
+
+
+class ImportOut(BaseModel):
+    id: int
+    status: str
+    total_rows: int  # data rows read so far (all of them once completed)
+    created: int
+    updated: int
+    rejected: int
+    errors: list[ImportRowError]  # the first MAX_ERRORS rejects; `rejected` counts them all
+    failure: str | None
+    created_at: datetime
+    finished_at: datetime | None

@@ -1,0 +1,28 @@
+"""Contact jobs (arq): plain ``async def f(ctx, ...)``, ids not objects, safe to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from arq import Retry
+
+from mailer.contact import service
+
+log = structlog.get_logger(__name__)
+
+IMPORT_TRIES = 5  # a database hiccup is retried; the import resumes after its last chunk
+
+
+async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
+    """Run a CSV import to completion (or resume it); its final status."""
+    try:
+        return await service.run_import(ctx["sessionmaker"], import_id)
+    except Exception as exc:
+        attempt = int(ctx.get("job_try") or 1)
+        log.warning("import_failed_attempt", import_id=import_id, attempt=attempt,
+                    error=f"{type(exc).__name__}: {exc}")
+        if attempt < IMPORT_TRIES:
+            raise Retry(defer=2 * attempt) from exc
+        await service.fail_import(ctx["sessionmaker"], import_id, f"{type(exc).__name__}: {exc}")
+        return "failed"

@@ -1,0 +1,270 @@
+"""CSV contact imports (SPEC 5, 6, 9): good rows in, bad rows reported and skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from mailer.contact import importer, service
+from mailer.db import transaction
+
+CSV = "text/csv"
+
+
+async def upload(client: httpx.AsyncClient, headers: dict[str, str], body: str | bytes,
+                 content_type: str = CSV) -> httpx.Response:
+    content = body.encode() if isinstance(body, str) else body
+    return await client.post("/v1/contacts/imports", content=content,
+                             headers={**headers, "Content-Type": content_type})
+
+
+async def run(client, admin, sessionmaker, body: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+    """Upload ``body``, run the import job function on the real database, read the result."""
+    r = await upload(client, admin, body)
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "pending"
+    import_id = r.json()["id"]
+    assert await service.run_import(sessionmaker, import_id, **kwargs) == "completed"
+    r = await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def contact(client, admin, email: str) -> dict:  # type: ignore[no-untyped-def]
+    r = await client.get(f"/v1/contacts/{email}", headers=admin)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def count(engine, sql: str) -> int:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(sql))).scalar_one())
+
+
+async def test_good_rows_are_imported_with_attributes_and_tags(client, admin, sessionmaker):
+    report = await run(client, admin, sessionmaker,
+                       "email,first_name,city,tags\n"
+                       "ada@example.test,Ada,London,vip;news\n"
+                       " Bob@Example.TEST ,Bob,,news\n")
+    assert report["status"] == "completed"
+    assert (report["total_rows"], report["created"], report["updated"], report["rejected"]) == (
+        2, 2, 0, 0)
+    assert report["errors"] == [] and report["finished_at"] is not None
+    ada = await contact(client, admin, "ada@example.test")
+    assert ada["attributes"] == {"first_name": "Ada", "city": "London"}
+    assert ada["tags"] == ["news", "vip"] and ada["status"] == "subscribed"
+    bob = await contact(client, admin, "bob@example.test")
+    assert bob["attributes"] == {"first_name": "Bob"}  # an empty cell sets nothing
+    assert bob["tags"] == ["news"]
+
+
+async def test_bad_rows_are_reported_with_their_line_and_skipped(client, admin, sessionmaker):
+    report = await run(client, admin, sessionmaker,
+                       "email,name\n"
+                       "good1@example.test,One\n"
+                       "not-an-address,Two\n"
+                       ",Three\n"
+                       "\n"
+                       "good2@example.test,Four,extra\n"
+                       "bad@localhost,Five\n"
+                       '"good3@example.test","Six, with a comma"\n')
+    assert (report["total_rows"], report["created"], report["rejected"]) == (6, 2, 4)
+    errors = {e["row"]: e for e in report["errors"]}
+    assert set(errors) == {3, 4, 6, 7}  # lines of the file; the header is line 1
+    assert errors[3]["email"] == "not-an-address"
+    assert "not a valid email address" in errors[3]["reason"]
+    assert errors[4]["reason"] == "no email address"
+    assert errors[6]["reason"] == "expected 2 fields, found 3"
+    assert errors[7]["email"] == "bad@localhost"
+    assert (await contact(client, admin, "good3@example.test"))["attributes"] == {
+        "name": "Six, with a comma"}
+    r = await client.get("/v1/contacts/good2@example.test", headers=admin)
+    assert r.status_code == 404
+
+
+async def test_reimport_updates_and_merges(client, admin, sessionmaker):
+    await run(client, admin, sessionmaker,
+              "email,first_name,city,tags\na@example.test,Ann,Oslo,news\n")
+    report = await run(client, admin, sessionmaker,
+                       "email,city,plan,tags\n"
+                       "a@example.test,Bergen,pro,vip\n"
+                       "new@example.test,Rome,,\n")
+    assert (report["created"], report["updated"], report["rejected"]) == (1, 1, 0)
+    a = await contact(client, admin, "a@example.test")
+    assert a["attributes"] == {"first_name": "Ann", "city": "Bergen", "plan": "pro"}
+    assert a["tags"] == ["news", "vip"]
+
+
+async def test_same_file_twice_changes_nothing_the_second_time(client, admin, sessionmaker,
+                                                               engine):
+    body = "email,tags\nx@example.test,a;b\ny@example.test,\n"
+    await run(client, admin, sessionmaker, body)
+    before = await count(engine, "SELECT sum(xmin::text::bigint) FROM contacts")
+    report = await run(client, admin, sessionmaker, body)
+    assert (report["created"], report["updated"]) == (0, 2)
+    assert await count(engine, "SELECT sum(xmin::text::bigint) FROM contacts") == before
+
+
+async def test_addresses_are_one_contact_whatever_their_case(client, admin, sessionmaker,
+                                                             engine):
+    r = await client.put("/v1/contacts/Mixed@Example.test", headers=admin,
+                         json={"attributes": {"a": 1}, "tags": []})
+    assert r.status_code == 201
+    report = await run(client, admin, sessionmaker,
+                       "EMAIL,Name\nA@B.test,First\na@b.test,Second\nMIXED@example.TEST,M\n")
+    # repeated rows: the later one wins, counted as an update of the earlier
+    assert (report["created"], report["updated"], report["total_rows"]) == (1, 2, 3)
+    assert await count(engine, "SELECT count(*) FROM contacts") == 2
+    assert (await contact(client, admin, "a@b.test"))["attributes"] == {"Name": "Second"}
+    assert (await contact(client, admin, "mixed@example.test"))["attributes"] == {
+        "a": 1, "Name": "M"}
+
+
+async def test_unsubscribed_contacts_stay_unsubscribed(client, admin, sessionmaker):
+    await client.put("/v1/contacts/gone@example.test", headers=admin, json={})
+    async with transaction(sessionmaker) as session:
+        await session.execute(text("UPDATE contacts SET status = 'unsubscribed',"
+                                   " unsubscribed_at = now()"))
+    await run(client, admin, sessionmaker, "email,tags\ngone@example.test,news\n")
+    gone = await contact(client, admin, "gone@example.test")
+    assert gone["status"] == "unsubscribed" and gone["tags"] == ["news"]
+
+
+@pytest.mark.parametrize(("body", "content_type", "says"), [
+    ("name,city\nAda,London\n", CSV, "no 'email' column"),
+    ("", CSV, "empty"),
+    ("   \n", CSV, "empty"),
+    (b"email\nbj\xf6rk@example.test\n", CSV, "not UTF-8: bad byte at line 2"),
+    (b"email\x00,x\n", CSV, "NUL"),
+    ("email,email\na@b.test,a@b.test\n", CSV, "appears twice"),
+    ("email,,city\n", CSV, "no name"),
+    ('{"email": "a@b.test"}', "application/json", "text/csv"),
+])
+async def test_an_unusable_file_is_a_422_and_stores_nothing(client, admin, engine, body,
+                                                            content_type, says):
+    r = await upload(client, admin, body, content_type)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid" and says in error["message"]
+    assert error["details"][0]["path"][0] in ("body", "header")
+    assert await count(engine, "SELECT count(*) FROM contact_imports") == 0
+
+
+async def test_an_upload_over_the_limit_is_a_413(settings, engine, admin_key):
+    from mailer.app import create_app
+
+    app = create_app(settings.model_copy(update={"max_import_bytes": 1000}))
+    body = "email\n" + "".join(f"user{i}@example.test\n" for i in range(100))
+
+    async def streamed():  # no Content-Length: the limit holds on the bytes received
+        for i in range(0, len(body), 100):
+            yield body[i:i + 100].encode()
+
+    headers = {"Authorization": f"Bearer {admin_key}", "Content-Type": CSV}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.post("/v1/contacts/imports", content=body, headers=headers)
+            assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+            r = await c.post("/v1/contacts/imports", content=streamed(), headers=headers)
+            assert r.status_code == 413
+    assert await count(engine, "SELECT count(*) FROM contact_imports") == 0
+
+
+async def test_unknown_import_is_a_404(client, admin):
+    r = await client.get("/v1/contacts/imports/999", headers=admin)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+async def test_a_finished_import_does_nothing_when_run_again(client, admin, sessionmaker):
+    report = await run(client, admin, sessionmaker, "email\na@example.test\n")
+    assert await service.run_import(sessionmaker, report["id"]) == "completed"
+    again = (await client.get(f"/v1/contacts/imports/{report['id']}", headers=admin)).json()
+    assert again == report
+
+
+async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sessionmaker):
+    r = await upload(client, admin, "email\n" + "".join(f"u{i}@example.test\n" for i in range(7)))
+    import_id = r.json()["id"]
+    # as left by a worker that died after committing its first chunk of 3 rows
+    async with transaction(sessionmaker) as session:
+        await session.execute(text("UPDATE contact_imports SET status = 'running',"
+                                   " total_rows = 3, created = 3 WHERE id = :id"),
+                              {"id": import_id})
+        for i in range(3):
+            await session.execute(text("INSERT INTO contacts (email) VALUES (:e)"),
+                                  {"e": f"u{i}@example.test"})
+    assert await service.run_import(sessionmaker, import_id, chunk_rows=3) == "completed"
+    report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
+    assert (report["total_rows"], report["created"], report["updated"]) == (7, 7, 0)
+
+
+async def test_two_runs_at_once_count_every_row_once(client, admin, sessionmaker, engine):
+    body = "email\n" + "".join(f"u{i}@example.test\n" for i in range(50))
+    import_id = (await upload(client, admin, body)).json()["id"]
+    results = await asyncio.gather(service.run_import(sessionmaker, import_id, chunk_rows=5),
+                                   service.run_import(sessionmaker, import_id, chunk_rows=5))
+    assert "completed" in results
+    report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
+    assert (report["status"], report["total_rows"], report["created"]) == ("completed", 50, 50)
+    assert await count(engine, "SELECT count(*) FROM contacts") == 50
+
+
+async def test_errors_are_capped_but_every_reject_is_counted(client, admin, sessionmaker):
+    body = "email\n" + "bad\n" * (importer.MAX_ERRORS + 5) + "ok@example.test\n"
+    report = await run(client, admin, sessionmaker, body, chunk_rows=300)
+    assert report["rejected"] == importer.MAX_ERRORS + 5 and report["created"] == 1
+    assert len(report["errors"]) == importer.MAX_ERRORS
+    assert report["errors"][-1]["row"] == importer.MAX_ERRORS + 1
+
+
+async def test_a_worker_runs_the_import(client, admin, start_worker):
+    worker = start_worker()
+    r = await upload(client, admin, "email,tags\nw1@example.test,x\nnope,\n")
+    import_id = r.json()["id"]
+    deadline = time.monotonic() + 60
+    report: dict = {}
+    while time.monotonic() < deadline:
+        report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
+        if report["status"] in ("completed", "failed"):
+            break
+        await asyncio.sleep(0.2)
+    assert report["status"] == "completed", worker.log()
+    assert (report["created"], report["rejected"]) == (1, 1)
+    assert report["errors"][0]["row"] == 3
+
+
+TRICKY = [
+    "a@b.co", "a.b@c.d.museum", "a..b@c.com", ".a@b.com", "a.@b.com", "a@-b.com", "a@b-.com",
+    "a@b.c", "a@b.123", "a@localhost", "a@b.local", "a@x.onion", "a@b.invalid", "a@in-addr.arpa",
+    "a@xn--nxasmq6b.com", "a@xn--zz.com", "a@ab--cd.com", "a@b.test", "x" * 65 + "@b.com",
+    "a@" + "b" * 64 + ".com", "a@" + ("b" * 60 + ".") * 5 + "com", "o'neil@b.com",
+    "a+tag@b.com", "a{b}@c.org", "a@b_c.com", "a b@c.com", "a@b..com", "a@.b.com",
+]
+
+
+@pytest.mark.parametrize("address", TRICKY)
+def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) -> None:
+    if importer.fast_valid(address):
+        validate_email(address, check_deliverability=False, test_environment=True)
+    try:
+        validate_email(address, check_deliverability=False, test_environment=True)
+        expected = None
+    except EmailNotValidError:
+        expected = "invalid"
+    assert (importer.address_problem(address) is None) == (expected is None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}",
+                     fullmatch=True))
+def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
+    if importer.fast_valid(address):
+        validate_email(address, check_deliverability=False, test_environment=True)
