@@ -1,13 +1,33 @@
-"""The default queue: jobs that are neither sending nor feedback (CSV contact imports)."""
+"""The default queue: jobs that are neither sending nor feedback (CSV contact imports).
+
+Its jobs need only the database, so it builds only that: ``workers.context.startup`` would
+start a second SES client, rate limiter and campaign reconciler in every ``mailer worker``
+process, which already runs them for the send queue.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from arq.connections import RedisSettings
 
 from mailer.config import get_settings
 from mailer.contact.service import IMPORT_QUEUE
 from mailer.contact.tasks import IMPORT_TRIES, import_contacts
-from workers.context import shutdown, startup
+from mailer.db import create_engine, create_sessionmaker
+from mailer.logging import configure_logging
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    engine = create_engine(settings, pool_size=4)
+    ctx.update(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "engine" in ctx:
+        await ctx["engine"].dispose()
 
 
 class WorkerSettings:
