@@ -42,6 +42,11 @@ class RegionHealth:
         for i, region in enumerate(self.regions):
             if values[2 * i] is not None or values[2 * i + 1] is not None:
                 down.add(region)
+        # half-open: the first sends to a region that comes back are probes; one failure
+        # takes it out again (not another ``failure_threshold`` failed messages), one
+        # success closes the circuit
+        for region in self._down - down:
+            self._failures[region] = self.failure_threshold - 1
         self._down = down
 
     def pick(self, candidates: list[str]) -> str | None:

@@ -120,8 +120,12 @@ _RECORD = text(
         UPDATE messages m
            SET status = CASE WHEN r.outcome IN ('retry', 'release', 'throttled')
                              THEN 'queued' ELSE r.outcome END,
-               -- throttling is retried without limit: it does not use up an attempt
-               attempts = m.attempts - CASE WHEN r.outcome = 'throttled' THEN 1 ELSE 0 END,
+               -- throttling is retried without limit: it does not use up an attempt;
+               -- nor does a release after marking (no SES call was made)
+               attempts = m.attempts - CASE
+                   WHEN r.outcome = 'throttled' THEN 1
+                   WHEN r.outcome = 'release' AND m.status = 'sending' THEN 1
+                   ELSE 0 END,
                ses_message_id = COALESCE(r.sid, m.ses_message_id),
                region = COALESCE(r.region, m.region),
                error = CASE WHEN r.outcome = 'release' THEN m.error ELSE r.error END,

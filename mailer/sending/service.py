@@ -287,16 +287,24 @@ class Sender:
                 email = self.build(plan, message, contact)
             except RenderError as exc:
                 return Outcome(message.id, "failed", error=str(exc)[:1000])
-            await self.health.refresh()
-            region = self.health.pick(plan.regions)
-            if region is None:
-                return Outcome(message.id, "release", delay=1.0)
-            await self.limiter.acquire(region, plan.mail_class)
-            # the pause may have come while we waited for a token
-            if not self.states.is_sending(plan.id):
-                return Outcome(message.id, "release")
+            while True:
+                await self.health.refresh()
+                region = self.health.pick(plan.regions)
+                if region is None:
+                    return Outcome(message.id, "release", delay=1.0)
+                await self.limiter.acquire(region, plan.mail_class)
+                # the pause may have come while we waited for a token
+                if not self.states.is_sending(plan.id):
+                    return Outcome(message.id, "release")
+                # the region's circuit may have opened meanwhile: go elsewhere, not into it
+                if not self.health.is_down(region):
+                    break
             if message.id not in await marks.submit(message.id):
                 return None  # our lease lapsed and another worker has the message
+            # marking took a database round trip: look again before the call (no attempt
+            # is used up by a release from ``sending``)
+            if not self.states.is_sending(plan.id) or self.health.is_down(region):
+                return Outcome(message.id, "release")
             try:
                 sid = await self.transport.send(region, email)
             except SendError as exc:

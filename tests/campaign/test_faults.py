@@ -1,0 +1,177 @@
+"""SES misbehaving: throttling, 5xx, timeouts, rejections, a failing region, template errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mailer.sending.standin_client import fault
+from tests import factories
+from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
+
+
+async def test_fault_mix_loses_nothing_and_throttling_never_fails_a_message(
+    client, admin, engine, clean_standin, start_worker
+):
+    """30 throttles, 5 server errors and 3 timeouts on the first calls: all mail goes out.
+
+    Transient faults total 8, under the breaker threshold (10 in a row) and the attempt
+    bound (6), so the expected outcome is exact: everything sent, once, nothing failed.
+    """
+    control = clean_standin.control
+    n = 300
+    emails = await seed_contacts(engine, n)
+    control.set_faults([
+        fault("throttle", count=30),
+        fault("error500", count=5),
+        fault("timeout", count=3, hold_s=3),
+    ])
+    start_worker(MAILER_REGIONS="us-east-1=200", MAILER_SES_TIMEOUT_SECONDS="1",
+                 MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin)
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    stats = control.stats()
+    assert stats["totals"]["faults"] == {"throttle": 30, "error500": 5, "timeout": 3}
+    seen = recipients(control)
+    assert set(seen) == set(emails)
+    assert max(seen.values()) == 1  # a timed-out call never reached the stand-in's records
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["status"] for m in messages} == {"sent"}
+    # throttling does not use up attempts: only real calls and transient faults count
+    assert sum(m["attempts"] for m in messages) == n + 5 + 3
+
+
+async def test_throttled_forever_is_retried_not_failed(
+    client, admin, engine, clean_standin, start_worker
+):
+    """Only 429s for a while: more throttles than messages × the transient attempt bound
+    (6), so some message was throttled more often than a transient error may repeat —
+    and still nothing fails; once SES lets mail through, all of it goes, each once."""
+    control = clean_standin.control
+    n = 10
+    emails = await seed_contacts(engine, n)
+    control.set_faults([fault("throttle")])
+    start_worker(MAILER_REGIONS="us-east-1=100")
+    campaign = await launch(client, admin)
+
+    deadline = time.monotonic() + 25
+    while control.stats()["totals"]["faults"].get("throttle", 0) < 7 * n:
+        assert time.monotonic() < deadline, control.stats()
+        await asyncio.sleep(0.1)
+    body = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=admin)).json()
+    assert body["status"] == "sending" and body["stats"]["failed"] == 0
+    control.clear_faults()
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    seen = recipients(control)
+    assert set(seen) == set(emails) and max(seen.values()) == 1
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["attempts"] for m in messages} == {1}  # throttles used up no attempt
+
+
+@pytest.mark.regions("us-east-1=150", "eu-west-1=150")
+async def test_failing_region_traffic_moves_to_the_healthy_one(
+    client, admin, engine, clean_standin, start_worker
+):
+    """eu-west-1 answers 500 to everything: the breaker takes it out, us-east-1 sends all."""
+    control = clean_standin.control
+    n = 450
+    emails = await seed_contacts(engine, n)
+    control.set_faults([fault("region_down", region="eu-west-1")])
+    start_worker(MAILER_REGIONS="us-east-1=150,eu-west-1=150", MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin, regions=["us-east-1", "eu-west-1"])
+    assert campaign["regions"] == ["us-east-1", "eu-west-1"]
+
+    # the breaker opens after 10 failures in a row; from then on eu-west-1 sees no call
+    deadline = time.monotonic() + 10
+    eu_calls = []
+    while time.monotonic() < deadline:
+        eu = control.stats()["regions"].get("eu-west-1", {}).get("calls", 0)
+        eu_calls.append(eu)
+        if len(eu_calls) > 10 and eu > 0 and eu_calls[-10] == eu:
+            break
+        await asyncio.sleep(0.1)
+    stalled_at = eu_calls[-1]
+    assert stalled_at > 0
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    stats = control.stats()
+    assert stats["regions"]["eu-west-1"]["calls"] == stalled_at
+    assert stats["regions"]["eu-west-1"]["sent"] == 0
+    assert stats["regions"]["us-east-1"]["sent"] == n
+    assert set(recipients(control)) == set(emails)
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["region"] for m in messages} == {"us-east-1"}
+    assert {m["status"] for m in messages} == {"sent"}
+
+
+async def test_rejections_and_template_errors_fail_only_their_messages(
+    client, admin, engine, clean_standin, start_worker
+):
+    """MessageRejected → failed with the reason; a contact missing an attribute the
+    template needs (strict undefined) fails only that message."""
+    control = clean_standin.control
+    n = 40
+    emails = await seed_contacts(
+        engine, n, attributes=lambda i: {} if i == 7 else {"code": f"c{i}"})
+    template = await factories.template(
+        client, admin, subject="Your code {{ contact.attributes.code.upper() }}")
+    control.set_faults([fault("reject", count=3, message="Email address is not verified.")])
+    start_worker()
+    campaign = await launch(client, admin, template_id=template["id"])
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    assert done["stats"]["failed"] == 4 and done["stats"]["sent"] == n - 4
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    failed = {m["email"]: m for m in messages if m["status"] == "failed"}
+    assert len(failed) == 4
+    broken = failed.pop("user7@example.test")
+    assert "code" in broken["error"] and broken["ses_message_id"] is None
+    assert all("MessageRejected" in m["error"] and "not verified" in m["error"]
+               for m in failed.values())
+    seen = recipients(control)
+    assert set(seen) == set(emails) - set(failed) - {"user7@example.test"}
+    assert all(
+        m["Content"]["Simple"]["Subject"]["Data"].startswith("Your code C")
+        for m in control.messages())
+
+
+@pytest.mark.regions("us-east-1=150", "eu-west-1=150")
+async def test_broken_region_is_probed_cheaply_and_comes_back_when_it_heals(
+    client, admin, engine, clean_standin, start_worker
+):
+    """Breaker open for 1 s at a time: each re-probe of a region that still fails costs a
+    few calls, not another full threshold of failed messages; once it heals it gets
+    traffic again. Nothing fails either way."""
+    control = clean_standin.control
+    n = 900
+    emails = await seed_contacts(engine, n)
+    control.set_faults([fault("region_down", region="eu-west-1")])
+    start_worker(MAILER_REGIONS="us-east-1=150,eu-west-1=150", MAILER_SEND_BATCH_SIZE="100",
+                 MAILER_REGION_OPEN_SECONDS="1")
+    campaign = await launch(client, admin, regions=["us-east-1", "eu-west-1"])
+    await wait_sent(control, 1)
+    started = time.monotonic()
+
+    await asyncio.sleep(3.5)
+    eu = control.stats()["regions"]["eu-west-1"]
+    elapsed = time.monotonic() - started
+    assert eu["sent"] == 0
+    # 10 to open it the first time; then one probe (plus the odd call already past the
+    # check) per re-opening, about one a second; re-probing with a full threshold of
+    # failures would cost ~10 each time
+    assert eu["calls"] <= 12 + 2 * (elapsed + 1), eu
+    control.clear_faults()
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    stats = control.stats()["regions"]
+    assert stats["eu-west-1"]["sent"] > 0  # the region came back
+    assert stats["eu-west-1"]["sent"] + stats["us-east-1"]["sent"] == n
+    assert set(recipients(control)) == set(emails)
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
