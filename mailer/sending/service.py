@@ -61,18 +61,28 @@ _PLAN = text(
 
 
 class CampaignStates:
-    """Which campaigns are sending, as seen at most ``refresh`` seconds ago (pause → stop)."""
+    """Which campaigns are sending, as seen at most ``refresh`` seconds ago (pause → stop).
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], refresh: float = 0.25):
+    A view older than ``stale_after`` (the database did not answer) counts as not
+    sending: a pause must stop SES calls within 2 s even when polling stalls.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], refresh: float = 0.25,
+                 stale_after: float = 1.0):
         self.sessionmaker = sessionmaker
         self.refresh = refresh
+        self.stale_after = stale_after
         self._status: dict[int, str] = {}
+        self._seen_at: dict[int, float] = {}
         self._watching: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def watch(self, campaign_id: int, status: str = "sending") -> None:
+        """Start following a campaign whose ``status`` was just read (by the claim)."""
         self._watching[campaign_id] = self._watching.get(campaign_id, 0) + 1
-        self._status.setdefault(campaign_id, status)
+        if campaign_id not in self._status:
+            self._status[campaign_id] = status
+            self._seen_at[campaign_id] = time.monotonic()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="campaign-states")
 
@@ -81,16 +91,19 @@ class CampaignStates:
         if left <= 0:
             self._watching.pop(campaign_id, None)
             self._status.pop(campaign_id, None)
+            self._seen_at.pop(campaign_id, None)
         else:
             self._watching[campaign_id] = left
 
     def is_sending(self, campaign_id: int) -> bool:
-        return self._status.get(campaign_id) == "sending"
+        fresh = time.monotonic() - self._seen_at.get(campaign_id, 0.0) < self.stale_after
+        return fresh and self._status.get(campaign_id) == "sending"
 
     async def poll(self) -> None:
         ids = list(self._watching)
         if not ids:
             return
+        asked = time.monotonic()  # the answer is as old as the question
         async with self.sessionmaker() as session:
             rows = await session.execute(
                 text("SELECT id, status FROM campaigns WHERE id = ANY(CAST(:ids AS bigint[]))"),
@@ -98,6 +111,7 @@ class CampaignStates:
             )
             for row in rows:
                 self._status[row.id] = row.status
+                self._seen_at[row.id] = asked
 
     async def _run(self) -> None:
         while self._watching:
