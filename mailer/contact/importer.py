@@ -142,9 +142,13 @@ class Chunk:
             yield email, json.dumps(attributes), sorted(tags)
 
 
-def read_chunks(source: bytes, size: int, skip: int = 0,
-                errors_room: int = MAX_ERRORS) -> Iterator[Chunk]:
-    """The data rows after the first ``skip`` ones, ``size`` at a time."""
+def read_chunks(source: bytes, size: int, skip: int = 0, errors_room: int = MAX_ERRORS,
+                breather: int = 1000) -> Iterator[Chunk | None]:
+    """The data rows after the first ``skip`` ones, ``size`` at a time.
+
+    Every ``breather`` rows it yields None: the caller's chance to let its event loop run
+    (this parsing is CPU work that would otherwise hold the loop for a whole chunk).
+    """
     reader = csv.reader(_lines(source))
     header = parse_header(next(reader))
     email_at, tags_at, width = header.email, header.tags, header.width
@@ -171,6 +175,8 @@ def read_chunks(source: bytes, size: int, skip: int = 0,
         if not raw and not any(f.strip() for f in fields):
             continue  # a blank line
         count += 1
+        if count % breather == 0:
+            yield None
         if count <= skip:
             continue
         chunk.read += 1

@@ -108,15 +108,19 @@ async def run_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: 
                                   errors_room=importer.MAX_ERRORS - kept)
     writing: asyncio.Task[int] | None = None
     try:
-        while True:
-            # parse the next chunk in a thread while PostgreSQL merges the previous one
-            chunk = await asyncio.to_thread(next, chunks, None)
+        for chunk in chunks:
+            if chunk is None:
+                # parsing is CPU work in this thread (a thread of its own was slower: the
+                # GIL); the pause lets the loop run other jobs and the previous chunk's
+                # write, so PostgreSQL merges chunk n while chunk n + 1 is being read
+                await asyncio.sleep(0)
+                continue
             if writing is not None:
                 done = await writing
-                writing = None
-            if chunk is None:
-                break
             writing = asyncio.create_task(_write_chunk(sessionmaker, import_id, chunk, done))
+        if writing is not None:
+            done = await writing
+            writing = None
     except _Superseded:
         return "superseded"
     finally:
