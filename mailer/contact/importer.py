@@ -121,9 +121,14 @@ def _lines(source: bytes) -> Iterator[str]:
 
 @dataclass
 class Chunk:
-    """Good rows of one stretch of the file, unique by address, plus what was rejected."""
+    """Good rows of one stretch of the file, unique by address, plus what was rejected.
 
-    rows: dict[str, tuple[dict[str, str], set[str]]] = field(default_factory=dict)
+    A row's attributes are its values in the order of ``keys``, None for an empty cell
+    (which leaves the contact's attribute as it is): no JSON is built in Python.
+    """
+
+    keys: list[str]
+    rows: dict[str, tuple[list[str | None], set[str]]] = field(default_factory=dict)
     read: int = 0  # data rows read, good and bad
     merged: int = 0  # rows folded into an earlier row of this chunk (they count as updates)
     rejected: int = 0
@@ -135,11 +140,9 @@ class Chunk:
             self.errors.append({"row": line, "email": email[:_MAX_REPORTED_EMAIL],
                                 "reason": reason})
 
-    def records(self) -> Iterator[tuple[str, str, list[str]]]:
-        import json
-
-        for email, (attributes, tags) in self.rows.items():
-            yield email, json.dumps(attributes), sorted(tags)
+    def records(self) -> Iterator[tuple[str, list[str | None], list[str]]]:
+        for email, (values, tags) in self.rows.items():
+            yield email, values, sorted(tags)
 
 
 def read_chunks(source: bytes, size: int, skip: int = 0, errors_room: int = MAX_ERRORS,
@@ -152,9 +155,10 @@ def read_chunks(source: bytes, size: int, skip: int = 0, errors_room: int = MAX_
     reader = csv.reader(_lines(source))
     header = parse_header(next(reader))
     email_at, tags_at, width = header.email, header.tags, header.width
-    attribute_columns = header.attributes
+    keys = [name for name, _ in header.attributes]
+    value_columns = [i for _, i in header.attributes]
     room = errors_room
-    chunk = Chunk()
+    chunk = Chunk(keys)
     rows = chunk.rows
     last_line = reader.line_num
     count = 0
@@ -190,22 +194,24 @@ def read_chunks(source: bytes, size: int, skip: int = 0, errors_room: int = MAX_
             if problem is not None:
                 chunk.reject(line, raw, problem, room)
             else:
-                attributes = {name: v for name, i in attribute_columns if (v := fields[i].strip())}
+                values = [fields[i].strip() or None for i in value_columns]
                 tags = set()
                 if tags_at is not None and fields[tags_at]:
                     tags = set(map(str.strip, fields[tags_at].split(";")))
                     tags.discard("")
                 earlier = rows.get(email)
                 if earlier is None:
-                    rows[email] = (attributes, tags)
+                    rows[email] = (values, tags)
                 else:
-                    earlier[0].update(attributes)
+                    earlier[0][:] = [
+                        old if new is None else new for old, new in zip(earlier[0], values,
+                                                                        strict=True)]
                     earlier[1].update(tags)
                     chunk.merged += 1
         if chunk.read >= size:
             room -= len(chunk.errors)
             yield chunk
-            chunk = Chunk()
+            chunk = Chunk(keys)
             rows = chunk.rows
     if chunk.read:
         yield chunk

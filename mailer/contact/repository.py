@@ -86,7 +86,7 @@ async def import_source(session: AsyncSession, import_id: int) -> bytes | None:
 # the same file costs no new row versions), and are counted as updated all the same.
 _STAGING = text(
     """
-    CREATE TEMP TABLE contact_import_rows (email text, attributes jsonb, tags text[])
+    CREATE TEMP TABLE contact_import_rows (email text, attribute_values text[], tags text[])
         ON COMMIT DROP
     """
 )
@@ -94,7 +94,9 @@ _MERGE = text(
     """
     WITH upserted AS (
         INSERT INTO contacts AS c (email, attributes, tags)
-        SELECT email, attributes, tags FROM contact_import_rows
+        SELECT email, jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), attribute_values)),
+               tags
+          FROM contact_import_rows
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
                tags = CASE WHEN c.tags @> EXCLUDED.tags THEN c.tags
@@ -109,16 +111,19 @@ _MERGE = text(
 )
 
 
-async def merge_contacts(session: AsyncSession,
-                         records: Iterable[tuple[str, str, list[str]]]) -> int:
-    """Upsert (email, attributes JSON, tags) records, unique by email; the number created."""
+async def merge_contacts(session: AsyncSession, keys: list[str],
+                         records: Iterable[tuple[str, list[str | None], list[str]]]) -> int:
+    """Upsert (email, attribute values, tags) records, unique by email; the number created.
+
+    The values line up with ``keys``; a None value leaves that attribute alone.
+    """
     await session.execute(_STAGING)
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None  # the session's connection is checked out and open
     await raw.copy_records_to_table(
-        "contact_import_rows", records=records, columns=["email", "attributes", "tags"])
-    return int((await session.execute(_MERGE)).scalar_one())
+        "contact_import_rows", records=records, columns=["email", "attribute_values", "tags"])
+    return int((await session.execute(_MERGE, {"keys": keys})).scalar_one())
 
 
 _RECORD_CHUNK = text(

@@ -142,7 +142,9 @@ async def _write_chunk(sessionmaker: async_sessionmaker[AsyncSession], import_id
         state = await repository.lock_import(session, import_id)
         if state is None or state[0] != "running" or state[1] != done:
             raise _Superseded
-        created = await repository.merge_contacts(session, chunk.records()) if chunk.rows else 0
+        created = 0
+        if chunk.rows:
+            created = await repository.merge_contacts(session, chunk.keys, chunk.records())
         await repository.record_chunk(
             session, import_id, read=chunk.read, created=created,
             updated=len(chunk.rows) - created + chunk.merged, rejected=chunk.rejected,

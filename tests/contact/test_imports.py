@@ -268,3 +268,10 @@ def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) 
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
     if importer.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
+
+
+async def test_attribute_values_are_kept_as_written(client, admin, sessionmaker):
+    await run(client, admin, sessionmaker,
+              'email,note,city\nq@example.test,"He said ""hi"" \\ to Zoë",Zürich\n')
+    assert (await contact(client, admin, "q@example.test"))["attributes"] == {
+        "note": 'He said "hi" \\ to Zoë', "city": "Zürich"}
