@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from arq.connections import RedisSettings
+from arq.cron import cron
 
 from mailer.config import get_settings
 from mailer.contact.service import IMPORT_QUEUE
-from mailer.contact.tasks import IMPORT_TRIES, import_contacts
+from mailer.contact.tasks import IMPORT_TRIES, import_contacts, resume_imports
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 
@@ -32,6 +33,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     functions = [import_contacts]
+    # Redis holds only what can be rebuilt: imports whose job was lost are enqueued again
+    cron_jobs = [cron(resume_imports, second={0}, run_at_startup=True)]
     queue_name = IMPORT_QUEUE
     on_startup = startup
     on_shutdown = shutdown

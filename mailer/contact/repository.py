@@ -153,3 +153,8 @@ async def finish_import(session: AsyncSession, import_id: int, status: str,
         text("UPDATE contact_imports SET status = :status, failure = :failure, source = NULL,"
              " finished_at = now() WHERE id = :id"),
         {"id": import_id, "status": status, "failure": failure})
+
+
+async def unfinished_imports(session: AsyncSession) -> list[int]:
+    query = select(ContactImport.id).where(ContactImport.status.in_(("pending", "running")))
+    return list((await session.execute(query)).scalars())

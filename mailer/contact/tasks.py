@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from mailer.contact import service
+from mailer.contact import repository, service
 
 log = structlog.get_logger(__name__)
 
@@ -26,3 +26,15 @@ async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
             raise Retry(defer=2 * attempt) from exc
         await service.fail_import(ctx["sessionmaker"], import_id, f"{type(exc).__name__}: {exc}")
         return "failed"
+
+
+async def resume_imports(ctx: dict[str, Any]) -> int:
+    """Enqueue every unfinished import (the queue may have lost it); the number enqueued.
+
+    An import's job id is fixed, so one still queued or running is not enqueued twice.
+    """
+    async with ctx["sessionmaker"]() as session:
+        ids = await repository.unfinished_imports(session)
+    for import_id in ids:
+        await service.enqueue_import(ctx["redis"], import_id)
+    return len(ids)
