@@ -11,6 +11,7 @@ by key, tags united), exactly as if the rows were imported one after the other.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -71,12 +72,17 @@ class Header:
     attributes: tuple[tuple[str, int], ...]
 
 
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        raise Invalid.at(["body"], f"the file is not UTF-8: bad byte at line {line}") from exc
+def _check_utf8(body: bytes) -> None:
+    # slice by slice: a 200 MB upload must not become a second, larger copy as str
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    step = 1 << 20
+    for start in range(0, len(body), step):
+        try:
+            decoder.decode(view[start:start + step], final=start + step >= len(body))
+        except UnicodeDecodeError as exc:
+            line = body[: start + exc.start].count(b"\n") + 1
+            raise Invalid.at(["body"], f"the file is not UTF-8: bad byte at line {line}") from exc
 
 
 def parse_header(fields: list[str]) -> Header:
@@ -107,8 +113,9 @@ def check_upload(body: bytes) -> Header:
         raise Invalid.at(["body"], "the file is empty: send a CSV file with a header row")
     if b"\x00" in body:
         raise Invalid.at(["body"], "not a CSV file: it contains NUL bytes")
-    text = _decode(body)  # the whole file: a bad byte anywhere is refused now, not later
-    first = next(csv.reader(io.StringIO(text[: 64 * 1024], newline="")), None)
+    _check_utf8(body)  # the whole file: a bad byte anywhere is refused now, not later
+    head = body[: 64 * 1024].decode("utf-8-sig", errors="ignore")
+    first = next(csv.reader(io.StringIO(head, newline="")), None)
     if not first:
         raise Invalid.at(["body", "header"], "the first line must be a header row")
     return parse_header(first)
