@@ -60,6 +60,38 @@ async def ensure_database(url: str) -> None:
     await admin.dispose()
 
 
+async def run_job(database_url: str, import_id: int) -> None:
+    """The child of --job-process: the job alone, as a worker runs it; prints its peak RSS."""
+    me = psutil.Process()
+    peak = 0
+
+    async def sample() -> None:
+        # sampled, not ru_maxrss: that one starts from the parent's size at fork
+        nonlocal peak
+        while True:
+            peak = max(peak, me.memory_info().rss)
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    engine = create_engine(Settings(database_url=database_url))
+    start_rss = me.memory_info().rss
+    status = await service.run_import(create_sessionmaker(engine), import_id)
+    await engine.dispose()
+    sampler.cancel()
+    print(f"{status} {start_rss / 1e6:.0f} {peak / 1e6:.0f}")
+
+
+async def job_in_child(database_url: str, import_id: int) -> str:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--run-job", str(import_id), "--database-url", database_url,
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await child.communicate()
+    status, start, peak = out.decode().split()[-3:]
+    print(f"  job process: RSS {start} MB before the job, {peak} MB peak"
+          " (its Python start-up is included in the import time)")
+    return status
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -67,7 +99,13 @@ async def main() -> None:
                         default="postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_import")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--again", action="store_true", help="import the file a second time")
+    parser.add_argument("--job-process", action="store_true",
+                        help="run the job in a child process and report its peak RSS")
+    parser.add_argument("--run-job", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_job is not None:
+        await run_job(args.database_url, args.run_job)
+        return
 
     await ensure_database(args.database_url)
     from alembic import command
@@ -101,7 +139,10 @@ async def main() -> None:
                 assert r.status_code == 202, r.text
                 import_id = r.json()["id"]
                 t1 = time.perf_counter()
-                status = await service.run_import(sessionmaker, import_id)
+                if args.job_process:
+                    status = await job_in_child(args.database_url, import_id)
+                else:
+                    status = await service.run_import(sessionmaker, import_id)
                 t2 = time.perf_counter()
                 r = await client.get(f"/v1/contacts/imports/{import_id}",
                                      headers={"Authorization": f"Bearer {key}"})
