@@ -114,7 +114,8 @@ async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     return await get(session, campaign_id)
 
 
-async def pause(session: AsyncSession, campaign_id: int, reason: str = "paused by user") -> CampaignOut:
+async def pause(session: AsyncSession, campaign_id: int,
+                reason: str = "paused by user") -> CampaignOut:
     campaign = await _transition(session, campaign_id, "pause")
     campaign.status = "paused"
     campaign.paused_reason = reason
@@ -126,7 +127,8 @@ async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     """Continue where it stopped: only queued messages are sent."""
     campaign = await _transition(session, campaign_id, "resume")
     campaign.paused_reason = None
-    if campaign.audience_fixed_at is None and campaign.send_at and campaign.send_at > datetime.now(UTC):
+    not_due = campaign.send_at is not None and campaign.send_at > datetime.now(UTC)
+    if campaign.audience_fixed_at is None and not_due:
         campaign.status = "scheduled"
     else:
         campaign.status = "sending"

@@ -4,7 +4,8 @@ One token bucket per region, updated atomically by a Lua script on Redis' clock.
 bucket holds at most a fiftieth of a second of tokens and refills slightly under the
 region's rate, so the sends of all workers together stay under the limit in every
 one-second window (the stand-in and SES check exactly that). Tokens are fetched in small
-batches and handed straight to the waiting senders, so none is held back and spent late. Transactional mail goes first: while a transactional sender waits anywhere,
+batches and handed straight to the waiting senders, so none is held back and spent late.
+Transactional mail goes first: while a transactional sender waits anywhere,
 marketing takes nothing from that region.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -73,7 +75,7 @@ return tostring(factor)
 class _Waiter:
     priority: int
     seq: int
-    future: asyncio.Future[None] = field(compare=False)
+    future: asyncio.Future[float] = field(compare=False)
 
 
 class _RegionBucket:
@@ -111,7 +113,7 @@ class _RegionBucket:
                     break
                 waiter = heapq.heappop(self.waiters)
                 if not waiter.future.done():
-                    waiter.future.set_result(None)
+                    waiter.future.set_result(time.monotonic())
             if granted < want:
                 await asyncio.sleep(min(wait_ms, 250) / 1000)
 
@@ -140,18 +142,23 @@ class RateLimiter:
         )
         return int(granted), int(wait_ms)
 
-    async def acquire(self, region: str, mail_class: str = "marketing") -> None:
+    async def acquire(self, region: str, mail_class: str = "marketing") -> float:
+        """Wait for a token of ``region``; the ``time.monotonic()`` it was granted at.
+
+        A token is good for an immediate call: one spent late lands in the same second
+        as the tokens granted after it, over the region's rate.
+        """
         bucket = self._buckets.get(region)
         if bucket is None:
             bucket = self._buckets[region] = _RegionBucket(self, region)
         bucket.start()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         heapq.heappush(
             bucket.waiters,
             _Waiter(PRIORITY.get(mail_class, DEFAULT_PRIORITY), next(self._seq), future),
         )
         bucket.wakeup.set()
-        await future
+        return await future
 
     async def slow_down(self, region: str, factor: float = 0.7, floor: float = 0.2) -> float:
         """SES throttled us: cut the region's effective rate; it recovers by 5 %/s."""

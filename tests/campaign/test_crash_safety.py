@@ -94,3 +94,41 @@ async def test_redis_flushed_mid_campaign_loses_nothing_and_sends_nothing_twice(
     assert done["stats"]["sent"] == n and done["stats"]["resent"] == 0
     assert done["stats"]["queued"] == 0 and done["stats"]["failed"] == 0
     assert "send_failed_unexpectedly" not in worker.log()
+
+
+async def test_survivor_takes_over_a_killed_workers_share_within_the_shared_rate(
+    client, admin, engine, clean_standin, start_worker
+):
+    """Two workers share the campaign and one region's rate; one is SIGKILLed: the other,
+    already running, finishes the dead one's share; the stand-in, limited to the same
+    rate, never had to throttle (the limit holds across processes)."""
+    control = clean_standin.control
+    control.set_rates({"us-east-1": 150})
+    control.set_latency(20)
+    n = 600
+    emails = await seed_contacts(engine, n)
+    env = {"MAILER_REGIONS": RATE, "MAILER_SEND_BATCH_SIZE": "50"}
+    doomed = start_worker(**env)
+    survivor = start_worker(**env)
+    campaign = await launch(client, admin)
+
+    await wait_sent(control, 200)
+    doomed.kill()
+    await asyncio.sleep(0.3)
+    in_flight = await _count(
+        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"])
+    held = await _count(
+        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id"
+                " AND status IN ('claimed', 'sending')", id=campaign["id"])
+    assert held > 0  # the dead worker held work that only the lease gives back
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
+    seen = recipients(control)
+    assert set(seen) == set(emails), survivor.log()
+    duplicates = sum(c - 1 for c in seen.values())
+    assert duplicates <= done["stats"]["resent"] <= in_flight
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    stats = control.stats()["regions"]["us-east-1"]
+    assert stats["throttled"] == 0 and stats["max_window"] <= 150, stats
+    assert "send_failed_unexpectedly" not in survivor.log()
