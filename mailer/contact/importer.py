@@ -24,6 +24,7 @@ from mailer.errors import Invalid
 
 MAX_ERRORS = 1000  # error entries kept per import; every reject is still counted
 MAX_COLUMNS = 200
+_MAX_HEADER = 64 * 1024
 _MAX_REPORTED_EMAIL = 320
 
 # A plain dot-atom address with an LDH domain and an alphabetic TLD, already lower-cased.
@@ -114,8 +115,13 @@ def check_upload(body: bytes) -> Header:
     if b"\x00" in body:
         raise Invalid.at(["body"], "not a CSV file: it contains NUL bytes")
     _check_utf8(body)  # the whole file: a bad byte anywhere is refused now, not later
-    head = body[: 64 * 1024].decode("utf-8-sig", errors="ignore")
-    first = next(csv.reader(io.StringIO(head, newline="")), None)
+    head = body[:_MAX_HEADER].decode("utf-8-sig", errors="ignore")
+    if len(body) > _MAX_HEADER and "\n" not in head and "\r" not in head:
+        raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
+    try:
+        first = next(csv.reader(io.StringIO(head, newline="")), None)
+    except csv.Error as exc:
+        raise Invalid.at(["body", "header"], f"the header row is not CSV: {exc}") from exc
     if not first:
         raise Invalid.at(["body", "header"], "the first line must be a header row")
     return parse_header(first)

@@ -123,6 +123,9 @@ async def run_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: 
             writing = None
     except _Superseded:
         return "superseded"
+    except Invalid as exc:  # the upload check makes this unlikely; retrying would not help
+        await fail_import(sessionmaker, import_id, exc.message)
+        return "failed"
     finally:
         if writing is not None:
             writing.cancel()

@@ -146,6 +146,7 @@ async def test_unsubscribed_contacts_stay_unsubscribed(client, admin, sessionmak
     ("email,email\na@b.test,a@b.test\n", CSV, "appears twice"),
     ("email,,city\n", CSV, "no name"),
     ('{"email": "a@b.test"}', "application/json", "text/csv"),
+    ("email," + "x" * 70_000 + "\na@b.test,1\n", CSV, "header row is over"),
 ])
 async def test_an_unusable_file_is_a_422_and_stores_nothing(client, admin, engine, body,
                                                             content_type, says):
