@@ -118,8 +118,14 @@ _RECORD = text(
          ORDER BY id FOR UPDATE
     ), moved AS (
         UPDATE messages m
-           SET status = CASE WHEN r.outcome IN ('retry', 'release', 'throttled')
-                             THEN 'queued' ELSE r.outcome END,
+           SET status = CASE
+                   WHEN r.outcome NOT IN ('retry', 'release', 'throttled') THEN r.outcome
+                   -- cancelled while its call was under way: it must not wait in the
+                   -- queue of a campaign that will never send it
+                   WHEN EXISTS (SELECT 1 FROM campaigns c
+                                 WHERE c.id = m.campaign_id AND c.status = 'cancelled')
+                   THEN 'cancelled'
+                   ELSE 'queued' END,
                -- throttling is retried without limit: it does not use up an attempt;
                -- nor does a release after marking (no SES call was made)
                attempts = m.attempts - CASE
@@ -134,15 +140,15 @@ _RECORD = text(
                lease_token = NULL, lease_until = NULL
           FROM r JOIN locked l ON l.id = r.id
          WHERE m.id = r.id AND m.lease_token = :token
-        RETURNING m.campaign_id, r.outcome, m.maybe_sent
+        RETURNING m.campaign_id, r.outcome, m.maybe_sent, m.status AS now_status
     ), counts AS (
         SELECT campaign_id,
                count(*) FILTER (WHERE outcome = 'sent') AS sent,
                count(*) FILTER (WHERE outcome = 'failed') AS failed,
                count(*) FILTER (WHERE outcome = 'suppressed') AS suppressed,
                count(*) FILTER (WHERE outcome = 'sent' AND maybe_sent) AS resent,
-               count(*) FILTER (WHERE outcome IN ('sent', 'failed', 'suppressed', 'cancelled'))
-                 AS done
+               count(*) FILTER (
+                   WHERE now_status IN ('sent', 'failed', 'suppressed', 'cancelled')) AS done
           FROM moved WHERE campaign_id IS NOT NULL GROUP BY campaign_id
     ), bumped AS (
         UPDATE campaign_stats s

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+from mailer.sending.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
 
@@ -91,6 +92,11 @@ async def test_cancel_stops_sending_and_cancels_the_rest(
     cid = campaign["id"]
 
     await wait_sent(control, 100)
+    # calls under way at the cancel come back as server errors, later: their retries
+    # must not wait forever in the queue of a cancelled campaign
+    control.set_latency(300)
+    control.set_faults([fault("error500")])
+    await asyncio.sleep(0.1)
     r = await _action(client, admin, cid, "cancel")
     cancelled_at = time.monotonic()
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
