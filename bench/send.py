@@ -145,15 +145,26 @@ def measure_worker(proc: StandinProcess, opts: Options, latency_ms: float) -> fl
     to the last SES call as the stand-in saw them, so it is SES calls/s.
     """
     proc.control.set_latency(latency_ms)
+    cpu: list[float] = [0.0]
+
+    def sample(pool: engine.Workers) -> None:
+        cpu[0] = process_cpu_seconds(pool.pids()[0])
+
     try:
-        status, stats, _ = _run_campaign(proc, opts, opts.calls, 1, "us-east-1=100000", timeout=600)
+        status, stats, _ = _run_campaign(
+            proc, opts, opts.calls, 1, "us-east-1=100000", timeout=600, on_tick=sample
+        )
         calls = proc.control.calls()
     finally:
         proc.control.set_latency(0)
     if status != "completed" or stats["sent"] != opts.calls:
         raise RuntimeError(f"campaign {status}: {stats}")
     rate, _ = _calls_rate(calls)
+    WORKER_CPU[latency_ms] = cpu[0] / opts.calls
     return rate
+
+
+WORKER_CPU: dict[float, float] = {}
 
 
 def measure_rate_accuracy(
@@ -367,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         for latency in opts.latencies if wanted("worker") else []:
             value, note = attempt(measure_worker, proc, opts, latency)
             worker[latency] = value
+            if latency in WORKER_CPU:
+                note = f"worker CPU {WORKER_CPU[latency] * 1e6:.0f} us/message (all of it)"
             rows.append(Row(f"one worker, {latency:g} ms", value, "sends/s", note))
         rate, note = (
             attempt(measure_rate_accuracy, proc, opts, opts.workers, RATE_LIMIT)
