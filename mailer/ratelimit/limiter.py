@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-HEADROOM = 0.985  # refill just under the limit: clock skew and network jitter
-BURST_SECONDS = 0.015
+HEADROOM = 0.975  # refill under the limit: room for ~15 ms between a grant and SES
+BURST_SECONDS = 0.01
 TX_DEMAND_TTL_MS = 250
 PRIORITY = {"transactional": 0}
 DEFAULT_PRIORITY = 1

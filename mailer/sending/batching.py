@@ -29,6 +29,14 @@ class GroupWriter(Generic[T, R]):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
+        return await asyncio.shield(self.add(item))
+
+    def add(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` without waiting: the (shared) future of the flush that holds it.
+
+        Await it shielded, or gather it where nothing cancels: cancelling a waiter that
+        awaits it directly would cancel the flush result for every item in it.
+        """
         loop = asyncio.get_running_loop()
         if self._future is None:
             self._future = loop.create_future()
@@ -37,7 +45,7 @@ class GroupWriter(Generic[T, R]):
         self._items.append(item)
         if len(self._items) >= self.max_items:
             self._start()
-        return await asyncio.shield(future)
+        return future
 
     def _start(self) -> None:
         if self._timer is not None:

@@ -36,7 +36,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # how long a rate token stays good for; the limiter keeps 1.5 % headroom (15 ms a second)
-TOKEN_FRESH_SECONDS = 0.01
 
 
 @dataclass(slots=True)
@@ -161,7 +160,8 @@ class Sender:
         self.limiter = limiter
         self.health = health
         self.states = CampaignStates(sessionmaker)
-        self.semaphore = asyncio.Semaphore(settings.send_concurrency)
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._consumers: list[asyncio.Task[None]] = []
         self.on_class_paused = on_class_paused
         self._plans: dict[int, CampaignPlan] = {}
         self._slowed: dict[str, float] = {}
@@ -234,26 +234,22 @@ class Sender:
                                                plan.mail_class)
         await self.health.refresh()
 
-        async def send_and_record(message: Claimed, contact: Any) -> Outcome | None:
-            outcome = await self._send_one(plan, message, contact, token, marks)
-            if outcome is not None:
-                # written as soon as known: the window of "accepted, not recorded" stays short
-                await records.submit(outcome)
-            return outcome
-
-        tasks = []
+        pending: list[asyncio.Future[Any]] = []
         for message in claimed:
             contact = contacts.get(message.contact_id) if message.contact_id else None
             if contact is None:
-                tasks.append(records.submit(Outcome(message.id, "cancelled",
-                                                    error="contact erased")))
+                pending.append(records.add(Outcome(message.id, "cancelled",
+                                                   error="contact erased")))
             elif message.email in suppressed or (
                 plan.mail_class == "marketing" and contact.status != "subscribed"
             ):
-                tasks.append(records.submit(Outcome(message.id, "suppressed")))
+                pending.append(records.add(Outcome(message.id, "suppressed")))
             else:
-                tasks.append(send_and_record(message, contact))
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+                done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._queue.put_nowait(_Item(plan, message, contact, token, marks, records, done))
+                pending.append(done)
+        self._ensure_pool()
+        results = await asyncio.gather(*pending, return_exceptions=True)
         await records.drain()
         for message, result in zip(claimed, results, strict=True):
             if isinstance(result, BaseException):
@@ -266,6 +262,33 @@ class Sender:
             else:
                 name = "recorded"
             report.outcomes[name] = report.outcomes.get(name, 0) + 1
+
+    def _ensure_pool(self) -> None:
+        """``send_concurrency`` long-lived senders per process: SES calls in flight at once."""
+        if not self._consumers:
+            self._consumers = [
+                asyncio.create_task(self._consume(), name=f"sender-{i}")
+                for i in range(self.settings.send_concurrency)
+            ]
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                outcome = await self._send_one(item.plan, item.message, item.contact, item.token,
+                                               item.marks)
+            except Exception as exc:  # noqa: BLE001 - the batch reports it; the lease recovers
+                if not item.done.done():
+                    item.done.set_exception(exc)
+                continue
+            if outcome is None:
+                item.done.set_result(None)
+                continue
+            # written as soon as known: the window of "accepted, not recorded" stays short;
+            # the batch waits for the flush, this sender moves on
+            flushed = item.records.add(outcome)
+            flushed.add_done_callback(
+                lambda f, item=item, outcome=outcome: _settle(item.done, f, outcome))
 
     def build(self, plan: CampaignPlan, message: Claimed, contact: Any) -> OutboundEmail:
         """Render one message; RenderError fails that message only."""
@@ -297,41 +320,34 @@ class Sender:
 
     async def _send_one(self, plan: CampaignPlan, message: Claimed, contact: Any, token: str,
                         marks: GroupWriter[int, set[int]]) -> Outcome | None:
-        async with self.semaphore:
-            if not self.states.is_sending(plan.id):
-                return Outcome(message.id, "release")
-            try:
-                email = self.build(plan, message, contact)
-            except RenderError as exc:
-                return Outcome(message.id, "failed", error=str(exc)[:1000])
-            while True:
-                await self.health.refresh()
-                region = self.health.pick(plan.regions)
-                if region is None:
-                    return Outcome(message.id, "release", delay=1.0)
-                granted = await self.limiter.acquire(region, plan.mail_class)
-                # the pause may have come while we waited for a token
-                if not self.states.is_sending(plan.id):
-                    return Outcome(message.id, "release")
-                # the region's circuit may have opened meanwhile: go elsewhere, not into it
-                if not self.health.is_down(region):
-                    break
-            if message.id not in await marks.submit(message.id):
-                return None  # our lease lapsed and another worker has the message
-            if time.monotonic() - granted > TOKEN_FRESH_SECONDS:
-                # marking was slow (busy database): a token spent this late would add to
-                # a later second's sends, over the region's rate; take a fresh one
-                await self.limiter.acquire(region, plan.mail_class)
-            # marking took a database round trip: look again before the call (no attempt
-            # is used up by a release from ``sending``)
-            if not self.states.is_sending(plan.id) or self.health.is_down(region):
-                return Outcome(message.id, "release")
-            try:
-                sid = await self.transport.send(region, email)
-            except SendError as exc:
-                return await self._failed(plan, message, region, exc)
-            self.health.success(region)
-            return Outcome(message.id, "sent", sid=sid, region=region)
+        # one of the pool's senders: the pool size bounds the calls in flight
+        if not self.states.is_sending(plan.id):
+            return Outcome(message.id, "release")
+        try:
+            email = self.build(plan, message, contact)
+        except RenderError as exc:
+            return Outcome(message.id, "failed", error=str(exc)[:1000])
+        await self.health.refresh()
+        region = self.health.pick(plan.regions)
+        if region is None:
+            return Outcome(message.id, "release", delay=1.0)
+        if message.id not in await marks.submit(message.id):
+            return None  # our lease lapsed and another worker has the message
+        # The token comes last, right before the call: a token spent late (after a
+        # database round trip) would add to a later second's sends, over the rate.
+        # A kill while waiting here counts the message as maybe sent: conservative.
+        await self.limiter.acquire(region, plan.mail_class)
+        # the pause or the region's breaker may have come while we waited: no SES
+        # call then (a release from ``sending`` gives the attempt back)
+        await self.health.refresh()
+        if not self.states.is_sending(plan.id) or self.health.is_down(region):
+            return Outcome(message.id, "release")
+        try:
+            sid = await self.transport.send(region, email)
+        except SendError as exc:
+            return await self._failed(plan, message, region, exc)
+        self.health.success(region)
+        return Outcome(message.id, "sent", sid=sid, region=region)
 
     async def _failed(self, plan: CampaignPlan, message: Claimed, region: str,
                       exc: SendError) -> Outcome:
@@ -372,4 +388,31 @@ class Sender:
                 log.warning("lease_renewal_failed", exc_info=True)
 
     async def close(self) -> None:
+        for task in self._consumers:
+            task.cancel()
+        self._consumers.clear()
         await self.states.close()
+
+
+@dataclass(slots=True)
+class _Item:
+    """One message handed to the sender pool, and where its outcome goes."""
+
+    plan: CampaignPlan
+    message: Claimed
+    contact: Any
+    token: str
+    marks: GroupWriter[int, set[int]]
+    records: GroupWriter[Outcome, int]
+    done: asyncio.Future[Any]
+
+
+def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], outcome: Outcome) -> None:
+    if done.done():
+        return
+    if flushed.cancelled():
+        done.cancel()
+    elif flushed.exception() is not None:
+        done.set_exception(flushed.exception())  # type: ignore[arg-type]
+    else:
+        done.set_result(outcome)
