@@ -112,8 +112,11 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
     for campaign in sending:
         if campaign.audience_fixed_at is None:
             if campaign.id not in started:
+                # one pending start per campaign: a long audience fix-up must not collect a
+                # new start job every round (arq refuses a job id that is still known)
                 await redis.enqueue_job("start_campaign", campaign.id,
-                                        _queue_name=dispatch.SEND_QUEUE)
+                                        _queue_name=dispatch.SEND_QUEUE,
+                                        _job_id=f"reconcile-start:{campaign.id}")
             continue
         await dispatch_campaign(settings, sessionmaker, redis, campaign)
 
