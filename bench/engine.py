@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -204,10 +205,8 @@ def rss_mb(pid: int) -> float:
     process = psutil.Process(pid)
     total = process.memory_info().rss
     for child in process.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total / 1e6
 
 

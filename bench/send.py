@@ -16,6 +16,7 @@ below and raise NotImplementedError until the campaign engine exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -249,7 +250,7 @@ def measure_rss(proc: StandinProcess, opts: Options) -> dict[str, float]:
         if time.monotonic() > deadline[0]:
             raise _Enough
 
-    try:
+    with contextlib.suppress(_Enough):
         _run_campaign(
             proc,
             opts,
@@ -259,8 +260,6 @@ def measure_rss(proc: StandinProcess, opts: Options) -> dict[str, float]:
             timeout=opts.rss_seconds + 600,
             on_tick=sample,
         )
-    except _Enough:
-        pass
     tenth = max(1, len(samples) // 10)
     return {
         "peak_mb": max(samples),

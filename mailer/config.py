@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://root@127.0.0.1:5432/test"
     redis_url: str = "redis://127.0.0.1:6379/0"
     public_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "dev-secret-change-me"
+    secret_key: str = "dev-secret-change-me"  # noqa: S105 - dev default; set it in production
 
     # "us-east-1,eu-west-1" or "us-east-1=200,eu-west-1=50"
     regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["us-east-1"])

@@ -40,11 +40,15 @@ def service_urls() -> Iterator[dict[str, str]]:
         from mailer import devstack
 
         if not db_url:
-            pg = devstack.start_postgres(tmp / "pg", port=int(os.environ.get("MAILER_TEST_PG_PORT", 25432)))
+            pg = devstack.start_postgres(
+                tmp / "pg", port=int(os.environ.get("MAILER_TEST_PG_PORT", 25432))
+            )
             started.append(pg)
             db_url = pg.url
         if not redis_url:
-            rd = devstack.start_redis(tmp / "redis", port=int(os.environ.get("MAILER_TEST_REDIS_PORT", 26379)))
+            rd = devstack.start_redis(
+                tmp / "redis", port=int(os.environ.get("MAILER_TEST_REDIS_PORT", 26379))
+            )
             started.append(rd)
             redis_url = rd.url
     try:
@@ -156,7 +160,7 @@ from tests.fixtures.workers import WorkerProcess, worker_env  # noqa: E402
 
 
 @pytest.fixture
-def start_worker(settings: Settings, clean_standin, tmp_path: Path):  # type: ignore[no-untyped-def]
+def start_worker(settings: Settings, clean_standin, tmp_path: Path):  # type: ignore[no-untyped-def]  # noqa: F811
     """``start_worker(**env)`` → a running ``mailer worker`` against the test services."""
     started: list[WorkerProcess] = []
 

@@ -16,4 +16,6 @@ async def insert(
 
 
 async def get_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
-    return (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    return (
+        await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+    ).scalar_one_or_none()

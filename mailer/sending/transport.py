@@ -67,8 +67,14 @@ class Transport(Protocol):
 
 _THROTTLED = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
 _PAUSED = {"SendingPausedException", "AccountSuspendedException"}
-_PERMANENT = {"MessageRejected", "MailFromDomainNotVerifiedException", "NotFoundException",
-              "BadRequestException", "InvalidParameterValue", "ValidationException"}
+_PERMANENT = {
+    "MessageRejected",
+    "MailFromDomainNotVerifiedException",
+    "NotFoundException",
+    "BadRequestException",
+    "InvalidParameterValue",
+    "ValidationException",
+}
 
 
 def classify(exc: BaseException) -> SendError:
@@ -92,7 +98,9 @@ def classify(exc: BaseException) -> SendError:
         if code in _PERMANENT or 400 <= status < 500:
             return SendError(ErrorKind.PERMANENT, f"{code}: {message}")
         return SendError(ErrorKind.TRANSIENT, f"{code}: {message}")
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError | TimeoutError):
+    if isinstance(
+        exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError | TimeoutError
+    ):
         return SendError(ErrorKind.TRANSIENT, f"timeout: {exc}")
     if isinstance(exc, BotoConnectionError | HTTPClientError | OSError):
         return SendError(ErrorKind.TRANSIENT, f"connection: {exc}")
@@ -140,8 +148,9 @@ def client_config(max_in_flight: int, timeout: float) -> AioConfig:
 class SesTransport:
     """SES v2 through aiobotocore: one client per region, opened once, closed at shutdown."""
 
-    def __init__(self, endpoint_url: str | None, max_in_flight: int = 256,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, endpoint_url: str | None, max_in_flight: int = 256, timeout: float = 10.0
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.config = client_config(max_in_flight, timeout)
         self._session = get_session()
@@ -157,7 +166,9 @@ class SesTransport:
                 if client is None:
                     client = await self._stack.enter_async_context(
                         self._session.create_client(
-                            "sesv2", region_name=region, endpoint_url=self.endpoint_url,
+                            "sesv2",
+                            region_name=region,
+                            endpoint_url=self.endpoint_url,
                             config=self.config,
                         )
                     )
@@ -179,9 +190,11 @@ class SesTransport:
         except Exception:  # noqa: BLE001 - moto answers 404; the caller uses a default
             return None
         q = account.get("SendQuota", {})
-        return {"max_send_rate": float(q.get("MaxSendRate", 0)),
-                "max_24h_send": float(q.get("Max24HourSend", 0)),
-                "sent_last_24h": float(q.get("SentLast24Hours", 0))}
+        return {
+            "max_send_rate": float(q.get("MaxSendRate", 0)),
+            "max_24h_send": float(q.get("Max24HourSend", 0)),
+            "sent_last_24h": float(q.get("SentLast24Hours", 0)),
+        }
 
     async def close(self) -> None:
         await self._stack.aclose()

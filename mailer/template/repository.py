@@ -14,7 +14,11 @@ async def insert(session: AsyncSession, name: str) -> Template:
 
 
 async def add_version(
-    session: AsyncSession, template_id: int, version: int, subject: str, html: str,
+    session: AsyncSession,
+    template_id: int,
+    version: int,
+    subject: str,
+    html: str,
     text: str | None,
 ) -> TemplateVersion:
     row = TemplateVersion(
@@ -31,7 +35,9 @@ async def get_for_update(session: AsyncSession, template_id: int) -> Template | 
     ).scalar_one_or_none()
 
 
-async def current(session: AsyncSession, template_id: int) -> tuple[Template, TemplateVersion] | None:
+async def current(
+    session: AsyncSession, template_id: int
+) -> tuple[Template, TemplateVersion] | None:
     row = (
         await session.execute(
             select(Template, TemplateVersion)
