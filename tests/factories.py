@@ -58,8 +58,10 @@ async def campaign(client: httpx.AsyncClient, headers: dict[str, str], **body: A
     return r.json()
 
 
-async def wait_for_status(  # noqa: ASYNC109 - a polling deadline, not a cancel scopeclient: httpx.AsyncClient, headers: dict[str, str], campaign_id: int,
-                          statuses: set[str], timeout: float = 60.0) -> dict:
+async def wait_for_status(  # noqa: ASYNC109 - a polling deadline, not a cancel scope
+    client: httpx.AsyncClient, headers: dict[str, str], campaign_id: int,
+    statuses: set[str], timeout: float = 60.0,
+) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
