@@ -48,28 +48,26 @@ async def fix_audience(
 ) -> tuple[int, int]:
     """Insert one message per eligible contact of the segment; (recipients, suppressed).
 
-    Set-based: one INSERT … SELECT, ids allocated in contact order, so the campaign's
-    messages span [first_message_id, last_message_id] and work is handed out as id ranges.
+    Set-based: one INSERT … SELECT whose RETURNING is counted in the same statement (no
+    second pass over a million rows). The campaign's messages span [first_message_id,
+    last_message_id] and work is handed out as id ranges of that span; no ORDER BY, as
+    the ranges need no particular order and sorting a million rows spills to disk. The
+    whole fix-up is one transaction, so it is all there or not at all.
     """
-    source = (
-        select(
-            literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
-        )
-        .where(where, eligible(campaign.mail_class))
-        .order_by(Contact.id)
-    )
-    # the unique (campaign_id, contact_id) key makes a second run of this a no-op
-    stmt = (
+    source = select(
+        literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
+    ).where(where, eligible(campaign.mail_class))
+    # the unique (campaign_id, contact_id) key is the one-message-per-contact guarantee
+    inserted = (
         pg_insert(Message)
         .from_select(["campaign_id", "contact_id", "email", "mail_class"], source)
         .on_conflict_do_nothing()
+        .returning(Message.id)
+        .cte("inserted")
     )
-    await session.execute(stmt)
     span = (
         await session.execute(
-            select(func.count(), func.min(Message.id), func.max(Message.id)).where(
-                Message.campaign_id == campaign.id
-            )
+            select(func.count(), func.min(inserted.c.id), func.max(inserted.c.id))
         )
     ).one()
     recipients, first, last = int(span[0]), span[1], span[2]
