@@ -99,7 +99,9 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
     async with httpx.AsyncClient(base_url=target.api_url, headers=headers, timeout=60,
                                  limits=limits) as client:
         started = time.monotonic()
-        await _seed_contacts(client, contacts, console)
+        # a tag of this run only: a kept dev database holds earlier runs' contacts too
+        run_tag = f"{DEMO_TAG}-{int(time.time())}"
+        await _seed_contacts(client, contacts, run_tag, console)
         console.print(f"seeded {contacts:,} contacts in {time.monotonic() - started:.1f}s")
 
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -111,7 +113,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
         segment = await _post(client, "/v1/segments", {
             "name": f"demo audience {stamp}",
             # only the demo's own contacts, whatever else the stack holds
-            "filter": {"all": [{"field": "tags", "op": "contains", "value": DEMO_TAG}]},
+            "filter": {"all": [{"field": "tags", "op": "contains", "value": run_tag}]},
         })
         campaign = await _post(client, "/v1/campaigns", {
             "name": f"demo {stamp}",
@@ -148,18 +150,22 @@ def _contact(i: int) -> tuple[str, dict[str, Any]]:
     return email, attributes
 
 
-async def _seed_contacts(client: httpx.AsyncClient, count: int, console: Console) -> None:
-    if await _import_csv(client, count, console):
+async def _seed_contacts(
+    client: httpx.AsyncClient, count: int, run_tag: str, console: Console
+) -> None:
+    if await _import_csv(client, count, run_tag, console):
         return
-    await _put_contacts(client, count, console)
+    await _put_contacts(client, count, run_tag, console)
 
 
-async def _import_csv(client: httpx.AsyncClient, count: int, console: Console) -> bool:
+async def _import_csv(
+    client: httpx.AsyncClient, count: int, run_tag: str, console: Console
+) -> bool:
     """One CSV import when the API offers it; False to fall back to one PUT per contact."""
     rows = ["email,first_name,plan,tags"]
     for i in range(1, count + 1):
         email, attrs = _contact(i)
-        rows.append(f"{email},{attrs['first_name']},{attrs['plan']},{DEMO_TAG};demo")
+        rows.append(f"{email},{attrs['first_name']},{attrs['plan']},{DEMO_TAG};{run_tag}")
     answer = await client.post("/v1/contacts/imports", content="\n".join(rows).encode(),
                                headers={"Content-Type": "text/csv"})
     if answer.status_code != 202:
@@ -183,7 +189,9 @@ async def _import_csv(client: httpx.AsyncClient, count: int, console: Console) -
     return False
 
 
-async def _put_contacts(client: httpx.AsyncClient, count: int, console: Console) -> None:
+async def _put_contacts(
+    client: httpx.AsyncClient, count: int, run_tag: str, console: Console
+) -> None:
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(1, count + 1):
         queue.put_nowait(i)
@@ -197,7 +205,7 @@ async def _put_contacts(client: httpx.AsyncClient, count: int, console: Console)
                 i = queue.get_nowait()
                 email, attrs = _contact(i)
                 answer = await _put(client, f"/v1/contacts/{email}",
-                                    {"attributes": attrs, "tags": [DEMO_TAG, "demo"]})
+                                    {"attributes": attrs, "tags": [DEMO_TAG, run_tag]})
                 if answer.status_code not in (200, 201):
                     errors.append(f"PUT {email} answered {answer.status_code}: "
                                   f"{answer.text[:300]}")
