@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-HEADROOM = 0.975  # refill under the limit: room for ~15 ms between a grant and SES
+HEADROOM = 0.98  # refill under the limit: room for a few ms between a grant and SES
 BURST_SECONDS = 0.01
 TX_DEMAND_TTL_MS = 250
 PRIORITY = {"transactional": 0}
@@ -69,6 +69,18 @@ redis.call('HSET', key, 'factor', factor, 'tokens', 0)
 redis.call('PEXPIRE', key, 60000)
 return tostring(factor)
 """
+
+_REFUND = """
+-- a token taken but not spent in time goes back; the next take caps the bucket
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'tokens', tonumber(ARGV[1]))
+end
+return 1
+"""
+
+# A token is good for a call within this long of its grant (the headroom above covers it);
+# one found older when its call is about to start goes back and a fresh one is taken.
+TOKEN_FRESH_SECONDS = 0.01
 
 
 @dataclass(order=True)
@@ -127,6 +139,7 @@ class RateLimiter:
         self.prefix = prefix
         self._take = redis.register_script(_TAKE)
         self._slow = redis.register_script(_SLOW)
+        self._refund = redis.register_script(_REFUND)
         self._buckets: dict[str, _RegionBucket] = {}
         self._seq = itertools.count()
 
@@ -159,6 +172,18 @@ class RateLimiter:
         )
         bucket.wakeup.set()
         return await future
+
+    async def acquire_fresh(self, region: str, mail_class: str = "marketing") -> None:
+        """Return once the caller holds a token granted less than TOKEN_FRESH_SECONDS ago.
+
+        Call it right before the SES call. A busy event loop can delay a granted sender;
+        its token, spent late, would land in the same second as the tokens granted after
+        it. Such a token is refunded (not wasted) and a fresh one is taken.
+        """
+        granted = await self.acquire(region, mail_class)
+        while time.monotonic() - granted > TOKEN_FRESH_SECONDS:
+            await self._refund(keys=[f"{self.prefix}:{region}"], args=[1])
+            granted = await self.acquire(region, mail_class)
 
     async def slow_down(self, region: str, factor: float = 0.7, floor: float = 0.2) -> float:
         """SES throttled us: cut the region's effective rate; it recovers by 5 %/s."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
 @dataclass(slots=True)
@@ -46,13 +46,24 @@ _CLAIM = text(
 
 
 async def claim(
-    session: AsyncSession, campaign_id: int, lo: int, hi: int, token: str, lease: float,
+    session: AsyncSession,
+    campaign_id: int,
+    lo: int,
+    hi: int,
+    token: str,
+    lease: float,
     limit: int,
 ) -> list[Claimed]:
     rows = await session.execute(
         _CLAIM,
-        {"campaign_id": campaign_id, "lo": lo, "hi": hi, "token": token, "lease": lease,
-         "limit": limit},
+        {
+            "campaign_id": campaign_id,
+            "lo": lo,
+            "hi": hi,
+            "token": token,
+            "lease": lease,
+            "limit": limit,
+        },
     )
     return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
 
@@ -77,7 +88,9 @@ _MARK_SENDING = text(
 )
 
 
-async def mark_sending(session: AsyncSession, ids: list[int], token: str) -> set[int]:
+async def mark_sending(
+    session: AsyncSession | AsyncConnection, ids: list[int], token: str
+) -> set[int]:
     rows = await session.execute(_MARK_SENDING, {"ids": ids, "token": token})
     return {r.id for r in rows}
 
@@ -173,7 +186,9 @@ class Outcome:
     delay: float | None = None
 
 
-async def record(session: AsyncSession, outcomes: list[Outcome], token: str) -> int:
+async def record(
+    session: AsyncSession | AsyncConnection, outcomes: list[Outcome], token: str
+) -> int:
     params: dict[str, Any] = {
         "ids": [o.id for o in outcomes],
         "outcomes": [o.outcome for o in outcomes],
@@ -242,5 +257,6 @@ _DUE_IN_RANGE = text(
 
 
 async def next_due(session: AsyncSession, campaign_id: int, lo: int, hi: int) -> Any:
-    return (await session.execute(
-        _DUE_IN_RANGE, {"campaign_id": campaign_id, "lo": lo, "hi": hi})).scalar_one()
+    return (
+        await session.execute(_DUE_IN_RANGE, {"campaign_id": campaign_id, "lo": lo, "hi": hi})
+    ).scalar_one()
