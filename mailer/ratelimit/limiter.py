@@ -98,6 +98,8 @@ class _RegionBucket:
         self.tokens: list[float] = []  # expiry times of tokens held locally
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # until when tokens count as scarce (the last time a take came up short, + 1 s)
+        self.saturated_until = 0.0
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -127,6 +129,7 @@ class _RegionBucket:
                 if not waiter.future.done():
                     waiter.future.set_result(time.monotonic())
             if granted < want:
+                self.saturated_until = time.monotonic() + 1.0
                 await asyncio.sleep(min(wait_ms, 250) / 1000)
 
 
@@ -181,7 +184,13 @@ class RateLimiter:
         it. Such a token is refunded (not wasted) and a fresh one is taken.
         """
         granted = await self.acquire(region, mail_class)
-        while time.monotonic() - granted > TOKEN_FRESH_SECONDS:
+        # Only where tokens are scarce can a late one push a second over the rate; with
+        # tokens to spare, refunding would only churn (hundreds of senders woken at once
+        # cannot all start within milliseconds)
+        while (
+            self._buckets[region].saturated_until > time.monotonic()
+            and time.monotonic() - granted > TOKEN_FRESH_SECONDS
+        ):
             await self._refund(keys=[f"{self.prefix}:{region}"], args=[1])
             granted = await self.acquire(region, mail_class)
 

@@ -181,3 +181,50 @@ async def test_broken_region_is_probed_cheaply_and_comes_back_when_it_heals(
     assert stats["eu-west-1"]["sent"] + stats["us-east-1"]["sent"] == n
     assert set(recipients(control)) == set(emails)
     assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+
+
+@pytest.mark.regions("us-east-1=150", "eu-west-1=150")
+async def test_daily_quota_parks_the_region_and_mail_goes_through_the_other(
+    client, admin, engine, clean_standin, start_worker
+):
+    """eu-west-1 runs out of its daily quota: it is parked, nothing fails, us-east-1 sends
+    the rest."""
+    control = clean_standin.control
+    n = 200
+    emails = await seed_contacts(engine, n)
+    control.set_rates({"us-east-1": 1000, "eu-west-1": 1000}, max_24h={"eu-west-1": 20})
+    start_worker(MAILER_REGIONS="us-east-1=150,eu-west-1=150", MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin, regions=["us-east-1", "eu-west-1"])
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    stats = control.stats()["regions"]
+    assert stats["eu-west-1"]["sent"] == 20
+    assert stats["us-east-1"]["sent"] == n - 20
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    assert set(recipients(control)) == set(emails)
+    # parked after the first refusal(s): not called again and again
+    assert stats["eu-west-1"]["quota_exceeded"] <= 5, stats["eu-west-1"]
+
+
+async def test_sending_paused_by_ses_pauses_the_mail_class_with_the_reason(
+    client, admin, engine, clean_standin, start_worker
+):
+    """SES says sending is paused (account or configuration set): the campaigns of that
+    mail class are paused with the reason; nothing is failed and resume finishes them."""
+    control = clean_standin.control
+    n = 150
+    await seed_contacts(engine, n)
+    control.set_faults([fault("paused")])  # every call until cleared
+    start_worker(MAILER_REGIONS="us-east-1=150", MAILER_SEND_BATCH_SIZE="50")
+    campaign = await launch(client, admin)
+
+    paused = await factories.wait_for_status(client, admin, campaign["id"], {"paused"}, 20)
+    assert "SendingPausedException" in (paused["paused_reason"] or "")
+    assert paused["stats"]["failed"] == 0 and paused["stats"]["sent"] == 0
+
+    control.clear_faults()
+    r = await client.post(f"/v1/campaigns/{campaign['id']}/resume", headers=admin)
+    assert r.status_code == 200, r.text
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    assert max(recipients(control).values()) == 1
