@@ -22,6 +22,7 @@ from aiobotocore.config import AioConfig  # noqa: E402
 from aiobotocore.session import get_session  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
+from mailer.sending.transport import client_config  # noqa: E402
 from tests.fixtures.standin import StandinProcess, start_standin  # noqa: E402
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -54,17 +55,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def ses_client_config(max_in_flight: int, timeout: float = 10.0) -> AioConfig:
-    """The worker's aiobotocore config (``mailer.sending.transport.client_config``)."""
-    try:
-        from mailer.sending.transport import client_config
-    except ImportError:  # the transport is not there yet: the same settings by hand
-        return AioConfig(
-            max_pool_connections=max_in_flight,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            tcp_keepalive=True,
-        )
+    """The worker's aiobotocore config, so the bare loop uses the same client set-up."""
     return client_config(max_in_flight, timeout)
 
 
