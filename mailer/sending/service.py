@@ -8,6 +8,7 @@ its SES call, and outcomes are written in batches with the campaign counters.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import uuid
@@ -291,8 +292,7 @@ class Sender:
             # written as soon as known: the window of "accepted, not recorded" stays short;
             # the batch waits for the flush, this sender moves on
             flushed = item.records.add(outcome)
-            flushed.add_done_callback(
-                lambda f, item=item, outcome=outcome: _settle(item.done, f, outcome))
+            flushed.add_done_callback(functools.partial(_settle, item.done, outcome=outcome))
 
     def build(self, plan: CampaignPlan, message: Claimed, contact: Any) -> OutboundEmail:
         """Render one message; RenderError fails that message only."""
@@ -411,7 +411,7 @@ class _Item:
     done: asyncio.Future[Any]
 
 
-def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], outcome: Outcome) -> None:
+def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], *, outcome: Outcome) -> None:
     if done.done():
         return
     if flushed.cancelled():
