@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -43,8 +44,8 @@ async def startup(ctx: dict[str, Any]) -> None:
                           failure_threshold=settings.region_failure_threshold,
                           open_seconds=settings.region_open_seconds)
 
-    async def on_class_paused(mail_class: str, reason: str) -> None:
-        await pause_mail_class(sessionmaker, mail_class, reason)
+    async def on_class_paused(mail_class: str, reason: str, call_started: datetime) -> None:
+        await pause_mail_class(sessionmaker, mail_class, reason, call_started)
 
     ctx.update(
         settings=settings, engine=engine, sessionmaker=sessionmaker, transport=transport,

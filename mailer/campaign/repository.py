@@ -181,10 +181,17 @@ async def start_due_scheduled(session: AsyncSession) -> list[int]:
     return [int(r.id) for r in await session.execute(_DUE_SCHEDULED)]
 
 
-async def pause_class(session: AsyncSession, mail_class: str, reason: str) -> list[int]:
+async def pause_class(
+    session: AsyncSession, mail_class: str, reason: str, call_started: datetime
+) -> list[int]:
+    """Pause the sending campaigns of a class; not those resumed after the call began."""
     rows = await session.execute(
         update(Campaign)
-        .where(Campaign.mail_class == mail_class, Campaign.status == "sending")
+        .where(
+            Campaign.mail_class == mail_class,
+            Campaign.status == "sending",
+            (Campaign.resumed_at.is_(None)) | (Campaign.resumed_at < call_started),
+        )
         .values(status="paused", paused_reason=reason)
         .returning(Campaign.id)
     )

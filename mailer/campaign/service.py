@@ -127,6 +127,7 @@ async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     """Continue where it stopped: only queued messages are sent."""
     campaign = await _transition(session, campaign_id, "resume")
     campaign.paused_reason = None
+    campaign.resumed_at = datetime.now(UTC)
     not_due = campaign.send_at is not None and campaign.send_at > datetime.now(UTC)
     if campaign.audience_fixed_at is None and not_due:
         campaign.status = "scheduled"

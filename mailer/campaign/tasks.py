@@ -91,10 +91,11 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
 
 
 async def pause_mail_class(sessionmaker: async_sessionmaker[AsyncSession], mail_class: str,
-                           reason: str) -> None:
+                           reason: str, call_started: datetime) -> None:
     """SES paused sending for the account or the class's configuration set."""
     async with transaction(sessionmaker) as session:
-        paused = await repository.pause_class(session, mail_class, f"SES: {reason}")
+        paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
+                                              call_started)
     if paused:
         log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
 

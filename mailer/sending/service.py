@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -154,7 +155,8 @@ class Sender:
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                  transport: Transport, limiter: RateLimiter, health: RegionHealth,
-                 on_class_paused: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+                 on_class_paused: Callable[[str, str, datetime], Awaitable[None]] | None = None,
+                 ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.engine = sessionmaker.kw["bind"]
@@ -346,15 +348,16 @@ class Sender:
         # waits may stand between the fresh token and the call.
         if not self.states.is_sending(plan.id) or self.health.is_down(region):
             return Outcome(message.id, "release")
+        call_started = datetime.now(UTC)
         try:
             sid = await self.transport.send(region, email)
         except SendError as exc:
-            return await self._failed(plan, message, region, exc)
+            return await self._failed(plan, message, region, exc, call_started)
         self.health.success(region)
         return Outcome(message.id, "sent", sid=sid, region=region)
 
     async def _failed(self, plan: CampaignPlan, message: Claimed, region: str,
-                      exc: SendError) -> Outcome:
+                      exc: SendError, call_started: datetime) -> Outcome:
         reason = exc.reason[:1000]
         if exc.kind is ErrorKind.THROTTLED:
             now = time.monotonic()
@@ -368,7 +371,7 @@ class Sender:
             return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
         if exc.kind is ErrorKind.PAUSED:
             if self.on_class_paused is not None:
-                await self.on_class_paused(plan.mail_class, reason)
+                await self.on_class_paused(plan.mail_class, reason, call_started)
             return Outcome(message.id, "throttled", region=region, error=reason)
         if exc.kind is ErrorKind.PERMANENT:
             return Outcome(message.id, "failed", region=region, error=reason)
