@@ -39,11 +39,6 @@ async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, 
     return job_id
 
 
-async def is_owner(redis: ArqRedis, campaign_id: int, batch: int, job_id: str | None) -> bool:
-    owner = await redis.get(_owner_key(campaign_id, batch))
-    return owner is None or job_id is None or owner.decode() == job_id
-
-
 async def needs_job(redis: ArqRedis, campaign_id: int, batch: int) -> bool:
     """True when no live job holds the range: none recorded, finished, or its worker died."""
     owner = await redis.get(_owner_key(campaign_id, batch))

@@ -92,19 +92,6 @@ async def fix_audience(
     return recipients, suppressed
 
 
-_ACTIVE = text(
-    """
-    SELECT EXISTS (
-        SELECT 1 FROM messages
-         WHERE campaign_id = :id AND status IN ('queued', 'claimed', 'sending'))
-    """
-)
-
-
-async def has_active_messages(session: AsyncSession, campaign_id: int) -> bool:
-    return bool((await session.execute(_ACTIVE, {"id": campaign_id})).scalar_one())
-
-
 _COMPLETE = text(
     """
     UPDATE campaigns SET status = 'completed', finished_at = now()

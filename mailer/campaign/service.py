@@ -7,7 +7,6 @@ Launch fixes the audience in a job (set-based SQL), then hands out id ranges as 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -176,7 +175,3 @@ async def fix_audience(session: AsyncSession, campaign_id: int) -> Campaign | No
         await repository.fix_audience(session, campaign, compile_filter(segment.filter))
         await session.flush()
     return campaign
-
-
-def stats_dict(stats: Any) -> dict[str, int]:
-    return {name: int(getattr(stats, name)) for name in STAT_NAMES}

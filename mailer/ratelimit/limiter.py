@@ -146,9 +146,6 @@ class RateLimiter:
         self._buckets: dict[str, _RegionBucket] = {}
         self._seq = itertools.count()
 
-    def rate(self, region: str) -> float:
-        return self.rates[region]
-
     async def take(self, region: str, want: int, priority: int) -> tuple[int, int]:
         """Take up to ``want`` tokens from Redis: (granted, milliseconds to wait if short)."""
         rate = self.rates[region] * HEADROOM

@@ -75,11 +75,3 @@ class RegionHealth:
         """Daily quota exhausted: no traffic to the region for ``seconds``."""
         self._down.add(region)
         await self.redis.set(f"{self.prefix}:{region}:parked", "1", px=int(seconds * 1000))
-
-    async def states(self) -> dict[str, str]:
-        await self.refresh(force=True)
-        out = {}
-        for region in self.regions:
-            parked = await self.redis.exists(f"{self.prefix}:{region}:parked")
-            out[region] = "parked" if parked else ("open" if region in self._down else "ok")
-        return out
