@@ -38,6 +38,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     sessionmaker = create_sessionmaker(engine)
     transport = SesTransport(settings.ses_endpoint_url, max_in_flight=settings.send_concurrency,
                              timeout=settings.ses_timeout_seconds)
+    await transport.open(settings.regions)
     redis = Redis.from_url(settings.redis_url)
     limiter = RateLimiter(redis, await region_rates(settings, transport))
     health = RegionHealth(redis, settings.regions,

@@ -1,12 +1,19 @@
 """Per-region SES rate limiting shared by every worker process through Redis.
 
-One token bucket per region, updated atomically by a Lua script on Redis' clock. The
-bucket holds at most a fiftieth of a second of tokens and refills slightly under the
-region's rate, so the sends of all workers together stay under the limit in every
-one-second window (the stand-in and SES check exactly that). Tokens are fetched in small
-batches and handed straight to the waiting senders, so none is held back and spent late.
-Transactional mail goes first: while a transactional sender waits anywhere,
-marketing takes nothing from that region.
+Send slots, not a token bucket. Each region keeps in Redis the time of its next free slot
+(the "theoretical arrival time" of the generic cell rate algorithm); a Lua script, on
+Redis' clock, hands out the next slots one interval apart (just under the region's rate)
+and moves that time on. A process books slots for its waiting senders a little ahead and
+wakes each sender at its own slot, so the calls of all workers together arrive at SES
+evenly spaced: no second gets more than its share, and a moment in which no process asked
+loses nothing as long as some process booked ahead (a token bucket small enough to keep
+the one-second windows under the rate overflows and wastes tokens whenever the asking
+processes are a few milliseconds late). A slot not used is lost; nothing is ever spent
+twice. A sender woken too late for its slot (a busy event loop) books a new one rather
+than bunch up with the calls after it.
+
+Transactional mail goes first: it books further ahead, and while a transactional sender
+waits for a slot anywhere, marketing books nothing in that region.
 """
 
 from __future__ import annotations
@@ -14,73 +21,81 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import time
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-HEADROOM = 0.98  # refill under the limit: room for a few ms between a grant and SES
-BURST_SECONDS = 0.01
+HEADROOM = 0.98  # slots come a little under the limit: room for jitter between slot and SES
+# how far ahead a process may book: long enough that a few milliseconds of event-loop lag
+# in every process at once still leaves slots booked; short enough to share slots fairly
+HORIZON_SECONDS = {"transactional": 1.0}
+DEFAULT_HORIZON = 0.05
+POLL_SECONDS = 0.01  # at least this between two bookings of one process while short
+LATE_SECONDS = 0.03  # a sender woken later than this after its slot books a new one
 TX_DEMAND_TTL_MS = 250
 PRIORITY = {"transactional": 0}
 DEFAULT_PRIORITY = 1
 
-_TAKE = """
+_BOOK = """
 local key = KEYS[1]
 local txkey = KEYS[2]
 local rate = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local priority = tonumber(ARGV[3])
-local burst = tonumber(ARGV[4])
+local horizon = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', key, 'tokens', 'ts', 'factor')
+local state = redis.call('HMGET', key, 'tat', 'ts', 'factor')
 local factor = tonumber(state[3]) or 1.0
 local ts = tonumber(state[2]) or now
-local elapsed = math.max(0, now - ts)
-factor = math.min(1.0, factor + 0.05 * elapsed)
-local eff = rate * factor
-local capacity = math.max(1, eff * burst)
-local tokens = tonumber(state[1])
-if tokens == nil then tokens = capacity end
-tokens = math.min(capacity, tokens + elapsed * eff)
+factor = math.min(1.0, factor + 0.05 * math.max(0, now - ts))
+local interval = 1 / (rate * factor)
+local tat = tonumber(state[1]) or now
+if tat < now then tat = now end  -- time nobody booked is gone: no catch-up burst
+local first = tat - now
+local limit = now + math.max(horizon, interval)
 local granted = 0
 if priority > 0 and redis.call('EXISTS', txkey) == 1 then
-  granted = 0
-else
-  granted = math.min(want, math.floor(tokens))
-  tokens = tokens - granted
+  limit = -1
 end
-local wait_ms = 0
-if granted < want then
-  wait_ms = math.ceil(math.max(1, (1 - (tokens - math.floor(tokens))) / eff * 1000))
-  if priority == 0 then redis.call('PSETEX', txkey, tonumber(ARGV[5]), '1') end
+while granted < want and tat <= limit do
+  granted = granted + 1
+  tat = tat + interval
 end
-redis.call('HSET', key, 'tokens', tokens, 'ts', now, 'factor', factor)
+if priority == 0 and (first > interval or granted < want) then
+  -- transactional mail is waiting on this region: marketing books nothing meanwhile
+  redis.call('PSETEX', txkey, tonumber(ARGV[5]), '1')
+end
+redis.call('HSET', key, 'tat', string.format('%.6f', tat), 'ts', string.format('%.6f', now),
+           'factor', factor)
 redis.call('PEXPIRE', key, 60000)
-return {granted, wait_ms}
+local wait = math.max(0, tat - (now + math.max(horizon, interval)))
+return {granted, math.floor(first * 1000000), math.floor(interval * 1000000),
+        math.ceil(wait * 1000000), tonumber(t[1]), tonumber(t[2])}
 """
 
 _SLOW = """
 local key = KEYS[1]
-local factor = tonumber(redis.call('HGET', key, 'factor')) or 1.0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', key, 'factor', 'tat', 'slowed', 'ts')
+local factor = tonumber(state[1]) or 1.0
+local ts = tonumber(state[4]) or now
+factor = math.min(1.0, factor + 0.05 * math.max(0, now - ts))
+-- one cut per ARGV[4] seconds: the answers of one crowded second come together
+if now - (tonumber(state[3]) or 0) < tonumber(ARGV[4]) then
+  return tostring(factor)
+end
 factor = math.max(tonumber(ARGV[1]), factor * tonumber(ARGV[2]))
-redis.call('HSET', key, 'factor', factor, 'tokens', 0)
+local tat = tonumber(state[2]) or now
+if tat < now then tat = now end
+-- SES saw too many: one slow interval of silence, then the slower rate
+tat = tat + 1 / (tonumber(ARGV[3]) * factor)
+redis.call('HSET', key, 'factor', factor, 'tat', string.format('%.6f', tat),
+           'ts', string.format('%.6f', now), 'slowed', string.format('%.6f', now))
 redis.call('PEXPIRE', key, 60000)
 return tostring(factor)
 """
-
-_REFUND = """
--- a token taken but not spent in time goes back; the next take caps the bucket
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBYFLOAT', KEYS[1], 'tokens', tonumber(ARGV[1]))
-end
-return 1
-"""
-
-# A token is good for a call within this long of its grant (the headroom above covers it);
-# one found older when its call is about to start goes back and a fresh one is taken.
-TOKEN_FRESH_SECONDS = 0.01
 
 
 @dataclass(order=True)
@@ -90,16 +105,45 @@ class _Waiter:
     future: asyncio.Future[float] = field(compare=False)
 
 
+def _grant(future: asyncio.Future[float], slot: float) -> None:
+    if not future.done():
+        future.set_result(slot)
+
+
+class _Clock:
+    """Redis' clock in this process' ``loop.time()``: every process wakes its senders on
+    the one schedule Redis keeps, whatever delays its own answers had.
+
+    Each booking is a sample: Redis' time lies between our send and our receipt, so the
+    offset is known to within half the round trip. The sample with the shortest round trip
+    wins (a process descheduled while the answer waited gives a long one, and is ignored);
+    an old sample gives way slowly to newer ones so drift is followed.
+    """
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.error = float("inf")
+        self.at = 0.0
+
+    def sample(self, sent: float, received: float, redis_time: float) -> None:
+        error = (received - sent) / 2
+        if self.offset is None or error <= self.error + (received - self.at) * 0.001:
+            self.offset = redis_time - (sent + received) / 2
+            self.error = error
+            self.at = received
+
+    def local(self, redis_time: float) -> float:
+        assert self.offset is not None
+        return redis_time - self.offset
+
+
 class _RegionBucket:
     def __init__(self, limiter: RateLimiter, region: str) -> None:
         self.limiter = limiter
         self.region = region
         self.waiters: list[_Waiter] = []
-        self.tokens: list[float] = []  # expiry times of tokens held locally
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        # until when tokens count as scarce (the last time a take came up short, + 1 s)
-        self.saturated_until = 0.0
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -107,6 +151,12 @@ class _RegionBucket:
 
     async def _run(self) -> None:
         limiter = self.limiter
+        loop = asyncio.get_running_loop()
+        while limiter.clock.offset is None:
+            try:
+                await limiter.calibrate()
+            except Exception:  # noqa: BLE001 - Redis away: no slots until it is back
+                await asyncio.sleep(0.2)
         while True:
             while not self.waiters:
                 self.wakeup.clear()
@@ -117,87 +167,90 @@ class _RegionBucket:
                 continue
             priority = self.waiters[0].priority
             want = sum(1 for w in self.waiters if w.priority == priority)
+            sent = loop.time()
             try:
-                granted, wait_ms = await limiter.take(self.region, want, priority)
+                booking = await limiter.book(self.region, want, priority)
             except Exception:  # noqa: BLE001 - Redis away: wait and try again, never send
                 await asyncio.sleep(0.2)
                 continue
-            for _ in range(granted):
+            granted, first, interval, wait, redis_now = booking
+            clock = limiter.clock
+            clock.sample(sent, loop.time(), redis_now)
+            base = clock.local(redis_now)
+            for i in range(granted):
                 if not self.waiters:
-                    break
+                    break  # booked for senders that gave up: those slots go unused
                 waiter = heapq.heappop(self.waiters)
-                if not waiter.future.done():
-                    waiter.future.set_result(time.monotonic())
+                slot = base + first + i * interval
+                loop.call_at(slot, _grant, waiter.future, slot)
             if granted < want:
-                self.saturated_until = time.monotonic() + 1.0
-                await asyncio.sleep(min(wait_ms, 250) / 1000)
+                await asyncio.sleep(min(max(wait, POLL_SECONDS), 0.25))
 
 
 class RateLimiter:
-    """``await limiter.acquire(region, mail_class)`` before every SES call."""
+    """``await limiter.acquire(region, mail_class)`` right before every SES call."""
 
     def __init__(self, redis: Redis, rates: dict[str, float], prefix: str = "mailer:rl") -> None:
         self.redis = redis
         self.rates = dict(rates)
         self.prefix = prefix
-        self._take = redis.register_script(_TAKE)
+        self._book = redis.register_script(_BOOK)
         self._slow = redis.register_script(_SLOW)
-        self._refund = redis.register_script(_REFUND)
         self._buckets: dict[str, _RegionBucket] = {}
         self._seq = itertools.count()
+        self.clock = _Clock()
+        self.late = 0  # slots missed because the sender woke too late
 
-    async def take(self, region: str, want: int, priority: int) -> tuple[int, int]:
-        """Take up to ``want`` tokens from Redis: (granted, milliseconds to wait if short)."""
+    async def book(self, region: str, want: int, priority: int
+                   ) -> tuple[int, float, float, float, float]:
+        """Book up to ``want`` slots: (booked, seconds to the first, seconds between them,
+        seconds until more can be booked, Redis' time of the booking)."""
         rate = self.rates[region] * HEADROOM
-        granted, wait_ms = await self._take(
+        horizon = DEFAULT_HORIZON if priority else HORIZON_SECONDS["transactional"]
+        granted, first, interval, wait, sec, usec = await self._book(
             keys=[f"{self.prefix}:{region}", f"{self.prefix}:{region}:txwait"],
-            args=[rate, want, priority, BURST_SECONDS, TX_DEMAND_TTL_MS],
+            args=[rate, want, priority, horizon, TX_DEMAND_TTL_MS],
         )
-        return int(granted), int(wait_ms)
+        return int(granted), first / 1e6, interval / 1e6, wait / 1e6, int(sec) + int(usec) / 1e6
 
-    async def acquire(self, region: str, mail_class: str = "marketing") -> float:
-        """Wait for a token of ``region``; the ``time.monotonic()`` it was granted at.
-
-        A token is good for an immediate call: one spent late lands in the same second
-        as the tokens granted after it, over the region's rate.
-        """
+    async def acquire(self, region: str, mail_class: str = "marketing") -> None:
+        """Return at a send slot of ``region``: make the SES call now, with nothing that
+        waits in between (a call made late lands among the slots after it)."""
         bucket = self._buckets.get(region)
         if bucket is None:
             bucket = self._buckets[region] = _RegionBucket(self, region)
         bucket.start()
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        heapq.heappush(
-            bucket.waiters,
-            _Waiter(PRIORITY.get(mail_class, DEFAULT_PRIORITY), next(self._seq), future),
-        )
-        bucket.wakeup.set()
-        return await future
+        loop = asyncio.get_running_loop()
+        priority = PRIORITY.get(mail_class, DEFAULT_PRIORITY)
+        while True:
+            future: asyncio.Future[float] = loop.create_future()
+            heapq.heappush(bucket.waiters, _Waiter(priority, next(self._seq), future))
+            bucket.wakeup.set()
+            slot = await future
+            if loop.time() - slot <= LATE_SECONDS:
+                return
+            self.late += 1
 
-    async def acquire_fresh(self, region: str, mail_class: str = "marketing") -> None:
-        """Return once the caller holds a token granted less than TOKEN_FRESH_SECONDS ago.
+    async def slow_down(self, region: str, factor: float = 0.85, floor: float = 0.2,
+                        every: float = 1.0) -> float:
+        """SES throttled us: cut the region's rate by ``factor``, at most once per ``every``
+        seconds across all processes (the throttling answers of one crowded second arrive
+        together and are one signal); it recovers by 5 % of the rate per second."""
+        rate = self.rates[region] * HEADROOM
+        return float(await self._slow(keys=[f"{self.prefix}:{region}"],
+                                      args=[floor, factor, rate, every]))
 
-        Call it right before the SES call. A busy event loop can delay a granted sender;
-        its token, spent late, would land in the same second as the tokens granted after
-        it. Such a token is refunded (not wasted) and a fresh one is taken.
-        """
-        granted = await self.acquire(region, mail_class)
-        # Only where tokens are scarce can a late one push a second over the rate; with
-        # tokens to spare, refunding would only churn (hundreds of senders woken at once
-        # cannot all start within milliseconds)
-        while (
-            self._buckets[region].saturated_until > time.monotonic()
-            and time.monotonic() - granted > TOKEN_FRESH_SECONDS
-        ):
-            await self._refund(keys=[f"{self.prefix}:{region}"], args=[1])
-            granted = await self.acquire(region, mail_class)
-
-    async def slow_down(self, region: str, factor: float = 0.7, floor: float = 0.2) -> float:
-        """SES throttled us: cut the region's effective rate; it recovers by 5 %/s."""
-        return float(await self._slow(keys=[f"{self.prefix}:{region}"], args=[floor, factor]))
+    async def calibrate(self, samples: int = 5) -> None:
+        """A few round trips to Redis' clock before the first booking, so the first slots
+        are placed as well as the later ones."""
+        loop = asyncio.get_running_loop()
+        for _ in range(samples):
+            sent = loop.time()
+            sec, usec = await self.redis.time()
+            self.clock.sample(sent, loop.time(), int(sec) + int(usec) / 1e6)
 
     async def close(self) -> None:
         for bucket in self._buckets.values():
             if bucket.task is not None:
                 bucket.task.cancel()
         self._buckets.clear()
-

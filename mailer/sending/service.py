@@ -342,7 +342,7 @@ class Sender:
         # The token comes last, right before the call: a token spent late (after a
         # database round trip) would add to a later second's sends, over the rate.
         # A kill while waiting here counts the message as maybe sent: conservative.
-        await self.limiter.acquire_fresh(region, plan.mail_class)
+        await self.limiter.acquire(region, plan.mail_class)
         # the pause or the region's breaker may have come while we waited: no SES
         # call then (a release from ``sending`` gives the attempt back). Nothing that
         # waits may stand between the fresh token and the call.

@@ -64,6 +64,10 @@ class Transport(Protocol):
         """``{max_send_rate, max_24h_send, sent_last_24h}``, or None when not available."""
         ...
 
+    async def open(self, regions: list[str]) -> None:
+        """Ready every region before the first send (clients, connections, caches)."""
+        ...
+
 
 _THROTTLED = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
 _PAUSED = {"SendingPausedException", "AccountSuspendedException"}
@@ -195,6 +199,17 @@ class SesTransport:
             "max_24h_send": float(q.get("Max24HourSend", 0)),
             "sent_last_24h": float(q.get("SentLast24Hours", 0)),
         }
+
+    async def open(self, regions: list[str]) -> None:
+        """Create each region's client and make one call through it (GetAccount) at start.
+
+        Left to the first send, a client's creation (the service model, endpoint rules,
+        the first connection) holds up the first senders of a worker for tens of
+        milliseconds, and they then call SES all at once: a burst over the region's rate
+        just when the rate limiter had spaced them.
+        """
+        for region in regions:
+            await self.quota(region)
 
     async def close(self) -> None:
         await self._stack.aclose()

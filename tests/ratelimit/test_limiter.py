@@ -18,7 +18,7 @@ async def test_two_limiters_together_stay_under_the_rate(redis: Redis):
 
     async def spend(limiter: RateLimiter) -> None:
         while time.monotonic() < stop:
-            await limiter.acquire_fresh("r1")
+            await limiter.acquire("r1")
             grants.append(time.monotonic())
 
     stop = time.monotonic() + 2.0
@@ -46,13 +46,13 @@ async def test_transactional_mail_takes_tokens_before_marketing(redis: Redis):
     async def marketing() -> None:
         nonlocal marketing_done
         while True:
-            await marketing_limiter.acquire_fresh("r2", "marketing")
+            await marketing_limiter.acquire("r2", "marketing")
             marketing_done += 1
 
     backlog = [asyncio.create_task(marketing()) for _ in range(50)]
     await asyncio.sleep(0.5)  # the bucket is drained, 50 marketing senders are waiting
     started = time.monotonic()
-    await transactional_limiter.acquire_fresh("r2", "transactional")
+    await transactional_limiter.acquire("r2", "transactional")
     waited = time.monotonic() - started
     for task in backlog:
         task.cancel()
@@ -62,3 +62,56 @@ async def test_transactional_mail_takes_tokens_before_marketing(redis: Redis):
     # one token comes every 50 ms; behind the backlog it would take seconds
     assert waited < 0.3, waited
     assert marketing_done > 0
+
+
+async def test_a_stalled_event_loop_does_not_make_a_burst(redis: Redis):
+    """Senders woken late for their slots (the process was busy) book new slots instead
+    of calling all at once, so the one-second windows stay under the rate."""
+    rate = 200.0
+    limiter = RateLimiter(redis, {"r3": rate})
+    grants: list[float] = []
+
+    async def spend() -> None:
+        while True:
+            await limiter.acquire("r3")
+            grants.append(time.monotonic())
+
+    tasks = [asyncio.create_task(spend()) for _ in range(40)]
+    await asyncio.sleep(0.6)
+    time.sleep(0.25)  # noqa: ASYNC251 - the point: the whole event loop stalls
+    await asyncio.sleep(1.2)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await limiter.close()
+    assert limiter.late > 0  # slots passed during the stall were given up, not spent late
+    fullest = max(sum(1 for t in grants if s <= t < s + 1.0) for s in grants)
+    assert fullest <= rate
+    # and no clump right after the stall: no 50 ms holds more than a few slots' worth
+    densest = max(sum(1 for t in grants if s <= t < s + 0.05) for s in grants)
+    assert densest <= rate * 0.05 + 7, densest
+
+
+async def test_slots_of_separate_limiters_interleave_evenly(redis: Redis):
+    """Slots are booked on Redis' clock, so two processes' calls do not pile up in the same
+    instants: every 100 ms gets about a tenth of the rate."""
+    rate = 300.0
+    a, b = RateLimiter(redis, {"r4": rate}), RateLimiter(redis, {"r4": rate})
+    grants: list[float] = []
+
+    async def spend(limiter: RateLimiter) -> None:
+        while True:
+            await limiter.acquire("r4")
+            grants.append(time.monotonic())
+
+    tasks = [asyncio.create_task(spend(lim)) for lim in (a, b) for _ in range(30)]
+    await asyncio.sleep(1.5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await a.close()
+    await b.close()
+    grants.sort()
+    densest = max(sum(1 for t in grants if s <= t < s + 0.1) for s in grants)
+    assert densest <= rate * 0.1 + 3, densest
+    assert len(grants) >= 1.5 * rate * HEADROOM * 0.9
