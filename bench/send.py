@@ -19,7 +19,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -366,27 +366,48 @@ def main(argv: list[str] | None = None) -> None:
                     f"stand-in CPU {cpu_per_request * 1e6:.0f} us per SendEmail",
                 )
             )
+        # bare loop and worker take turns, best of ``--repeat`` each: on a shared 2-core
+        # machine noise only ever slows a run down, and turns spread it over both
+        bare_rows: list[Row] = []
+        worker_rows: list[Row] = []
         for latency in opts.latencies if wanted("bare") or wanted("worker") else []:
-            result, standin_cpu = measure_bare_loop(proc, opts, latency)
-            bare[latency] = result.per_second
-            rows.append(
+            best: LoopResult | None = None
+            standin_cpus: list[float] = []
+            worker_note = ""
+            for _ in range(opts.repeat):
+                result, standin_cpu = measure_bare_loop(proc, replace(opts, repeat=1), latency)
+                standin_cpus.append(standin_cpu)
+                if best is None or result.per_second > best.per_second:
+                    best = result
+                if wanted("worker"):
+                    value, worker_note = attempt(measure_worker, proc, opts, latency)
+                    if value is not None and value > (worker.get(latency) or 0.0):
+                        worker[latency] = value
+                        worker_note = (
+                            f"worker CPU {WORKER_CPU[latency] * 1e6:.0f} us/message "
+                            f"(all of it); best of {opts.repeat}"
+                        )
+            assert best is not None
+            bare[latency] = best.per_second
+            bare_rows.append(
                 Row(
                     f"bare aiobotocore loop, {latency:g} ms",
-                    result.per_second,
+                    best.per_second,
                     "sends/s",
                     f"{opts.calls} calls, {opts.in_flight} in flight, {loop_name}; client CPU "
-                    f"{result.cpu_seconds / result.calls * 1e6:.0f} us/call (one idle core: "
-                    f"{result.calls / result.cpu_seconds:.0f}/s), stand-in "
-                    f"{standin_cpu * 1e6:.0f} us/call; "
-                    f"errors {dict(result.errors)}",
+                    f"{best.cpu_seconds / best.calls * 1e6:.0f} us/call (one idle core: "
+                    f"{best.calls / best.cpu_seconds:.0f}/s), stand-in "
+                    f"{sum(standin_cpus) / len(standin_cpus) * 1e6:.0f} us/call; "
+                    f"best of {opts.repeat}; errors {dict(best.errors)}",
                 )
             )
-        for latency in opts.latencies if wanted("worker") else []:
-            value, note = attempt(measure_worker, proc, opts, latency)
-            worker[latency] = value
-            if latency in WORKER_CPU:
-                note = f"worker CPU {WORKER_CPU[latency] * 1e6:.0f} us/message (all of it)"
-            rows.append(Row(f"one worker, {latency:g} ms", value, "sends/s", note))
+            if wanted("worker"):
+                worker_rows.append(
+                    Row(f"one worker, {latency:g} ms", worker.get(latency), "sends/s",
+                        worker_note)
+                )
+        rows.extend(bare_rows)
+        rows.extend(worker_rows)
         rate, note = (
             attempt(measure_rate_accuracy, proc, opts, opts.workers, RATE_LIMIT)
             if wanted("rate")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,24 @@ class RenderError(Exception):
     """A template failed for one recipient; the message fails with this reason."""
 
 
+class _Dynamic(str):
+    """The output of one ``{{ }}``: told apart from the template's own text in the chunks a
+    render yields (Jinja calls ``str()`` on it, which returns it unchanged)."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return self
+
+
+def _finalize(value: Any) -> _Dynamic:
+    return _Dynamic(value if isinstance(value, str) else str(value))
+
+
 class _BoundedEnvironment(SandboxedEnvironment):
     def __init__(self, loader: BaseLoader) -> None:
-        super().__init__(loader=loader, undefined=StrictUndefined, autoescape=False)
+        super().__init__(loader=loader, undefined=StrictUndefined, autoescape=False,
+                         finalize=_finalize)
         self.globals["range"] = _bounded_range
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -63,11 +78,14 @@ class CompiledTemplate:
     subject: Any
     html: Any
     text: Any | None
+    # per output shape: the CSS-inlined HTML and the derived text with holes for the values
+    _shapes: dict[tuple[str | None, ...], _Derived | None] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def render(self, context: dict[str, Any]) -> Rendered:
         try:
             subject = " ".join(self.subject.render(context).split())
-            body = self.html.render(context)
+            chunks = list(self.html.generate(context))
             text = self.text.render(context) if self.text is not None else None
         except RenderError:
             raise
@@ -75,10 +93,111 @@ class CompiledTemplate:
             raise RenderError(f"template error: {exc}") from exc
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise RenderError(f"template error: {type(exc).__name__}: {exc}") from exc
+        body = "".join(chunks)
         if len(body) > MAX_OUTPUT_CHARS or (text and len(text) > MAX_OUTPUT_CHARS):
             raise RenderError(f"rendered output exceeds {MAX_OUTPUT_CHARS} characters")
+        derived = self._derive(chunks, body, text is None)
+        if derived is not None:
+            inlined, derived_text = derived
+            return Rendered(subject=subject, html=inlined, text=text or derived_text)
         inlined = _inline_css(body)
         return Rendered(subject=subject, html=inlined, text=text or html_to_text(inlined))
+
+    def _derive(self, chunks: list[str], body: str, need_text: bool) -> tuple[str, str] | None:
+        """CSS inlining and the text part without parsing this message's HTML.
+
+        A campaign's messages differ only in the values put into one template. Where every
+        value is plain (words, no markup characters) and sits in text or a link, inlining
+        and text conversion act on the template's own HTML alone: they are done once per
+        output shape with placeholders for the values, and each message only fills them
+        in. Anything else takes the full path; so does a shape whose first message came out
+        different from the full path.
+        """
+        values: list[str] = []
+        key: list[str | None] = []
+        for chunk in chunks:
+            if type(chunk) is _Dynamic:
+                if not _PLAIN.fullmatch(chunk):
+                    return None
+                values.append(chunk)
+                key.append(None)
+            else:
+                key.append(chunk)
+        shape = tuple(key)
+        try:
+            derived = self._shapes[shape]
+        except KeyError:
+            if len(self._shapes) >= MAX_SHAPES:
+                return None
+            derived = _Derived.build(shape)
+            if derived is not None:
+                slow = _inline_css(body)
+                if derived.fill(values) != (slow, html_to_text(slow)):
+                    derived = None
+            self._shapes[shape] = derived
+        if derived is None:
+            return None
+        return derived.fill(values, need_text)
+
+
+MAX_SHAPES = 64
+# a value that inlining and text conversion leave alone: words split by single spaces
+_PLAIN = re.compile(r"[^\s<>&\"'\ue000\ue001]+(?: [^\s<>&\"'\ue000\ue001]+)*")
+_HOLE = re.compile("\ue000(\\d+)\ue001")
+_RAW_TEXT = re.compile(r"<(style|script)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+# inside a tag a value may only be the value of one of these quoted attributes
+_TAG_PREFIX = re.compile(r"\s(href|src|alt|title)=([\"'])[^\"'<>]*\Z", re.I)
+_ENTITY_OPEN = re.compile(r"&[^\t\n\f <&;]{0,32}\Z")
+
+
+@dataclass(frozen=True)
+class _Derived:
+    html: list[str | int]  # static text and value indexes, in order
+    text: list[str | int]
+
+    @classmethod
+    def build(cls, shape: tuple[str | None, ...]) -> _Derived | None:
+        parts: list[str] = []
+        holes = 0
+        for chunk in shape:
+            if chunk is None:
+                parts.append(f"\ue000{holes}\ue001")
+                holes += 1
+            else:
+                parts.append(chunk)
+        skeleton = "".join(parts)
+        # where each value sits: not in <style>/<script>/comments, not in a tag except as
+        # a link's or image's attribute, not completing an entity like "&no" + "tin;"
+        for raw in _RAW_TEXT.finditer(skeleton):
+            if "\ue000" in raw.group(0):
+                return None
+        for hole in _HOLE.finditer(skeleton):
+            before = skeleton[: hole.start()]
+            if before.rfind("<") > before.rfind(">") and not _TAG_PREFIX.search(before):
+                return None
+            if _ENTITY_OPEN.search(before[-40:]):
+                return None
+        inlined = _inline_css(skeleton)
+        text = html_to_text(inlined)
+        # each value must come out exactly once in the HTML, at most once in the text
+        if sorted(int(i) for i in _HOLE.findall(inlined)) != list(range(holes)):
+            return None
+        found = _HOLE.findall(text)
+        if len(found) != len(set(found)):
+            return None
+        return cls(_split(inlined), _split(text))
+
+    def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
+        html = "".join([p if isinstance(p, str) else values[p] for p in self.html])
+        if not need_text:
+            return html, ""
+        return html, "".join([p if isinstance(p, str) else values[p] for p in self.text])
+
+
+def _split(rendered: str) -> list[str | int]:
+    pieces = _HOLE.split(rendered)
+    # re.split alternates text and captured indexes: text, index, text, ...
+    return [int(p) if i % 2 else p for i, p in enumerate(pieces) if i % 2 or p]
 
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
