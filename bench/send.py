@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
                 if best is None or result.per_second > best.per_second:
                     best = result
                 if wanted("worker"):
-                    value, worker_note = attempt(measure_worker, proc, opts, latency)
+                    value, note = attempt(measure_worker, proc, opts, latency)
+                    worker_note = worker_note or note
                     if value is not None and value > (worker.get(latency) or 0.0):
                         worker[latency] = value
                         worker_note = (

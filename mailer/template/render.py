@@ -140,7 +140,7 @@ class CompiledTemplate:
         return derived.fill(values, need_text)
 
 
-MAX_SHAPES = 64
+MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that inlining and text conversion leave alone: words split by single spaces
 _PLAIN = re.compile(r"[^\s<>&\"'\ue000\ue001]+(?: [^\s<>&\"'\ue000\ue001]+)*")
 _HOLE = re.compile("\ue000(\\d+)\ue001")
