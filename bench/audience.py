@@ -18,26 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from mailer.campaign import service  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
-from tests.fixtures.database import migrate  # noqa: E402
+from tests.fixtures.database import ensure_database, migrate  # noqa: E402
 
 TARGET_SECONDS = 20.0
-
-
-async def ensure_database(url: str) -> None:
-    base, _, name = url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        exists = (
-            await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        ).first()
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
 
 
 async def seed(settings: Settings, contacts: int) -> int:

@@ -53,21 +53,7 @@ async def _scalar(url: str, statement: str) -> object:
 
 
 def prepare_database(url: str = DATABASE_URL) -> None:
-    base, _, name = url.rpartition("/")
-
-    async def create() -> None:
-        engine = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            found = (
-                await conn.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-                )
-            ).first()
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
+    """Create the bench database if missing and migrate it from scratch."""
     migrate(url)
 
 

@@ -34,6 +34,7 @@ from mailer.auth.service import create_key  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.contact import service  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
+from tests.fixtures.database import ensure_database  # noqa: E402
 
 TARGET_SECONDS = 60.0
 CITIES = ["Berlin", "Paris", "Lisbon", "Oslo", "Madrid", "Rome", "Vienna", "Prague"]
@@ -45,19 +46,6 @@ def generate_csv(rows: int) -> bytes:
         tags = "news;weekly" if i % 3 else "news"
         lines.append(f"User{i}@Example{i % 997}.com,Name{i},{CITIES[i % len(CITIES)]},{tags}")
     return ("\n".join(lines) + "\n").encode()
-
-
-async def ensure_database(url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    base, _, name = url.rpartition("/")
-    admin = create_async_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        exists = (await conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).first()
-        if not exists:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
 
 
 async def run_job(database_url: str, import_id: int) -> None:
