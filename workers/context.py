@@ -19,13 +19,14 @@ from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
 
 
-async def region_rates(settings: Settings, transport: SesTransport) -> dict[str, float]:
+def region_rates(settings: Settings, quotas: dict[str, dict[str, float] | None]
+                 ) -> dict[str, float]:
     """Configured override, else SES GetAccount MaxSendRate, else the sandbox default."""
     rates = {}
     for region in settings.regions:
         rate = settings.region_rates.get(region)
         if rate is None:
-            quota = await transport.quota(region)
+            quota = quotas.get(region)
             rate = quota["max_send_rate"] if quota and quota["max_send_rate"] > 0 else None
         rates[region] = float(rate or settings.default_rate)
     return rates
@@ -38,9 +39,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     sessionmaker = create_sessionmaker(engine)
     transport = SesTransport(settings.ses_endpoint_url, max_in_flight=settings.send_concurrency,
                              timeout=settings.ses_timeout_seconds)
-    await transport.open(settings.regions)
+    quotas = await transport.open(settings.regions)
     redis = Redis.from_url(settings.redis_url)
-    limiter = RateLimiter(redis, await region_rates(settings, transport))
+    limiter = RateLimiter(redis, region_rates(settings, quotas))
     health = RegionHealth(redis, settings.regions,
                           failure_threshold=settings.region_failure_threshold,
                           open_seconds=settings.region_open_seconds)

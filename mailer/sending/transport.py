@@ -64,8 +64,9 @@ class Transport(Protocol):
         """``{max_send_rate, max_24h_send, sent_last_24h}``, or None when not available."""
         ...
 
-    async def open(self, regions: list[str]) -> None:
-        """Ready every region before the first send (clients, connections, caches)."""
+    async def open(self, regions: list[str]) -> dict[str, dict[str, float] | None]:
+        """Ready every region before the first send (clients, connections, caches); each
+        region's :meth:`quota` as read on the way."""
         ...
 
 
@@ -200,16 +201,16 @@ class SesTransport:
             "sent_last_24h": float(q.get("SentLast24Hours", 0)),
         }
 
-    async def open(self, regions: list[str]) -> None:
+    async def open(self, regions: list[str]) -> dict[str, dict[str, float] | None]:
         """Create each region's client and make one call through it (GetAccount) at start.
 
         Left to the first send, a client's creation (the service model, endpoint rules,
         the first connection) holds up the first senders of a worker for tens of
         milliseconds, and they then call SES all at once: a burst over the region's rate
-        just when the rate limiter had spaced them.
+        just when the rate limiter had spaced them. The answers are returned: the worker
+        takes regions' rates from them.
         """
-        for region in regions:
-            await self.quota(region)
+        return {region: await self.quota(region) for region in regions}
 
     async def close(self) -> None:
         await self._stack.aclose()
