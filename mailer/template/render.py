@@ -188,10 +188,11 @@ class _Derived:
         return cls(_split(inlined), _split(text))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
-        html = "".join([p if isinstance(p, str) else values[p] for p in self.html])
-        if not need_text:
-            return html, ""
-        return html, "".join([p if isinstance(p, str) else values[p] for p in self.text])
+        return _fill(self.html, values), _fill(self.text, values) if need_text else ""
+
+
+def _fill(parts: list[str | int], values: list[str]) -> str:
+    return "".join([p if isinstance(p, str) else values[p] for p in parts])
 
 
 def _split(rendered: str) -> list[str | int]:
