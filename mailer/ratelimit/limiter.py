@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 HEADROOM = 0.98  # slots come a little under the limit: room for jitter between slot and SES
 # how far ahead a process may book: long enough that a few milliseconds of event-loop lag
 # in every process at once still leaves slots booked; short enough to share slots fairly
-HORIZON_SECONDS = {"transactional": 1.0}
-DEFAULT_HORIZON = 0.05
+HORIZON_SECONDS = 0.05
+TX_HORIZON_SECONDS = 1.0  # transactional mail books further ahead: it goes first
 POLL_SECONDS = 0.01  # at least this between two bookings of one process while short
 LATE_SECONDS = 0.03  # a sender woken later than this after its slot books a new one
 TX_DEMAND_TTL_MS = 250
@@ -209,7 +209,7 @@ class RateLimiter:
         """Book up to ``want`` slots: (booked, seconds to the first, seconds between them,
         seconds until more can be booked, Redis' time of the booking)."""
         rate = self.rates[region] * HEADROOM
-        horizon = DEFAULT_HORIZON if priority else HORIZON_SECONDS["transactional"]
+        horizon = HORIZON_SECONDS if priority else TX_HORIZON_SECONDS
         granted, first, interval, wait, sec, usec = await self._book(
             keys=[f"{self.prefix}:{region}", f"{self.prefix}:{region}:txwait"],
             args=[rate, want, priority, horizon, TX_DEMAND_TTL_MS],
