@@ -4,41 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
 from mailer.ratelimit.limiter import HEADROOM, RateLimiter
 
 
-async def test_two_limiters_together_stay_under_the_rate(redis: Redis):
-    """Two limiters (as two worker processes would) share one region's bucket."""
-    rate = 100.0
-    a, b = RateLimiter(redis, {"r1": rate}), RateLimiter(redis, {"r1": rate})
+async def grant_times(limiters: list[RateLimiter], region: str, senders: int,
+                      meanwhile: Callable[[], Awaitable[object]]) -> list[float]:
+    """``senders`` tasks per limiter acquire slots of ``region`` back to back while
+    ``meanwhile()`` runs; the sorted times their slots were granted."""
     grants: list[float] = []
 
     async def spend(limiter: RateLimiter) -> None:
-        while time.monotonic() < stop:
-            await limiter.acquire("r1")
+        while True:
+            await limiter.acquire(region)
             grants.append(time.monotonic())
 
-    stop = time.monotonic() + 2.0
-    tasks = [asyncio.create_task(spend(lim)) for lim in (a, b) for _ in range(20)]
-    await asyncio.sleep(2.2)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await a.close()
-    await b.close()
-    grants.sort()
-    fullest = max(sum(1 for t in grants if s <= t < s + 1.0) for s in grants)
-    assert fullest <= rate
+    tasks = [asyncio.create_task(spend(lim)) for lim in limiters for _ in range(senders)]
+    try:
+        await meanwhile()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for limiter in limiters:
+            await limiter.close()
+    return sorted(grants)
+
+
+def fullest(grants: list[float], seconds: float) -> int:
+    """The most grants in any window of ``seconds``."""
+    return max(sum(1 for t in grants if s <= t < s + seconds) for s in grants)
+
+
+async def test_two_limiters_together_stay_under_the_rate(redis: Redis):
+    """Two limiters (as two worker processes would) share one region's slot schedule."""
+    rate = 100.0
+    limiters = [RateLimiter(redis, {"r1": rate}), RateLimiter(redis, {"r1": rate})]
+    grants = await grant_times(limiters, "r1", 20, lambda: asyncio.sleep(2.0))
+    assert fullest(grants, 1.0) <= rate
     # and the rate is used, not wasted: at least 90 % of it over the two seconds
     assert len(grants) >= 2 * rate * HEADROOM * 0.9
 
 
-async def test_transactional_mail_takes_tokens_before_marketing(redis: Redis):
+async def test_transactional_mail_takes_slots_before_marketing(redis: Redis):
     """With marketing senders queued on a saturated region, a transactional send still
-    gets one of the next tokens, not a place behind the marketing backlog."""
+    gets one of the next slots, not a place behind the marketing backlog."""
     marketing_limiter = RateLimiter(redis, {"r2": 20.0})
     transactional_limiter = RateLimiter(redis, {"r2": 20.0})
     marketing_done = 0
@@ -50,7 +63,7 @@ async def test_transactional_mail_takes_tokens_before_marketing(redis: Redis):
             marketing_done += 1
 
     backlog = [asyncio.create_task(marketing()) for _ in range(50)]
-    await asyncio.sleep(0.5)  # the bucket is drained, 50 marketing senders are waiting
+    await asyncio.sleep(0.5)  # the region is saturated, 50 marketing senders are waiting
     started = time.monotonic()
     await transactional_limiter.acquire("r2", "transactional")
     waited = time.monotonic() - started
@@ -59,7 +72,7 @@ async def test_transactional_mail_takes_tokens_before_marketing(redis: Redis):
     await asyncio.gather(*backlog, return_exceptions=True)
     await marketing_limiter.close()
     await transactional_limiter.close()
-    # one token comes every 50 ms; behind the backlog it would take seconds
+    # one slot comes every 50 ms; behind the backlog it would take seconds
     assert waited < 0.3, waited
     assert marketing_done > 0
 
@@ -69,26 +82,17 @@ async def test_a_stalled_event_loop_does_not_make_a_burst(redis: Redis):
     of calling all at once, so the one-second windows stay under the rate."""
     rate = 200.0
     limiter = RateLimiter(redis, {"r3": rate})
-    grants: list[float] = []
 
-    async def spend() -> None:
-        while True:
-            await limiter.acquire("r3")
-            grants.append(time.monotonic())
+    async def stall() -> None:
+        await asyncio.sleep(0.6)
+        time.sleep(0.25)  # noqa: ASYNC251 - the point: the whole event loop stalls
+        await asyncio.sleep(1.2)
 
-    tasks = [asyncio.create_task(spend()) for _ in range(40)]
-    await asyncio.sleep(0.6)
-    time.sleep(0.25)  # noqa: ASYNC251 - the point: the whole event loop stalls
-    await asyncio.sleep(1.2)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await limiter.close()
+    grants = await grant_times([limiter], "r3", 40, stall)
     assert limiter.late > 0  # slots passed during the stall were given up, not spent late
-    fullest = max(sum(1 for t in grants if s <= t < s + 1.0) for s in grants)
-    assert fullest <= rate
+    assert fullest(grants, 1.0) <= rate
     # and no clump right after the stall: no 50 ms holds more than a few slots' worth
-    densest = max(sum(1 for t in grants if s <= t < s + 0.05) for s in grants)
+    densest = fullest(grants, 0.05)
     assert densest <= rate * 0.05 + 7, densest
 
 
@@ -96,22 +100,8 @@ async def test_slots_of_separate_limiters_interleave_evenly(redis: Redis):
     """Slots are booked on Redis' clock, so two processes' calls do not pile up in the same
     instants: every 100 ms gets about a tenth of the rate."""
     rate = 300.0
-    a, b = RateLimiter(redis, {"r4": rate}), RateLimiter(redis, {"r4": rate})
-    grants: list[float] = []
-
-    async def spend(limiter: RateLimiter) -> None:
-        while True:
-            await limiter.acquire("r4")
-            grants.append(time.monotonic())
-
-    tasks = [asyncio.create_task(spend(lim)) for lim in (a, b) for _ in range(30)]
-    await asyncio.sleep(1.5)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await a.close()
-    await b.close()
-    grants.sort()
-    densest = max(sum(1 for t in grants if s <= t < s + 0.1) for s in grants)
+    limiters = [RateLimiter(redis, {"r4": rate}), RateLimiter(redis, {"r4": rate})]
+    grants = await grant_times(limiters, "r4", 30, lambda: asyncio.sleep(1.5))
+    densest = fullest(grants, 0.1)
     assert densest <= rate * 0.1 + 3, densest
     assert len(grants) >= 1.5 * rate * HEADROOM * 0.9
