@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.auth import service
+from mailer.db import transaction
 from mailer.errors import Forbidden, Unauthorized
 from mailer.models import ApiKey
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request owns the transaction: commit after the endpoint, roll back on error.
-
-    Work registered with ``after_commit`` (enqueuing jobs) runs once the commit is done,
-    never for a rolled-back transaction.
-    """
-    async with request.app.state.sessionmaker() as session:
-        async with session.begin():
-            yield session
-        for action in session.info.pop("after_commit", []):
-            await action()
-
-
-def after_commit(session: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
-    session.info.setdefault("after_commit", []).append(action)
+    """The request owns the transaction (``mailer.db.transaction``): commit after the
+    endpoint, roll back on error; after-commit work runs once the commit is done."""
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
 from mailer.audience.filters import compile_filter
-from mailer.auth.dependencies import after_commit
 from mailer.campaign import repository
 from mailer.campaign.dispatch import SEND_QUEUE
 from mailer.campaign.schemas import CampaignIn, CampaignOut, MessageOut, MessagePage, Stats
 from mailer.config import Settings
 from mailer.contact.addresses import valid_address
+from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
 from mailer.template import service as templates

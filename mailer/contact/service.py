@@ -8,7 +8,6 @@ import contextlib
 from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailer.auth.dependencies import after_commit
 from mailer.contact import importer, repository
 from mailer.contact.addresses import valid_address
 from mailer.contact.schemas import (
@@ -18,7 +17,7 @@ from mailer.contact.schemas import (
     ImportOut,
     ImportRowError,
 )
-from mailer.db import transaction
+from mailer.db import after_commit, transaction
 from mailer.errors import Invalid, NotFound
 
 
