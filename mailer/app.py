@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
-from mailer.errors import error_body, install_handlers
+from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
+from mailer.middleware import JsonGuard, RequestContext, send_json
 
 
 class BodyLimit:
@@ -62,13 +63,8 @@ class _BodyTooLarge(Exception):
 
 
 async def _reject_too_large(send: Send, limit: int) -> None:
-    import json
-
-    body = json.dumps(error_body("too_large", f"request body over {limit} bytes")).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    body = error_body(TooLarge.code, f"request body over {limit} bytes")
+    await send_json(send, TooLarge.status_code, body)
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -105,9 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/v1")
     app.include_router(ops)
 
+    # outermost last: RequestContext ▸ BodyLimit ▸ JsonGuard ▸ the routes
+    app.add_middleware(JsonGuard)
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
         limits={"/v1/contacts/imports": settings.max_import_bytes},
     )
+    app.add_middleware(RequestContext)
     return app

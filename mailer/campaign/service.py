@@ -22,6 +22,7 @@ from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
 from mailer.template import service as templates
+from mailer.types import MAX_ID
 
 TRANSITIONS = {
     "send": {"draft"},
@@ -153,7 +154,10 @@ async def messages(session: AsyncSession, campaign_id: int, status: str | None,
         raise NotFound(f"no campaign {campaign_id}")
     after = 0
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 19:
+        # ASCII digits only ("²".isdigit() is true) and within bigint, else a 422, not a 500
+        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or (
+            int(cursor) > MAX_ID
+        ):
             raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
         after = int(cursor)
     rows = await repository.messages_page(session, campaign_id, status, after, limit + 1)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.contact import service
 from mailer.contact.schemas import ContactIn, ContactOut, ImportAccepted, ImportOut
+from mailer.types import Id
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
 
@@ -32,5 +33,5 @@ async def create_import(request: Request, session: Session) -> ImportAccepted:
 
 
 @router.get("/contacts/imports/{import_id}", response_model=ImportOut)
-async def get_import(import_id: int, session: Session) -> ImportOut:
+async def get_import(import_id: Id, session: Session) -> ImportOut:
     return await service.get_import(session, import_id)
