@@ -51,7 +51,9 @@ class RequireScope:
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-        async with request.app.state.sessionmaker() as session:
+        # its own short transaction: it commits the last_used_at write, if any, even when
+        # the endpoint's transaction rolls back
+        async with transaction(request.app.state.sessionmaker) as session:
             key = await service.authenticate(session, raw.strip())
         if key is None:
             raise Unauthorized("unknown API key")

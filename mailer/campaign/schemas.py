@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,9 +67,3 @@ class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None
 
-
-class TestSendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: list[str] = Field(min_length=1, max_length=50)
-    data: dict[str, Any] = Field(default_factory=dict)

@@ -46,7 +46,3 @@ async def current(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1])
-
-
-async def version_by_id(session: AsyncSession, version_id: int) -> TemplateVersion | None:
-    return await session.get(TemplateVersion, version_id)

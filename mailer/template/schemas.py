@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -31,16 +29,3 @@ class TemplateOut(BaseModel):
     html: str
     text: str | None
 
-
-class RenderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    data: dict[str, Any] = Field(default_factory=dict)
-    email: str | None = None
-
-
-class RenderOut(BaseModel):
-    subject: str
-    html: str
-    text: str
-    headers: dict[str, str]

@@ -290,3 +290,45 @@ async def test_create_key_rejects_unknown_or_no_scopes(sessionmaker: Sessionmake
         with pytest.raises(Invalid):
             async with transaction(sessionmaker) as session:
                 await service.create_key(session, "bad", scopes)
+
+
+async def _last_used(sessionmaker: Sessionmaker, raw: str) -> datetime | None:
+    async with sessionmaker() as session:
+        return (await session.execute(
+            text("SELECT last_used_at FROM api_keys WHERE key_hash = :h"),
+            {"h": hashlib.sha256(raw.encode()).hexdigest()},
+        )).scalar_one()
+
+
+async def test_last_used_at_is_written_at_most_once_a_minute(
+    client: httpx.AsyncClient, make_key: MakeKey, sessionmaker: Sessionmaker
+) -> None:
+    raw = await make_key("campaigns")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert await _last_used(sessionmaker, raw) is None
+    assert (await client.get("/v1/templates/1", headers=headers)).status_code == 404
+    first = await _last_used(sessionmaker, raw)
+    assert first is not None
+    # within the minute: no second write
+    assert (await client.get("/v1/templates/1", headers=headers)).status_code == 404
+    assert await _last_used(sessionmaker, raw) == first
+    # a minute and more later: written again
+    async with transaction(sessionmaker) as session:
+        await session.execute(text(
+            "UPDATE api_keys SET last_used_at = now() - interval '61 seconds' WHERE key_hash = :h"
+        ), {"h": hashlib.sha256(raw.encode()).hexdigest()})
+    stale = await _last_used(sessionmaker, raw)
+    assert (await client.get("/v1/templates/1", headers=headers)).status_code == 404
+    latest = await _last_used(sessionmaker, raw)
+    assert stale is not None and latest is not None and latest > stale
+    assert latest >= first
+
+
+async def test_a_refused_key_is_not_marked_used(
+    client: httpx.AsyncClient, make_key: MakeKey, sessionmaker: Sessionmaker
+) -> None:
+    raw = await make_key("campaigns")
+    await _revoke(sessionmaker, raw)
+    assert (await client.get("/v1/templates/1",
+                             headers={"Authorization": f"Bearer {raw}"})).status_code == 401
+    assert await _last_used(sessionmaker, raw) is None
