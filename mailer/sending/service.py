@@ -12,10 +12,11 @@ import functools
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import text
@@ -37,7 +38,56 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-# how long a rate token stays good for; the limiter keeps 1.5 % headroom (15 ms a second)
+
+class Pauser(Protocol):
+    """What the send path stops when SES says the account, not the message, is at fault."""
+
+    async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        """Pause what sends as ``mail_class``; not what was resumed after ``call_started``."""
+        ...
+
+    async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
+        """Pause one campaign (error-rate stop); not if it was resumed after ``since``."""
+        ...
+
+
+class ErrorRate:
+    """listmonk's error-rate stop: a campaign with ``failures`` failed of its last
+    ``window`` outcomes (sent or failed) in this process stops itself.
+
+    ``note`` answers, when it trips, the time of the oldest outcome counted: a campaign
+    resumed after that is judged again from its next outcomes, not from these.
+    """
+
+    def __init__(self, window: int, failures: int) -> None:
+        self.window = window
+        self.failures = failures
+        self._recent: dict[int, deque[tuple[bool, datetime]]] = {}
+        self._failed: dict[int, int] = {}
+
+    def note(self, campaign_id: int, failed: bool) -> datetime | None:
+        if self.failures <= 0 or self.window <= 0:
+            return None
+        recent = self._recent.get(campaign_id)
+        if recent is None:
+            if len(self._recent) > 1000:
+                self._recent.clear()
+                self._failed.clear()
+            recent = self._recent[campaign_id] = deque()
+        recent.append((failed, datetime.now(UTC)))
+        count = self._failed.get(campaign_id, 0) + failed
+        if len(recent) > self.window:
+            count -= recent.popleft()[0]
+        self._failed[campaign_id] = count
+        if count < self.failures:
+            return None
+        since = recent[0][1]
+        self.forget(campaign_id)
+        return since
+
+    def forget(self, campaign_id: int) -> None:
+        self._recent.pop(campaign_id, None)
+        self._failed.pop(campaign_id, None)
 
 
 @dataclass(slots=True)
@@ -155,8 +205,7 @@ class Sender:
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                  transport: Transport, limiter: RateLimiter, health: RegionHealth,
-                 on_class_paused: Callable[[str, str, datetime], Awaitable[None]] | None = None,
-                 ) -> None:
+                 pauser: Pauser | None = None) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.engine = sessionmaker.kw["bind"]
@@ -166,7 +215,9 @@ class Sender:
         self.states = CampaignStates(sessionmaker)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._consumers: list[asyncio.Task[None]] = []
-        self.on_class_paused = on_class_paused
+        self.pauser = pauser
+        self.errors = ErrorRate(settings.error_stop_window, settings.error_stop_failures)
+        self._class_paused_at: dict[str, float] = {}
         self._plans: dict[int, CampaignPlan] = {}
         self._slowed: dict[str, float] = {}
 
@@ -291,6 +342,8 @@ class Sender:
             if outcome is None:
                 item.done.set_result(None)
                 continue
+            if outcome.outcome in ("sent", "failed"):
+                await self._note(item.plan, outcome)
             # written as soon as known: the window of "accepted, not recorded" stays short;
             # the batch waits for the flush, this sender moves on
             flushed = item.records.add(outcome)
@@ -369,10 +422,11 @@ class Sender:
         if exc.kind is ErrorKind.QUOTA:
             await self.health.park(region, self.settings.quota_park_seconds)
             return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
-        if exc.kind is ErrorKind.PAUSED:
-            if self.on_class_paused is not None:
-                await self.on_class_paused(plan.mail_class, reason, call_started)
-            return Outcome(message.id, "throttled", region=region, error=reason)
+        if exc.kind is ErrorKind.ACCOUNT:
+            # nothing is wrong with the message: it waits, its attempt given back, until
+            # the operator resumes what the pause stopped
+            await self._pause_class(plan.mail_class, reason, call_started)
+            return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
         if exc.kind is ErrorKind.PERMANENT:
             return Outcome(message.id, "failed", region=region, error=reason)
         await self.health.failure(region)
@@ -383,6 +437,30 @@ class Sender:
         # exponential backoff with full jitter
         delay = self.settings.retry_base_seconds * (2 ** (attempts - 1)) * (0.5 + random.random())
         return Outcome(message.id, "retry", region=region, error=reason, delay=delay)
+
+    async def _pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        # the calls in flight all come back with the same answer: one pause will do
+        now = time.monotonic()
+        if self.pauser is None or now - self._class_paused_at.get(mail_class, -1.0) < 0.5:
+            return
+        self._class_paused_at[mail_class] = now
+        try:
+            await self.pauser.pause_class(mail_class, reason, call_started)
+        except Exception:  # noqa: BLE001 - the next account error tries again
+            self._class_paused_at.pop(mail_class, None)
+            log.warning("pause_class_failed", mail_class=mail_class, exc_info=True)
+
+    async def _note(self, plan: CampaignPlan, outcome: Outcome) -> None:
+        """Count a final outcome towards the campaign's error-rate stop."""
+        since = self.errors.note(plan.id, outcome.outcome == "failed")
+        if since is None or self.pauser is None:
+            return
+        reason = (f"error-rate stop: {self.errors.failures} of the last "
+                  f"{self.errors.window} sends failed; last: {outcome.error}")
+        try:
+            await self.pauser.stop_campaign(plan.id, reason[:1000], since)
+        except Exception:  # noqa: BLE001 - the window fills again and tries again
+            log.warning("error_rate_stop_failed", campaign_id=plan.id, exc_info=True)
 
     async def _renew(self, token: str) -> None:
         interval = self.settings.lease_seconds / 3
