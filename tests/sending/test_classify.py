@@ -145,7 +145,7 @@ def test_an_unknown_code_is_never_permanent(code: str, status: int) -> None:
 def test_network_failures_are_transient() -> None:
     assert classify(ConnectTimeoutError(endpoint_url="http://x")).kind is ErrorKind.TRANSIENT
     assert classify(EndpointConnectionError(endpoint_url="http://x")).kind is ErrorKind.TRANSIENT
-    assert classify(asyncio.TimeoutError()).kind is ErrorKind.TRANSIENT
+    assert classify(TimeoutError()).kind is ErrorKind.TRANSIENT
     assert classify(RuntimeError("boom")).kind is ErrorKind.TRANSIENT
 
 
