@@ -143,6 +143,6 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
         try:
             if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
                 await reconcile(settings, sessionmaker, redis)
-        except Exception:  # noqa: BLE001 - the next round tries again
-            log.warning("reconcile_failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval)

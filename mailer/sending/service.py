@@ -8,6 +8,7 @@ its SES call, and outcomes are written in batches with the campaign counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -21,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
 from mailer.db import transaction
@@ -171,8 +172,8 @@ class CampaignStates:
         while self._watching:
             try:
                 await self.poll()
-            except Exception:  # noqa: BLE001 - keep the last view; sends stop if it goes stale
-                log.warning("campaign_states_poll_failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep the last view; sends stop if stale
+                log.warning("campaign_states_poll_failed", error=_short(exc))
             await asyncio.sleep(self.refresh)
 
     async def close(self) -> None:
@@ -180,17 +181,44 @@ class CampaignStates:
             self._task.cancel()
 
 
-async def _retry_db(write: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Run a short write transaction, again after a database error (deadlock, restart)."""
-    for attempt in range(attempts):
+async def _retry_db(write: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """Run a short transaction, again after a database error (a deadlock, a restart, a
+    failover) until ``deadline`` seconds have passed; then the error is raised.
+
+    The send path gives its writes half a lease: a record lost for good means mail SES
+    accepted is sent again once the lease lapses, so riding out a failover is worth it.
+    """
+    give_up = time.monotonic() + deadline
+    attempt = 0
+    while True:
         try:
             return await write()
-        except DBAPIError:
-            if attempt == attempts - 1:
+        except (DBAPIError, OSError) as exc:
+            attempt += 1
+            pause = min(0.05 * 2 ** min(attempt, 10), 1.0) * (0.5 + random.random())
+            if time.monotonic() + pause > give_up:
                 raise
-            log.warning("db_write_retry", attempt=attempt + 1, exc_info=True)
-            await asyncio.sleep(0.05 * 2**attempt * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+            log.warning("db_write_retry", attempt=attempt, error=_short(exc))
+            await asyncio.sleep(pause)
+
+
+def _short(exc: BaseException) -> str:
+    """An error for a log line: a traceback (rendered with its locals) of a database that
+    is away would hold the event loop, and the SES calls in flight, for seconds."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def _invalidating(conn: AsyncConnection | AsyncSession,
+                        run: Callable[[], Awaitable[T]]) -> T:
+    """``run()``; after a failure the connection is dropped, not pooled again: after a
+    restart its protocol state may be broken ("another operation is in progress"), and
+    a retry must not get it back."""
+    try:
+        return await run()
+    except (DBAPIError, OSError):
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        raise
 
 
 @dataclass
@@ -220,12 +248,42 @@ class Sender:
         self._class_paused_at: dict[str, float] = {}
         self._plans: dict[int, CampaignPlan] = {}
         self._slowed: dict[str, float] = {}
+        # how long the writes of the send path keep retrying (half a lease)
+        self.write_deadline = settings.lease_seconds / 2
+        self.stopping = False
+
+    def stop_claiming(self) -> None:
+        """Graceful stop (SIGTERM): claim nothing more. Messages claimed but not yet
+        called go back to ``queued`` at once; SES calls in flight finish and their
+        outcomes are recorded; each batch then ends as usual (its job hands the rest of
+        its range to another worker)."""
+        self.stopping = True
+
+    def _may_call(self, campaign_id: int) -> bool:
+        return not self.stopping and self.states.is_sending(campaign_id)
+
+    async def _read(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def once() -> T:
+            async with self.sessionmaker() as session:
+                return await _invalidating(session, lambda: read(session))
+
+        return await _retry_db(once, self.write_deadline)
+
+    async def _write(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """One transaction on a bare connection (the hot path's flushes)."""
+        async with self.engine.connect() as conn:
+
+            async def run() -> T:
+                async with conn.begin():
+                    return await write(conn)
+
+            return await _invalidating(conn, run)
 
     async def plan(self, campaign_id: int) -> CampaignPlan:
         plan = self._plans.get(campaign_id)
         if plan is None:
-            async with self.sessionmaker() as session:
-                row = (await session.execute(_PLAN, {"id": campaign_id})).one()
+            row = await self._read(
+                lambda session: _one(session.execute(_PLAN, {"id": campaign_id})))
             template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
                                         row.html, row.text)
             plan = CampaignPlan(
@@ -244,8 +302,11 @@ class Sender:
         report = BatchReport()
         token = uuid.uuid4().hex
         lease = self.settings.lease_seconds
-        async with transaction(self.sessionmaker) as session:
-            claimed = await repo.claim(session, campaign_id, lo, hi, token, lease, hi - lo + 1)
+        claimed: list[Claimed] = []
+        if not self.stopping:
+            async with transaction(self.sessionmaker) as session:
+                claimed = await repo.claim(session, campaign_id, lo, hi, token, lease,
+                                           hi - lo + 1)
         report.claimed = len(claimed)
         if claimed:
             self.states.watch(campaign_id)
@@ -255,8 +316,8 @@ class Sender:
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
-        async with self.sessionmaker() as session:
-            report.next_due = await repo.next_due(session, campaign_id, lo, hi)
+        report.next_due = await self._read(
+            lambda session: repo.next_due(session, campaign_id, lo, hi))
         return report
 
     async def _send_claimed(self, campaign_id: int, claimed: list[Claimed], token: str,
@@ -266,30 +327,27 @@ class Sender:
         async def flush_marks(ids: list[int]) -> set[int]:
             async def once() -> set[int]:
                 # a bare connection: these flushes are the hot path, an ORM session is not
-                async with self.engine.begin() as conn:
-                    return await repo.mark_sending(conn, ids, token)
+                return await self._write(lambda conn: repo.mark_sending(conn, ids, token))
 
-            return await _retry_db(once)
+            return await _retry_db(once, self.write_deadline)
 
         async def flush_outcomes(outcomes: list[Outcome]) -> int:
             # a lost record means mail SES accepted is sent again once the lease lapses:
             # try hard. Running it again is safe: applied rows no longer carry our token.
             async def once() -> int:
-                async with self.engine.begin() as conn:
-                    return await repo.record(conn, outcomes, token)
+                return await self._write(lambda conn: repo.record(conn, outcomes, token))
 
-            return await _retry_db(once)
+            return await _retry_db(once, self.write_deadline)
 
         # 20 ms: with SES latency the senders come back one by one, and a flush per few
         # messages would cost more than the calls; the wait is hidden by the other senders
         marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=0.005, max_items=200)
         records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
                                                          max_items=500)
-        async with self.sessionmaker() as session:
-            contacts = await repo.contacts(
-                session, [m.contact_id for m in claimed if m.contact_id is not None])
-            suppressed = await repo.suppressed(session, [m.email for m in claimed],
-                                               plan.mail_class)
+        contacts = await self._read(lambda session: repo.contacts(
+            session, [m.contact_id for m in claimed if m.contact_id is not None]))
+        suppressed = await self._read(lambda session: repo.suppressed(
+            session, [m.email for m in claimed], plan.mail_class))
         await self.health.refresh()
 
         pending: list[asyncio.Future[Any]] = []
@@ -380,7 +438,7 @@ class Sender:
     async def _send_one(self, plan: CampaignPlan, message: Claimed, contact: Any, token: str,
                         marks: GroupWriter[int, set[int]]) -> Outcome | None:
         # one of the pool's senders: the pool size bounds the calls in flight
-        if not self.states.is_sending(plan.id):
+        if not self._may_call(plan.id):
             return Outcome(message.id, "release")
         try:
             email = self.build(plan, message, contact)
@@ -399,7 +457,7 @@ class Sender:
         # the pause or the region's breaker may have come while we waited: no SES
         # call then (a release from ``sending`` gives the attempt back). Nothing that
         # waits may stand between the fresh token and the call.
-        if not self.states.is_sending(plan.id) or self.health.is_down(region):
+        if not self._may_call(plan.id) or self.health.is_down(region):
             return Outcome(message.id, "release")
         call_started = datetime.now(UTC)
         try:
@@ -446,9 +504,9 @@ class Sender:
         self._class_paused_at[mail_class] = now
         try:
             await self.pauser.pause_class(mail_class, reason, call_started)
-        except Exception:  # noqa: BLE001 - the next account error tries again
+        except Exception as exc:  # noqa: BLE001 - the next account error tries again
             self._class_paused_at.pop(mail_class, None)
-            log.warning("pause_class_failed", mail_class=mail_class, exc_info=True)
+            log.warning("pause_class_failed", mail_class=mail_class, error=_short(exc))
 
     async def _note(self, plan: CampaignPlan, outcome: Outcome) -> None:
         """Count a final outcome towards the campaign's error-rate stop."""
@@ -459,8 +517,8 @@ class Sender:
                   f"{self.errors.window} sends failed; last: {outcome.error}")
         try:
             await self.pauser.stop_campaign(plan.id, reason[:1000], since)
-        except Exception:  # noqa: BLE001 - the window fills again and tries again
-            log.warning("error_rate_stop_failed", campaign_id=plan.id, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the window fills again and tries again
+            log.warning("error_rate_stop_failed", campaign_id=plan.id, error=_short(exc))
 
     async def _renew(self, token: str) -> None:
         interval = self.settings.lease_seconds / 3
@@ -469,8 +527,8 @@ class Sender:
             try:
                 async with transaction(self.sessionmaker) as session:
                     await repo.renew_lease(session, token, self.settings.lease_seconds)
-            except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
-                log.warning("lease_renewal_failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - a missed renewal only shortens the lease
+                log.warning("lease_renewal_failed", error=_short(exc))
 
     async def close(self) -> None:
         for task in self._consumers:
@@ -490,6 +548,10 @@ class _Item:
     marks: GroupWriter[int, set[int]]
     records: GroupWriter[Outcome, int]
     done: asyncio.Future[Any]
+
+
+async def _one(result: Awaitable[Any]) -> Any:
+    return (await result).one()
 
 
 def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], *, outcome: Outcome) -> None:
