@@ -29,7 +29,7 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
     settings, sessionmaker, redis = _deps(ctx)
     async with transaction(sessionmaker) as session:
-        campaign = await service.fix_audience(session, campaign_id)
+        campaign = await service.start(session, redis, campaign_id)
     if campaign is None:
         return 0
     return await dispatch_campaign(settings, sessionmaker, redis, campaign)
@@ -120,7 +120,7 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
         await sending_repo.release_expired(session)
         started = await repository.start_due_scheduled(session)
     for campaign_id in started:
-        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=dispatch.SEND_QUEUE)
+        await dispatch.enqueue_start(redis, campaign_id)
     async with sessionmaker() as session:
         sending = await repository.campaigns_in(session, ["sending"])
     for campaign in sending:
@@ -128,9 +128,8 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
             if campaign.id not in started:
                 # one pending start per campaign: a long audience fix-up must not collect a
                 # new start job every round (arq refuses a job id that is still known)
-                await redis.enqueue_job("start_campaign", campaign.id,
-                                        _queue_name=dispatch.SEND_QUEUE,
-                                        _job_id=f"reconcile-start:{campaign.id}")
+                await dispatch.enqueue_start(redis, campaign.id,
+                                             job_id=f"reconcile-start:{campaign.id}")
             continue
         await dispatch_campaign(settings, sessionmaker, redis, campaign)
 
