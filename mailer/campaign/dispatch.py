@@ -17,6 +17,16 @@ from arq.jobs import Job, JobStatus
 SEND_QUEUE = "arq:send"
 
 
+async def enqueue_start(redis: ArqRedis, campaign_id: int, *, at: datetime | None = None,
+                        job_id: str | None = None) -> None:
+    """The one way to queue ``start_campaign`` (safe to run twice): now, or at ``at``.
+
+    ``job_id`` makes it one pending start per id (arq refuses a job id it still knows).
+    """
+    await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE,
+                            _defer_until=at, _job_id=job_id)
+
+
 def batch_range(first_id: int, size: int, batch: int) -> tuple[int, int]:
     lo = first_id + batch * size
     return lo, lo + size - 1

@@ -29,7 +29,7 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
     settings, sessionmaker, redis = _deps(ctx)
     async with transaction(sessionmaker) as session:
-        campaign = await service.fix_audience(session, campaign_id)
+        campaign = await service.start(session, redis, campaign_id)
     if campaign is None:
         return 0
     return await dispatch_campaign(settings, sessionmaker, redis, campaign)
@@ -90,14 +90,27 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
     return {"claimed": report.claimed, **report.outcomes}
 
 
-async def pause_mail_class(sessionmaker: async_sessionmaker[AsyncSession], mail_class: str,
-                           reason: str, call_started: datetime) -> None:
-    """SES paused sending for the account or the class's configuration set."""
-    async with transaction(sessionmaker) as session:
-        paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
-                                              call_started)
-    if paused:
-        log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
+class CampaignPauser:
+    """The send path's :class:`~mailer.sending.service.Pauser`: pauses campaigns with the
+    reason; the operator resumes them (``POST /v1/campaigns/{id}/resume``)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        """SES refused the account or the class's configuration: pause its campaigns."""
+        async with transaction(self.sessionmaker) as session:
+            paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
+                                                  call_started)
+        if paused:
+            log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused,
+                        reason=reason)
+
+    async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
+        async with transaction(self.sessionmaker) as session:
+            stopped = await repository.pause_sending(session, campaign_id, reason, since)
+        if stopped:
+            log.warning("campaign_error_rate_stop", campaign_id=campaign_id, reason=reason)
 
 
 async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
@@ -107,7 +120,7 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
         await sending_repo.release_expired(session)
         started = await repository.start_due_scheduled(session)
     for campaign_id in started:
-        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=dispatch.SEND_QUEUE)
+        await dispatch.enqueue_start(redis, campaign_id)
     async with sessionmaker() as session:
         sending = await repository.campaigns_in(session, ["sending"])
     for campaign in sending:
@@ -115,9 +128,8 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
             if campaign.id not in started:
                 # one pending start per campaign: a long audience fix-up must not collect a
                 # new start job every round (arq refuses a job id that is still known)
-                await redis.enqueue_job("start_campaign", campaign.id,
-                                        _queue_name=dispatch.SEND_QUEUE,
-                                        _job_id=f"reconcile-start:{campaign.id}")
+                await dispatch.enqueue_start(redis, campaign.id,
+                                             job_id=f"reconcile-start:{campaign.id}")
             continue
         await dispatch_campaign(settings, sessionmaker, redis, campaign)
 
@@ -130,6 +142,6 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
         try:
             if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
                 await reconcile(settings, sessionmaker, redis)
-        except Exception:  # noqa: BLE001 - the next round tries again
-            log.warning("reconcile_failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval)
