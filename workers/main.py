@@ -12,12 +12,14 @@ from arq.worker import Worker
 
 from mailer.config import get_settings
 
-QUEUES = ("send", "default")
+QUEUES = ("send", "transactional", "default")
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
     if queue == "send":
         from workers.send import WorkerSettings
+    elif queue == "transactional":
+        from workers.transactional import WorkerSettings  # type: ignore[assignment]
     elif queue == "default":
         from workers.default import WorkerSettings  # type: ignore[assignment]
     else:

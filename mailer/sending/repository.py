@@ -17,11 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 @dataclass(slots=True)
 class Claimed:
+    """A leased message. Campaign mail takes the rest from its campaign's plan; a
+    transactional message carries its own class, sender, content and data."""
+
     id: int
     contact_id: int | None
     email: str
     attempts: int
     maybe_sent: bool
+    mail_class: str = ""
+    template_version_id: int | None = None
+    from_address: str | None = None
+    reply_to: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    data: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+    test_campaign_id: int | None = None
 
 
 # Claims the due, queued messages of one id range of a campaign that is sending.
@@ -66,6 +80,58 @@ async def claim(
         },
     )
     return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
+
+
+# Claims due, queued transactional messages by id (test sends of campaigns included).
+_CLAIM_MESSAGES = text(
+    """
+    UPDATE messages m
+       SET status = 'claimed', lease_token = :token,
+           lease_until = now() + make_interval(secs => :lease)
+     WHERE m.id IN (
+             SELECT id FROM messages
+              WHERE id = ANY(CAST(:ids AS bigint[])) AND campaign_id IS NULL
+                AND status = 'queued' AND next_attempt_at <= now()
+              ORDER BY id
+              FOR UPDATE SKIP LOCKED)
+    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent, m.mail_class,
+              m.template_version_id, m.from_address, m.reply_to, m.subject, m.html, m.text,
+              m.data, m.tags, m.headers, m.test_campaign_id
+    """
+)
+
+
+async def claim_messages(
+    session: AsyncSession, ids: list[int], token: str, lease: float
+) -> list[Claimed]:
+    rows = await session.execute(_CLAIM_MESSAGES, {"ids": ids, "token": token, "lease": lease})
+    return [Claimed(**r._asdict()) for r in rows]
+
+
+_DUE_OF_MESSAGES = text(
+    """
+    SELECT min(next_attempt_at) AS due FROM messages
+     WHERE id = ANY(CAST(:ids AS bigint[])) AND campaign_id IS NULL AND status = 'queued'
+    """
+)
+
+
+async def next_due_messages(session: AsyncSession, ids: list[int]) -> Any:
+    return (await session.execute(_DUE_OF_MESSAGES, {"ids": ids})).scalar_one()
+
+
+async def template_versions(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
+    rows = await session.execute(
+        text("SELECT id, subject, html, text FROM template_versions"
+             " WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": ids})
+    return {r.id: r for r in rows}
+
+
+async def campaign_names(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
+    rows = await session.execute(
+        text("SELECT id, name, regions FROM campaigns WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": ids})
+    return {r.id: r for r in rows}
 
 
 # Only messages still under our lease may be sent: a lapsed lease may have been taken over.

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
+from mailer.contact.addresses import mailbox_address
 from mailer.db import transaction
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.sending import repository as repo
@@ -31,27 +33,59 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
-from mailer.template.render import CompiledTemplate, RenderError, compiled_version
+from mailer.template.render import (
+    CompiledTemplate,
+    RenderError,
+    compile_template,
+    compiled_version,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
+
+@functools.lru_cache(maxsize=256)
+def _inline_template(templates_dir: Path, subject: str, html: str, text: str | None
+                     ) -> CompiledTemplate:
+    """Inline content of transactional messages, compiled once per distinct content."""
+    return compile_template(templates_dir, subject, html, text)
+
 # how long a rate token stays good for; the limiter keeps 1.5 % headroom (15 ms a second)
 
 
-@dataclass(slots=True)
-class CampaignPlan:
-    """What a batch needs of its campaign; cached per process (it never changes once sent)."""
+@dataclass(slots=True, frozen=True)
+class CampaignRef:
+    """The campaign a message renders for: its mail, or a test send of it."""
 
     id: int
     name: str
+
+
+@dataclass(slots=True)
+class SendPlan:
+    """What sending a message needs besides its recipient: one per campaign (cached per
+    process: it never changes once sent), one per transactional message."""
+
     mail_class: str
     from_address: str
     reply_to: str | None
     regions: list[str]
     template: CompiledTemplate
     configuration_set: str | None
+    campaign: CampaignRef | None  # the template's ``campaign``; None for transactional mail
+    test: bool = False  # a test send of ``campaign``: transactional lane, not its stats
+
+    @property
+    def campaign_id(self) -> int | None:
+        """The campaign whose mail this is (not a test send of it): its state rules."""
+        return self.campaign.id if self.campaign is not None and not self.test else None
+
+
+# the two lanes of a worker process: each its own queue and senders, so a campaign's
+# thousands of waiting items never stand in front of a transactional message
+CAMPAIGN_LANE = "campaign"
+TRANSACTIONAL_LANE = "transactional"
 
 
 _PLAN = text(
@@ -151,7 +185,7 @@ class BatchReport:
 
 
 class Sender:
-    """One per worker process: the shared semaphore, limiter, region health and caches."""
+    """One per worker process: the lanes' senders, limiter, region health and caches."""
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                  transport: Transport, limiter: RateLimiter, health: RegionHealth,
@@ -164,24 +198,28 @@ class Sender:
         self.limiter = limiter
         self.health = health
         self.states = CampaignStates(sessionmaker)
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._consumers: list[asyncio.Task[None]] = []
+        self._queues: dict[str, asyncio.Queue[_Item]] = {
+            CAMPAIGN_LANE: asyncio.Queue(), TRANSACTIONAL_LANE: asyncio.Queue()}
+        self._pool_sizes = {CAMPAIGN_LANE: settings.send_concurrency,
+                            TRANSACTIONAL_LANE: settings.transactional_concurrency}
+        self._consumers: dict[str, list[asyncio.Task[None]]] = {}
         self.on_class_paused = on_class_paused
-        self._plans: dict[int, CampaignPlan] = {}
+        self._plans: dict[int, SendPlan] = {}
         self._slowed: dict[str, float] = {}
 
-    async def plan(self, campaign_id: int) -> CampaignPlan:
+    async def plan(self, campaign_id: int) -> SendPlan:
         plan = self._plans.get(campaign_id)
         if plan is None:
             async with self.sessionmaker() as session:
                 row = (await session.execute(_PLAN, {"id": campaign_id})).one()
             template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
                                         row.html, row.text)
-            plan = CampaignPlan(
-                id=row.id, name=row.name, mail_class=row.mail_class,
-                from_address=row.from_address, reply_to=row.reply_to,
+            plan = SendPlan(
+                mail_class=row.mail_class, from_address=row.from_address,
+                reply_to=row.reply_to,
                 regions=list(row.regions) or list(self.settings.regions), template=template,
                 configuration_set=self.settings.configuration_sets.get(row.mail_class),
+                campaign=CampaignRef(row.id, row.name),
             )
             if len(self._plans) > 1000:
                 self._plans.clear()
@@ -200,7 +238,9 @@ class Sender:
             self.states.watch(campaign_id)
             renewer = asyncio.create_task(self._renew(token))
             try:
-                await self._send_claimed(campaign_id, claimed, token, report)
+                plan = await self.plan(campaign_id)
+                await self._send_claimed([(m, plan) for m in claimed], token, report,
+                                         CAMPAIGN_LANE)
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
@@ -208,9 +248,58 @@ class Sender:
             report.next_due = await repo.next_due(session, campaign_id, lo, hi)
         return report
 
-    async def _send_claimed(self, campaign_id: int, claimed: list[Claimed], token: str,
-                            report: BatchReport) -> None:
-        plan = await self.plan(campaign_id)
+    async def send_messages(self, ids: list[int]) -> BatchReport:
+        """Send the due, queued transactional messages among ``ids`` (test sends too)."""
+        report = BatchReport()
+        token = uuid.uuid4().hex
+        async with transaction(self.sessionmaker) as session:
+            claimed = await repo.claim_messages(session, ids, token, self.settings.lease_seconds)
+        report.claimed = len(claimed)
+        if claimed:
+            renewer = asyncio.create_task(self._renew(token))
+            try:
+                plans = await self.message_plans(claimed)
+                await self._send_claimed(list(zip(claimed, plans, strict=True)), token, report,
+                                         TRANSACTIONAL_LANE)
+            finally:
+                renewer.cancel()
+        async with self.sessionmaker() as session:
+            report.next_due = await repo.next_due_messages(session, ids)
+        return report
+
+    async def message_plans(self, claimed: list[Claimed]) -> list[SendPlan]:
+        """The plan of each transactional message: its own content, sender and class."""
+        version_ids = {m.template_version_id for m in claimed if m.template_version_id}
+        campaign_ids = {m.test_campaign_id for m in claimed if m.test_campaign_id}
+        async with self.sessionmaker() as session:
+            versions = await repo.template_versions(session, list(version_ids))
+            tested = await repo.campaign_names(session, list(campaign_ids))
+        plans = []
+        for m in claimed:
+            version = versions.get(m.template_version_id) if m.template_version_id else None
+            if version is not None:
+                template = compiled_version(self.settings.templates_dir, version.id,
+                                            version.subject, version.html, version.text)
+            else:
+                template = _inline_template(self.settings.templates_dir, m.subject or "",
+                                            m.html or "", m.text)
+            test_of = tested.get(m.test_campaign_id) if m.test_campaign_id else None
+            plans.append(SendPlan(
+                mail_class=m.mail_class, from_address=m.from_address or "",
+                reply_to=m.reply_to,
+                regions=(list(test_of.regions) if test_of is not None and test_of.regions
+                         else list(self.settings.regions)),
+                template=template,
+                configuration_set=self.settings.configuration_sets.get(m.mail_class),
+                campaign=CampaignRef(test_of.id, test_of.name) if test_of is not None else None,
+                test=m.test_campaign_id is not None,
+            ))
+        return plans
+
+    async def _send_claimed(self, work: list[tuple[Claimed, SendPlan]], token: str,
+                            report: BatchReport, lane: str) -> None:
+        """Suppression, then the lane's senders; outcomes group-committed as they come."""
+        claimed = [m for m, _ in work]
 
         async def flush_marks(ids: list[int]) -> set[int]:
             async def once() -> set[int]:
@@ -229,33 +318,41 @@ class Sender:
 
             return await _retry_db(once)
 
-        # 20 ms: with SES latency the senders come back one by one, and a flush per few
-        # messages would cost more than the calls; the wait is hidden by the other senders
-        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=0.005, max_items=200)
+        # 5 ms for campaign marks: the wait is hidden by the other senders; a transactional
+        # message has few companions and waits for its own mark, so it waits less
+        mark_delay = 0.005 if lane == CAMPAIGN_LANE else 0.001
+        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=mark_delay,
+                                                        max_items=200)
         records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
                                                          max_items=500)
         async with self.sessionmaker() as session:
             contacts = await repo.contacts(
                 session, [m.contact_id for m in claimed if m.contact_id is not None])
-            suppressed = await repo.suppressed(session, [m.email for m in claimed],
-                                               plan.mail_class)
+            suppressed: dict[str, set[str]] = {}
+            for mail_class in {plan.mail_class for _, plan in work}:
+                suppressed[mail_class] = await repo.suppressed(
+                    session, [m.email for m, p in work if p.mail_class == mail_class],
+                    mail_class)
         await self.health.refresh()
 
         pending: list[asyncio.Future[Any]] = []
-        for message in claimed:
+        for message, plan in work:
             contact = contacts.get(message.contact_id) if message.contact_id else None
-            if contact is None:
+            if contact is None and plan.campaign_id is not None:
                 pending.append(records.add(Outcome(message.id, "cancelled",
                                                    error="contact erased")))
-            elif message.email in suppressed or (
-                plan.mail_class == "marketing" and contact.status != "subscribed"
+            elif message.email in suppressed[plan.mail_class] or (
+                # unsubscribing stops marketing mail only; a recipient need not be a contact
+                plan.mail_class == "marketing" and contact is not None
+                and contact.status != "subscribed"
             ):
                 pending.append(records.add(Outcome(message.id, "suppressed")))
             else:
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._queue.put_nowait(_Item(plan, message, contact, token, marks, records, done))
+                self._queues[lane].put_nowait(
+                    _Item(plan, message, contact, token, marks, records, done))
                 pending.append(done)
-        self._ensure_pool()
+        self._ensure_pool(lane)
         results = await asyncio.gather(*pending, return_exceptions=True)
         await records.drain()
         for message, result in zip(claimed, results, strict=True):
@@ -270,17 +367,18 @@ class Sender:
                 name = "recorded"
             report.outcomes[name] = report.outcomes.get(name, 0) + 1
 
-    def _ensure_pool(self) -> None:
-        """``send_concurrency`` long-lived senders per process: SES calls in flight at once."""
-        if not self._consumers:
-            self._consumers = [
-                asyncio.create_task(self._consume(), name=f"sender-{i}")
-                for i in range(self.settings.send_concurrency)
+    def _ensure_pool(self, lane: str) -> None:
+        """Long-lived senders per lane and process: ``send_concurrency`` SES calls in flight
+        for campaigns, ``transactional_concurrency`` for transactional mail."""
+        if not self._consumers.get(lane):
+            self._consumers[lane] = [
+                asyncio.create_task(self._consume(self._queues[lane]), name=f"{lane}-sender-{i}")
+                for i in range(self._pool_sizes[lane])
             ]
 
-    async def _consume(self) -> None:
+    async def _consume(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             try:
                 outcome = await self._send_one(item.plan, item.message, item.contact, item.token,
                                                item.marks)
@@ -296,38 +394,55 @@ class Sender:
             flushed = item.records.add(outcome)
             flushed.add_done_callback(functools.partial(_settle, item.done, outcome=outcome))
 
-    def build(self, plan: CampaignPlan, message: Claimed, contact: Any) -> OutboundEmail:
-        """Render one message; RenderError fails that message only."""
+    def build(self, plan: SendPlan, message: Claimed, contact: Any) -> OutboundEmail:
+        """Render one message of either kind; RenderError fails that message only.
+
+        Campaign mail gets the ``campaign`` context and tag; transactional mail and test
+        sends the request's ``data`` (a test send the ``campaign`` context too).
+        """
         token = make_token(self.settings.secret_key, message.id)
         public = self.settings.public_url.rstrip("/")
         unsubscribe_url = f"{public}/unsubscribe/{token}"
-        context = {
-            "contact": {"email": message.email, "attributes": contact.attributes,
-                        "tags": list(contact.tags)},
-            "campaign": {"id": plan.id, "name": plan.name},
-            "data": {},
+        context: dict[str, Any] = {
+            "contact": {"email": message.email,
+                        "attributes": contact.attributes if contact is not None else {},
+                        "tags": list(contact.tags) if contact is not None else []},
+            "data": message.data or {},
             "unsubscribe_url": unsubscribe_url,
         }
+        if plan.campaign is not None:
+            context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
         rendered = plan.template.render(context)
         headers: dict[str, str] = {}
         if plan.mail_class == "marketing":
-            domain = plan.from_address.rpartition("@")[2]
+            domain = mailbox_address(plan.from_address).rpartition("@")[2]
             headers["List-Unsubscribe"] = (
                 f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
             )
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if message.headers:
+            headers.update(message.headers)
+        tags = {"mail_class": plan.mail_class, "message_id": str(message.id)}
+        if plan.campaign_id is not None:
+            tags["campaign_id"] = str(plan.campaign_id)
+        if plan.test:
+            tags["test"] = "true"
+        if message.tags:
+            tags.update(message.tags)
         return OutboundEmail(
             to=message.email, from_address=plan.from_address, subject=rendered.subject,
             html=rendered.html, text=rendered.text, reply_to=plan.reply_to, headers=headers,
-            tags={"mail_class": plan.mail_class, "campaign_id": str(plan.id),
-                  "message_id": str(message.id)},
-            configuration_set=plan.configuration_set,
+            tags=tags, configuration_set=plan.configuration_set,
         )
 
-    async def _send_one(self, plan: CampaignPlan, message: Claimed, contact: Any, token: str,
+    def _may_send(self, plan: SendPlan) -> bool:
+        """Campaign mail goes while its campaign is sending; other mail always."""
+        return plan.campaign_id is None or self.states.is_sending(plan.campaign_id)
+
+    async def _send_one(self, plan: SendPlan, message: Claimed, contact: Any, token: str,
                         marks: GroupWriter[int, set[int]]) -> Outcome | None:
         # one of the pool's senders: the pool size bounds the calls in flight
-        if not self.states.is_sending(plan.id):
+        if not self._may_send(plan):
             return Outcome(message.id, "release")
         try:
             email = self.build(plan, message, contact)
@@ -346,7 +461,7 @@ class Sender:
         # the pause or the region's breaker may have come while we waited: no SES
         # call then (a release from ``sending`` gives the attempt back). Nothing that
         # waits may stand between the fresh token and the call.
-        if not self.states.is_sending(plan.id) or self.health.is_down(region):
+        if not self._may_send(plan) or self.health.is_down(region):
             return Outcome(message.id, "release")
         call_started = datetime.now(UTC)
         try:
@@ -356,7 +471,7 @@ class Sender:
         self.health.success(region)
         return Outcome(message.id, "sent", sid=sid, region=region)
 
-    async def _failed(self, plan: CampaignPlan, message: Claimed, region: str,
+    async def _failed(self, plan: SendPlan, message: Claimed, region: str,
                       exc: SendError, call_started: datetime) -> Outcome:
         reason = exc.reason[:1000]
         if exc.kind is ErrorKind.THROTTLED:
@@ -372,7 +487,10 @@ class Sender:
         if exc.kind is ErrorKind.PAUSED:
             if self.on_class_paused is not None:
                 await self.on_class_paused(plan.mail_class, reason, call_started)
-            return Outcome(message.id, "throttled", region=region, error=reason)
+            # a paused campaign claims nothing more; a transactional message waits and
+            # tries again later, it never fails for it
+            delay = None if plan.campaign_id is not None else 5.0 * (0.5 + random.random())
+            return Outcome(message.id, "throttled", region=region, error=reason, delay=delay)
         if exc.kind is ErrorKind.PERMANENT:
             return Outcome(message.id, "failed", region=region, error=reason)
         await self.health.failure(region)
@@ -395,8 +513,9 @@ class Sender:
                 log.warning("lease_renewal_failed", exc_info=True)
 
     async def close(self) -> None:
-        for task in self._consumers:
-            task.cancel()
+        for tasks in self._consumers.values():
+            for task in tasks:
+                task.cancel()
         self._consumers.clear()
         await self.states.close()
 
@@ -405,7 +524,7 @@ class Sender:
 class _Item:
     """One message handed to the sender pool, and where its outcome goes."""
 
-    plan: CampaignPlan
+    plan: SendPlan
     message: Claimed
     contact: Any
     token: str
