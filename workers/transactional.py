@@ -25,6 +25,6 @@ class WorkerSettings:
     job_timeout = 3600
     max_tries = 1000
     # a transactional message waits for the next poll: keep it short
-    poll_delay = 0.005
+    poll_delay = 0.01
     keep_result = 10
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

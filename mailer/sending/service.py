@@ -252,49 +252,45 @@ class Sender:
         """Send the due, queued transactional messages among ``ids`` (test sends too)."""
         report = BatchReport()
         token = uuid.uuid4().hex
-        async with transaction(self.sessionmaker) as session:
-            claimed = await repo.claim_messages(session, ids, token, self.settings.lease_seconds)
+
+        async def claim() -> list[Claimed]:
+            # a bare connection: fewer round trips than a session, each one counts here
+            async with self.engine.begin() as conn:
+                return await repo.claim_messages(conn, ids, token, self.settings.lease_seconds)
+
+        claimed = await claim()
         report.claimed = len(claimed)
         if claimed:
             renewer = asyncio.create_task(self._renew(token))
             try:
-                plans = await self.message_plans(claimed)
-                await self._send_claimed(list(zip(claimed, plans, strict=True)), token, report,
-                                         TRANSACTIONAL_LANE)
+                work = [(m, self.message_plan(m)) for m in claimed]
+                await self._send_claimed(work, token, report, TRANSACTIONAL_LANE)
             finally:
                 renewer.cancel()
-        async with self.sessionmaker() as session:
-            report.next_due = await repo.next_due_messages(session, ids)
+        async with self.engine.connect() as conn:
+            report.next_due = await repo.next_due_messages(conn, ids)
         return report
 
-    async def message_plans(self, claimed: list[Claimed]) -> list[SendPlan]:
-        """The plan of each transactional message: its own content, sender and class."""
-        version_ids = {m.template_version_id for m in claimed if m.template_version_id}
-        campaign_ids = {m.test_campaign_id for m in claimed if m.test_campaign_id}
-        async with self.sessionmaker() as session:
-            versions = await repo.template_versions(session, list(version_ids))
-            tested = await repo.campaign_names(session, list(campaign_ids))
-        plans = []
-        for m in claimed:
-            version = versions.get(m.template_version_id) if m.template_version_id else None
-            if version is not None:
-                template = compiled_version(self.settings.templates_dir, version.id,
-                                            version.subject, version.html, version.text)
-            else:
-                template = _inline_template(self.settings.templates_dir, m.subject or "",
-                                            m.html or "", m.text)
-            test_of = tested.get(m.test_campaign_id) if m.test_campaign_id else None
-            plans.append(SendPlan(
-                mail_class=m.mail_class, from_address=m.from_address or "",
-                reply_to=m.reply_to,
-                regions=(list(test_of.regions) if test_of is not None and test_of.regions
-                         else list(self.settings.regions)),
-                template=template,
-                configuration_set=self.settings.configuration_sets.get(m.mail_class),
-                campaign=CampaignRef(test_of.id, test_of.name) if test_of is not None else None,
-                test=m.test_campaign_id is not None,
-            ))
-        return plans
+    def message_plan(self, m: Claimed) -> SendPlan:
+        """The plan of a transactional message: its own content, sender and class."""
+        if m.template_version_id is not None:
+            template = compiled_version(self.settings.templates_dir, m.template_version_id,
+                                        m.subject or "", m.html or "", m.text)
+        else:
+            template = _inline_template(self.settings.templates_dir, m.subject or "",
+                                        m.html or "", m.text)
+        campaign = None
+        regions = list(self.settings.regions)
+        if m.test_campaign_id is not None and m.test_campaign is not None:
+            name, tested_regions = m.test_campaign
+            campaign = CampaignRef(m.test_campaign_id, name)
+            regions = tested_regions or regions
+        return SendPlan(
+            mail_class=m.mail_class, from_address=m.from_address or "", reply_to=m.reply_to,
+            regions=regions, template=template,
+            configuration_set=self.settings.configuration_sets.get(m.mail_class),
+            campaign=campaign, test=m.test_campaign_id is not None,
+        )
 
     async def _send_claimed(self, work: list[tuple[Claimed, SendPlan]], token: str,
                             report: BatchReport, lane: str) -> None:
@@ -325,23 +321,21 @@ class Sender:
                                                         max_items=200)
         records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
                                                          max_items=500)
-        async with self.sessionmaker() as session:
-            contacts = await repo.contacts(
-                session, [m.contact_id for m in claimed if m.contact_id is not None])
-            suppressed: dict[str, set[str]] = {}
-            for mail_class in {plan.mail_class for _, plan in work}:
-                suppressed[mail_class] = await repo.suppressed(
-                    session, [m.email for m, p in work if p.mail_class == mail_class],
-                    mail_class)
+        contacts, suppressed = await self._screen([(m, p) for m, p in work
+                                                   if m.suppressed is None])
         await self.health.refresh()
 
         pending: list[asyncio.Future[Any]] = []
         for message, plan in work:
-            contact = contacts.get(message.contact_id) if message.contact_id else None
+            if message.suppressed is None:
+                contact = contacts.get(message.contact_id) if message.contact_id else None
+                is_suppressed = message.email in suppressed[plan.mail_class]
+            else:  # screened by its claim
+                contact, is_suppressed = message.contact, message.suppressed
             if contact is None and plan.campaign_id is not None:
                 pending.append(records.add(Outcome(message.id, "cancelled",
                                                    error="contact erased")))
-            elif message.email in suppressed[plan.mail_class] or (
+            elif is_suppressed or (
                 # unsubscribing stops marketing mail only; a recipient need not be a contact
                 plan.mail_class == "marketing" and contact is not None
                 and contact.status != "subscribed"
@@ -366,6 +360,21 @@ class Sender:
             else:
                 name = "recorded"
             report.outcomes[name] = report.outcomes.get(name, 0) + 1
+
+    async def _screen(self, work: list[tuple[Claimed, SendPlan]]
+                      ) -> tuple[dict[int, Any], dict[str, set[str]]]:
+        """Contacts by id and suppressed addresses by mail class, for claimed messages."""
+        if not work:
+            return {}, {}
+        async with self.sessionmaker() as session:
+            contacts = await repo.contacts(
+                session, [m.contact_id for m, _ in work if m.contact_id is not None])
+            suppressed: dict[str, set[str]] = {}
+            for mail_class in {plan.mail_class for _, plan in work}:
+                suppressed[mail_class] = await repo.suppressed(
+                    session, [m.email for m, p in work if p.mail_class == mail_class],
+                    mail_class)
+        return contacts, suppressed
 
     def _ensure_pool(self, lane: str) -> None:
         """Long-lived senders per lane and process: ``send_concurrency`` SES calls in flight
