@@ -40,7 +40,8 @@ from mailer.sending.standin_client import StandinControl  # noqa: E402
 from tests.fixtures.workers import wait_until  # noqa: E402
 
 DATABASE_URL = os.environ.get(
-    "MAILER_BENCH_DATABASE_URL", "postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_tx")
+    "MAILER_BENCH_DATABASE_URL", "postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_tx"
+)
 REDIS_URL = os.environ.get("MAILER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 API_PORT = int(os.environ.get("MAILER_BENCH_API_PORT", "18431"))
 
@@ -62,14 +63,22 @@ def create_key() -> str:
 
 def start_api(ses_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.update({
-        "MAILER_DATABASE_URL": DATABASE_URL, "MAILER_REDIS_URL": REDIS_URL,
-        "MAILER_LOG_LEVEL": "WARNING", "AWS_ENDPOINT_URL_SESV2": ses_url,
-        "PYTHONPATH": str(eng.ROOT),
-    })
+    env.update(
+        {
+            "MAILER_DATABASE_URL": DATABASE_URL,
+            "MAILER_REDIS_URL": REDIS_URL,
+            "MAILER_LOG_LEVEL": "WARNING",
+            "AWS_ENDPOINT_URL_SESV2": ses_url,
+            "PYTHONPATH": str(eng.ROOT),
+        }
+    )
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [sys.executable, "-m", "mailer.cli", "api", "--port", str(API_PORT)],
-        env=env, cwd=eng.ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        env=env,
+        cwd=eng.ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
     def up() -> bool:
         import httpx
@@ -88,8 +97,10 @@ def start_api(ses_url: str, log: Path) -> subprocess.Popen[bytes]:
 
 def _request(path: str, key: str, body: dict[str, Any], idempotency_key: str | None) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode()
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+    )
     if idempotency_key is not None:
         head += f"Idempotency-Key: {idempotency_key}\r\n"
     return (head + "\r\n").encode() + data
@@ -118,9 +129,14 @@ class Connection:
 
 
 def message(i: int, prefix: str) -> dict[str, Any]:
-    return {"to": f"{prefix}{i}@example.test", "from_address": "Shop <shop@bench.test>",
-            "subject": "Your code {{ data.code }}", "html": "<p>Code {{ data.code }}</p>",
-            "data": {"code": str(i)}, "tags": {"kind": "code"}}
+    return {
+        "to": f"{prefix}{i}@example.test",
+        "from_address": "Shop <shop@bench.test>",
+        "subject": "Your code {{ data.code }}",
+        "html": "<p>Code {{ data.code }}</p>",
+        "data": {"code": str(i)},
+        "tags": {"kind": "code"},
+    }
 
 
 # -- latency while a campaign saturates the region ----------------------------------------
@@ -161,8 +177,15 @@ def measure_latency(args: argparse.Namespace, log_dir: Path) -> list[common.Row]
     with common.standin(rates={"us-east-1": args.rate}, record="summary") as ses:
         control = StandinControl(ses.url)
         api = start_api(ses.url, log_dir / "api.log")
-        workers = eng.start_workers(args.workers, ses.url, "us-east-1", args.concurrency,
-                                    log_dir, url=DATABASE_URL, redis_url=REDIS_URL)
+        workers = eng.start_workers(
+            args.workers,
+            ses.url,
+            "us-east-1",
+            args.concurrency,
+            log_dir,
+            url=DATABASE_URL,
+            redis_url=REDIS_URL,
+        )
         try:
             time.sleep(3)  # workers up
             eng.launch(campaign_id, url=DATABASE_URL, redis_url=REDIS_URL)
@@ -170,8 +193,12 @@ def measure_latency(args: argparse.Namespace, log_dir: Path) -> list[common.Row]
             control.wait_for_sent(args.rate * 5, timeout=120)
             seq0 = control.sent()
             started = asyncio.run(_post_spaced(key, args.messages, args.tx_per_second))
-            wait_until(lambda: _tx_seen(control, started) >= len(started), 120, 0.2,
-                       "transactional messages did not all reach SES")
+            wait_until(
+                lambda: _tx_seen(control, started) >= len(started),
+                120,
+                0.2,
+                "transactional messages did not all reach SES",
+            )
             calls = control.messages(since=seq0)
             stats = control.stats()
         finally:
@@ -195,8 +222,10 @@ def measure_latency(args: argparse.Namespace, log_dir: Path) -> list[common.Row]
             slot = by_second.setdefault(int(call["time"] - t0), [0, 0])
             slot[tags.get("mail_class") == "transactional"] += 1
         for second in sorted(by_second):
-            print(f"  t={second:+4d}s  campaign {by_second[second][0]:4d}  "
-                  f"transactional {by_second[second][1]:4d}")
+            print(
+                f"  t={second:+4d}s  campaign {by_second[second][0]:4d}  "
+                f"transactional {by_second[second][1]:4d}"
+            )
     latencies.sort()
     window = (min(started.values()), max(started.values()))
     in_window = [t for t in campaign_times if window[0] <= t <= window[1]]
@@ -210,10 +239,18 @@ def measure_latency(args: argparse.Namespace, log_dir: Path) -> list[common.Row]
         common.Row("latency p50 (request sent -> SES call)", p50, "ms"),
         common.Row("latency p99", p99, "ms", f"target <= 100 ms: {'ok' if p99 <= 100 else 'MISS'}"),
         common.Row("latency max", latencies[-1], "ms"),
-        common.Row("region rate while measuring (all mail)", total_rate, "/s",
-                   f"stand-in limit {args.rate}/s"),
-        common.Row("campaign sends while measuring", len(in_window) / span if span else 0, "/s",
-                   f"{len(before) / 3:.0f}/s in the 3 s before"),
+        common.Row(
+            "region rate while measuring (all mail)",
+            total_rate,
+            "/s",
+            f"stand-in limit {args.rate}/s",
+        ),
+        common.Row(
+            "campaign sends while measuring",
+            len(in_window) / span if span else 0,
+            "/s",
+            f"{len(before) / 3:.0f}/s in the 3 s before",
+        ),
         common.Row("API answer p50 (request sent -> 202)", statistics.median(ANSWER_MS), "ms"),
         common.Row("throttled answers", stats["totals"].get("throttled", 0), "calls"),
     ]
@@ -247,8 +284,10 @@ async def _accept_load(key: str, seconds: float, connections: int, batch: int) -
             if batch == 1:
                 request = _request("/v1/messages", key, message(n, "buyer"), f"acc-{run_id}-{n}")
             else:
-                items = [{**message(n * batch + j, "buyer"),
-                          "idempotency_key": f"acc-{run_id}-{n}-{j}"} for j in range(batch)]
+                items = [
+                    {**message(n * batch + j, "buyer"), "idempotency_key": f"acc-{run_id}-{n}-{j}"}
+                    for j in range(batch)
+                ]
                 request = _request("/v1/messages/batch", key, {"messages": items}, None)
             status, body = await c.call(request)
             if batch == 1:
@@ -282,14 +321,26 @@ def measure_accept(args: argparse.Namespace, log_dir: Path) -> list[common.Row]:
             cpu0 = common.process_cpu_seconds(api.pid)
             accepted, errors = asyncio.run(_accept_load(key, args.seconds, args.connections, 1))
             cpu = common.process_cpu_seconds(api.pid) - cpu0
-            rows.append(common.Row("accept rate, single POST /v1/messages",
-                                   accepted / args.seconds, "msgs/s",
-                                   f"target >= 1,000/s; {errors} errors; API CPU "
-                                   f"{cpu / args.seconds:.0%} of a core"))
-            accepted, errors = asyncio.run(_accept_load(key, args.seconds, args.connections // 4
-                                                        or 1, 100))
-            rows.append(common.Row("accept rate, POST /v1/messages/batch of 100",
-                                   accepted / args.seconds, "msgs/s", f"{errors} errors"))
+            rows.append(
+                common.Row(
+                    "accept rate, single POST /v1/messages",
+                    accepted / args.seconds,
+                    "msgs/s",
+                    f"target >= 1,000/s; {errors} errors; API CPU "
+                    f"{cpu / args.seconds:.0%} of a core",
+                )
+            )
+            accepted, errors = asyncio.run(
+                _accept_load(key, args.seconds, args.connections // 4 or 1, 100)
+            )
+            rows.append(
+                common.Row(
+                    "accept rate, POST /v1/messages/batch of 100",
+                    accepted / args.seconds,
+                    "msgs/s",
+                    f"{errors} errors",
+                )
+            )
         finally:
             api.terminate()
             api.wait(10)
@@ -322,8 +373,10 @@ def main() -> None:
         flush_redis(REDIS_URL)
         rows += measure_accept(args, log_dir)
     load = os.getloadavg()
-    common.print_table(f"transactional (load average {load[0]:.1f} on {os.cpu_count()} cores; "
-                       f"logs in {log_dir})", rows)
+    common.print_table(
+        f"transactional (load average {load[0]:.1f} on {os.cpu_count()} cores; logs in {log_dir})",
+        rows,
+    )
 
 
 if __name__ == "__main__":

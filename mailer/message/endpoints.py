@@ -21,27 +21,45 @@ from mailer.types import Id
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
 
-MessageStatus = Literal["queued", "claimed", "sending", "sent", "delivered", "bounced",
-                        "complained", "failed", "suppressed", "cancelled"]
+MessageStatus = Literal[
+    "queued",
+    "claimed",
+    "sending",
+    "sent",
+    "delivered",
+    "bounced",
+    "complained",
+    "failed",
+    "suppressed",
+    "cancelled",
+]
 
 
 @router.post("/messages", status_code=202, response_model=MessageAccepted)
 async def send_message(
-    body: MessageIn, session: Session, request: Request,
+    body: MessageIn,
+    session: Session,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> MessageAccepted:
     key = service.check_key(idempotency_key, ["header", "Idempotency-Key"])
     [answer] = await service.accept(
-        session, request.app.state.settings, request.app.state.arq,
-        request.state.api_key.id, [service.Request(body, key, ["body"])])
+        session,
+        request.app.state.settings,
+        request.app.state.arq,
+        request.state.api_key.id,
+        [service.Request(body, key, ["body"])],
+    )
     if isinstance(answer, MailerError):
         raise answer
     return answer
 
 
 def _invalid(exc: ValidationError, path: list[str | int]) -> Invalid:
-    details = [{"path": [*path, *err["loc"]], "message": err["msg"], "type": err["type"]}
-               for err in exc.errors(include_url=False, include_context=False)]
+    details = [
+        {"path": [*path, *err["loc"]], "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False)
+    ]
     first = details[0]
     return Invalid(f"{'.'.join(map(str, first['path']))}: {first['message']}", details)
 
@@ -64,19 +82,28 @@ async def send_batch(body: BatchIn, session: Session, request: Request) -> Batch
             failed[i] = _invalid(exc, path)
         except MailerError as exc:
             failed[i] = exc
-    answers = iter(await service.accept(
-        session, request.app.state.settings, request.app.state.arq,
-        request.state.api_key.id, requests))
+    answers = iter(
+        await service.accept(
+            session,
+            request.app.state.settings,
+            request.app.state.arq,
+            request.state.api_key.id,
+            requests,
+        )
+    )
     items = []
     for i in range(len(body.messages)):
         answer = failed.get(i) or next(answers)
         if isinstance(answer, MailerError):
-            items.append(BatchItemOut(index=i, status_code=answer.status_code,
-                                      error=error_body(answer.code, answer.message,
-                                                       answer.details)["error"]))
+            items.append(
+                BatchItemOut(
+                    index=i,
+                    status_code=answer.status_code,
+                    error=error_body(answer.code, answer.message, answer.details)["error"],
+                )
+            )
         else:
-            items.append(BatchItemOut(index=i, status_code=202, id=answer.id,
-                                      status=answer.status))
+            items.append(BatchItemOut(index=i, status_code=202, id=answer.id, status=answer.status))
     return BatchOut(items=items)
 
 

@@ -70,14 +70,17 @@ async def get(session: AsyncSession, message_id: int) -> Message | None:
 
 async def events(session: AsyncSession, message_id: int, limit: int = 200) -> list[Event]:
     rows = await session.execute(
-        select(Event).where(Event.message_id == message_id)
-        .order_by(Event.occurred_at, Event.id).limit(limit)
+        select(Event)
+        .where(Event.message_id == message_id)
+        .order_by(Event.occurred_at, Event.id)
+        .limit(limit)
     )
     return list(rows.scalars())
 
 
-async def page(session: AsyncSession, to: str | None, status: str | None, before: int | None,
-               limit: int) -> list[Message]:
+async def page(
+    session: AsyncSession, to: str | None, status: str | None, before: int | None, limit: int
+) -> list[Message]:
     """Newest first; ``before`` is the last id of the previous page."""
     query = select(Message).where(Message.campaign_id.is_(None))
     if to is not None:

@@ -17,10 +17,18 @@ MAX_TAGS = 10
 
 # headers a caller may set: the threading and list headers, and private X- headers other
 # than SES' own; everything else (From, To, Subject, DKIM, Content-*, …) is ours to write
-ALLOWED_HEADERS = frozenset({
-    "in-reply-to", "references", "list-id", "list-unsubscribe", "list-unsubscribe-post",
-    "auto-submitted", "precedence", "x-entity-ref-id",
-})
+ALLOWED_HEADERS = frozenset(
+    {
+        "in-reply-to",
+        "references",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "auto-submitted",
+        "precedence",
+        "x-entity-ref-id",
+    }
+)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
 MAX_HEADERS = 20
 
@@ -33,7 +41,8 @@ def _check_header(name: str, value: str) -> None:
     if lower not in ALLOWED_HEADERS and not private:
         raise ValueError(
             f"header {name!r} may not be set; allowed: X- headers (not X-SES-) and "
-            + ", ".join(sorted(ALLOWED_HEADERS)))
+            + ", ".join(sorted(ALLOWED_HEADERS))
+        )
     if any(c in value for c in "\r\n\0"):
         raise ValueError(f"header {name!r}: the value may not hold line breaks")
     if len(name) + 2 + len(value) > 998:

@@ -53,8 +53,9 @@ class Request:
 
 def request_hash(body: MessageIn) -> str:
     """SHA-256 of the canonical body: the same body in any key order hashes the same."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -68,14 +69,14 @@ def check_key(key: str | None, path: list[str | int]) -> str | None:
     if key is None:
         return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
-        raise Invalid.at(path, f"an idempotency key is 1-{MAX_KEY_LENGTH} printable ASCII "
-                               "characters")
+        raise Invalid.at(
+            path, f"an idempotency key is 1-{MAX_KEY_LENGTH} printable ASCII characters"
+        )
     return key
 
 
 @lru_cache(maxsize=512)
-def _inline_error(templates_dir: Path, subject: str, html: str, text: str | None
-                  ) -> Invalid | None:
+def _inline_error(templates_dir: Path, subject: str, html: str, text: str | None) -> Invalid | None:
     # inline content is checked like a stored template; the same content often repeats
     try:
         templates.validate(templates_dir, subject, html, text)
@@ -90,24 +91,29 @@ def _under(path: list[str | int], exc: Invalid) -> Invalid:
     return Invalid(exc.message, details)
 
 
-async def _row(session: AsyncSession, settings: Settings, req: Request,
-               versions: dict[int, int]) -> dict[str, Any]:
+async def _row(
+    session: AsyncSession, settings: Settings, req: Request, versions: dict[int, int]
+) -> dict[str, Any]:
     """The ``messages`` row of one request, every field checked (a 422 with its path)."""
     body, path = req.body, req.path
     row: dict[str, Any] = {
         "email": valid_address(body.to, [*path, "to"]),
         "from_address": valid_mailbox(body.from_address, [*path, "from_address"]),
-        "reply_to": (valid_mailbox(body.reply_to, [*path, "reply_to"])
-                     if body.reply_to else None),
+        "reply_to": (valid_mailbox(body.reply_to, [*path, "reply_to"]) if body.reply_to else None),
         "mail_class": body.mail_class,
         "data": body.data,
         "tags": body.tags or None,
         "headers": body.headers or None,
-        "template_version_id": None, "subject": None, "html": None, "text_body": None,
+        "template_version_id": None,
+        "subject": None,
+        "html": None,
+        "text_body": None,
     }
     if body.mail_class not in settings.configuration_sets:
-        raise Invalid.at([*path, "mail_class"],
-                         f"unknown mail class; one of {', '.join(settings.configuration_sets)}")
+        raise Invalid.at(
+            [*path, "mail_class"],
+            f"unknown mail class; one of {', '.join(settings.configuration_sets)}",
+        )
     if body.template_id is not None:
         if body.template_id not in versions:
             try:
@@ -125,8 +131,13 @@ async def _row(session: AsyncSession, settings: Settings, req: Request,
     return row
 
 
-async def accept(session: AsyncSession, settings: Settings, redis: ArqRedis, api_key_id: int,
-                 requests: Sequence[Request]) -> list[MessageAccepted | MailerError]:
+async def accept(
+    session: AsyncSession,
+    settings: Settings,
+    redis: ArqRedis,
+    api_key_id: int,
+    requests: Sequence[Request],
+) -> list[MessageAccepted | MailerError]:
     """Accept messages; for each, the queued (or, for a known key, the earlier) message,
     or the error of that message alone. Keys are stored in this transaction."""
     answers: list[MessageAccepted | MailerError | None] = [None] * len(requests)
@@ -140,22 +151,25 @@ async def accept(session: AsyncSession, settings: Settings, redis: ArqRedis, api
     keyed = {i: requests[i].key for i in rows if requests[i].key is not None}
     hashes = {i: request_hash(requests[i].body) for i in keyed}
     if keyed:
-        await repository.lock_keys(session, [lock_id(api_key_id, k) for k in keyed.values()
-                                             if k is not None])
-        stored = await repository.find_keys(session, api_key_id,
-                                            [k for k in keyed.values() if k is not None])
+        await repository.lock_keys(
+            session, [lock_id(api_key_id, k) for k in keyed.values() if k is not None]
+        )
+        stored = await repository.find_keys(
+            session, api_key_id, [k for k in keyed.values() if k is not None]
+        )
         first_with: dict[str, int] = {}
         for i, key in keyed.items():
             assert key is not None  # noqa: S101 - keyed holds keys only
             known = stored.get(key)
             earlier = first_with.get(key)
             if known is not None or earlier is not None:
-                same = (known.request_hash if known is not None else hashes[earlier or 0])
+                same = known.request_hash if known is not None else hashes[earlier or 0]
                 rows.pop(i)
                 if same != hashes[i]:
                     answers[i] = Conflict(
                         "this Idempotency-Key was used with another body",
-                        [{"path": [*requests[i].path], "idempotency_key": key}])
+                        [{"path": [*requests[i].path], "idempotency_key": key}],
+                    )
                 elif known is not None:
                     answers[i] = MessageAccepted(id=known.message_id, status=known.status)
                 else:
@@ -169,10 +183,19 @@ async def accept(session: AsyncSession, settings: Settings, redis: ArqRedis, api
     ids = await repository.insert_messages(session, [rows[i] for i in order])
     for i, message_id in zip(order, ids, strict=True):
         answers[i] = MessageAccepted(id=message_id, status="queued")
-    await repository.insert_keys(session, [
-        {"api_key_id": api_key_id, "key": keyed[i], "request_hash": hashes[i],
-         "message_id": answers[i].id}  # type: ignore[union-attr]
-        for i in order if i in keyed])
+    await repository.insert_keys(
+        session,
+        [
+            {
+                "api_key_id": api_key_id,
+                "key": keyed[i],
+                "request_hash": hashes[i],
+                "message_id": answers[i].id,
+            }  # type: ignore[union-attr]
+            for i in order
+            if i in keyed
+        ],
+    )
     for i, answer in enumerate(answers):
         if isinstance(answer, int):  # a repeat of a key earlier in this batch
             answers[i] = answers[answer]
@@ -190,8 +213,9 @@ def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int])
 
 async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None) -> None:
     """One job on the transactional queue for ``ids`` (running it twice is harmless)."""
-    await redis.enqueue_job("send_messages", ids, _queue_name=TRANSACTIONAL_QUEUE,
-                            _defer_until=defer_until)
+    await redis.enqueue_job(
+        "send_messages", ids, _queue_name=TRANSACTIONAL_QUEUE, _defer_until=defer_until
+    )
 
 
 async def get(session: AsyncSession, message_id: int) -> MessageOut:
@@ -200,26 +224,45 @@ async def get(session: AsyncSession, message_id: int) -> MessageOut:
         raise NotFound(f"no message {message_id}")
     events = await repository.events(session, message_id)
     return MessageOut(
-        id=message.id, status=message.status, to=message.email,
-        from_address=message.from_address, reply_to=message.reply_to,
-        mail_class=message.mail_class, template_version_id=message.template_version_id,
-        region=message.region, ses_message_id=message.ses_message_id, error=message.error,
-        attempts=message.attempts, tags=message.tags or {},
-        test_campaign_id=message.test_campaign_id, created_at=message.created_at,
+        id=message.id,
+        status=message.status,
+        to=message.email,
+        from_address=message.from_address,
+        reply_to=message.reply_to,
+        mail_class=message.mail_class,
+        template_version_id=message.template_version_id,
+        region=message.region,
+        ses_message_id=message.ses_message_id,
+        error=message.error,
+        attempts=message.attempts,
+        tags=message.tags or {},
+        test_campaign_id=message.test_campaign_id,
+        created_at=message.created_at,
         sent_at=message.sent_at,
-        events=[EventOut(type=e.type, subtype=e.subtype, occurred_at=e.occurred_at,
-                         data=e.data) for e in events],
+        events=[
+            EventOut(type=e.type, subtype=e.subtype, occurred_at=e.occurred_at, data=e.data)
+            for e in events
+        ],
     )
 
 
 def _summary(m: Message) -> MessageSummary:
-    return MessageSummary(id=m.id, status=m.status, to=m.email, mail_class=m.mail_class,
-                          region=m.region, ses_message_id=m.ses_message_id, error=m.error,
-                          created_at=m.created_at, sent_at=m.sent_at)
+    return MessageSummary(
+        id=m.id,
+        status=m.status,
+        to=m.email,
+        mail_class=m.mail_class,
+        region=m.region,
+        ses_message_id=m.ses_message_id,
+        error=m.error,
+        created_at=m.created_at,
+        sent_at=m.sent_at,
+    )
 
 
-async def page(session: AsyncSession, to: str | None, status: str | None, cursor: str | None,
-               limit: int) -> MessagePage:
+async def page(
+    session: AsyncSession, to: str | None, status: str | None, cursor: str | None, limit: int
+) -> MessagePage:
     """Newest first, ``limit`` at a time; ``next_cursor`` continues after the last one."""
     before = None
     if cursor:
@@ -230,25 +273,38 @@ async def page(session: AsyncSession, to: str | None, status: str | None, cursor
     rows = await repository.page(session, address, status, before, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return MessagePage(items=[_summary(m) for m in rows],
-                       next_cursor=str(rows[-1].id) if more and rows else None)
+    return MessagePage(
+        items=[_summary(m) for m in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    )
 
 
-async def test_send(session: AsyncSession, redis: ArqRedis, campaign_id: int,
-                    body: TestSendIn) -> TestSendOut:
+async def test_send(
+    session: AsyncSession, redis: ArqRedis, campaign_id: int, body: TestSendIn
+) -> TestSendOut:
     """The campaign, rendered with ``data``, to these addresses only: transactional-lane
     messages marked as tests of the campaign; its stats and state stay as they are."""
     campaign = await campaigns.get(session, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}")
-    emails = list(dict.fromkeys(valid_address(to, ["body", "to", i])
-                                for i, to in enumerate(body.to)))
+    emails = list(
+        dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
+    )
     contacts = await repository.contact_ids(session, emails)
-    ids = await repository.insert_messages(session, [
-        {"email": email, "contact_id": contacts.get(email), "mail_class": campaign.mail_class,
-         "template_version_id": campaign.template_version_id,
-         "from_address": campaign.from_address, "reply_to": campaign.reply_to,
-         "data": body.data, "test_campaign_id": campaign.id}
-        for email in emails])
+    ids = await repository.insert_messages(
+        session,
+        [
+            {
+                "email": email,
+                "contact_id": contacts.get(email),
+                "mail_class": campaign.mail_class,
+                "template_version_id": campaign.template_version_id,
+                "from_address": campaign.from_address,
+                "reply_to": campaign.reply_to,
+                "data": body.data,
+                "test_campaign_id": campaign.id,
+            }
+            for email in emails
+        ],
+    )
     enqueue_after_commit(session, redis, ids)
     return TestSendOut(messages=[MessageAccepted(id=i, status="queued") for i in ids])

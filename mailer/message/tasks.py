@@ -29,8 +29,12 @@ async def send_messages(ctx: dict[str, Any], ids: list[int]) -> dict:
     return {"claimed": report.claimed, **report.outcomes}
 
 
-async def requeue_lost(sessionmaker: async_sessionmaker[AsyncSession], redis: ArqRedis,
-                       grace: float, limit: int = 10_000) -> int:
+async def requeue_lost(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    grace: float,
+    limit: int = 10_000,
+) -> int:
     """Enqueue again the transactional messages due for over ``grace`` seconds that no job
     took (a Redis flush, a worker that died holding them); how many."""
     async with sessionmaker() as session:

@@ -24,7 +24,9 @@ def upgrade() -> None:
     op.add_column("messages", sa.Column("headers", postgresql.JSONB(), nullable=True))
     op.add_column("messages", sa.Column("test_campaign_id", sa.BigInteger(), nullable=True))
     op.create_index(
-        "ix_messages_transactional_email", "messages", ["email", "id"],
+        "ix_messages_transactional_email",
+        "messages",
+        ["email", "id"],
         postgresql_where=sa.text("campaign_id IS NULL"),
     )
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])

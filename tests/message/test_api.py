@@ -11,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import factories
 
-INLINE = {"to": "ada@example.test", "from_address": "Acme <hello@mailer.test>",
-          "subject": "Reset for {{ data.name }}", "html": "<p>Code {{ data.code }}</p>",
-          "data": {"name": "Ada", "code": "123"}}
+INLINE = {
+    "to": "ada@example.test",
+    "from_address": "Acme <hello@mailer.test>",
+    "subject": "Reset for {{ data.name }}",
+    "html": "<p>Code {{ data.code }}</p>",
+    "data": {"name": "Ada", "code": "123"},
+}
 
 
 @pytest.fixture
@@ -38,12 +42,21 @@ async def test_accepts_inline_message(client: httpx.AsyncClient, tx: dict[str, s
     assert got["events"] == []
 
 
-async def test_accepts_stored_template(client: httpx.AsyncClient, admin: dict[str, str],
-                                       tx: dict[str, str]) -> None:
+async def test_accepts_stored_template(
+    client: httpx.AsyncClient, admin: dict[str, str], tx: dict[str, str]
+) -> None:
     template = await factories.template(client, admin)
-    r = await client.post("/v1/messages", headers=tx, json={
-        "to": "Bob@Example.test", "from_address": "hello@mailer.test",
-        "template_id": template["id"], "data": {"x": 1}, "tags": {"kind": "receipt"}})
+    r = await client.post(
+        "/v1/messages",
+        headers=tx,
+        json={
+            "to": "Bob@Example.test",
+            "from_address": "hello@mailer.test",
+            "template_id": template["id"],
+            "data": {"x": 1},
+            "tags": {"kind": "receipt"},
+        },
+    )
     assert r.status_code == 202, r.text
     got = (await client.get(f"/v1/messages/{r.json()['id']}", headers=tx)).json()
     assert got["to"] == "bob@example.test"
@@ -51,24 +64,30 @@ async def test_accepts_stored_template(client: httpx.AsyncClient, admin: dict[st
     assert got["template_version_id"] is not None
 
 
-@pytest.mark.parametrize(("change", "path"), [
-    ({"to": "not-an-address"}, ["body", "to"]),
-    ({"from_address": "Acme <nope>"}, ["body", "from_address"]),
-    ({"reply_to": "x@"}, ["body", "reply_to"]),
-    ({"mail_class": "nosuch"}, ["body", "mail_class"]),
-    ({"tags": {"campaign_id": "1"}}, ["body", "tags"]),
-    ({"tags": {"bad name": "x"}}, ["body", "tags"]),
-    ({"headers": {"From": "evil@example.test"}}, ["body", "headers"]),
-    ({"headers": {"X-Ok": "a\r\nBcc: evil@example.test"}}, ["body", "headers"]),
-    ({"html": "<p>{% if %}</p>"}, ["body", "html"]),
-    ({"subject": "{{ broken"}, ["body", "subject"]),
-    ({"template_id": 999999}, ["body"]),
-    ({"data": "not an object"}, ["body", "data"]),
-    ({"unknown_field": 1}, ["body", "unknown_field"]),
-])
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"to": "not-an-address"}, ["body", "to"]),
+        ({"from_address": "Acme <nope>"}, ["body", "from_address"]),
+        ({"reply_to": "x@"}, ["body", "reply_to"]),
+        ({"mail_class": "nosuch"}, ["body", "mail_class"]),
+        ({"tags": {"campaign_id": "1"}}, ["body", "tags"]),
+        ({"tags": {"bad name": "x"}}, ["body", "tags"]),
+        ({"headers": {"From": "evil@example.test"}}, ["body", "headers"]),
+        ({"headers": {"X-Ok": "a\r\nBcc: evil@example.test"}}, ["body", "headers"]),
+        ({"html": "<p>{% if %}</p>"}, ["body", "html"]),
+        ({"subject": "{{ broken"}, ["body", "subject"]),
+        ({"template_id": 999999}, ["body"]),
+        ({"data": "not an object"}, ["body", "data"]),
+        ({"unknown_field": 1}, ["body", "unknown_field"]),
+    ],
+)
 async def test_invalid_fields_are_422_with_their_path(
-    client: httpx.AsyncClient, tx: dict[str, str], engine: AsyncEngine,
-    change: dict, path: list[str],
+    client: httpx.AsyncClient,
+    tx: dict[str, str],
+    engine: AsyncEngine,
+    change: dict,
+    path: list[str],
 ) -> None:
     r = await client.post("/v1/messages", headers=tx, json={**INLINE, **change})
     assert r.status_code == 422, r.text
@@ -85,10 +104,14 @@ async def test_missing_content_is_422(client: httpx.AsyncClient, tx: dict[str, s
     assert r.json()["error"]["details"][0]["path"] == ["body"]
 
 
-async def test_template_id_unknown_names_the_field(client: httpx.AsyncClient,
-                                                   tx: dict[str, str]) -> None:
-    r = await client.post("/v1/messages", headers=tx, json={
-        "to": "a@example.test", "from_address": "a@mailer.test", "template_id": 424242})
+async def test_template_id_unknown_names_the_field(
+    client: httpx.AsyncClient, tx: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/v1/messages",
+        headers=tx,
+        json={"to": "a@example.test", "from_address": "a@mailer.test", "template_id": 424242},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["path"] == ["body", "template_id"]
 
@@ -103,38 +126,46 @@ async def test_same_key_same_body_is_the_same_message(
     client: httpx.AsyncClient, tx: dict[str, str], engine: AsyncEngine
 ) -> None:
     headers = {**tx, "Idempotency-Key": "reset-1"}
-    answers = await asyncio.gather(*(client.post("/v1/messages", headers=headers, json=INLINE)
-                                     for _ in range(20)))
+    answers = await asyncio.gather(
+        *(client.post("/v1/messages", headers=headers, json=INLINE) for _ in range(20))
+    )
     assert {r.status_code for r in answers} == {202}, [r.text for r in answers]
     assert len({r.json()["id"] for r in answers}) == 1
     assert await _count(engine, "SELECT count(*) FROM messages") == 1
     assert await _count(engine, "SELECT count(*) FROM idempotency_keys") == 1
 
 
-async def test_same_key_other_body_is_409(client: httpx.AsyncClient, tx: dict[str, str],
-                                          engine: AsyncEngine) -> None:
+async def test_same_key_other_body_is_409(
+    client: httpx.AsyncClient, tx: dict[str, str], engine: AsyncEngine
+) -> None:
     headers = {**tx, "Idempotency-Key": "reset-2"}
     first = await client.post("/v1/messages", headers=headers, json=INLINE)
     assert first.status_code == 202
-    other = await client.post("/v1/messages", headers=headers,
-                              json={**INLINE, "data": {"name": "Eve", "code": "9"}})
+    other = await client.post(
+        "/v1/messages", headers=headers, json={**INLINE, "data": {"name": "Eve", "code": "9"}}
+    )
     assert other.status_code == 409, other.text
     assert other.json()["error"]["code"] == "conflict"
     assert await _count(engine, "SELECT count(*) FROM messages") == 1
 
 
-async def test_keys_belong_to_their_api_key(client: httpx.AsyncClient, tx: dict[str, str],
-                                            make_key) -> None:  # type: ignore[no-untyped-def]
+async def test_keys_belong_to_their_api_key(
+    client: httpx.AsyncClient, tx: dict[str, str], make_key
+) -> None:  # type: ignore[no-untyped-def]
     other = {"Authorization": f"Bearer {await make_key('transactional', name='other')}"}
     a = await client.post("/v1/messages", headers={**tx, "Idempotency-Key": "k"}, json=INLINE)
-    b = await client.post("/v1/messages", headers={**other, "Idempotency-Key": "k"},
-                          json={**INLINE, "to": "zed@example.test"})
+    b = await client.post(
+        "/v1/messages",
+        headers={**other, "Idempotency-Key": "k"},
+        json={**INLINE, "to": "zed@example.test"},
+    )
     assert a.status_code == b.status_code == 202
     assert a.json()["id"] != b.json()["id"]
 
 
-async def test_batch_answers_each_item(client: httpx.AsyncClient, tx: dict[str, str],
-                                       engine: AsyncEngine) -> None:
+async def test_batch_answers_each_item(
+    client: httpx.AsyncClient, tx: dict[str, str], engine: AsyncEngine
+) -> None:
     items = [
         {**INLINE, "to": "one@example.test", "idempotency_key": "b-1"},
         {**INLINE, "to": "broken"},
@@ -156,15 +187,15 @@ async def test_batch_answers_each_item(client: httpx.AsyncClient, tx: dict[str, 
 
 
 async def test_batch_over_100_is_422(client: httpx.AsyncClient, tx: dict[str, str]) -> None:
-    r = await client.post("/v1/messages/batch", headers=tx,
-                          json={"messages": [INLINE] * 101})
+    r = await client.post("/v1/messages/batch", headers=tx, json={"messages": [INLINE] * 101})
     assert r.status_code == 422
 
 
 async def test_list_filters_and_pages(client: httpx.AsyncClient, tx: dict[str, str]) -> None:
     for i in range(5):
-        r = await client.post("/v1/messages", headers=tx,
-                              json={**INLINE, "to": f"p{i % 2}@example.test"})
+        r = await client.post(
+            "/v1/messages", headers=tx, json={**INLINE, "to": f"p{i % 2}@example.test"}
+        )
         assert r.status_code == 202
     seen: list[int] = []
     cursor = None
@@ -191,14 +222,25 @@ async def test_unknown_message_is_404(client: httpx.AsyncClient, tx: dict[str, s
 
 
 async def test_campaign_display_names(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    campaign = await factories.campaign(client, admin, from_address="Acme News <News@Acme.test>",
-                                        reply_to='"Acme, Support" <help@acme.test>')
+    campaign = await factories.campaign(
+        client,
+        admin,
+        from_address="Acme News <News@Acme.test>",
+        reply_to='"Acme, Support" <help@acme.test>',
+    )
     assert campaign["from_address"] == "Acme News <news@acme.test>"
     assert campaign["reply_to"] == '"Acme, Support" <help@acme.test>'
     template = await factories.template(client, admin)
     segment = await factories.segment(client, admin)
-    r = await client.post("/v1/campaigns", headers=admin, json={
-        "name": "x", "template_id": template["id"], "segment_id": segment["id"],
-        "from_address": "Acme <not-an-address>"})
+    r = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={
+            "name": "x",
+            "template_id": template["id"],
+            "segment_id": segment["id"],
+            "from_address": "Acme <not-an-address>",
+        },
+    )
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["path"] == ["body", "from_address"]

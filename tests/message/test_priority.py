@@ -25,8 +25,12 @@ def _message_id(call: dict) -> int:
 
 
 async def test_transactional_mail_overtakes_the_campaign_mail_queued_before_it(
-    client: httpx.AsyncClient, admin: dict[str, str], tx: dict[str, str], engine: AsyncEngine,
-    clean_standin, start_worker,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    tx: dict[str, str],
+    engine: AsyncEngine,
+    clean_standin,
+    start_worker,
 ) -> None:
     control = clean_standin.control
     control.set_rates({"us-east-1": RATE})
@@ -42,13 +46,21 @@ async def test_transactional_mail_overtakes_the_campaign_mail_queued_before_it(
     for i in range(3):
         async with engine.connect() as conn:
             # campaign messages marked for their SES call, waiting for a rate slot
-            rows = await conn.execute(text(
-                "SELECT id FROM messages WHERE campaign_id = :c AND status = 'sending'"),
-                {"c": campaign["id"]})
+            rows = await conn.execute(
+                text("SELECT id FROM messages WHERE campaign_id = :c AND status = 'sending'"),
+                {"c": campaign["id"]},
+            )
             waiting = {r.id for r in rows}
-        r = await client.post("/v1/messages", headers=tx, json={
-            "to": f"urgent{i}@example.test", "from_address": "hello@mailer.test",
-            "subject": "Reset", "html": "<p>Reset</p>"})
+        r = await client.post(
+            "/v1/messages",
+            headers=tx,
+            json={
+                "to": f"urgent{i}@example.test",
+                "from_address": "hello@mailer.test",
+                "subject": "Reset",
+                "html": "<p>Reset</p>",
+            },
+        )
         assert r.status_code == 202
         waiting_at_accept[r.json()["id"]] = waiting
         await asyncio.sleep(1.0)
