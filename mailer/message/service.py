@@ -148,41 +148,39 @@ async def accept(
             rows[i] = await _row(session, settings, req, versions)
         except MailerError as exc:
             answers[i] = exc
-    keyed = {i: requests[i].key for i in rows if requests[i].key is not None}
+    keyed: dict[int, str] = {i: k for i in rows if (k := requests[i].key) is not None}
     hashes = {i: request_hash(requests[i].body) for i in keyed}
+    repeats: dict[int, int] = {}  # item -> the earlier item of this batch with its key
     if keyed:
-        await repository.lock_keys(
-            session, [lock_id(api_key_id, k) for k in keyed.values() if k is not None]
-        )
-        stored = await repository.find_keys(
-            session, api_key_id, [k for k in keyed.values() if k is not None]
-        )
+        await repository.lock_keys(session, [lock_id(api_key_id, k) for k in keyed.values()])
+        stored = await repository.find_keys(session, api_key_id, list(keyed.values()))
         first_with: dict[str, int] = {}
         for i, key in keyed.items():
-            assert key is not None  # noqa: S101 - keyed holds keys only
-            known = stored.get(key)
-            earlier = first_with.get(key)
-            if known is not None or earlier is not None:
-                same = known.request_hash if known is not None else hashes[earlier or 0]
-                rows.pop(i)
-                if same != hashes[i]:
-                    answers[i] = Conflict(
-                        "this Idempotency-Key was used with another body",
-                        [{"path": [*requests[i].path], "idempotency_key": key}],
-                    )
-                elif known is not None:
-                    answers[i] = MessageAccepted(id=known.message_id, status=known.status)
-                else:
-                    answers[i] = earlier  # type: ignore[assignment]  # filled in below
-            else:
+            known, earlier = stored.get(key), first_with.get(key)
+            if known is None and earlier is None:
                 first_with[key] = i
+                continue
+            rows.pop(i)
+            same = known.request_hash if known is not None else hashes[earlier]  # type: ignore[index]
+            if same != hashes[i]:
+                answers[i] = Conflict(
+                    "this Idempotency-Key was used with another body",
+                    [{"path": [*requests[i].path], "idempotency_key": key}],
+                )
+            elif known is not None:
+                answers[i] = MessageAccepted(id=known.message_id, status=known.status)
+            else:
+                repeats[i] = earlier  # type: ignore[assignment]
     contacts = await repository.contact_ids(session, [r["email"] for r in rows.values()])
     for row in rows.values():
         row["contact_id"] = contacts.get(row["email"])
     order = list(rows)
     ids = await repository.insert_messages(session, [rows[i] for i in order])
-    for i, message_id in zip(order, ids, strict=True):
+    created = dict(zip(order, ids, strict=True))
+    for i, message_id in created.items():
         answers[i] = MessageAccepted(id=message_id, status="queued")
+    for i, earlier in repeats.items():
+        answers[i] = MessageAccepted(id=created[earlier], status="queued")
     await repository.insert_keys(
         session,
         [
@@ -190,15 +188,12 @@ async def accept(
                 "api_key_id": api_key_id,
                 "key": keyed[i],
                 "request_hash": hashes[i],
-                "message_id": answers[i].id,
-            }  # type: ignore[union-attr]
-            for i in order
+                "message_id": message_id,
+            }
+            for i, message_id in created.items()
             if i in keyed
         ],
     )
-    for i, answer in enumerate(answers):
-        if isinstance(answer, int):  # a repeat of a key earlier in this batch
-            answers[i] = answers[answer]
     if ids:
         enqueue_after_commit(session, redis, ids)
     return [a for a in answers if a is not None]

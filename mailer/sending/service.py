@@ -206,6 +206,7 @@ class Sender:
         self.on_class_paused = on_class_paused
         self._plans: dict[int, SendPlan] = {}
         self._slowed: dict[str, float] = {}
+        self._held: dict[str, float] = {}  # mail class -> until when (monotonic)
 
     async def plan(self, campaign_id: int) -> SendPlan:
         plan = self._plans.get(campaign_id)
@@ -445,14 +446,27 @@ class Sender:
         )
 
     def _may_send(self, plan: SendPlan) -> bool:
-        """Campaign mail goes while its campaign is sending; other mail always."""
-        return plan.campaign_id is None or self.states.is_sending(plan.campaign_id)
+        """Campaign mail goes while its campaign is sending; other mail while its class is
+        not held by an account error."""
+        if plan.campaign_id is not None:
+            return self.states.is_sending(plan.campaign_id)
+        return self._held_for(plan.mail_class) is None
+
+    def _held_for(self, mail_class: str) -> float | None:
+        """Seconds left of this process' hold on ``mail_class``'s non-campaign mail."""
+        left = self._held.get(mail_class, 0.0) - time.monotonic()
+        return left if left > 0 else None
+
+    def _not_now(self, plan: SendPlan, message: Claimed) -> Outcome:
+        # back to the queue; transactional mail comes back when its class's hold ends
+        delay = None if plan.campaign_id is not None else self._held_for(plan.mail_class)
+        return Outcome(message.id, "release", delay=delay)
 
     async def _send_one(self, plan: SendPlan, message: Claimed, contact: Any, token: str,
                         marks: GroupWriter[int, set[int]]) -> Outcome | None:
         # one of the pool's senders: the pool size bounds the calls in flight
         if not self._may_send(plan):
-            return Outcome(message.id, "release")
+            return self._not_now(plan, message)
         try:
             email = self.build(plan, message, contact)
         except RenderError as exc:
@@ -470,7 +484,9 @@ class Sender:
         # the pause or the region's breaker may have come while we waited: no SES
         # call then (a release from ``sending`` gives the attempt back). Nothing that
         # waits may stand between the fresh token and the call.
-        if not self._may_send(plan) or self.health.is_down(region):
+        if not self._may_send(plan):
+            return self._not_now(plan, message)
+        if self.health.is_down(region):
             return Outcome(message.id, "release")
         call_started = datetime.now(UTC)
         try:
@@ -496,9 +512,12 @@ class Sender:
         if exc.kind is ErrorKind.PAUSED:
             if self.on_class_paused is not None:
                 await self.on_class_paused(plan.mail_class, reason, call_started)
-            # a paused campaign claims nothing more; a transactional message waits and
-            # tries again later, it never fails for it
-            delay = None if plan.campaign_id is not None else 5.0 * (0.5 + random.random())
+            # a paused campaign claims nothing more; transactional mail of the class waits
+            # (its senders hold it, then one call probes SES again): it never fails for it
+            delay = None
+            if plan.campaign_id is None:
+                delay = self.settings.account_hold_seconds * (0.5 + random.random())
+                self._held[plan.mail_class] = time.monotonic() + delay
             return Outcome(message.id, "throttled", region=region, error=reason, delay=delay)
         if exc.kind is ErrorKind.PERMANENT:
             return Outcome(message.id, "failed", region=region, error=reason)
