@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     quota_park_seconds: float = 3600.0
     region_failure_threshold: int = 10
     region_open_seconds: float = 15.0
+    # error-rate stop: a campaign with this many failed of its last ``window`` sends
+    # pauses itself (0 turns it off)
+    error_stop_window: int = 100
+    error_stop_failures: int = 50
 
     # limits
     max_body_bytes: int = 1_000_000

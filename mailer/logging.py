@@ -25,7 +25,10 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=level, format="%(message)s")
     renderer = (
         structlog.processors.JSONRenderer() if settings.log_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks: rich ones with every frame's locals take seconds to render,
+        # and the event loop (with the SES calls in flight) waits for them
+        else structlog.dev.ConsoleRenderer(colors=False,
+                                           exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

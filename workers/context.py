@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import Any
 
 from arq import create_pool
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
-from mailer.campaign.tasks import pause_mail_class, reconcile_forever
+from mailer.campaign.tasks import CampaignPauser, reconcile_forever
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
@@ -77,13 +76,11 @@ async def _build(ctx: dict[str, Any]) -> None:
                           failure_threshold=settings.region_failure_threshold,
                           open_seconds=settings.region_open_seconds)
 
-    async def on_class_paused(mail_class: str, reason: str, call_started: datetime) -> None:
-        await pause_mail_class(sessionmaker, mail_class, reason, call_started)
-
     ctx.update(
         settings=settings, engine=engine, sessionmaker=sessionmaker, transport=transport,
         limiter=limiter, health=health, plain_redis=redis,
-        sender=Sender(settings, sessionmaker, transport, limiter, health, on_class_paused),
+        sender=Sender(settings, sessionmaker, transport, limiter, health,
+                      CampaignPauser(sessionmaker)),
     )
     # the reconciler's own arq pool: it outlives either worker's
     arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))

@@ -172,12 +172,25 @@ async def pause_class(
     session: AsyncSession, mail_class: str, reason: str, call_started: datetime
 ) -> list[int]:
     """Pause the sending campaigns of a class; not those resumed after the call began."""
+    return await _pause_sending(session, Campaign.mail_class == mail_class, reason, call_started)
+
+
+async def pause_sending(
+    session: AsyncSession, campaign_id: int, reason: str, since: datetime
+) -> bool:
+    """Pause one sending campaign unless it was resumed after ``since``."""
+    return bool(await _pause_sending(session, Campaign.id == campaign_id, reason, since))
+
+
+async def _pause_sending(
+    session: AsyncSession, which: ColumnElement[bool], reason: str, since: datetime
+) -> list[int]:
     rows = await session.execute(
         update(Campaign)
         .where(
-            Campaign.mail_class == mail_class,
+            which,
             Campaign.status == "sending",
-            (Campaign.resumed_at.is_(None)) | (Campaign.resumed_at < call_started),
+            (Campaign.resumed_at.is_(None)) | (Campaign.resumed_at < since),
         )
         .values(status="paused", paused_reason=reason)
         .returning(Campaign.id)

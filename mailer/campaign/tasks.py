@@ -91,14 +91,27 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
     return {"claimed": report.claimed, **report.outcomes}
 
 
-async def pause_mail_class(sessionmaker: async_sessionmaker[AsyncSession], mail_class: str,
-                           reason: str, call_started: datetime) -> None:
-    """SES paused sending for the account or the class's configuration set."""
-    async with transaction(sessionmaker) as session:
-        paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
-                                              call_started)
-    if paused:
-        log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
+class CampaignPauser:
+    """The send path's :class:`~mailer.sending.service.Pauser`: pauses campaigns with the
+    reason; the operator resumes them (``POST /v1/campaigns/{id}/resume``)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        """SES refused the account or the class's configuration: pause its campaigns."""
+        async with transaction(self.sessionmaker) as session:
+            paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
+                                                  call_started)
+        if paused:
+            log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused,
+                        reason=reason)
+
+    async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
+        async with transaction(self.sessionmaker) as session:
+            stopped = await repository.pause_sending(session, campaign_id, reason, since)
+        if stopped:
+            log.warning("campaign_error_rate_stop", campaign_id=campaign_id, reason=reason)
 
 
 async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
@@ -133,6 +146,6 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
         try:
             if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
                 await reconcile(settings, sessionmaker, redis)
-        except Exception:  # noqa: BLE001 - the next round tries again
-            log.warning("reconcile_failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval)

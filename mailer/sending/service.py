@@ -8,20 +8,22 @@ its SES call, and outcomes are written in batches with the campaign counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
 from mailer.contact.addresses import mailbox_address
@@ -51,7 +53,56 @@ def _inline_template(templates_dir: Path, subject: str, html: str, text: str | N
     """Inline content of transactional messages, compiled once per distinct content."""
     return compile_template(templates_dir, subject, html, text)
 
-# how long a rate token stays good for; the limiter keeps 1.5 % headroom (15 ms a second)
+
+class Pauser(Protocol):
+    """What the send path stops when SES says the account, not the message, is at fault."""
+
+    async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        """Pause what sends as ``mail_class``; not what was resumed after ``call_started``."""
+        ...
+
+    async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
+        """Pause one campaign (error-rate stop); not if it was resumed after ``since``."""
+        ...
+
+
+class ErrorRate:
+    """listmonk's error-rate stop: a campaign with ``failures`` failed of its last
+    ``window`` outcomes (sent or failed) in this process stops itself.
+
+    ``note`` answers, when it trips, the time of the oldest outcome counted: a campaign
+    resumed after that is judged again from its next outcomes, not from these.
+    """
+
+    def __init__(self, window: int, failures: int) -> None:
+        self.window = window
+        self.failures = failures
+        self._recent: dict[int, deque[tuple[bool, datetime]]] = {}
+        self._failed: dict[int, int] = {}
+
+    def note(self, campaign_id: int, failed: bool) -> datetime | None:
+        if self.failures <= 0 or self.window <= 0:
+            return None
+        recent = self._recent.get(campaign_id)
+        if recent is None:
+            if len(self._recent) > 1000:
+                self._recent.clear()
+                self._failed.clear()
+            recent = self._recent[campaign_id] = deque()
+        recent.append((failed, datetime.now(UTC)))
+        count = self._failed.get(campaign_id, 0) + failed
+        if len(recent) > self.window:
+            count -= recent.popleft()[0]
+        self._failed[campaign_id] = count
+        if count < self.failures:
+            return None
+        since = recent[0][1]
+        self.forget(campaign_id)
+        return since
+
+    def forget(self, campaign_id: int) -> None:
+        self._recent.pop(campaign_id, None)
+        self._failed.pop(campaign_id, None)
 
 
 @dataclass(slots=True, frozen=True)
@@ -155,8 +206,8 @@ class CampaignStates:
         while self._watching:
             try:
                 await self.poll()
-            except Exception:  # noqa: BLE001 - keep the last view; sends stop if it goes stale
-                log.warning("campaign_states_poll_failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep the last view; sends stop if stale
+                log.warning("campaign_states_poll_failed", error=_short(exc))
             await asyncio.sleep(self.refresh)
 
     async def close(self) -> None:
@@ -164,17 +215,44 @@ class CampaignStates:
             self._task.cancel()
 
 
-async def _retry_db(write: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
-    """Run a short write transaction, again after a database error (deadlock, restart)."""
-    for attempt in range(attempts):
+async def _retry_db(write: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """Run a short transaction, again after a database error (a deadlock, a restart, a
+    failover) until ``deadline`` seconds have passed; then the error is raised.
+
+    The send path gives its writes half a lease: a record lost for good means mail SES
+    accepted is sent again once the lease lapses, so riding out a failover is worth it.
+    """
+    give_up = time.monotonic() + deadline
+    attempt = 0
+    while True:
         try:
             return await write()
-        except DBAPIError:
-            if attempt == attempts - 1:
+        except (DBAPIError, OSError) as exc:
+            attempt += 1
+            pause = min(0.05 * 2 ** min(attempt, 10), 1.0) * (0.5 + random.random())
+            if time.monotonic() + pause > give_up:
                 raise
-            log.warning("db_write_retry", attempt=attempt + 1, exc_info=True)
-            await asyncio.sleep(0.05 * 2**attempt * (0.5 + random.random()))
-    raise AssertionError("unreachable")
+            log.warning("db_write_retry", attempt=attempt, error=_short(exc))
+            await asyncio.sleep(pause)
+
+
+def _short(exc: BaseException) -> str:
+    """An error for a log line: a traceback (rendered with its locals) of a database that
+    is away would hold the event loop, and the SES calls in flight, for seconds."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def _invalidating(conn: AsyncConnection | AsyncSession,
+                        run: Callable[[], Awaitable[T]]) -> T:
+    """``run()``; after a failure the connection is dropped, not pooled again: after a
+    restart its protocol state may be broken ("another operation is in progress"), and
+    a retry must not get it back."""
+    try:
+        return await run()
+    except (DBAPIError, OSError):
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        raise
 
 
 @dataclass
@@ -189,8 +267,7 @@ class Sender:
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                  transport: Transport, limiter: RateLimiter, health: RegionHealth,
-                 on_class_paused: Callable[[str, str, datetime], Awaitable[None]] | None = None,
-                 ) -> None:
+                 pauser: Pauser | None = None) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.engine = sessionmaker.kw["bind"]
@@ -203,16 +280,45 @@ class Sender:
         self._pool_sizes = {CAMPAIGN_LANE: settings.send_concurrency,
                             TRANSACTIONAL_LANE: settings.transactional_concurrency}
         self._consumers: dict[str, list[asyncio.Task[None]]] = {}
-        self.on_class_paused = on_class_paused
+        self.pauser = pauser
+        self.errors = ErrorRate(settings.error_stop_window, settings.error_stop_failures)
+        self._class_paused_at: dict[str, float] = {}
         self._plans: dict[int, SendPlan] = {}
         self._slowed: dict[str, float] = {}
         self._held: dict[str, float] = {}  # mail class -> until when (monotonic)
+        # how long the writes of the send path keep retrying (half a lease)
+        self.write_deadline = settings.lease_seconds / 2
+        self.stopping = False
+
+    def stop_claiming(self) -> None:
+        """Graceful stop (SIGTERM): claim nothing more. Messages claimed but not yet
+        called go back to ``queued`` at once; SES calls in flight finish and their
+        outcomes are recorded; each batch then ends as usual (its job hands the rest of
+        its range to another worker)."""
+        self.stopping = True
+
+    async def _read(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async def once() -> T:
+            async with self.sessionmaker() as session:
+                return await _invalidating(session, lambda: read(session))
+
+        return await _retry_db(once, self.write_deadline)
+
+    async def _write(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """One transaction on a bare connection (the hot path's flushes)."""
+        async with self.engine.connect() as conn:
+
+            async def run() -> T:
+                async with conn.begin():
+                    return await write(conn)
+
+            return await _invalidating(conn, run)
 
     async def plan(self, campaign_id: int) -> SendPlan:
         plan = self._plans.get(campaign_id)
         if plan is None:
-            async with self.sessionmaker() as session:
-                row = (await session.execute(_PLAN, {"id": campaign_id})).one()
+            row = await self._read(
+                lambda session: _one(session.execute(_PLAN, {"id": campaign_id})))
             template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
                                         row.html, row.text)
             plan = SendPlan(
@@ -232,8 +338,11 @@ class Sender:
         report = BatchReport()
         token = uuid.uuid4().hex
         lease = self.settings.lease_seconds
-        async with transaction(self.sessionmaker) as session:
-            claimed = await repo.claim(session, campaign_id, lo, hi, token, lease, hi - lo + 1)
+        claimed: list[Claimed] = []
+        if not self.stopping:
+            async with transaction(self.sessionmaker) as session:
+                claimed = await repo.claim(session, campaign_id, lo, hi, token, lease,
+                                           hi - lo + 1)
         report.claimed = len(claimed)
         if claimed:
             self.states.watch(campaign_id)
@@ -245,8 +354,8 @@ class Sender:
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
-        async with self.sessionmaker() as session:
-            report.next_due = await repo.next_due(session, campaign_id, lo, hi)
+        report.next_due = await self._read(
+            lambda session: repo.next_due(session, campaign_id, lo, hi))
         return report
 
     async def send_messages(self, ids: list[int]) -> BatchReport:
@@ -254,12 +363,11 @@ class Sender:
         report = BatchReport()
         token = uuid.uuid4().hex
 
-        async def claim() -> list[Claimed]:
+        claimed: list[Claimed] = []
+        if not self.stopping:
             # a bare connection: fewer round trips than a session, each one counts here
-            async with self.engine.begin() as conn:
-                return await repo.claim_messages(conn, ids, token, self.settings.lease_seconds)
-
-        claimed = await claim()
+            claimed = await self._write(lambda conn: repo.claim_messages(
+                conn, ids, token, self.settings.lease_seconds))
         report.claimed = len(claimed)
         if claimed:
             renewer = asyncio.create_task(self._renew(token))
@@ -268,8 +376,7 @@ class Sender:
                 await self._send_claimed(work, token, report, TRANSACTIONAL_LANE)
             finally:
                 renewer.cancel()
-        async with self.engine.connect() as conn:
-            report.next_due = await repo.next_due_messages(conn, ids)
+        report.next_due = await self._read(lambda session: repo.next_due_messages(session, ids))
         return report
 
     def message_plan(self, m: Claimed) -> SendPlan:
@@ -301,19 +408,17 @@ class Sender:
         async def flush_marks(ids: list[int]) -> set[int]:
             async def once() -> set[int]:
                 # a bare connection: these flushes are the hot path, an ORM session is not
-                async with self.engine.begin() as conn:
-                    return await repo.mark_sending(conn, ids, token)
+                return await self._write(lambda conn: repo.mark_sending(conn, ids, token))
 
-            return await _retry_db(once)
+            return await _retry_db(once, self.write_deadline)
 
         async def flush_outcomes(outcomes: list[Outcome]) -> int:
             # a lost record means mail SES accepted is sent again once the lease lapses:
             # try hard. Running it again is safe: applied rows no longer carry our token.
             async def once() -> int:
-                async with self.engine.begin() as conn:
-                    return await repo.record(conn, outcomes, token)
+                return await self._write(lambda conn: repo.record(conn, outcomes, token))
 
-            return await _retry_db(once)
+            return await _retry_db(once, self.write_deadline)
 
         # 5 ms for campaign marks: the wait is hidden by the other senders; a transactional
         # message has few companions and waits for its own mark, so it waits less
@@ -367,14 +472,13 @@ class Sender:
         """Contacts by id and suppressed addresses by mail class, for claimed messages."""
         if not work:
             return {}, {}
-        async with self.sessionmaker() as session:
-            contacts = await repo.contacts(
-                session, [m.contact_id for m, _ in work if m.contact_id is not None])
-            suppressed: dict[str, set[str]] = {}
-            for mail_class in {plan.mail_class for _, plan in work}:
-                suppressed[mail_class] = await repo.suppressed(
-                    session, [m.email for m, p in work if p.mail_class == mail_class],
-                    mail_class)
+        contacts = await self._read(lambda session: repo.contacts(
+            session, [m.contact_id for m, _ in work if m.contact_id is not None]))
+        suppressed: dict[str, set[str]] = {}
+        for mail_class in {plan.mail_class for _, plan in work}:
+            emails = [m.email for m, p in work if p.mail_class == mail_class]
+            suppressed[mail_class] = await self._read(
+                functools.partial(_suppressed, emails=emails, mail_class=mail_class))
         return contacts, suppressed
 
     def _ensure_pool(self, lane: str) -> None:
@@ -399,6 +503,8 @@ class Sender:
             if outcome is None:
                 item.done.set_result(None)
                 continue
+            if outcome.outcome in ("sent", "failed"):
+                await self._note(item.plan, outcome)
             # written as soon as known: the window of "accepted, not recorded" stays short;
             # the batch waits for the flush, this sender moves on
             flushed = item.records.add(outcome)
@@ -446,8 +552,10 @@ class Sender:
         )
 
     def _may_send(self, plan: SendPlan) -> bool:
-        """Campaign mail goes while its campaign is sending; other mail while its class is
-        not held by an account error."""
+        """Nothing goes once the worker stops; campaign mail goes while its campaign is
+        sending, other mail while its class is not held by an account error."""
+        if self.stopping:
+            return False
         if plan.campaign_id is not None:
             return self.states.is_sending(plan.campaign_id)
         return self._held_for(plan.mail_class) is None
@@ -509,12 +617,13 @@ class Sender:
         if exc.kind is ErrorKind.QUOTA:
             await self.health.park(region, self.settings.quota_park_seconds)
             return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
-        if exc.kind is ErrorKind.PAUSED:
-            if self.on_class_paused is not None:
-                await self.on_class_paused(plan.mail_class, reason, call_started)
-            # a paused campaign claims nothing more; transactional mail of the class waits
-            # (its senders hold it, then one call probes SES again): it never fails for it
-            delay = None
+        if exc.kind is ErrorKind.ACCOUNT:
+            # nothing is wrong with the message: it waits, its attempt given back. A
+            # campaign waits until the operator resumes what the pause stopped;
+            # transactional mail of the class is held in this process, then one call
+            # probes SES again: it never fails for it
+            await self._pause_class(plan.mail_class, reason, call_started)
+            delay = 1.0
             if plan.campaign_id is None:
                 delay = self.settings.account_hold_seconds * (0.5 + random.random())
                 self._held[plan.mail_class] = time.monotonic() + delay
@@ -530,6 +639,33 @@ class Sender:
         delay = self.settings.retry_base_seconds * (2 ** (attempts - 1)) * (0.5 + random.random())
         return Outcome(message.id, "retry", region=region, error=reason, delay=delay)
 
+    async def _pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
+        # the calls in flight all come back with the same answer: one pause will do
+        now = time.monotonic()
+        if self.pauser is None or now - self._class_paused_at.get(mail_class, -1.0) < 0.5:
+            return
+        self._class_paused_at[mail_class] = now
+        try:
+            await self.pauser.pause_class(mail_class, reason, call_started)
+        except Exception as exc:  # noqa: BLE001 - the next account error tries again
+            self._class_paused_at.pop(mail_class, None)
+            log.warning("pause_class_failed", mail_class=mail_class, error=_short(exc))
+
+    async def _note(self, plan: SendPlan, outcome: Outcome) -> None:
+        """Count a final outcome of campaign mail towards its campaign's error-rate stop."""
+        campaign_id = plan.campaign_id
+        if campaign_id is None:
+            return
+        since = self.errors.note(campaign_id, outcome.outcome == "failed")
+        if since is None or self.pauser is None:
+            return
+        reason = (f"error-rate stop: {self.errors.failures} of the last "
+                  f"{self.errors.window} sends failed; last: {outcome.error}")
+        try:
+            await self.pauser.stop_campaign(campaign_id, reason[:1000], since)
+        except Exception as exc:  # noqa: BLE001 - the window fills again and tries again
+            log.warning("error_rate_stop_failed", campaign_id=campaign_id, error=_short(exc))
+
     async def _renew(self, token: str) -> None:
         interval = self.settings.lease_seconds / 3
         while True:
@@ -537,8 +673,8 @@ class Sender:
             try:
                 async with transaction(self.sessionmaker) as session:
                     await repo.renew_lease(session, token, self.settings.lease_seconds)
-            except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
-                log.warning("lease_renewal_failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - a missed renewal only shortens the lease
+                log.warning("lease_renewal_failed", error=_short(exc))
 
     async def close(self) -> None:
         for tasks in self._consumers.values():
@@ -559,6 +695,15 @@ class _Item:
     marks: GroupWriter[int, set[int]]
     records: GroupWriter[Outcome, int]
     done: asyncio.Future[Any]
+
+
+async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str
+                      ) -> set[str]:
+    return await repo.suppressed(session, emails, mail_class)
+
+
+async def _one(result: Awaitable[Any]) -> Any:
+    return (await result).one()
 
 
 def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], *, outcome: Outcome) -> None:

@@ -50,12 +50,27 @@ FAULTS: dict[str, tuple[int, str, str]] = {
     "suspended": (400, "AccountSuspendedException", "Your account has been suspended."),
     "quota": (400, "LimitExceededException", "Daily message quota exceeded."),
     "region_down": (500, "InternalFailure", "Service unavailable in this region."),
+    "credentials": (
+        403, "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    ),
+    "unverified_sender": (
+        400, "MessageRejected",
+        "Email address is not verified. The following identities failed the check in "
+        "region US-EAST-1: {sender}",
+    ),
+    "no_configuration_set": (
+        404, "NotFoundException", "Configuration set <{configuration_set}> does not exist.",
+    ),
+    "error": (400, "", ""),  # any answer: give ``code``, ``status`` and ``message``
     "timeout": (0, "", ""),
 }
 
 _REASONS = {
     200: b"OK",
     400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
     404: b"Not Found",
     429: b"Too Many Requests",
     500: b"Internal Server Error",
@@ -81,7 +96,9 @@ def _error(status: int, code: str, message: str) -> bytes:
 @dataclass
 class FaultRule:
     """One entry of the fault schedule: the next ``count`` calls, or each call with
-    ``probability``, or (neither given) every call until cleared."""
+    ``probability``, or (neither given) every call until cleared; with ``for_s``, only
+    for that many seconds from when it was set. ``code``/``status`` override the kind's
+    answer (kind ``error`` needs them)."""
 
     kind: str
     region: str | None = None
@@ -89,6 +106,10 @@ class FaultRule:
     probability: float | None = None
     message: str | None = None
     hold_s: float = DEFAULT_HOLD_S
+    code: str | None = None
+    status: int | None = None
+    for_s: float | None = None
+    until: float | None = None  # time.monotonic() after which the rule is gone
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> FaultRule:
@@ -97,6 +118,10 @@ class FaultRule:
             raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULTS)}")
         count = raw.get("count")
         probability = raw.get("probability")
+        status = raw.get("status")
+        for_s = raw.get("for_s")
+        if kind == "error" and (not raw.get("code") or status is None):
+            raise ValueError("fault kind 'error' needs a code and a status")
         return cls(
             kind=kind,
             region=raw.get("region"),
@@ -104,6 +129,10 @@ class FaultRule:
             probability=None if probability is None else float(probability),
             message=raw.get("message"),
             hold_s=float(raw.get("hold_s", DEFAULT_HOLD_S)),
+            code=raw.get("code"),
+            status=None if status is None else int(status),
+            for_s=None if for_s is None else float(for_s),
+            until=None if for_s is None else time.monotonic() + float(for_s),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +143,10 @@ class FaultRule:
             "probability": self.probability,
             "message": self.message,
             "hold_s": self.hold_s,
+            "code": self.code,
+            "status": self.status,
+            "for_s": self.for_s,
+            "left_s": None if self.until is None else max(self.until - time.monotonic(), 0.0),
         }
 
 
@@ -209,6 +242,9 @@ class Standin:
             return FaultRule(kind="region_down", region=region)
         if not operation_is_send:
             return None
+        if self.rules and any(r.until is not None for r in self.rules):
+            now = time.monotonic()
+            self.rules = [r for r in self.rules if r.until is None or r.until > now]
         for rule in self.rules:
             if rule.region is not None and rule.region != region:
                 continue
@@ -221,12 +257,17 @@ class Standin:
                 return rule
         return None
 
-    def _fault_reply(self, state: RegionState, rule: FaultRule, delay: float) -> Reply:
+    def _fault_reply(
+        self, state: RegionState, rule: FaultRule, delay: float, body: bytes = b""
+    ) -> Reply:
         state.faults[rule.kind] += 1
         if rule.kind == "timeout":
             return None, rule.hold_s
         status, code, message = FAULTS[rule.kind]
-        return _error(status, code, rule.message or message), delay
+        message = rule.message or message
+        if "{" in message:
+            message = message.format_map(_Fields(body))
+        return _error(rule.status or status, rule.code or code, message), delay
 
     # -- SES operations ------------------------------------------------------------------
 
@@ -237,7 +278,7 @@ class Standin:
         delay = self._delay(region)
         rule = self._fault(region, True)
         if rule is not None:
-            return self._fault_reply(state, rule, delay)
+            return self._fault_reply(state, rule, delay, body)
         window = state.window
         cutoff = now - 1.0
         while window and window[0] <= cutoff:
@@ -426,6 +467,27 @@ class Standin:
             for state in self.regions.values():
                 state.burst = self.burst
         return {name: state.stats() for name, state in self.regions.items()}
+
+
+class _Fields(dict[str, str]):
+    """``{sender}``, ``{recipient}``, ``{configuration_set}`` of a fault's message, read
+    from the SendEmail request only when a message asks for them."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        try:
+            request = json.loads(body) if body else {}
+        except ValueError:
+            request = {}
+        to = (request.get("Destination") or {}).get("ToAddresses") or [""]
+        self.update(
+            sender=str(request.get("FromEmailAddress", "")),
+            recipient=str(to[0]),
+            configuration_set=str(request.get("ConfigurationSetName", "")),
+        )
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def _summary(request: dict[str, Any]) -> bytes:

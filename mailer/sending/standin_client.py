@@ -22,6 +22,10 @@ FAULT_KINDS = (
     "suspended",  # 400 AccountSuspendedException
     "quota",  # 400 LimitExceededException (daily quota)
     "region_down",  # every call of the region answers 500 until the faults are cleared
+    "credentials",  # 403 UnrecognizedClientException (credentials refused)
+    "unverified_sender",  # 400 MessageRejected naming the sender as not verified
+    "no_configuration_set",  # 404 NotFoundException for the configuration set
+    "error",  # any answer: ``code``, ``status`` and ``message`` given
 )
 
 
@@ -33,12 +37,23 @@ def fault(
     region: str | None = None,
     message: str | None = None,
     hold_s: float | None = None,
+    code: str | None = None,
+    status: int | None = None,
+    for_s: float | None = None,
 ) -> dict[str, Any]:
     """One fault rule: the next ``count`` SendEmail calls, each call with ``probability``,
-    or every call until cleared (neither given). ``region=None`` means every region."""
+    or every call until cleared (neither given); ``for_s`` ends it that many seconds
+    after it is set. ``region=None`` means every region. ``code``/``status`` set the SES
+    error answered (kind ``error`` needs both); ``message`` may name ``{sender}``,
+    ``{recipient}`` or ``{configuration_set}`` of the request."""
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}")
+    if kind == "error" and (code is None or status is None):
+        raise ValueError("fault kind 'error' needs a code and a status")
     rule: dict[str, Any] = {"kind": kind, "region": region}
+    for name, value in (("code", code), ("status", status), ("for_s", for_s)):
+        if value is not None:
+            rule[name] = value
     if count is not None:
         rule["count"] = count
     if probability is not None:

@@ -8,6 +8,7 @@ SES endpoint, so the same transport talks to SES, moto and the stand-in.
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,9 +33,11 @@ from mailer.contact.addresses import encode_mailbox
 class ErrorKind(StrEnum):
     THROTTLED = "throttled"  # retry later, unlimited; slow the region down
     QUOTA = "quota"  # daily quota exhausted: park the region
-    TRANSIENT = "transient"  # 5xx, timeouts, connections: bounded retries with backoff
-    PERMANENT = "permanent"  # the message fails with the reason
-    PAUSED = "paused"  # account or configuration set paused: pause the mail class
+    TRANSIENT = "transient"  # 5xx, timeouts, connections, unknown codes: bounded retries
+    PERMANENT = "permanent"  # the message's own problem: it fails with the reason
+    # the account or its configuration (credentials, clock, permissions, sender identity,
+    # configuration set, sending paused): pause the mail class, fail nothing
+    ACCOUNT = "account"
 
 
 class SendError(Exception):
@@ -73,19 +76,61 @@ class Transport(Protocol):
 
 
 _THROTTLED = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
-_PAUSED = {"SendingPausedException", "AccountSuspendedException"}
+_TRANSIENT = {"InternalFailure", "InternalError", "ServiceUnavailable",
+              "ServiceUnavailableException"}
+# A problem of the account or its configuration, not of the message: every other message
+# would meet it too, so failing them one by one would burn the audience.
+_ACCOUNT = {
+    # credentials refused or expired
+    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
+    "ExpiredTokenException", "InvalidAccessKeyId", "MissingAuthenticationToken",
+    "IncompleteSignature", "AuthFailure",
+    # signature or clock skew
+    "InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired",
+    "RequestTimeTooSkewed",
+    # permissions
+    "AccessDenied", "AccessDeniedException", "OptInRequired",
+    # sender identity and configuration
+    "MailFromDomainNotVerifiedException", "MailFromDomainNotVerified",
+    "ConfigurationSetDoesNotExist", "ConfigurationSetDoesNotExistException",
+    # sending paused or stopped for the account or the configuration set
+    "SendingPausedException", "AccountSendingPausedException",
+    "ConfigurationSetSendingPausedException", "AccountSuspendedException",
+}
+# The message's own problem (its recipient or content): that message fails.
 _PERMANENT = {
     "MessageRejected",
-    "MailFromDomainNotVerifiedException",
-    "NotFoundException",
     "BadRequestException",
     "InvalidParameterValue",
+    "InvalidParameterValueException",
     "ValidationException",
 }
+_NOT_VERIFIED = re.compile(r"not verified", re.IGNORECASE)
+_ADDRESS = re.compile(r"[^\s,;:<>\"']+@[^\s,;:<>\"']+")
 
 
-def classify(exc: BaseException) -> SendError:
-    """The kind of a failed SES call, decided once, here."""
+def _unverified_sender(message: str, email: OutboundEmail | None) -> bool:
+    """Whether an SES "Email address is not verified" names the sender (an account
+    problem) rather than only the recipient (the SES sandbox: that message's problem).
+
+    SES answers "Email address is not verified. The following identities failed the check
+    in region US-EAST-1: a@x, b@y"; moto answers "Email address not verified a@x" (the
+    sender). Without a listed identity, or without the email to compare, it is the sender.
+    """
+    listed = {a.strip(".").lower() for a in _ADDRESS.findall(message)}
+    if not listed or email is None:
+        return True
+    sender = email.from_address.rpartition("<")[2].rstrip(">").strip().lower()
+    words = {w.strip(",.;") for w in message.lower().split()}
+    return sender in listed or sender.rpartition("@")[2] in words
+
+
+def classify(exc: BaseException, email: OutboundEmail | None = None) -> SendError:
+    """The kind of a failed SES call (for ``email``, when known), decided once, here.
+
+    A code this does not know is never permanent: it is retried as transient (bounded),
+    except a 401/403, which is an account problem whatever its code.
+    """
     if isinstance(exc, SendError):
         return exc
     if isinstance(exc, ClientError):
@@ -93,18 +138,27 @@ def classify(exc: BaseException) -> SendError:
         code = str(error.get("Code", ""))
         message = str(error.get("Message", "")) or code
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        reason = f"{code or status}: {message}"
         if code in _THROTTLED or status == 429:
-            return SendError(ErrorKind.THROTTLED, f"{code}: {message}")
+            return SendError(ErrorKind.THROTTLED, reason)
         if code == "LimitExceededException":
             kind = ErrorKind.THROTTLED if "rate" in message.lower() else ErrorKind.QUOTA
-            return SendError(kind, f"{code}: {message}")
-        if code in _PAUSED:
-            return SendError(ErrorKind.PAUSED, f"{code}: {message}")
-        if status >= 500 or code in {"InternalFailure", "ServiceUnavailable", "InternalError"}:
-            return SendError(ErrorKind.TRANSIENT, f"{code or status}: {message}")
-        if code in _PERMANENT or 400 <= status < 500:
-            return SendError(ErrorKind.PERMANENT, f"{code}: {message}")
-        return SendError(ErrorKind.TRANSIENT, f"{code}: {message}")
+            return SendError(kind, reason)
+        if code in _ACCOUNT or status in (401, 403):
+            return SendError(ErrorKind.ACCOUNT, reason)
+        if code == "NotFoundException":
+            # SendEmail names a configuration set, a template or a contact list: all of
+            # them configuration, none of them the message's
+            return SendError(ErrorKind.ACCOUNT, reason)
+        if code == "MessageRejected" and _NOT_VERIFIED.search(message):
+            if _unverified_sender(message, email):
+                return SendError(ErrorKind.ACCOUNT, reason)
+            return SendError(ErrorKind.PERMANENT, reason)
+        if code in _PERMANENT:
+            return SendError(ErrorKind.PERMANENT, reason)
+        if status >= 500 or code in _TRANSIENT:
+            return SendError(ErrorKind.TRANSIENT, reason)
+        return SendError(ErrorKind.TRANSIENT, f"unknown SES error {reason}")
     if isinstance(
         exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError | TimeoutError
     ):
@@ -187,7 +241,7 @@ class SesTransport:
         try:
             answer = await client.send_email(**send_email_params(email))
         except Exception as exc:  # noqa: BLE001 - every failure is classified here
-            raise classify(exc) from exc
+            raise classify(exc, email) from exc
         return str(answer["MessageId"])
 
     async def quota(self, region: str) -> dict[str, float] | None:

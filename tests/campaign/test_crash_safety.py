@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 from sqlalchemy import text
@@ -136,3 +137,51 @@ async def test_survivor_takes_over_a_killed_workers_share_within_the_shared_rate
     stats = control.stats()["regions"]["us-east-1"]
     assert stats["throttled"] == 0 and stats["max_window"] <= 165, stats
     assert "send_failed_unexpectedly" not in survivor.log()
+
+
+async def test_sigterm_mid_campaign_records_calls_in_flight_and_hands_over_held_work(
+    client, admin, engine, clean_standin, start_worker
+):
+    """A graceful stop (SIGTERM, as in a deploy) with SES answering in 150 ms: the worker
+    lets its calls in flight finish and records them, gives back everything else it
+    holds, and exits by itself; the next worker sends the rest. Nobody gets the mail
+    twice, nothing is counted as a re-send."""
+    control = clean_standin.control
+    control.set_latency(150)  # many calls in flight at the signal
+    n = 900
+    emails = await seed_contacts(engine, n)
+    env = {"MAILER_REGIONS": "us-east-1=300", "MAILER_SEND_BATCH_SIZE": "100"}
+    stopped = start_worker(**env)
+    campaign = await launch(client, admin)
+
+    await wait_sent(control, 200)
+    in_flight = await _count(
+        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"])
+    stopped.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(stopped.process.wait, 60)
+    assert code == 0, stopped.log()
+    assert "graceful_stop_timed_out" not in stopped.log()
+    assert "send_failed_unexpectedly" not in stopped.log()
+
+    # every call SES accepted is recorded; nothing is left claimed or in flight
+    held = await _count(
+        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id"
+                " AND status IN ('claimed', 'sending')", id=campaign["id"])
+    assert held == 0
+    body = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=admin)).json()
+    accepted = control.sent()
+    assert in_flight > 0 and accepted < n
+    assert body["stats"]["sent"] == accepted and body["status"] == "sending"
+    assert body["stats"]["queued"] == n - accepted
+
+    successor = start_worker(**env)
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
+    seen = recipients(control)
+    assert set(seen) == set(emails), successor.log()
+    assert max(seen.values()) == 1, [e for e, c in seen.items() if c > 1]
+    assert done["stats"]["sent"] == n and done["stats"]["resent"] == 0
+    assert done["stats"]["failed"] == 0 and done["stats"]["queued"] == 0
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["status"] for m in messages} == {"sent"}
+    assert {m["attempts"] for m in messages} == {1}

@@ -9,7 +9,7 @@ import pytest
 
 from mailer.sending.standin_client import fault
 from tests import factories
-from tests.campaign.conftest import launch, recipients, seed_contacts
+from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
 
 
 async def test_fault_mix_loses_nothing_and_throttling_never_fails_a_message(
@@ -122,7 +122,7 @@ async def test_rejections_and_template_errors_fail_only_their_messages(
         engine, n, attributes=lambda i: {} if i == 7 else {"code": f"c{i}"})
     template = await factories.template(
         client, admin, subject="Your code {{ contact.attributes.code.upper() }}")
-    control.set_faults([fault("reject", count=3, message="Email address is not verified.")])
+    control.set_faults([fault("reject", count=3, message="Illegal address")])
     start_worker()
     campaign = await launch(client, admin, template_id=template["id"])
 
@@ -133,7 +133,7 @@ async def test_rejections_and_template_errors_fail_only_their_messages(
     assert len(failed) == 4
     broken = failed.pop("user7@example.test")
     assert "code" in broken["error"] and broken["ses_message_id"] is None
-    assert all("MessageRejected" in m["error"] and "not verified" in m["error"]
+    assert all("MessageRejected" in m["error"] and "Illegal address" in m["error"]
                for m in failed.values())
     seen = recipients(control)
     assert set(seen) == set(emails) - set(failed) - {"user7@example.test"}
@@ -234,3 +234,99 @@ async def test_sending_paused_by_ses_pauses_the_mail_class_with_the_reason(
     done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
     assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
     assert max(recipients(control).values()) == 1
+
+
+async def test_credentials_refused_for_8_seconds_pause_the_class_and_fail_nothing(
+    client, admin, engine, clean_standin, start_worker
+):
+    """SES answers 403 UnrecognizedClientException for 8 s mid-campaign: the campaign is
+    paused with the reason, no message fails; after the resume everyone gets the mail,
+    once."""
+    control = clean_standin.control
+    control.set_latency(10)
+    n = 900
+    emails = await seed_contacts(engine, n)
+    start_worker(MAILER_REGIONS="us-east-1=150", MAILER_SEND_BATCH_SIZE="100")
+    campaign = await launch(client, admin)
+
+    await wait_sent(control, 150)
+    control.set_faults([fault("credentials", for_s=8)])
+    window_ends = time.monotonic() + 8
+    paused = await factories.wait_for_status(client, admin, campaign["id"], {"paused"}, 20)
+    assert "UnrecognizedClientException" in (paused["paused_reason"] or "")
+    assert paused["stats"]["failed"] == 0
+    assert control.stats()["totals"]["faults"]["credentials"] > 0
+
+    # the operator fixes the credentials (the window ends), then resumes
+    await asyncio.sleep(max(window_ends - time.monotonic(), 0) + 0.5)
+    refused = control.stats()["totals"]["faults"]["credentials"]
+    body = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=admin)).json()
+    assert body["status"] == "paused" and body["stats"]["failed"] == 0
+    assert body["stats"]["sent"] < n
+    r = await client.post(f"/v1/campaigns/{campaign['id']}/resume", headers=admin)
+    assert r.status_code == 200, r.text
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
+    assert done["stats"]["sent"] == n and done["stats"]["failed"] == 0
+    assert done["stats"]["resent"] == 0
+    seen = recipients(control)
+    assert set(seen) == set(emails) and max(seen.values()) == 1
+    assert control.stats()["totals"]["faults"]["credentials"] == refused
+    messages = await factories.all_messages(client, admin, campaign["id"])
+    assert {m["status"] for m in messages} == {"sent"}
+    # a refused call gave its attempt back
+    assert {m["attempts"] for m in messages} == {1}
+
+
+async def test_unverified_sender_pauses_instead_of_failing_the_audience(
+    client, admin, engine, clean_standin, start_worker
+):
+    """MessageRejected "Email address is not verified" naming the sender is the account's
+    problem, not the recipients': pause, fail nothing."""
+    control = clean_standin.control
+    n = 100
+    await seed_contacts(engine, n)
+    control.set_faults([fault("unverified_sender")])
+    start_worker(MAILER_REGIONS="us-east-1=150", MAILER_SEND_BATCH_SIZE="50")
+    campaign = await launch(client, admin)
+
+    paused = await factories.wait_for_status(client, admin, campaign["id"], {"paused"}, 20)
+    assert "not verified" in (paused["paused_reason"] or "")
+    assert campaign["from_address"] in paused["paused_reason"]
+    assert paused["stats"]["failed"] == 0 and paused["stats"]["sent"] == 0
+
+
+async def test_error_rate_stop_pauses_a_campaign_whose_sends_keep_failing(
+    client, admin, engine, clean_standin, start_worker
+):
+    """Every call rejected: the campaign stops itself after 10 failures of its last 20
+    sends, with the reason, instead of failing its whole audience; resumed once SES
+    accepts mail again, it sends the rest."""
+    control = clean_standin.control
+    n = 400
+    emails = await seed_contacts(engine, n)
+    control.set_faults([fault("reject", message="Illegal address")])
+    start_worker(MAILER_REGIONS="us-east-1=100", MAILER_SEND_BATCH_SIZE="100",
+                 MAILER_ERROR_STOP_WINDOW="20", MAILER_ERROR_STOP_FAILURES="10")
+    campaign = await launch(client, admin)
+
+    paused = await factories.wait_for_status(client, admin, campaign["id"], {"paused"}, 20)
+    assert "error-rate stop" in (paused["paused_reason"] or "")
+    assert "Illegal address" in paused["paused_reason"]
+    # the calls in flight at the stop come back; then nothing more is tried
+    calls = -1
+    while calls != control.stats()["totals"]["calls"]:
+        calls = control.stats()["totals"]["calls"]
+        await asyncio.sleep(1.5)
+    body = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=admin)).json()
+    failed = body["stats"]["failed"]
+    assert 10 <= failed < n // 2, body["stats"]
+    assert body["stats"]["sent"] == 0
+
+    control.clear_faults()
+    r = await client.post(f"/v1/campaigns/{campaign['id']}/resume", headers=admin)
+    assert r.status_code == 200, r.text
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    assert done["stats"]["failed"] == failed and done["stats"]["sent"] == n - failed
+    assert len(recipients(control)) == n - failed
+    assert set(recipients(control)) < set(emails)
