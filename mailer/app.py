@@ -94,10 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.audience.endpoints import router as segments
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
+    from mailer.message.endpoints import router as messages
     from mailer.ops.endpoints import router as ops
     from mailer.template.endpoints import router as templates
 
-    for router in (contacts, segments, templates, campaigns):
+    for router in (contacts, segments, templates, campaigns, messages):
         app.include_router(router, prefix="/v1")
     app.include_router(ops)
 

@@ -26,7 +26,7 @@ app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
-QUEUES = ("send", "events", "default")
+QUEUES = ("send", "transactional", "events", "default")
 
 DEFAULT_DIR = Path(".mailer-dev")
 DirOption = Annotated[Path, typer.Option("--dir", help="Where the dev stack keeps its data.")]

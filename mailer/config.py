@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # sending engine
     send_batch_size: int = 500
     send_concurrency: int = 64
+    # the transactional lane's own senders per worker process (its SES calls in flight)
+    transactional_concurrency: int = 16
+    idempotency_key_hours: float = 24.0  # idempotency keys are kept this long, then swept
+    # after an SES account/configuration error, transactional mail of the class waits about
+    # this long (per worker process) before one call tries SES again
+    account_hold_seconds: float = 5.0
     lease_seconds: float = 30.0
     reconcile_interval_seconds: float = 10.0
     transient_max_attempts: int = 6

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+from arq import create_pool
+from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from mailer.campaign.tasks import CampaignPauser, reconcile_forever
@@ -31,13 +33,42 @@ def region_rates(settings: Settings, quotas: dict[str, dict[str, float] | None]
     return rates
 
 
+# The send and transactional queues run as two arq workers in one process; they share
+# these resources (one SES client, limiter, region health and Sender with its two lanes),
+# built by whichever starts first and closed when the last one stops.
+_shared: dict[str, Any] = {}
+_users = 0
+_lock = asyncio.Lock()
+
+
 async def startup(ctx: dict[str, Any]) -> None:
+    global _users
+    async with _lock:
+        if not _shared:
+            await _build(_shared)
+        _users += 1
+    ctx.update(_shared)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    global _users
+    async with _lock:
+        _users -= 1
+        if _users > 0:
+            return
+        await _close(_shared)
+        _shared.clear()
+
+
+async def _build(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
     engine = create_engine(settings, pool_size=10)
     sessionmaker = create_sessionmaker(engine)
-    transport = SesTransport(settings.ses_endpoint_url, max_in_flight=settings.send_concurrency,
-                             timeout=settings.ses_timeout_seconds)
+    transport = SesTransport(
+        settings.ses_endpoint_url,
+        max_in_flight=settings.send_concurrency + settings.transactional_concurrency,
+        timeout=settings.ses_timeout_seconds)
     quotas = await transport.open(settings.regions)
     redis = Redis.from_url(settings.redis_url)
     limiter = RateLimiter(redis, region_rates(settings, quotas))
@@ -51,10 +82,13 @@ async def startup(ctx: dict[str, Any]) -> None:
         sender=Sender(settings, sessionmaker, transport, limiter, health,
                       CampaignPauser(sessionmaker)),
     )
-    ctx["reconciler"] = asyncio.create_task(reconcile_forever(ctx))
+    # the reconciler's own arq pool: it outlives either worker's
+    arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    ctx["reconciler_redis"] = arq_redis
+    ctx["reconciler"] = asyncio.create_task(reconcile_forever({**ctx, "redis": arq_redis}))
 
 
-async def shutdown(ctx: dict[str, Any]) -> None:
+async def _close(ctx: dict[str, Any]) -> None:
     task = ctx.get("reconciler")
     if task is not None:
         task.cancel()
@@ -65,4 +99,5 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["limiter"].close()
         await ctx["transport"].close()
         await ctx["plain_redis"].aclose()
+        await ctx["reconciler_redis"].aclose()
         await ctx["engine"].dispose()

@@ -17,6 +17,7 @@ from mailer.contact.service import IMPORT_QUEUE
 from mailer.contact.tasks import IMPORT_TRIES, import_contacts, resume_imports
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
+from mailer.message.tasks import sweep_idempotency_keys
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -34,7 +35,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     functions = [import_contacts]
     # Redis holds only what can be rebuilt: imports whose job was lost are enqueued again
-    cron_jobs = [cron(resume_imports, second={0}, run_at_startup=True)]
+    cron_jobs = [cron(resume_imports, second={0}, run_at_startup=True),
+                 cron(sweep_idempotency_keys, minute=set(range(0, 60, 10)), second={30})]
     queue_name = IMPORT_QUEUE
     on_startup = startup
     on_shutdown = shutdown

@@ -17,12 +17,14 @@ from mailer.config import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
-QUEUES = ("send", "default")
+QUEUES = ("send", "transactional", "default")
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
     if queue == "send":
         from workers.send import WorkerSettings
+    elif queue == "transactional":
+        from workers.transactional import WorkerSettings  # type: ignore[assignment]
     elif queue == "default":
         from workers.default import WorkerSettings  # type: ignore[assignment]
     else:

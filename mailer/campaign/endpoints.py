@@ -6,7 +6,9 @@ from fastapi import APIRouter, Query, Request
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.campaign import service
-from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage
+from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage, TestSendIn
+from mailer.message import service as messages
+from mailer.message.schemas import TestSendOut
 from mailer.types import Id
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
@@ -28,6 +30,13 @@ async def get_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 @router.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
 async def send_campaign(campaign_id: Id, session: Session, request: Request) -> CampaignOut:
     return await service.launch(session, request.app.state.arq, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/test", status_code=202, response_model=TestSendOut)
+async def test_campaign(campaign_id: Id, body: TestSendIn, session: Session,
+                        request: Request) -> TestSendOut:
+    """The rendered campaign to these addresses only, as tests: no stats, no state change."""
+    return await messages.test_send(session, request.app.state.arq, campaign_id, body)
 
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)

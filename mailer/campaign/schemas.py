@@ -11,8 +11,9 @@ class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     template_id: int = Field(ge=1, le=2**63 - 1)
     segment_id: int = Field(ge=1, le=2**63 - 1)
-    from_address: str = Field(min_length=3, max_length=320)
-    reply_to: str | None = Field(default=None, max_length=320)
+    # RFC 5322 mailboxes: an address or "Display Name <address>"
+    from_address: str = Field(min_length=3, max_length=600)
+    reply_to: str | None = Field(default=None, max_length=600)
     mail_class: str = Field(default="marketing", min_length=1, max_length=32)
     regions: list[str] | None = Field(default=None, max_length=20)
     send_at: datetime | None = None
@@ -67,3 +68,9 @@ class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None
 
+
+class TestSendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[str] = Field(min_length=1, max_length=10)
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from mailer.audience.filters import compile_filter
 from mailer.campaign import dispatch, repository
 from mailer.campaign.schemas import CampaignIn, CampaignOut, MessageOut, MessagePage, Stats
 from mailer.config import Settings
-from mailer.contact.addresses import valid_address
+from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
@@ -45,8 +45,8 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
 
 
 async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
-    from_address = valid_address(body.from_address, ["body", "from_address"])
-    reply_to = valid_address(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
+    from_address = valid_mailbox(body.from_address, ["body", "from_address"])
+    reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
     if body.mail_class not in settings.configuration_sets:
         raise Invalid.at(["body", "mail_class"],
                          f"unknown mail class; one of {', '.join(settings.configuration_sets)}")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.campaign import dispatch, repository, service
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.message.tasks import requeue_lost
 from mailer.models import Campaign
 from mailer.sending import repository as sending_repo
 from mailer.sending.service import Sender
@@ -132,6 +133,8 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
                                              job_id=f"reconcile-start:{campaign.id}")
             continue
         await dispatch_campaign(settings, sessionmaker, redis, campaign)
+    # transactional messages whose job was lost (their leases were released above)
+    await requeue_lost(sessionmaker, redis, grace=max(5.0, 2 * settings.reconcile_interval_seconds))
 
 
 async def reconcile_forever(ctx: dict[str, Any]) -> None:

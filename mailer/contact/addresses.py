@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from email.utils import formataddr, parseaddr
+
 from email_validator import EmailNotValidError, validate_email
 
 from mailer.errors import Invalid
@@ -20,3 +23,52 @@ def valid_address(raw: str, path: list[str | int] | str = "email") -> str:
     except EmailNotValidError as exc:
         raise Invalid.at(path, f"not a valid email address: {exc}") from exc
     return address
+
+
+# "Display Name <address>" (the name optionally quoted) or a bare address
+_MAILBOX = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]*)>\s*$', re.S)
+_NAME_SPECIALS = set('()<>[]:;@\\,."')
+MAX_DISPLAY_NAME = 200
+
+
+def valid_mailbox(raw: str, path: list[str | int] | str = "email") -> str:
+    """An RFC 5322 mailbox, ``Name <address>`` or a bare address, normalised: the address
+    part validated and lower-cased as :func:`valid_address` does, the name kept as given
+    (Unicode; :func:`encode_mailbox` encodes it for the wire). A 422 naming ``path``."""
+    match = _MAILBOX.match(raw)
+    if match is None:
+        if "<" in raw or ">" in raw or '"' in raw:
+            raise Invalid.at(path, "not a valid mailbox: use 'Name <address>' or an address")
+        return valid_address(raw, path)
+    quoted, plain, address = match.groups()
+    name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
+    name = " ".join(name.split())
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise Invalid.at(path, "the display name may not hold control characters")
+    if len(name) > MAX_DISPLAY_NAME:
+        raise Invalid.at(path, f"the display name is longer than {MAX_DISPLAY_NAME} characters")
+    address = valid_address(address, path)
+    return format_mailbox(name, address)
+
+
+def format_mailbox(name: str, address: str) -> str:
+    """``Name <address>`` (the name quoted where RFC 5322 needs it), or the bare address."""
+    if not name:
+        return address
+    if _NAME_SPECIALS & set(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{name} <{address}>"
+
+
+def mailbox_address(mailbox: str) -> str:
+    """The address part of a mailbox :func:`valid_mailbox` returned."""
+    return parseaddr(mailbox)[1] or mailbox
+
+
+def encode_mailbox(mailbox: str) -> str:
+    """The mailbox as it goes to SES: a non-ASCII display name RFC 2047-encoded."""
+    if "<" not in mailbox:
+        return mailbox
+    name, address = parseaddr(mailbox)
+    return formataddr((name, address), charset="utf-8") if address else mailbox

@@ -64,6 +64,11 @@ class Message(Base):
     html: Mapped[str | None] = mapped_column(Text)
     text_body: Mapped[str | None] = mapped_column("text", Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # a test send of this campaign (POST /v1/campaigns/{id}/test): transactional lane,
+    # the campaign's content, not counted in its stats
+    test_campaign_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -85,6 +90,12 @@ class Message(Base):
             "next_attempt_at",
             postgresql_where=text("campaign_id IS NULL AND status = 'queued'"),
         ),
+        Index(
+            "ix_messages_transactional_email",
+            "email",
+            "id",
+            postgresql_where=text("campaign_id IS NULL"),
+        ),
     )
 
 
@@ -102,3 +113,5 @@ class IdempotencyKey(Base):
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
     )
     created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)

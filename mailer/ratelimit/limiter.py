@@ -19,6 +19,7 @@ waits for a slot anywhere, marketing books nothing in that region.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ class _RegionBucket:
         self.region = region
         self.waiters: list[_Waiter] = []
         self.wakeup = asyncio.Event()
+        # set when transactional mail starts waiting: it ends a nap taken while short
+        self.urgent = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         # until when slots count as scarce: the last booking that came up short, + 1 s
         self.saturated_until = 0.0
@@ -187,7 +190,15 @@ class _RegionBucket:
                 loop.call_at(slot, _grant, waiter.future, slot)
             if granted < want:
                 self.saturated_until = loop.time() + 1.0
-                await asyncio.sleep(min(max(wait, POLL_SECONDS), 0.25))
+                nap = min(max(wait, POLL_SECONDS), 0.25)
+                if priority == 0 or any(w.priority == 0 for w in self.waiters):
+                    await asyncio.sleep(nap)
+                else:
+                    # marketing was short: a transactional sender arriving meanwhile books
+                    # at once, it does not wait out the nap
+                    self.urgent.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.urgent.wait(), nap)
 
 
 class RateLimiter:
@@ -229,6 +240,8 @@ class RateLimiter:
             future: asyncio.Future[float] = loop.create_future()
             heapq.heappush(bucket.waiters, _Waiter(priority, next(self._seq), future))
             bucket.wakeup.set()
+            if priority == 0:
+                bucket.urgent.set()
             slot = await future
             now = loop.time()
             # Lateness matters only where slots are scarce: there a late call lands among

@@ -17,11 +17,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 @dataclass(slots=True)
 class Claimed:
+    """A leased message. Campaign mail takes the rest from its campaign's plan; a
+    transactional message carries its own class, sender, content and data."""
+
     id: int
     contact_id: int | None
     email: str
     attempts: int
     maybe_sent: bool
+    mail_class: str = ""
+    template_version_id: int | None = None
+    from_address: str | None = None
+    reply_to: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    data: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+    test_campaign_id: int | None = None
+    # read with a transactional claim: whether the address is suppressed for its class,
+    # the contact (None: no contact) and the (name, regions) of the campaign tested
+    suppressed: bool | None = None  # None: not screened yet (campaign mail)
+    contact: Any = None
+    test_campaign: tuple[str, list[str]] | None = None
 
 
 # Claims the due, queued messages of one id range of a campaign that is sending.
@@ -66,6 +85,93 @@ async def claim(
         },
     )
     return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
+
+
+# Claims due, queued transactional messages by id (test sends of campaigns included) and
+# reads in the same statement all their send needs: content, contact, suppression. One
+# round trip: a transactional message waits for each one, on a worker busy with campaigns.
+# The suppression rule is :func:`suppressed`'s: scope 'all' stops every class, scope
+# 'marketing' only marketing mail.
+_CLAIM_MESSAGES = text(
+    """
+    WITH claimed AS (
+        UPDATE messages m
+           SET status = 'claimed', lease_token = :token,
+               lease_until = now() + make_interval(secs => :lease)
+         WHERE m.id IN (
+                 SELECT id FROM messages
+                  WHERE id = ANY(CAST(:ids AS bigint[])) AND campaign_id IS NULL
+                    AND status = 'queued' AND next_attempt_at <= now()
+                  ORDER BY id
+                  FOR UPDATE SKIP LOCKED)
+        RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent, m.mail_class,
+                  m.template_version_id, m.from_address, m.reply_to, m.subject, m.html,
+                  m.text, m.data, m.tags, m.headers, m.test_campaign_id
+    )
+    SELECT c.id, c.contact_id, c.email, c.attempts, c.maybe_sent, c.mail_class,
+           c.template_version_id, c.from_address, c.reply_to,
+           CASE WHEN v.id IS NULL THEN c.subject ELSE v.subject END AS subject,
+           CASE WHEN v.id IS NULL THEN c.html ELSE v.html END AS html,
+           CASE WHEN v.id IS NULL THEN c.text ELSE v.text END AS text,
+           c.data, c.tags, c.headers, c.test_campaign_id,
+           t.name AS test_campaign_name, t.regions AS test_campaign_regions,
+           k.attributes AS contact_attributes, k.tags AS contact_tags,
+           k.status AS contact_status,
+           EXISTS (SELECT 1 FROM suppressions s
+                    WHERE s.email = c.email
+                      AND (s.scope = 'all' OR (s.scope = 'marketing'
+                                               AND c.mail_class = 'marketing'))) AS suppressed
+      FROM claimed c
+      LEFT JOIN template_versions v ON v.id = c.template_version_id
+      LEFT JOIN campaigns t ON t.id = c.test_campaign_id
+      LEFT JOIN contacts k ON k.id = c.contact_id
+     ORDER BY c.id
+    """
+)
+
+
+@dataclass(slots=True)
+class ContactView:
+    """What a message needs of its contact."""
+
+    attributes: dict[str, Any]
+    tags: list[str]
+    status: str
+
+
+_SCREENED = ("test_campaign_name", "test_campaign_regions", "contact_attributes",
+             "contact_tags", "contact_status")
+
+
+async def claim_messages(
+    session: AsyncSession | AsyncConnection, ids: list[int], token: str, lease: float
+) -> list[Claimed]:
+    rows = await session.execute(_CLAIM_MESSAGES, {"ids": ids, "token": token, "lease": lease})
+    claimed = []
+    for r in rows:
+        values = r._asdict()
+        extra = {k: values.pop(k) for k in _SCREENED}
+        message = Claimed(**values)
+        if extra["contact_status"] is not None:
+            message.contact = ContactView(extra["contact_attributes"],
+                                          list(extra["contact_tags"]), extra["contact_status"])
+        if message.test_campaign_id is not None and extra["test_campaign_name"] is not None:
+            message.test_campaign = (extra["test_campaign_name"],
+                                     list(extra["test_campaign_regions"] or []))
+        claimed.append(message)
+    return claimed
+
+
+_DUE_OF_MESSAGES = text(
+    """
+    SELECT min(next_attempt_at) AS due FROM messages
+     WHERE id = ANY(CAST(:ids AS bigint[])) AND campaign_id IS NULL AND status = 'queued'
+    """
+)
+
+
+async def next_due_messages(session: AsyncSession | AsyncConnection, ids: list[int]) -> Any:
+    return (await session.execute(_DUE_OF_MESSAGES, {"ids": ids})).scalar_one()
 
 
 # Only messages still under our lease may be sent: a lapsed lease may have been taken over.

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -25,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
+from mailer.contact.addresses import mailbox_address
 from mailer.db import transaction
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.sending import repository as repo
@@ -33,11 +35,23 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
-from mailer.template.render import CompiledTemplate, RenderError, compiled_version
+from mailer.template.render import (
+    CompiledTemplate,
+    RenderError,
+    compile_template,
+    compiled_version,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=256)
+def _inline_template(templates_dir: Path, subject: str, html: str, text: str | None
+                     ) -> CompiledTemplate:
+    """Inline content of transactional messages, compiled once per distinct content."""
+    return compile_template(templates_dir, subject, html, text)
 
 
 class Pauser(Protocol):
@@ -91,18 +105,38 @@ class ErrorRate:
         self._failed.pop(campaign_id, None)
 
 
-@dataclass(slots=True)
-class CampaignPlan:
-    """What a batch needs of its campaign; cached per process (it never changes once sent)."""
+@dataclass(slots=True, frozen=True)
+class CampaignRef:
+    """The campaign a message renders for: its mail, or a test send of it."""
 
     id: int
     name: str
+
+
+@dataclass(slots=True)
+class SendPlan:
+    """What sending a message needs besides its recipient: one per campaign (cached per
+    process: it never changes once sent), one per transactional message."""
+
     mail_class: str
     from_address: str
     reply_to: str | None
     regions: list[str]
     template: CompiledTemplate
     configuration_set: str | None
+    campaign: CampaignRef | None  # the template's ``campaign``; None for transactional mail
+    test: bool = False  # a test send of ``campaign``: transactional lane, not its stats
+
+    @property
+    def campaign_id(self) -> int | None:
+        """The campaign whose mail this is (not a test send of it): its state rules."""
+        return self.campaign.id if self.campaign is not None and not self.test else None
+
+
+# the two lanes of a worker process: each its own queue and senders, so a campaign's
+# thousands of waiting items never stand in front of a transactional message
+CAMPAIGN_LANE = "campaign"
+TRANSACTIONAL_LANE = "transactional"
 
 
 _PLAN = text(
@@ -229,7 +263,7 @@ class BatchReport:
 
 
 class Sender:
-    """One per worker process: the shared semaphore, limiter, region health and caches."""
+    """One per worker process: the lanes' senders, limiter, region health and caches."""
 
     def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                  transport: Transport, limiter: RateLimiter, health: RegionHealth,
@@ -241,13 +275,17 @@ class Sender:
         self.limiter = limiter
         self.health = health
         self.states = CampaignStates(sessionmaker)
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._consumers: list[asyncio.Task[None]] = []
+        self._queues: dict[str, asyncio.Queue[_Item]] = {
+            CAMPAIGN_LANE: asyncio.Queue(), TRANSACTIONAL_LANE: asyncio.Queue()}
+        self._pool_sizes = {CAMPAIGN_LANE: settings.send_concurrency,
+                            TRANSACTIONAL_LANE: settings.transactional_concurrency}
+        self._consumers: dict[str, list[asyncio.Task[None]]] = {}
         self.pauser = pauser
         self.errors = ErrorRate(settings.error_stop_window, settings.error_stop_failures)
         self._class_paused_at: dict[str, float] = {}
-        self._plans: dict[int, CampaignPlan] = {}
+        self._plans: dict[int, SendPlan] = {}
         self._slowed: dict[str, float] = {}
+        self._held: dict[str, float] = {}  # mail class -> until when (monotonic)
         # how long the writes of the send path keep retrying (half a lease)
         self.write_deadline = settings.lease_seconds / 2
         self.stopping = False
@@ -258,9 +296,6 @@ class Sender:
         outcomes are recorded; each batch then ends as usual (its job hands the rest of
         its range to another worker)."""
         self.stopping = True
-
-    def _may_call(self, campaign_id: int) -> bool:
-        return not self.stopping and self.states.is_sending(campaign_id)
 
     async def _read(self, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async def once() -> T:
@@ -279,18 +314,19 @@ class Sender:
 
             return await _invalidating(conn, run)
 
-    async def plan(self, campaign_id: int) -> CampaignPlan:
+    async def plan(self, campaign_id: int) -> SendPlan:
         plan = self._plans.get(campaign_id)
         if plan is None:
             row = await self._read(
                 lambda session: _one(session.execute(_PLAN, {"id": campaign_id})))
             template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
                                         row.html, row.text)
-            plan = CampaignPlan(
-                id=row.id, name=row.name, mail_class=row.mail_class,
-                from_address=row.from_address, reply_to=row.reply_to,
+            plan = SendPlan(
+                mail_class=row.mail_class, from_address=row.from_address,
+                reply_to=row.reply_to,
                 regions=list(row.regions) or list(self.settings.regions), template=template,
                 configuration_set=self.settings.configuration_sets.get(row.mail_class),
+                campaign=CampaignRef(row.id, row.name),
             )
             if len(self._plans) > 1000:
                 self._plans.clear()
@@ -312,7 +348,9 @@ class Sender:
             self.states.watch(campaign_id)
             renewer = asyncio.create_task(self._renew(token))
             try:
-                await self._send_claimed(campaign_id, claimed, token, report)
+                plan = await self.plan(campaign_id)
+                await self._send_claimed([(m, plan) for m in claimed], token, report,
+                                         CAMPAIGN_LANE)
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
@@ -320,9 +358,52 @@ class Sender:
             lambda session: repo.next_due(session, campaign_id, lo, hi))
         return report
 
-    async def _send_claimed(self, campaign_id: int, claimed: list[Claimed], token: str,
-                            report: BatchReport) -> None:
-        plan = await self.plan(campaign_id)
+    async def send_messages(self, ids: list[int]) -> BatchReport:
+        """Send the due, queued transactional messages among ``ids`` (test sends too)."""
+        report = BatchReport()
+        token = uuid.uuid4().hex
+
+        claimed: list[Claimed] = []
+        if not self.stopping:
+            # a bare connection: fewer round trips than a session, each one counts here
+            claimed = await self._write(lambda conn: repo.claim_messages(
+                conn, ids, token, self.settings.lease_seconds))
+        report.claimed = len(claimed)
+        if claimed:
+            renewer = asyncio.create_task(self._renew(token))
+            try:
+                work = [(m, self.message_plan(m)) for m in claimed]
+                await self._send_claimed(work, token, report, TRANSACTIONAL_LANE)
+            finally:
+                renewer.cancel()
+        report.next_due = await self._read(lambda session: repo.next_due_messages(session, ids))
+        return report
+
+    def message_plan(self, m: Claimed) -> SendPlan:
+        """The plan of a transactional message: its own content, sender and class."""
+        if m.template_version_id is not None:
+            template = compiled_version(self.settings.templates_dir, m.template_version_id,
+                                        m.subject or "", m.html or "", m.text)
+        else:
+            template = _inline_template(self.settings.templates_dir, m.subject or "",
+                                        m.html or "", m.text)
+        campaign = None
+        regions = list(self.settings.regions)
+        if m.test_campaign_id is not None and m.test_campaign is not None:
+            name, tested_regions = m.test_campaign
+            campaign = CampaignRef(m.test_campaign_id, name)
+            regions = tested_regions or regions
+        return SendPlan(
+            mail_class=m.mail_class, from_address=m.from_address or "", reply_to=m.reply_to,
+            regions=regions, template=template,
+            configuration_set=self.settings.configuration_sets.get(m.mail_class),
+            campaign=campaign, test=m.test_campaign_id is not None,
+        )
+
+    async def _send_claimed(self, work: list[tuple[Claimed, SendPlan]], token: str,
+                            report: BatchReport, lane: str) -> None:
+        """Suppression, then the lane's senders; outcomes group-committed as they come."""
+        claimed = [m for m, _ in work]
 
         async def flush_marks(ids: list[int]) -> set[int]:
             async def once() -> set[int]:
@@ -339,32 +420,39 @@ class Sender:
 
             return await _retry_db(once, self.write_deadline)
 
-        # 20 ms: with SES latency the senders come back one by one, and a flush per few
-        # messages would cost more than the calls; the wait is hidden by the other senders
-        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=0.005, max_items=200)
+        # 5 ms for campaign marks: the wait is hidden by the other senders; a transactional
+        # message has few companions and waits for its own mark, so it waits less
+        mark_delay = 0.005 if lane == CAMPAIGN_LANE else 0.001
+        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=mark_delay,
+                                                        max_items=200)
         records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
                                                          max_items=500)
-        contacts = await self._read(lambda session: repo.contacts(
-            session, [m.contact_id for m in claimed if m.contact_id is not None]))
-        suppressed = await self._read(lambda session: repo.suppressed(
-            session, [m.email for m in claimed], plan.mail_class))
+        contacts, suppressed = await self._screen([(m, p) for m, p in work
+                                                   if m.suppressed is None])
         await self.health.refresh()
 
         pending: list[asyncio.Future[Any]] = []
-        for message in claimed:
-            contact = contacts.get(message.contact_id) if message.contact_id else None
-            if contact is None:
+        for message, plan in work:
+            if message.suppressed is None:
+                contact = contacts.get(message.contact_id) if message.contact_id else None
+                is_suppressed = message.email in suppressed[plan.mail_class]
+            else:  # screened by its claim
+                contact, is_suppressed = message.contact, message.suppressed
+            if contact is None and plan.campaign_id is not None:
                 pending.append(records.add(Outcome(message.id, "cancelled",
                                                    error="contact erased")))
-            elif message.email in suppressed or (
-                plan.mail_class == "marketing" and contact.status != "subscribed"
+            elif is_suppressed or (
+                # unsubscribing stops marketing mail only; a recipient need not be a contact
+                plan.mail_class == "marketing" and contact is not None
+                and contact.status != "subscribed"
             ):
                 pending.append(records.add(Outcome(message.id, "suppressed")))
             else:
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._queue.put_nowait(_Item(plan, message, contact, token, marks, records, done))
+                self._queues[lane].put_nowait(
+                    _Item(plan, message, contact, token, marks, records, done))
                 pending.append(done)
-        self._ensure_pool()
+        self._ensure_pool(lane)
         results = await asyncio.gather(*pending, return_exceptions=True)
         await records.drain()
         for message, result in zip(claimed, results, strict=True):
@@ -379,17 +467,32 @@ class Sender:
                 name = "recorded"
             report.outcomes[name] = report.outcomes.get(name, 0) + 1
 
-    def _ensure_pool(self) -> None:
-        """``send_concurrency`` long-lived senders per process: SES calls in flight at once."""
-        if not self._consumers:
-            self._consumers = [
-                asyncio.create_task(self._consume(), name=f"sender-{i}")
-                for i in range(self.settings.send_concurrency)
+    async def _screen(self, work: list[tuple[Claimed, SendPlan]]
+                      ) -> tuple[dict[int, Any], dict[str, set[str]]]:
+        """Contacts by id and suppressed addresses by mail class, for claimed messages."""
+        if not work:
+            return {}, {}
+        contacts = await self._read(lambda session: repo.contacts(
+            session, [m.contact_id for m, _ in work if m.contact_id is not None]))
+        suppressed: dict[str, set[str]] = {}
+        for mail_class in {plan.mail_class for _, plan in work}:
+            emails = [m.email for m, p in work if p.mail_class == mail_class]
+            suppressed[mail_class] = await self._read(
+                functools.partial(_suppressed, emails=emails, mail_class=mail_class))
+        return contacts, suppressed
+
+    def _ensure_pool(self, lane: str) -> None:
+        """Long-lived senders per lane and process: ``send_concurrency`` SES calls in flight
+        for campaigns, ``transactional_concurrency`` for transactional mail."""
+        if not self._consumers.get(lane):
+            self._consumers[lane] = [
+                asyncio.create_task(self._consume(self._queues[lane]), name=f"{lane}-sender-{i}")
+                for i in range(self._pool_sizes[lane])
             ]
 
-    async def _consume(self) -> None:
+    async def _consume(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             try:
                 outcome = await self._send_one(item.plan, item.message, item.contact, item.token,
                                                item.marks)
@@ -407,39 +510,71 @@ class Sender:
             flushed = item.records.add(outcome)
             flushed.add_done_callback(functools.partial(_settle, item.done, outcome=outcome))
 
-    def build(self, plan: CampaignPlan, message: Claimed, contact: Any) -> OutboundEmail:
-        """Render one message; RenderError fails that message only."""
+    def build(self, plan: SendPlan, message: Claimed, contact: Any) -> OutboundEmail:
+        """Render one message of either kind; RenderError fails that message only.
+
+        Campaign mail gets the ``campaign`` context and tag; transactional mail and test
+        sends the request's ``data`` (a test send the ``campaign`` context too).
+        """
         token = make_token(self.settings.secret_key, message.id)
         public = self.settings.public_url.rstrip("/")
         unsubscribe_url = f"{public}/unsubscribe/{token}"
-        context = {
-            "contact": {"email": message.email, "attributes": contact.attributes,
-                        "tags": list(contact.tags)},
-            "campaign": {"id": plan.id, "name": plan.name},
-            "data": {},
+        context: dict[str, Any] = {
+            "contact": {"email": message.email,
+                        "attributes": contact.attributes if contact is not None else {},
+                        "tags": list(contact.tags) if contact is not None else []},
+            "data": message.data or {},
             "unsubscribe_url": unsubscribe_url,
         }
+        if plan.campaign is not None:
+            context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
         rendered = plan.template.render(context)
         headers: dict[str, str] = {}
         if plan.mail_class == "marketing":
-            domain = plan.from_address.rpartition("@")[2]
+            domain = mailbox_address(plan.from_address).rpartition("@")[2]
             headers["List-Unsubscribe"] = (
                 f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
             )
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if message.headers:
+            headers.update(message.headers)
+        tags = {"mail_class": plan.mail_class, "message_id": str(message.id)}
+        if plan.campaign_id is not None:
+            tags["campaign_id"] = str(plan.campaign_id)
+        if plan.test:
+            tags["test"] = "true"
+        if message.tags:
+            tags.update(message.tags)
         return OutboundEmail(
             to=message.email, from_address=plan.from_address, subject=rendered.subject,
             html=rendered.html, text=rendered.text, reply_to=plan.reply_to, headers=headers,
-            tags={"mail_class": plan.mail_class, "campaign_id": str(plan.id),
-                  "message_id": str(message.id)},
-            configuration_set=plan.configuration_set,
+            tags=tags, configuration_set=plan.configuration_set,
         )
 
-    async def _send_one(self, plan: CampaignPlan, message: Claimed, contact: Any, token: str,
+    def _may_send(self, plan: SendPlan) -> bool:
+        """Nothing goes once the worker stops; campaign mail goes while its campaign is
+        sending, other mail while its class is not held by an account error."""
+        if self.stopping:
+            return False
+        if plan.campaign_id is not None:
+            return self.states.is_sending(plan.campaign_id)
+        return self._held_for(plan.mail_class) is None
+
+    def _held_for(self, mail_class: str) -> float | None:
+        """Seconds left of this process' hold on ``mail_class``'s non-campaign mail."""
+        left = self._held.get(mail_class, 0.0) - time.monotonic()
+        return left if left > 0 else None
+
+    def _not_now(self, plan: SendPlan, message: Claimed) -> Outcome:
+        # back to the queue; transactional mail comes back when its class's hold ends
+        delay = None if plan.campaign_id is not None else self._held_for(plan.mail_class)
+        return Outcome(message.id, "release", delay=delay)
+
+    async def _send_one(self, plan: SendPlan, message: Claimed, contact: Any, token: str,
                         marks: GroupWriter[int, set[int]]) -> Outcome | None:
         # one of the pool's senders: the pool size bounds the calls in flight
-        if not self._may_call(plan.id):
-            return Outcome(message.id, "release")
+        if not self._may_send(plan):
+            return self._not_now(plan, message)
         try:
             email = self.build(plan, message, contact)
         except RenderError as exc:
@@ -457,7 +592,9 @@ class Sender:
         # the pause or the region's breaker may have come while we waited: no SES
         # call then (a release from ``sending`` gives the attempt back). Nothing that
         # waits may stand between the fresh token and the call.
-        if not self._may_call(plan.id) or self.health.is_down(region):
+        if not self._may_send(plan):
+            return self._not_now(plan, message)
+        if self.health.is_down(region):
             return Outcome(message.id, "release")
         call_started = datetime.now(UTC)
         try:
@@ -467,7 +604,7 @@ class Sender:
         self.health.success(region)
         return Outcome(message.id, "sent", sid=sid, region=region)
 
-    async def _failed(self, plan: CampaignPlan, message: Claimed, region: str,
+    async def _failed(self, plan: SendPlan, message: Claimed, region: str,
                       exc: SendError, call_started: datetime) -> Outcome:
         reason = exc.reason[:1000]
         if exc.kind is ErrorKind.THROTTLED:
@@ -481,10 +618,16 @@ class Sender:
             await self.health.park(region, self.settings.quota_park_seconds)
             return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
         if exc.kind is ErrorKind.ACCOUNT:
-            # nothing is wrong with the message: it waits, its attempt given back, until
-            # the operator resumes what the pause stopped
+            # nothing is wrong with the message: it waits, its attempt given back. A
+            # campaign waits until the operator resumes what the pause stopped;
+            # transactional mail of the class is held in this process, then one call
+            # probes SES again: it never fails for it
             await self._pause_class(plan.mail_class, reason, call_started)
-            return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
+            delay = 1.0
+            if plan.campaign_id is None:
+                delay = self.settings.account_hold_seconds * (0.5 + random.random())
+                self._held[plan.mail_class] = time.monotonic() + delay
+            return Outcome(message.id, "throttled", region=region, error=reason, delay=delay)
         if exc.kind is ErrorKind.PERMANENT:
             return Outcome(message.id, "failed", region=region, error=reason)
         await self.health.failure(region)
@@ -508,17 +651,20 @@ class Sender:
             self._class_paused_at.pop(mail_class, None)
             log.warning("pause_class_failed", mail_class=mail_class, error=_short(exc))
 
-    async def _note(self, plan: CampaignPlan, outcome: Outcome) -> None:
-        """Count a final outcome towards the campaign's error-rate stop."""
-        since = self.errors.note(plan.id, outcome.outcome == "failed")
+    async def _note(self, plan: SendPlan, outcome: Outcome) -> None:
+        """Count a final outcome of campaign mail towards its campaign's error-rate stop."""
+        campaign_id = plan.campaign_id
+        if campaign_id is None:
+            return
+        since = self.errors.note(campaign_id, outcome.outcome == "failed")
         if since is None or self.pauser is None:
             return
         reason = (f"error-rate stop: {self.errors.failures} of the last "
                   f"{self.errors.window} sends failed; last: {outcome.error}")
         try:
-            await self.pauser.stop_campaign(plan.id, reason[:1000], since)
+            await self.pauser.stop_campaign(campaign_id, reason[:1000], since)
         except Exception as exc:  # noqa: BLE001 - the window fills again and tries again
-            log.warning("error_rate_stop_failed", campaign_id=plan.id, error=_short(exc))
+            log.warning("error_rate_stop_failed", campaign_id=campaign_id, error=_short(exc))
 
     async def _renew(self, token: str) -> None:
         interval = self.settings.lease_seconds / 3
@@ -531,8 +677,9 @@ class Sender:
                 log.warning("lease_renewal_failed", error=_short(exc))
 
     async def close(self) -> None:
-        for task in self._consumers:
-            task.cancel()
+        for tasks in self._consumers.values():
+            for task in tasks:
+                task.cancel()
         self._consumers.clear()
         await self.states.close()
 
@@ -541,13 +688,18 @@ class Sender:
 class _Item:
     """One message handed to the sender pool, and where its outcome goes."""
 
-    plan: CampaignPlan
+    plan: SendPlan
     message: Claimed
     contact: Any
     token: str
     marks: GroupWriter[int, set[int]]
     records: GroupWriter[Outcome, int]
     done: asyncio.Future[Any]
+
+
+async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str
+                      ) -> set[str]:
+    return await repo.suppressed(session, emails, mail_class)
 
 
 async def _one(result: Awaitable[Any]) -> Any:

@@ -27,6 +27,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from mailer.contact.addresses import encode_mailbox
+
 
 class ErrorKind(StrEnum):
     THROTTLED = "throttled"  # retry later, unlimited; slow the region down
@@ -180,12 +182,12 @@ def send_email_params(email: OutboundEmail) -> dict[str, Any]:
     if email.headers:
         simple["Headers"] = [{"Name": k, "Value": v} for k, v in email.headers.items()]
     params: dict[str, Any] = {
-        "FromEmailAddress": email.from_address,
+        "FromEmailAddress": encode_mailbox(email.from_address),
         "Destination": {"ToAddresses": [email.to]},
         "Content": {"Simple": simple},
     }
     if email.reply_to:
-        params["ReplyToAddresses"] = [email.reply_to]
+        params["ReplyToAddresses"] = [encode_mailbox(email.reply_to)]
     if email.tags:
         params["EmailTags"] = [{"Name": k, "Value": v} for k, v in email.tags.items()]
     if email.configuration_set:

@@ -1,0 +1,305 @@
+"""Transactional messages: accepted once per idempotency key, sent on their own lane.
+
+A message is a row in ``messages`` with ``campaign_id IS NULL``: its content is a stored
+template version or inline templates, its data the request's. It is enqueued after the
+commit on the transactional queue, where a small pool of senders of every worker takes it
+before any marketing mail (``mailer.sending.service``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from arq import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.campaign import repository as campaigns
+from mailer.campaign.schemas import TestSendIn
+from mailer.config import Settings
+from mailer.contact.addresses import valid_address, valid_mailbox
+from mailer.db import after_commit
+from mailer.errors import Conflict, Invalid, MailerError, NotFound
+from mailer.message import repository
+from mailer.message.schemas import (
+    EventOut,
+    MessageAccepted,
+    MessageIn,
+    MessageOut,
+    MessagePage,
+    MessageSummary,
+    TestSendOut,
+)
+from mailer.models import Message
+from mailer.template import service as templates
+
+TRANSACTIONAL_QUEUE = "arq:transactional"
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(slots=True)
+class Request:
+    """One message to accept: its body, its idempotency key and where its fields sit."""
+
+    body: MessageIn
+    key: str | None
+    path: list[str | int]
+
+
+def request_hash(body: MessageIn) -> str:
+    """SHA-256 of the canonical body: the same body in any key order hashes the same."""
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lock_id(api_key_id: int, key: str) -> int:
+    """The advisory lock of one (API key, idempotency key): a signed 64-bit number."""
+    digest = hashlib.sha256(f"{api_key_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def check_key(key: str | None, path: list[str | int]) -> str | None:
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise Invalid.at(
+            path, f"an idempotency key is 1-{MAX_KEY_LENGTH} printable ASCII characters"
+        )
+    return key
+
+
+@lru_cache(maxsize=512)
+def _inline_error(templates_dir: Path, subject: str, html: str, text: str | None) -> Invalid | None:
+    # inline content is checked like a stored template; the same content often repeats
+    try:
+        templates.validate(templates_dir, subject, html, text)
+    except Invalid as exc:
+        return exc
+    return None
+
+
+def _under(path: list[str | int], exc: Invalid) -> Invalid:
+    """``exc`` with its paths (``["body", field]``) moved under ``path``."""
+    details = [{**d, "path": [*path, *d.get("path", [])[1:]]} for d in exc.details]
+    return Invalid(exc.message, details)
+
+
+async def _row(
+    session: AsyncSession, settings: Settings, req: Request, versions: dict[int, int]
+) -> dict[str, Any]:
+    """The ``messages`` row of one request, every field checked (a 422 with its path)."""
+    body, path = req.body, req.path
+    row: dict[str, Any] = {
+        "email": valid_address(body.to, [*path, "to"]),
+        "from_address": valid_mailbox(body.from_address, [*path, "from_address"]),
+        "reply_to": (valid_mailbox(body.reply_to, [*path, "reply_to"]) if body.reply_to else None),
+        "mail_class": body.mail_class,
+        "data": body.data,
+        "tags": body.tags or None,
+        "headers": body.headers or None,
+        "template_version_id": None,
+        "subject": None,
+        "html": None,
+        "text_body": None,
+    }
+    if body.mail_class not in settings.configuration_sets:
+        raise Invalid.at(
+            [*path, "mail_class"],
+            f"unknown mail class; one of {', '.join(settings.configuration_sets)}",
+        )
+    if body.template_id is not None:
+        if body.template_id not in versions:
+            try:
+                version = await templates.current_version(session, body.template_id)
+            except NotFound as exc:
+                raise Invalid.at([*path, "template_id"], exc.message) from exc
+            versions[body.template_id] = version.id
+        row["template_version_id"] = versions[body.template_id]
+    else:
+        assert body.subject is not None and body.html is not None  # noqa: S101 - schema
+        error = _inline_error(settings.templates_dir, body.subject, body.html, body.text)
+        if error is not None:
+            raise _under(path, error)
+        row.update(subject=body.subject, html=body.html, text_body=body.text)
+    return row
+
+
+async def accept(
+    session: AsyncSession,
+    settings: Settings,
+    redis: ArqRedis,
+    api_key_id: int,
+    requests: Sequence[Request],
+) -> list[MessageAccepted | MailerError]:
+    """Accept messages; for each, the queued (or, for a known key, the earlier) message,
+    or the error of that message alone. Keys are stored in this transaction."""
+    answers: list[MessageAccepted | MailerError | None] = [None] * len(requests)
+    rows: dict[int, dict[str, Any]] = {}
+    versions: dict[int, int] = {}
+    for i, req in enumerate(requests):
+        try:
+            rows[i] = await _row(session, settings, req, versions)
+        except MailerError as exc:
+            answers[i] = exc
+    keyed: dict[int, str] = {i: k for i in rows if (k := requests[i].key) is not None}
+    hashes = {i: request_hash(requests[i].body) for i in keyed}
+    repeats: dict[int, int] = {}  # item -> the earlier item of this batch with its key
+    if keyed:
+        await repository.lock_keys(session, [lock_id(api_key_id, k) for k in keyed.values()])
+        stored = await repository.find_keys(session, api_key_id, list(keyed.values()))
+        first_with: dict[str, int] = {}
+        for i, key in keyed.items():
+            known, earlier = stored.get(key), first_with.get(key)
+            if known is None and earlier is None:
+                first_with[key] = i
+                continue
+            rows.pop(i)
+            same = known.request_hash if known is not None else hashes[earlier]  # type: ignore[index]
+            if same != hashes[i]:
+                answers[i] = Conflict(
+                    "this Idempotency-Key was used with another body",
+                    [{"path": [*requests[i].path], "idempotency_key": key}],
+                )
+            elif known is not None:
+                answers[i] = MessageAccepted(id=known.message_id, status=known.status)
+            else:
+                repeats[i] = earlier  # type: ignore[assignment]
+    contacts = await repository.contact_ids(session, [r["email"] for r in rows.values()])
+    for row in rows.values():
+        row["contact_id"] = contacts.get(row["email"])
+    order = list(rows)
+    ids = await repository.insert_messages(session, [rows[i] for i in order])
+    created = dict(zip(order, ids, strict=True))
+    for i, message_id in created.items():
+        answers[i] = MessageAccepted(id=message_id, status="queued")
+    for i, earlier in repeats.items():
+        answers[i] = MessageAccepted(id=created[earlier], status="queued")
+    await repository.insert_keys(
+        session,
+        [
+            {
+                "api_key_id": api_key_id,
+                "key": keyed[i],
+                "request_hash": hashes[i],
+                "message_id": message_id,
+            }
+            for i, message_id in created.items()
+            if i in keyed
+        ],
+    )
+    if ids:
+        enqueue_after_commit(session, redis, ids)
+    return [a for a in answers if a is not None]
+
+
+def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int]) -> None:
+    async def enqueue() -> None:
+        await enqueue_send(redis, ids)
+
+    after_commit(session, enqueue)
+
+
+async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None) -> None:
+    """One job on the transactional queue for ``ids`` (running it twice is harmless)."""
+    await redis.enqueue_job(
+        "send_messages", ids, _queue_name=TRANSACTIONAL_QUEUE, _defer_until=defer_until
+    )
+
+
+async def get(session: AsyncSession, message_id: int) -> MessageOut:
+    message = await repository.get(session, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    events = await repository.events(session, message_id)
+    return MessageOut(
+        id=message.id,
+        status=message.status,
+        to=message.email,
+        from_address=message.from_address,
+        reply_to=message.reply_to,
+        mail_class=message.mail_class,
+        template_version_id=message.template_version_id,
+        region=message.region,
+        ses_message_id=message.ses_message_id,
+        error=message.error,
+        attempts=message.attempts,
+        tags=message.tags or {},
+        test_campaign_id=message.test_campaign_id,
+        created_at=message.created_at,
+        sent_at=message.sent_at,
+        events=[
+            EventOut(type=e.type, subtype=e.subtype, occurred_at=e.occurred_at, data=e.data)
+            for e in events
+        ],
+    )
+
+
+def _summary(m: Message) -> MessageSummary:
+    return MessageSummary(
+        id=m.id,
+        status=m.status,
+        to=m.email,
+        mail_class=m.mail_class,
+        region=m.region,
+        ses_message_id=m.ses_message_id,
+        error=m.error,
+        created_at=m.created_at,
+        sent_at=m.sent_at,
+    )
+
+
+async def page(
+    session: AsyncSession, to: str | None, status: str | None, cursor: str | None, limit: int
+) -> MessagePage:
+    """Newest first, ``limit`` at a time; ``next_cursor`` continues after the last one."""
+    before = None
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
+        before = int(cursor)
+    address = valid_address(to, ["query", "to"]) if to is not None else None
+    rows = await repository.page(session, address, status, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MessagePage(
+        items=[_summary(m) for m in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    )
+
+
+async def test_send(
+    session: AsyncSession, redis: ArqRedis, campaign_id: int, body: TestSendIn
+) -> TestSendOut:
+    """The campaign, rendered with ``data``, to these addresses only: transactional-lane
+    messages marked as tests of the campaign; its stats and state stay as they are."""
+    campaign = await campaigns.get(session, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    emails = list(
+        dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
+    )
+    contacts = await repository.contact_ids(session, emails)
+    ids = await repository.insert_messages(
+        session,
+        [
+            {
+                "email": email,
+                "contact_id": contacts.get(email),
+                "mail_class": campaign.mail_class,
+                "template_version_id": campaign.template_version_id,
+                "from_address": campaign.from_address,
+                "reply_to": campaign.reply_to,
+                "data": body.data,
+                "test_campaign_id": campaign.id,
+            }
+            for email in emails
+        ],
+    )
+    enqueue_after_commit(session, redis, ids)
+    return TestSendOut(messages=[MessageAccepted(id=i, status="queued") for i in ids])

@@ -1,0 +1,30 @@
+"""The transactional queue: its own arq queue and its own senders in every worker process.
+
+It shares the process' sending resources (``workers.context``) with the send queue: one
+SES client, one rate limiter (where transactional mail books first), one region health.
+"""
+
+from __future__ import annotations
+
+from arq.connections import RedisSettings
+
+from mailer.config import get_settings
+from mailer.message.service import TRANSACTIONAL_QUEUE
+from mailer.message.tasks import send_messages
+from workers.context import shutdown, startup
+
+
+class WorkerSettings:
+    functions = [send_messages]
+    queue_name = TRANSACTIONAL_QUEUE
+    on_startup = startup
+    on_shutdown = shutdown
+    # jobs are small (one request's messages); many at once keep the lane's senders fed
+    max_jobs = 64
+    # leases, not arq's timeout, recover the work of a dead worker
+    job_timeout = 3600
+    max_tries = 1000
+    # a transactional message waits for the next poll: keep it short
+    poll_delay = 0.01
+    keep_result = 10
+    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
