@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
 from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.webhook.sns import CertStore
 
 
 class BodyLimit:
@@ -81,9 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.arq = await create_pool(redis_settings(settings))
+        app.state.sns_http = httpx.AsyncClient()
+        app.state.sns_certs = CertStore(
+            settings.sns_cert_dir, app.state.sns_http,
+            timeout=settings.sns_cert_timeout_seconds, max_bytes=settings.sns_cert_max_bytes)
         try:
             yield
         finally:
+            await app.state.sns_http.aclose()
             await app.state.arq.aclose()
             await engine.dispose()
 
@@ -96,18 +103,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
     from mailer.ops.endpoints import router as ops
+    from mailer.suppression.endpoints import public_router as unsubscribe
+    from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
+    from mailer.webhook.endpoints import router as webhooks
 
-    for router in (contacts, segments, templates, campaigns, messages):
+    for router in (contacts, segments, templates, campaigns, messages, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(ops)
+    app.include_router(webhooks)
+    app.include_router(unsubscribe)
 
     # outermost last: RequestContext ▸ BodyLimit ▸ JsonGuard ▸ the routes
     app.add_middleware(JsonGuard)
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
-        limits={"/v1/contacts/imports": settings.max_import_bytes},
+        limits={"/v1/contacts/imports": settings.max_import_bytes,
+                "/webhooks/sns": settings.sns_max_body_bytes},
     )
     app.add_middleware(RequestContext)
     return app

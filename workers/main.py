@@ -17,7 +17,7 @@ from mailer.config import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
-QUEUES = ("send", "transactional", "default")
+QUEUES = ("send", "transactional", "default", "events")
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
@@ -27,6 +27,8 @@ def worker_settings(queue: str) -> dict[str, Any]:
         from workers.transactional import WorkerSettings  # type: ignore[assignment]
     elif queue == "default":
         from workers.default import WorkerSettings  # type: ignore[assignment]
+    elif queue == "events":
+        from workers.events import WorkerSettings  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]
