@@ -99,10 +99,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
     from mailer.ops.endpoints import router as ops
+    from mailer.reputation.endpoints import router as reputation
     from mailer.template.endpoints import router as templates
 
     for router in (contacts, segments, templates, campaigns):
         app.include_router(router, prefix="/v1")
+    app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
 
     app.add_middleware(
