@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import error_body, install_handlers
 from mailer.logging import configure_logging
+from mailer.webhook.sns import CertStore
 
 
 class BodyLimit:
@@ -85,9 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.arq = await create_pool(redis_settings(settings))
+        app.state.sns_http = httpx.AsyncClient()
+        app.state.sns_certs = CertStore(
+            settings.sns_cert_dir, app.state.sns_http,
+            timeout=settings.sns_cert_timeout_seconds, max_bytes=settings.sns_cert_max_bytes)
         try:
             yield
         finally:
+            await app.state.sns_http.aclose()
             await app.state.arq.aclose()
             await engine.dispose()
 
@@ -100,16 +107,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.contact.endpoints import router as contacts
     from mailer.ops.endpoints import router as ops
     from mailer.reputation.endpoints import router as reputation
+    from mailer.suppression.endpoints import public_router as unsubscribe
+    from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
+    from mailer.webhook.endpoints import router as webhooks
 
-    for router in (contacts, segments, templates, campaigns):
+    for router in (contacts, segments, templates, campaigns, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
+    app.include_router(webhooks)
+    app.include_router(unsubscribe)
 
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
-        limits={"/v1/contacts/imports": settings.max_import_bytes},
+        limits={"/v1/contacts/imports": settings.max_import_bytes,
+                "/webhooks/sns": settings.sns_max_body_bytes},
     )
     return app

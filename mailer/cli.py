@@ -48,7 +48,7 @@ def dev(
     moto_port: Annotated[int, typer.Option(help="Port of the SES emulator.")] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
-    from mailer.devstack import DevStack, StackError, log_tail, stack_config
+    from mailer.local.devstack import DevStack, StackError, log_tail, stack_config
 
     config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
                           moto_port=moto_port)
@@ -112,7 +112,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign.")] = 600.0,
 ) -> None:
     """Seed contacts, a template, a segment and a campaign; send it and show the numbers."""
-    from mailer.demo import run_demo
+    from mailer.local.demo import run_demo
 
     raise typer.Exit(run_demo(dir, contacts=contacts, api_url=api_url, api_key=api_key,
                               timeout=timeout, console=out))
@@ -163,7 +163,7 @@ def worker(
 def _settings() -> Settings:
     """The settings; without MAILER_DATABASE_URL, those of a dev stack running from here."""
     from mailer.config import get_settings
-    from mailer.devstack import running_stack
+    from mailer.local.devstack import running_stack
 
     settings = get_settings()
     if "database_url" in settings.model_fields_set:

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     )
     sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sns_cert_dir: Path | None = None
+    # SNS posts at most 256 KiB of message plus its envelope
+    sns_max_body_bytes: int = 300_000
+    sns_cert_timeout_seconds: float = 5.0
+    sns_cert_max_bytes: int = 65_536
+    # how often the events worker picks up stored notifications nobody processed
+    events_reconcile_seconds: float = 5.0
+    events_batch_size: int = 500
 
     # auto-pause thresholds (SPEC 8)
     bounce_rate_threshold: float = 0.05

@@ -12,7 +12,7 @@ from arq.worker import Worker
 
 from mailer.config import get_settings
 
-QUEUES = ("send", "default")
+QUEUES = ("send", "default", "events")
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
@@ -20,6 +20,8 @@ def worker_settings(queue: str) -> dict[str, Any]:
         from workers.send import WorkerSettings
     elif queue == "default":
         from workers.default import WorkerSettings  # type: ignore[assignment]
+    elif queue == "events":
+        from workers.events import WorkerSettings  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]

@@ -1,7 +1,7 @@
 """Providers behind one small Protocol; errors classified where they are raised.
 
 ``SesTransport`` speaks SES v2 ``SendEmail`` through aiobotocore, one client per region,
-created once per worker. The project's stand-in (``mailer.sending.standin``) is an HTTP
+created once per worker. The project's stand-in (``mailer.local.standin``) is an HTTP
 SES endpoint, so the same transport talks to SES, moto and the stand-in.
 """
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mailer.sending.standin_client import fault
+from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts
 

@@ -1,4 +1,4 @@
-"""Control clients for the SES stand-in (``mailer.sending.standin``), sync and async.
+"""Control clients for the SES stand-in (``mailer.local.standin``), sync and async.
 
 control = StandinControl("http://127.0.0.1:8025")
 control.set_faults([fault("throttle", count=3, region="us-east-1")])

@@ -5,9 +5,9 @@ pointed at it with ``endpoint_url``: SendEmail, GetAccount, CreateEmailIdentity,
 GetEmailIdentity, DeleteEmailIdentity. The region of a call is read from the SigV4
 credential scope. Per-region send rates and daily quotas are enforced the way SES does
 it; faults and latency are programmable at runtime under ``/_standin/`` (see
-``mailer.sending.standin_client.StandinControl``).
+``mailer.local.standin_client.StandinControl``).
 
-    python -m mailer.sending.standin --host 127.0.0.1 --port 8025 \
+    python -m mailer.local.standin --host 127.0.0.1 --port 8025 \
         [--rate us-east-1=300 ...] [--latency-ms 0] [--max-24h 1000000] [--no-keep-bodies]
 
 It is a raw asyncio protocol over httptools (uvloop when installed) so that one core
@@ -623,7 +623,7 @@ def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mailer.sending.standin", description=__doc__.split("\n")[0]
+        prog="python -m mailer.local.standin", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025, help="0 picks a free port")

@@ -51,7 +51,7 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Run the demo against a running stack, or a dev stack started here; the exit code."""
-    from mailer.devstack import DevStack, StackError, stack_config
+    from mailer.local.devstack import DevStack, StackError, stack_config
 
     console = console or Console()
     target = _find_stack(base_dir, api_url, api_key)
@@ -79,7 +79,7 @@ def run_demo(
 
 
 def _find_stack(base_dir: Path, api_url: str | None, api_key: str | None) -> Target | None:
-    from mailer.devstack import api_ready, read_stack_file
+    from mailer.local.devstack import api_ready, read_stack_file
 
     if api_url and api_key:
         return Target(api_url.rstrip("/"), api_key)

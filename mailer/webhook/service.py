@@ -1,0 +1,165 @@
+"""The feedback loop: verify → store once → answer → process in the events worker.
+
+The one place events take effect is :func:`process_batch` (and the per-type statements of
+``mailer.webhook.repository``); code that reacts to events (reputation, contact history)
+hooks in there.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.db import after_commit
+from mailer.errors import MailerError
+from mailer.webhook import repository as repo
+from mailer.webhook.ses import EventRow, NotAnEvent, read
+from mailer.webhook.sns import SnsMessage, check_url
+
+log = structlog.get_logger(__name__)
+
+EVENTS_QUEUE = "arq:events"
+PROCESS_JOB = "process_notifications"
+# set while a drain job is queued and has not started: further notifications need no job
+WAKE_KEY = "mailer:events:wake"
+WAKE_TTL_S = 5
+# the order types are applied within a batch; statuses only move forward whatever it is
+APPLY_ORDER = (
+    "send",
+    "delivery",
+    "delivery_delay",
+    "open",
+    "click",
+    "bounce",
+    "complaint",
+    "reject",
+    "rendering_failure",
+    "subscription",
+)
+
+
+class Unavailable(MailerError):
+    """The notification could not be stored: 503, so SNS delivers it again."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class ConfirmFailed(MailerError):
+    status_code = 502
+    code = "subscription_not_confirmed"
+
+
+async def wake(redis: Any) -> None:
+    """Make sure a drain job is coming (one per burst, not one per notification).
+
+    The flag is cleared by the job as it starts, before it reads, so a notification
+    committed before this call is either seen by the running job or wakes a new one.
+    """
+    try:
+        if await redis.set(WAKE_KEY, b"1", nx=True, ex=WAKE_TTL_S):
+            await redis.enqueue_job(PROCESS_JOB, _queue_name=EVENTS_QUEUE)
+    except (RedisError, OSError) as exc:
+        # stored is what counts: the events worker's reconciler picks the row up
+        log.warning("events_wake_failed", error=repr(exc))
+
+
+async def receive(
+    session: AsyncSession, arq: Any, http: httpx.AsyncClient, message: SnsMessage, raw: bytes
+) -> bool:
+    """Store a verified SNS message once; True when it was new.
+
+    A SubscriptionConfirmation (its topic is allowed: verification checked it) is confirmed
+    by GETting its verified SubscribeURL before it is stored.
+    """
+    if message.type == "SubscriptionConfirmation":
+        await confirm(http, message.body["SubscribeURL"])
+    try:
+        new_id = await repo.store(session, message.message_id, message.topic_arn, message.type, raw)
+    except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+        log.error("sns_store_failed", error=repr(exc))
+        raise Unavailable("the notification could not be stored; deliver it again") from exc
+    if new_id is not None and message.type == "Notification":
+        after_commit(session, lambda: wake(arq))
+    return new_id is not None
+
+
+async def confirm(http: httpx.AsyncClient, url: str) -> None:
+    check_url(url, path=None)
+    try:
+        answer = await http.get(url, timeout=10.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ConfirmFailed(f"confirming the subscription failed: {exc!r}") from exc
+    if answer.status_code != 200:
+        raise ConfirmFailed(f"confirming the subscription answered {answer.status_code}")
+    log.info("sns_subscription_confirmed", url=url.split("?", 1)[0])
+
+
+# -- processing (events worker) --------------------------------------------------------
+
+
+@dataclass
+class BatchReport:
+    notifications: int = 0
+    events: int = 0
+    stored: int = 0
+    unmatched: int = 0
+    errors: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def events_of(row: Any) -> list[EventRow]:
+    """The SES events of one stored notification (none for confirmations)."""
+    if row.type != "Notification":
+        return []
+    body = row.body if isinstance(row.body, dict) else orjson.loads(row.body)
+    try:
+        message = orjson.loads(body.get("Message") or "")
+    except orjson.JSONDecodeError as exc:
+        raise NotAnEvent("the message is not JSON") from exc
+    received = row.received_at or datetime.now(UTC)
+    return read(message, received)
+
+
+async def process_batch(session: AsyncSession, rows: list[Any]) -> BatchReport:
+    """Apply the events of claimed notifications and mark them processed.
+
+    One statement per event type for the whole batch (see ``repository``); a notification
+    that is not a readable SES event is marked processed with its error, never retried.
+    """
+    report = BatchReport(notifications=len(rows))
+    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
+    errors: list[str | None] = []
+    for row in rows:
+        try:
+            events = events_of(row)
+        except NotAnEvent as exc:
+            errors.append(str(exc)[:500])
+            report.errors += 1
+            continue
+        errors.append(None)
+        for event in events:
+            by_type[event.type].append((row.id, event))
+    for kind in APPLY_ORDER:
+        items = by_type.get(kind)
+        if not items:
+            continue
+        applied = await repo.apply_events(session, kind, items)
+        report.events += len(items)
+        report.stored += applied.stored
+        report.unmatched += applied.unmatched
+        report.by_type[kind] = applied.stored
+    await repo.mark_processed(session, [r.id for r in rows], errors)
+    if report.unmatched:
+        # kept and counted: mail of another system, or from before a database restore
+        log.info("events_unmatched", count=report.unmatched)
+    return report
