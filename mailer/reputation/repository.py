@@ -32,8 +32,56 @@ def configuration_sets_json() -> str:
     return json.dumps(get_settings().configuration_sets)
 
 
-# The event side: one upsert for a notification's (or a batch's) events, bucketed by the
-# minute the event happened at.
+# The event side, folded into the feedback loop's per-type statements
+# (``webhook.repository``): the events that statement really inserted (``inserted``: a
+# replay or the same event in both SES formats counts once), bucketed by the minute they
+# happened at; after the statement's other effects, in key order.
+_ROLLUP_COLUMNS = {
+    "delivery": {"delivered": "true"},
+    "bounce": {"hard_bounces": "subtype = 'Permanent'",
+               "soft_bounces": "subtype IS DISTINCT FROM 'Permanent'"},
+    "complaint": {"complaints": "true"},
+}
+
+
+def rollup_events(event_type: str) -> str:
+    """The ``rolled`` CTE for the feedback-loop statement of ``event_type``."""
+    columns = _ROLLUP_COLUMNS[event_type]
+    names = ", ".join(columns)
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in columns.values())
+    updates = ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in columns)
+    return f"""
+, rolled AS (
+    INSERT INTO reputation_minutes AS t
+           (minute, mail_class, region, configuration_set, campaign_id, {names})
+    SELECT date_trunc('minute', occurred_at), mail_class, COALESCE(region, ''),
+           COALESCE(CAST(:config_sets AS jsonb) ->> mail_class, ''), COALESCE(campaign_id, 0),
+           {counts}
+      FROM inserted
+     WHERE message_id IS NOT NULL AND mail_class IS NOT NULL
+       AND COALESCE(email, '') NOT LIKE '%@simulator.amazonses.com'
+     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
+    DO UPDATE SET {updates}
+)"""  # noqa: S608
+
+
+_TOUCHED = text(
+    """
+    SELECT DISTINCT mail_class, campaign_id FROM messages
+     WHERE ses_message_id = ANY(CAST(:sids AS text[]))
+    """
+)
+
+
+async def touched_by(db: Db, ses_message_ids: list[str]) -> set[tuple[str, int | None]]:
+    """The (mail class, campaign) of the messages these SES ids name."""
+    rows = await db.execute(_TOUCHED, {"sids": ses_message_ids})
+    return {(r.mail_class, r.campaign_id) for r in rows}
+
+
+# Events by message id (a caller outside the SNS path): one upsert per call, bucketed by
+# the minute the event happened at.
 _ADD_EVENTS = text(
     """
     WITH e AS (

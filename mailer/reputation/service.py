@@ -58,6 +58,12 @@ async def on_events(
     return await check(db, settings, touched)
 
 
+async def after_events(db: Db, settings: Settings, ses_message_ids: list[str]) -> list[str]:
+    """The feedback loop applied bounces or complaints of these messages (their rollups
+    are bumped by its statements): run the checks now. The reasons of the pauses made."""
+    return await check(db, settings, await repository.touched_by(db, ses_message_ids))
+
+
 def _reason(what: str, sent: int, hard_bounces: int, complaints: int, settings: Settings) -> str:
     bounce, complaint = hard_bounces / sent, complaints / sent
     if bounce > settings.bounce_rate_threshold:

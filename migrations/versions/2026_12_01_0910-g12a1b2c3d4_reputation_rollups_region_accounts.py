@@ -1,8 +1,8 @@
 """Reputation rollups, SES account state per region, auto-pauses.
 
 Revision ID: g12a1b2c3d4
-Revises: e5f6a7b8c9d0
-Create Date: 2026-12-01 08:40:00+00:00
+Revises: c8a1f0e2d3b4
+Create Date: 2026-12-01 09:10:00+00:00
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "g12a1b2c3d4"
-down_revision: str | Sequence[str] | None = "e5f6a7b8c9d0"
+down_revision: str | Sequence[str] | None = "c8a1f0e2d3b4"  # after i8's; was e5f6a7b8c9d0
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
