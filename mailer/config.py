@@ -66,10 +66,17 @@ class Settings(BaseSettings):
     quota_park_seconds: float = 3600.0
     region_failure_threshold: int = 10
     region_open_seconds: float = 15.0
+    account_poll_seconds: float = 60.0  # how often each region's SES GetAccount is read
 
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
+
+    # prometheus-client's multiprocess directory: the API's /metrics adds up its files
+    metrics_dir: Path | None = Field(
+        default_factory=lambda: Path(d) if (d := os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        else None
+    )
 
     templates_dir: Path = ROOT / "templates"
     log_level: str = "INFO"

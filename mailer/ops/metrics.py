@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
 
 SENDS = Counter("mailer_sends", "Recorded send outcomes", ["mail_class", "region", "outcome"])
 SES_ERRORS = Counter(
@@ -82,20 +83,31 @@ class _Families:
 
 
 class _Merged:
-    """Families of several collectors, samples of one name joined into one family."""
+    """Families of several collectors as one: samples of the same name and labels added
+    up (gauges: the largest), as prometheus-client's own multiprocess collector does."""
 
     def __init__(self, sources: list[Any]) -> None:
         self.sources = sources
 
     def collect(self) -> Iterator[Metric]:
         merged: dict[str, Metric] = {}
+        values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
         for source in self.sources:
             for family in source.collect():
-                seen = merged.get(family.name)
-                if seen is None:
+                if family.name not in merged:
                     merged[family.name] = family
-                else:
-                    seen.samples.extend(family.samples)
+                    values[family.name] = {}
+                seen = values[family.name]
+                for sample in family.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key in seen and family.type == "gauge":
+                        seen[key] = max(seen[key], sample.value)
+                    else:
+                        seen[key] = seen.get(key, 0.0) + sample.value
+        for name, family in merged.items():
+            family.samples = [
+                Sample(n, dict(labels), value) for (n, labels), value in values[name].items()
+            ]
         return iter(merged.values())
 
 

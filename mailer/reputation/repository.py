@@ -38,8 +38,10 @@ def configuration_sets_json() -> str:
 # happened at; after the statement's other effects, in key order.
 _ROLLUP_COLUMNS = {
     "delivery": {"delivered": "true"},
-    "bounce": {"hard_bounces": "subtype = 'Permanent'",
-               "soft_bounces": "subtype IS DISTINCT FROM 'Permanent'"},
+    "bounce": {
+        "hard_bounces": "subtype = 'Permanent'",
+        "soft_bounces": "subtype IS DISTINCT FROM 'Permanent'",
+    },
     "complaint": {"complaints": "true"},
 }
 

@@ -87,19 +87,24 @@ async def apply(
         return await reputation.on_events(session, settings, [(i, k, None) for i, k in items])
 
 
-async def sent_messages(engine: AsyncEngine, campaign_id: int, n: int,
-                        offset: int = 0) -> list[tuple[str, str]]:
+async def sent_messages(
+    engine: AsyncEngine, campaign_id: int, n: int, offset: int = 0
+) -> list[tuple[str, str]]:
     """(SES message id, address) of ``n`` messages of the campaign SES accepted."""
     async with engine.connect() as conn:
-        rows = await conn.execute(text(
-            "SELECT ses_message_id, email FROM messages WHERE campaign_id = :id"
-            " AND status = 'sent' ORDER BY id OFFSET :offset LIMIT :n"),
-            {"id": campaign_id, "n": n, "offset": offset})
+        rows = await conn.execute(
+            text(
+                "SELECT ses_message_id, email FROM messages WHERE campaign_id = :id"
+                " AND status = 'sent' ORDER BY id OFFSET :offset LIMIT :n"
+            ),
+            {"id": campaign_id, "n": n, "offset": offset},
+        )
         return [(r.ses_message_id, r.email) for r in rows]
 
 
-async def notify(client: httpx.AsyncClient, signer: Any, kind: str, sid: str, email: str,
-                 **options: Any) -> str:
+async def notify(
+    client: httpx.AsyncClient, signer: Any, kind: str, sid: str, email: str, **options: Any
+) -> str:
     """POST one signed SNS notification of an SES event; its SNS MessageId."""
     from tests.fixtures.sns import ses_event
     from tests.webhook.conftest import post
@@ -110,16 +115,22 @@ async def notify(client: httpx.AsyncClient, signer: Any, kind: str, sid: str, em
     return message["MessageId"]  # type: ignore[no-any-return]
 
 
-async def wait_processed(engine: AsyncEngine, sns_message_ids: list[str],
-                         within: float = 30.0) -> None:
+async def wait_processed(
+    engine: AsyncEngine, sns_message_ids: list[str], within: float = 30.0
+) -> None:
     """Until the events worker has processed these notifications."""
     deadline = time.monotonic() + within
     while True:
         async with engine.connect() as conn:
-            left = (await conn.execute(text(
-                "SELECT count(*) FROM sns_notifications WHERE processed_at IS NULL"
-                " AND sns_message_id = ANY(CAST(:ids AS text[]))"),
-                {"ids": sns_message_ids})).scalar_one()
+            left = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM sns_notifications WHERE processed_at IS NULL"
+                        " AND sns_message_id = ANY(CAST(:ids AS text[]))"
+                    ),
+                    {"ids": sns_message_ids},
+                )
+            ).scalar_one()
         if left == 0:
             return
         if time.monotonic() > deadline:

@@ -83,8 +83,9 @@ async def test_hard_bounces_pause_the_campaign_in_the_cycle_that_crosses_the_lin
     r = await client.post(f"/v1/campaigns/{marketing}/resume", headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "sending"
     more = await sent_messages(engine, marketing, 5, offset=300)
-    await wait_processed(engine, [await notify(client, sns_signer, "Bounce", sid, email)
-                                  for sid, email in more])
+    await wait_processed(
+        engine, [await notify(client, sns_signer, "Bounce", sid, email) for sid, email in more]
+    )
     assert (await campaign_status(engine, marketing))[0] == "sending"
 
 
@@ -97,8 +98,10 @@ async def test_a_mail_class_over_its_24h_threshold_pauses_its_campaigns(
     start_worker(MAILER_REGIONS="us-east-1=100", MAILER_SEND_BATCH_SIZE="100")
 
     async def bounce(campaign_id: int, n: int) -> None:
-        ids = [await notify(client, sns_signer, "Bounce", sid, email)
-               for sid, email in await sent_messages(engine, campaign_id, n)]
+        ids = [
+            await notify(client, sns_signer, "Bounce", sid, email)
+            for sid, email in await sent_messages(engine, campaign_id, n)
+        ]
         await wait_processed(engine, ids)
 
     # yesterday's campaign: 4.5 % hard bounces, under the threshold
@@ -118,8 +121,9 @@ async def test_a_mail_class_over_its_24h_threshold_pauses_its_campaigns(
     await bounce(second, need)
 
     async with engine.connect() as conn:
-        logged = (await conn.execute(text(
-            "SELECT scope, campaigns, reason FROM auto_pauses"))).all()
+        logged = (
+            await conn.execute(text("SELECT scope, campaigns, reason FROM auto_pauses"))
+        ).all()
     assert [(r.scope, r.campaigns) for r in logged] == [("mail_class", 2)], logged
     reason = logged[0].reason
     assert reason.startswith("auto-pause: mail class marketing over 24 h: bounce rate")
@@ -156,12 +160,18 @@ async def test_mailbox_simulator_traffic_is_left_out(
     assert done["stats"]["sent"] == 12
     assert (await _rollup_totals(engine, cid))[0] == 10
     async with engine.connect() as conn:
-        sim = (await conn.execute(text(
-            "SELECT id, ses_message_id, email FROM messages"
-            " WHERE email LIKE '%@simulator.amazonses.com'"))).all()
+        sim = (
+            await conn.execute(
+                text(
+                    "SELECT id, ses_message_id, email FROM messages"
+                    " WHERE email LIKE '%@simulator.amazonses.com'"
+                )
+            )
+        ).all()
     assert len(sim) == 2
-    await wait_processed(engine, [await notify(client, sns_signer, "Bounce", r.ses_message_id,
-                                               r.email) for r in sim])
+    await wait_processed(
+        engine, [await notify(client, sns_signer, "Bounce", r.ses_message_id, r.email) for r in sim]
+    )
     assert (await _rollup_totals(engine, cid)) == (10, 0)
     # the same through the by-message-id entry point
     await apply(sessionmaker, settings, [(r.id, "hard_bounce") for r in sim])
