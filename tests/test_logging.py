@@ -18,9 +18,13 @@ def test_json_logs_carry_ids_and_no_secrets(settings: Settings, capsys) -> None:
     configure_logging(settings.model_copy(update={"log_json": True, "log_level": "INFO"}))
     log = structlog.get_logger("test-redaction")
     with structlog.contextvars.bound_contextvars(campaign_id=7, message_id=42):
-        log.warning(f"sending with {KEY} to {UNSUB}", authorization=f"Bearer {KEY}",
-                    url=UNSUB, headers={"List-Unsubscribe": f"<{UNSUB}>", "token": "x"},
-                    subscribe="https://sns.us-east-1.amazonaws.com/?Action=Confirm&Token=abc123")
+        log.warning(
+            f"sending with {KEY} to {UNSUB}",
+            authorization=f"Bearer {KEY}",
+            url=UNSUB,
+            headers={"List-Unsubscribe": f"<{UNSUB}>", "token": "x"},
+            subscribe="https://sns.us-east-1.amazonaws.com/?Action=Confirm&Token=abc123",
+        )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     record = json.loads(line)
     assert record["campaign_id"] == 7 and record["message_id"] == 42
