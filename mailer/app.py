@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.audience.endpoints import router as segments
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
+    from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
     from mailer.reputation.endpoints import router as reputation
     from mailer.suppression.endpoints import public_router as unsubscribe
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
+    app.include_router(dashboard)
     app.include_router(webhooks)
     app.include_router(unsubscribe)
 

@@ -325,20 +325,23 @@ async def by_campaign(db: Db, limit: int = 200) -> list[Any]:
     return list(await db.execute(_BY_CAMPAIGN, {"limit": limit}))
 
 
-# Per-minute (or coarser) series of one mail class for the dashboard's charts.
+# Per-minute (or coarser) series of one mail class, or all, for the dashboard's charts.
 _SERIES = text(
     """
     SELECT date_bin(make_interval(secs => :step), minute, TIMESTAMPTZ '2000-01-01') AS at,
            sum(sent) AS sent, sum(hard_bounces) AS hard_bounces,
            sum(complaints) AS complaints
       FROM reputation_minutes
-     WHERE mail_class = :mail_class AND minute >= now() - make_interval(secs => :span)
+     WHERE (CAST(:mail_class AS text) IS NULL OR mail_class = CAST(:mail_class AS text))
+       AND minute >= now() - make_interval(secs => :span)
      GROUP BY 1 ORDER BY 1
     """
 )
 
 
-async def series(db: Db, mail_class: str, span_seconds: int, step_seconds: int) -> list[Any]:
+async def series(db: Db, mail_class: str | None, span_seconds: int,
+                 step_seconds: int) -> list[Any]:
+    """(bin start, sent, hard bounces, complaints) of one class (None: all) per bin."""
     return list(
         await db.execute(
             _SERIES, {"mail_class": mail_class, "span": span_seconds, "step": step_seconds}
@@ -419,3 +422,20 @@ _SENT_24H = text(
 
 async def sent_24h_by_region(db: Db) -> dict[str, int]:
     return {r.region: int(r.sent) for r in await db.execute(_SENT_24H)}
+
+
+_RECENT_CAMPAIGNS = text(
+    """
+    SELECT c.id, c.name, c.mail_class, c.status, c.paused_reason, c.created_at,
+           s.recipients, s.queued, s.sent, s.failed, s.suppressed, s.delivered, s.bounced,
+           s.complained
+      FROM campaigns c JOIN campaign_stats s ON s.campaign_id = c.id
+     ORDER BY (c.status IN ('sending', 'paused', 'scheduled')) DESC, c.id DESC
+     LIMIT :limit
+    """
+)
+
+
+async def recent_campaigns(db: Db, limit: int = 20) -> list[Any]:
+    """Campaigns under way first, then the newest."""
+    return list(await db.execute(_RECENT_CAMPAIGNS, {"limit": limit}))
