@@ -40,7 +40,7 @@ RATE_LIMIT = Gauge(
     "mailer_rate_limit_per_second",
     "Configured send rate of a region",
     ["region"],
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 EVENTS = Counter("mailer_events", "SES events applied, by type", ["type"])
 AUTO_PAUSES = Counter("mailer_auto_pauses", "Automatic pauses", ["scope", "mail_class"])
