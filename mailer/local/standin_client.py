@@ -105,6 +105,10 @@ class StandinControl:
     def stats(self) -> dict[str, Any]:
         return self._get("/stats")
 
+    def simulator(self) -> dict[str, Any]:
+        """The mailbox simulator's webhook and counters (published, failed, pending)."""
+        return self._get("/simulator")
+
     def sent(self, region: str | None = None) -> int:
         stats = self.stats()
         if region is None:
