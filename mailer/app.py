@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
+    from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
+    from mailer.reputation.endpoints import router as reputation
     from mailer.suppression.endpoints import public_router as unsubscribe
     from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (contacts, segments, templates, campaigns, messages, suppressions):
         app.include_router(router, prefix="/v1")
+    app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
+    app.include_router(dashboard)
     app.include_router(webhooks)
     app.include_router(unsubscribe)
 

@@ -258,67 +258,86 @@ def status(
 
 
 async def _status_tables(settings: Settings, limit: int) -> list[Table]:
+    """The dashboard's numbers as tables: campaigns, queues, regions, reputation, pauses."""
     from redis.asyncio import Redis
-    from sqlalchemy import text
 
     from mailer.db import create_engine
+    from mailer.ops.scrape import QUEUES as QUEUE_KEYS
+    from mailer.reputation import repository as reputation
+    from mailer.reputation.service import report as reputation_report
 
     engine = create_engine(settings, pool_size=1)
     try:
         async with engine.connect() as conn:
-            campaigns = (await conn.execute(text(
-                # newest first; campaigns without a stats row yet show zeros
-                "SELECT c.id, c.name, c.status, c.paused_reason,"
-                " coalesce(s.recipients, 0), coalesce(s.sent, 0), coalesce(s.failed, 0),"
-                " coalesce(s.suppressed, 0), coalesce(s.bounced, 0),"
-                " coalesce(s.complained, 0)"
-                " FROM campaigns c LEFT JOIN campaign_stats s ON s.campaign_id = c.id"
-                " ORDER BY c.id DESC LIMIT :limit"), {"limit": limit})).all()
-            reputation = (await conn.execute(text(
-                # messages sent in the last 24 h and what became of them, per class and region
-                "SELECT mail_class, coalesce(region, '-'), count(*),"
-                " count(*) FILTER (WHERE status = 'bounced'),"
-                " count(*) FILTER (WHERE status = 'complained')"
-                " FROM messages WHERE sent_at > now() - interval '24 hours'"
-                " GROUP BY 1, 2 ORDER BY 1, 2"))).all()
+            campaigns = await reputation.recent_campaigns(conn, limit)
+            rep = await reputation_report(conn, settings)
+            pauses = await reputation.recent_pauses(conn, 10)
     finally:
         await engine.dispose()
 
     redis = Redis.from_url(settings.redis_url)
     try:
-        depths = [(q, await redis.zcard(f"arq:{q}")) for q in QUEUES]
+        depths = [(q, await redis.zcard(q)) for q in QUEUE_KEYS]
     finally:
         await redis.aclose()
 
     ct = Table(title="campaigns")
-    for column in ("id", "name", "status", "recipients", "sent", "failed", "suppressed",
-                   "bounced", "complained"):
-        ct.add_column(column, justify="right" if column not in ("name", "status") else "left")
-    for row in campaigns:
-        state = row[2] + (f" ({row[3]})" if row[3] else "")
-        ct.add_row(str(row[0]), row[1], state, *(f"{n:,}" for n in row[4:]))
+    for column in ("id", "name", "class", "status", "progress", "recipients", "sent", "failed",
+                   "suppressed", "delivered", "bounced", "complained"):
+        ct.add_column(column, justify="left" if column in ("name", "class", "status")
+                      else "right")
+    for c in campaigns:
+        state = c.status + (f" ({c.paused_reason})" if c.paused_reason else "")
+        done = c.sent + c.failed + c.suppressed
+        progress = f"{done / c.recipients:.1%}" if c.recipients else "-"
+        ct.add_row(str(c.id), c.name, c.mail_class, state, progress,
+                   *(f"{n:,}" for n in (c.recipients, c.sent, c.failed, c.suppressed,
+                                        c.delivered, c.bounced, c.complained)))
 
     qt = Table(title="queues")
     qt.add_column("queue")
     qt.add_column("jobs waiting", justify="right")
     for name, depth in depths:
-        qt.add_row(f"arq:{name}", f"{depth:,}")
+        qt.add_row(name, f"{depth:,}")
 
-    rt = Table(title="regions")
-    rt.add_column("region")
-    rt.add_column("send rate (/s)", justify="right")
-    for region in settings.regions:
-        rate = settings.region_rates.get(region)
-        rt.add_row(region, f"{rate:g}" if rate is not None else "SES MaxSendRate")
+    rt = Table(title="regions (SES account)")
+    for column in ("region", "send rate (/s)", "24 h quota", "sent 24 h (SES)",
+                   "sent 24 h (here)", "sending", "enforcement", "production", "checked"):
+        rt.add_column(column, justify="right" if "sent" in column or "quota" in column
+                      or "rate" in column else "left")
+    for g in rep.regions:
+        rt.add_row(
+            g.region, f"{g.send_rate_limit:g}" + (" (override)" if g.rate_overridden else ""),
+            f"{g.max_24h_send:,.0f}" if g.max_24h_send is not None else "-",
+            f"{g.sent_last_24h:,.0f}" if g.sent_last_24h is not None else "-",
+            f"{g.sent_24h_recorded:,}",
+            {True: "enabled", False: "DISABLED", None: "-"}[g.sending_enabled],
+            g.enforcement_status or "-",
+            {True: "yes", False: "sandbox", None: "-"}[g.production_access],
+            g.checked_at.strftime("%H:%M:%S") if g.checked_at else (g.error or "never"))
 
-    rep = Table(title="reputation (last 24 h)")
-    for column in ("mail class", "region", "sent", "bounced", "complained", "bounce rate",
-                   "complaint rate"):
-        rep.add_column(column, justify="left" if column in ("mail class", "region") else "right")
-    for mail_class, region, sent, bounced, complained in reputation:
-        rep.add_row(mail_class, region, f"{sent:,}", f"{bounced:,}", f"{complained:,}",
-                    f"{bounced / sent:.2%}", f"{complained / sent:.3%}")
-    return [ct, qt, rt, rep]
+    thresholds = rep.thresholds
+    rep_table = Table(title=f"reputation (bounce {thresholds['bounce_rate']:.2%}, complaint "
+                            f"{thresholds['complaint_rate']:.3%} after "
+                            f"{thresholds['min_sends']:.0f} sends)")
+    for column in ("mail class", "region", "status", "sent 1 h", "bounce 1 h", "complaint 1 h",
+                   "sent 24 h", "bounce 24 h", "complaint 24 h"):
+        rep_table.add_column(column, justify="left" if column in ("mail class", "region",
+                                                                  "status") else "right")
+    for r in rep.mail_classes:
+        rep_table.add_row(r.mail_class, r.region or "-", r.status,
+                          f"{r.last_1h.sent:,}", f"{r.last_1h.bounce_rate:.2%}",
+                          f"{r.last_1h.complaint_rate:.3%}", f"{r.last_24h.sent:,}",
+                          f"{r.last_24h.bounce_rate:.2%}", f"{r.last_24h.complaint_rate:.3%}")
+
+    pt = Table(title="recent automatic pauses")
+    for column in ("when (UTC)", "scope", "class", "campaign", "reason", "resumed"):
+        pt.add_column(column)
+    for p in pauses:
+        pt.add_row(p.created_at.strftime("%Y-%m-%d %H:%M:%S"), p.scope, p.mail_class,
+                   str(p.campaign_id or "-"), p.reason,
+                   p.resumed_at.strftime("%H:%M:%S") if p.resumed_at else "-")
+    return [ct, qt, rt, rep_table, pt]
 
 
 def main() -> None:

@@ -78,10 +78,17 @@ class Settings(BaseSettings):
     # pauses itself (0 turns it off)
     error_stop_window: int = 100
     error_stop_failures: int = 50
+    account_poll_seconds: float = 60.0  # how often each region's SES GetAccount is read
 
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
+
+    # prometheus-client's multiprocess directory: the API's /metrics adds up its files
+    metrics_dir: Path | None = Field(
+        default_factory=lambda: Path(d) if (d := os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        else None
+    )
 
     templates_dir: Path = Field(default_factory=resources.templates_dir)
     log_level: str = "INFO"

@@ -20,6 +20,7 @@ from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
+from mailer.reputation import service as reputation
 from mailer.template import service as templates
 from mailer.types import MAX_ID
 
@@ -119,6 +120,7 @@ async def pause(session: AsyncSession, campaign_id: int,
 async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
     """Continue where it stopped: only queued messages are sent."""
     campaign = await _transition(session, campaign_id, "resume")
+    await reputation.rearm(session, campaign_id)
     campaign.paused_reason = None
     campaign.resumed_at = datetime.now(UTC)
     not_due = campaign.send_at is not None and campaign.send_at > datetime.now(UTC)

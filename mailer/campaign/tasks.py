@@ -73,7 +73,9 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
 
     beating = asyncio.create_task(heartbeat())
     try:
-        report = await sender.send_batch(campaign_id, lo, hi)
+        # every log line of the batch job carries the campaign id
+        with structlog.contextvars.bound_contextvars(campaign_id=campaign_id, batch=batch):
+            report = await sender.send_batch(campaign_id, lo, hi)
     finally:
         beating.cancel()
     if report.next_due is not None:

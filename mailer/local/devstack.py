@@ -534,7 +534,13 @@ class DevStack:
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
             **feedback,
+            # the API's /metrics adds up every child's prometheus-client files
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.config.base_dir / "metrics"
 
     def start(self) -> dict[str, Any]:
         """Start everything; on any failure stop what was started and raise."""
@@ -542,6 +548,9 @@ class DevStack:
         cfg.base_dir = Path(cfg.base_dir).resolve()
         cfg.base_dir.mkdir(parents=True, exist_ok=True)
         self._refuse_if_running()
+        # the metrics files of an earlier run would add old processes' counts
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir()
         try:
             self._start_services()
             self._migrate()

@@ -6,6 +6,7 @@ from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, Camp
 from mailer.models.contact import Contact, ContactImport
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import ACTIVE_STATUSES, IdempotencyKey, Message
+from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
@@ -14,4 +15,5 @@ __all__ = [
     "ACTIVE_STATUSES", "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
     "CampaignStats", "Contact", "ContactImport", "Event", "IdempotencyKey", "Message", "Segment",
     "SnsNotification", "Suppression", "Template", "TemplateVersion",
+    "AutoPause", "RegionAccount", "ReputationMinute",
 ]

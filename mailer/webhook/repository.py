@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
 
 # -- notifications --------------------------------------------------------------------
@@ -111,7 +112,8 @@ inserted AS (
            SELECT id, campaign_id, mail_class, region FROM messages
             WHERE ses_message_id = i.ses_id ORDER BY id DESC LIMIT 1) m ON true
     ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id, message_id, campaign_id, email, subtype, data
+    RETURNING id, message_id, campaign_id, email, subtype, data, mail_class, region,
+              occurred_at
 ),
 firsts AS (
     SELECT campaign_id, count(DISTINCT message_id) AS n FROM inserted i
@@ -203,11 +205,18 @@ def _statement(first_filter: str = "", *effects: str) -> Any:
 _BY_TYPE = {
     "send": _statement(),
     "delivery_delay": _statement(),
-    "delivery": _statement("", _count("delivered"), _move("delivered", ["sent"])),
+    "delivery": _statement(
+        "", _count("delivered"), _move("delivered", ["sent"]), rollup_events("delivery")
+    ),
     "open": _statement("", _count("opened")),
     "click": _statement("", _count("clicked")),
     "bounce": _statement(
-        "", _count("bounced"), _move("bounced", ["sent", "delivered"]), _HARD, _SUPPRESS_ALL
+        "",
+        _count("bounced"),
+        _move("bounced", ["sent", "delivered"]),
+        _HARD,
+        _SUPPRESS_ALL,
+        rollup_events("bounce"),
     ),
     "complaint": _statement(
         "",
@@ -215,6 +224,7 @@ _BY_TYPE = {
         _move("complained", ["sent", "delivered", "bounced"]),
         _SUPPRESS_MARKETING.format(reason="complaint", source="complaint", where=""),
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL"),
+        rollup_events("complaint"),
     ),
     "subscription": _statement(
         "AND i.subtype = 'unsubscribe_all'",
@@ -280,6 +290,7 @@ async def apply_events(
         "ats": [r.occurred_at for _, r in rows],
         "keys": [r.dedup_key for _, r in rows],
         "datas": [orjson.dumps(r.data).decode() for _, r in rows],
+        "config_sets": configuration_sets_json(),
     }
     result = (await conn.execute(_BY_TYPE[kind], params)).one()
     return Applied(int(result.stored), int(result.unmatched))

@@ -19,8 +19,11 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailer.config import Settings, get_settings
 from mailer.db import after_commit
 from mailer.errors import MailerError
+from mailer.ops import metrics
+from mailer.reputation import service as reputation
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
 from mailer.webhook.sns import SnsMessage, check_url
@@ -130,7 +133,9 @@ def events_of(row: Any) -> list[EventRow]:
     return read(message, received)
 
 
-async def process_batch(session: AsyncSession, rows: list[Any]) -> BatchReport:
+async def process_batch(
+    session: AsyncSession, rows: list[Any], settings: Settings | None = None
+) -> BatchReport:
     """Apply the events of claimed notifications and mark them processed.
 
     One statement per event type for the whole batch (see ``repository``); a notification
@@ -158,6 +163,11 @@ async def process_batch(session: AsyncSession, rows: list[Any]) -> BatchReport:
         report.stored += applied.stored
         report.unmatched += applied.unmatched
         report.by_type[kind] = applied.stored
+        metrics.EVENTS.labels(kind).inc(applied.stored)
+    # auto-pause: checked right after the effects, in the same transaction (SPEC 8)
+    risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
+    if risky:
+        await reputation.after_events(session, settings or get_settings(), risky)
     await repo.mark_processed(session, [r.id for r in rows], errors)
     if report.unmatched:
         # kept and counted: mail of another system, or from before a database restore
