@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     max_import_bytes: int = 200_000_000
 
     templates_dir: Path = ROOT / "templates"
+    postal_address: str = ""  # the sender's postal address, in the default layout's footer
     log_level: str = "INFO"
     log_json: bool = False
 

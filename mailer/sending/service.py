@@ -31,6 +31,7 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
+from mailer.template.content import mail_headers, unsubscribe_mailto
 from mailer.template.render import CompiledTemplate, RenderError, compiled_version
 
 log = structlog.get_logger(__name__)
@@ -307,15 +308,11 @@ class Sender:
             "campaign": {"id": plan.id, "name": plan.name},
             "data": {},
             "unsubscribe_url": unsubscribe_url,
+            "postal_address": self.settings.postal_address,
         }
         rendered = plan.template.render(context)
-        headers: dict[str, str] = {}
-        if plan.mail_class == "marketing":
-            domain = plan.from_address.rpartition("@")[2]
-            headers["List-Unsubscribe"] = (
-                f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
-            )
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers = mail_headers(plan.mail_class, unsubscribe_url,
+                               unsubscribe_mailto(plan.from_address, token))
         return OutboundEmail(
             to=message.email, from_address=plan.from_address, subject=rendered.subject,
             html=rendered.html, text=rendered.text, reply_to=plan.reply_to, headers=headers,

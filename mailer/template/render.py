@@ -267,7 +267,7 @@ def check_syntax(templates_dir: Path, part: str, source: str) -> None:
     tree = env.parse(source, name=part)
     env.compile(tree, name=part)
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        target = node.template
+        target = node.template  # type: ignore[attr-defined]
         if isinstance(target, nodes.Const) and isinstance(target.value, str):
             try:
                 env.get_template(target.value)
