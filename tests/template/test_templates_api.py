@@ -124,7 +124,7 @@ MJML = """<mjml>
   <mj-body>
     <mj-section>
       <mj-column>
-        <mj-text font-size="18px">Hello {{ contact.attributes.first_name | default('there') }}</mj-text>
+        <mj-text>Hello {{ contact.attributes.first_name | default('there') }}</mj-text>
         <mj-button href="{{ unsubscribe_url }}">Unsubscribe</mj-button>
       </mj-column>
     </mj-section>
