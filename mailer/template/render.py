@@ -63,6 +63,8 @@ class CompiledTemplate:
                 text = self.text.render(context) if self.text is not None else None
             except RenderError:
                 raise
+            except TemplateNotFound as exc:
+                raise RenderError(f"template error: template {exc.name!r} not found") from exc
             except TemplateError as exc:
                 raise RenderError(f"template error: {exc}") from exc
             except RecursionError as exc:
