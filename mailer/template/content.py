@@ -16,7 +16,8 @@ from email.utils import parseaddr
 
 import mrml
 
-MAX_LINE = 998  # characters, without the CRLF
+MAX_LINE = 998  # octets, without the CRLF
+_SAFE_CHARS = MAX_LINE // 4  # a line of this many characters fits whatever they are in UTF-8
 
 _TOKEN = re.compile(r"<!--.*?-->|<[^>]*>?|[^<]+", re.S)
 # whitespace in a tag that is followed by an attribute name: a break there changes nothing
@@ -24,27 +25,38 @@ _ATTR_GAP = re.compile(r"\s+(?=[A-Za-z_:][-\w:.]*=[\"'])")
 _SPACE = re.compile(r"[ \t]")
 
 
+def _octets(line: str) -> int:
+    return len(line) if len(line) <= _SAFE_CHARS and line.isascii() else len(line.encode())
+
+
 def longest_line(s: str) -> int:
-    if len(s) <= MAX_LINE:
-        return len(s)
-    return max(map(len, s.split("\n")))
+    """The longest line of ``s`` in UTF-8 octets."""
+    if len(s) <= _SAFE_CHARS:
+        return len(s.encode())
+    return max([len(line.encode()) if len(line) > _SAFE_CHARS else len(line)
+                for line in s.split("\n")])
+
+
+def _too_long(line: str) -> bool:
+    return len(line) > _SAFE_CHARS and len(line.encode()) > MAX_LINE
 
 
 def _fold(line: str, breaks: list[int]) -> str:
     """Replace the whitespace at some of ``breaks`` (sorted offsets) with newlines so that
-    no piece is longer than MAX_LINE; pieces without a break point are split hard."""
+    no piece is longer than MAX_LINE octets; a piece without a break point is split hard."""
     out: list[str] = []
     start = 0
     last = -1
     for at in [*breaks, len(line)]:
-        while at - start > MAX_LINE:
+        while _octets(line[start:at]) > MAX_LINE:
             if last >= start:
                 out.append(line[start:last])
                 start = last + 1
                 last = -1
             else:
-                out.append(line[start : start + MAX_LINE])
-                start += MAX_LINE
+                fits = len(line[start:].encode()[:MAX_LINE].decode("utf-8", "ignore"))
+                out.append(line[start:start + fits])
+                start += fits
         last = at
     out.append(line[start:])
     return "\n".join(out)
@@ -56,7 +68,7 @@ def fold_html(html: str) -> str:
         return html
     lines = html.split("\n")
     for i, line in enumerate(lines):
-        if len(line) <= MAX_LINE:
+        if not _too_long(line):
             continue
         breaks: list[int] = []
         for token in _TOKEN.finditer(line):
@@ -75,7 +87,7 @@ def fold_text(text: str) -> str:
         return text
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if len(line) > MAX_LINE:
+        if _too_long(line):
             lines[i] = _fold(line, [m.start() for m in _SPACE.finditer(line)])
     return "\n".join(lines)
 

@@ -181,7 +181,7 @@ class _Derived:
                    longest_line(_HOLE.sub("", text)))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
-        extra = sum(map(len, values))
+        extra = 4 * sum(map(len, values))  # octets at most, in UTF-8
         html = _fill(self.html, values)
         if self.html_longest + extra > MAX_LINE:
             html = fold_html(html)
