@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     )
 
     templates_dir: Path = Field(default_factory=resources.templates_dir)
+    postal_address: str = ""  # the sender's postal address, in the default layout's footer
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -35,6 +35,7 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
+from mailer.template.content import mail_headers, unsubscribe_mailto
 from mailer.template.render import (
     CompiledTemplate,
     RenderError,
@@ -525,17 +526,13 @@ class Sender:
                         "tags": list(contact.tags) if contact is not None else []},
             "data": message.data or {},
             "unsubscribe_url": unsubscribe_url,
+            "postal_address": self.settings.postal_address,
         }
         if plan.campaign is not None:
             context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
         rendered = plan.template.render(context)
-        headers: dict[str, str] = {}
-        if plan.mail_class == "marketing":
-            domain = mailbox_address(plan.from_address).rpartition("@")[2]
-            headers["List-Unsubscribe"] = (
-                f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
-            )
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers = mail_headers(plan.mail_class, unsubscribe_url,
+                               unsubscribe_mailto(plan.from_address, token))
         if message.headers:
             headers.update(message.headers)
         tags = {"mail_class": plan.mail_class, "message_id": str(message.id)}
