@@ -29,8 +29,13 @@ async def insert(session: AsyncSession, name: str, tree: dict[str, Any]) -> Segm
     return segment
 
 
-async def get(session: AsyncSession, segment_id: int) -> Segment | None:
-    return await session.get(Segment, segment_id)
+async def get(session: AsyncSession, segment_id: int, lock: bool = False) -> Segment | None:
+    return await session.get(Segment, segment_id, with_for_update=lock)
+
+
+async def page(session: AsyncSession, after: int, limit: int) -> list[Segment]:
+    query = select(Segment).where(Segment.id > after).order_by(Segment.id).limit(limit)
+    return list((await session.execute(query)).scalars())
 
 
 async def count(session: AsyncSession, where: ColumnElement[bool]) -> tuple[int, int]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.contact import service
@@ -25,11 +27,14 @@ async def get_contact(email: str, session: Session) -> ContactOut:
 
 
 @router.post("/contacts/imports", status_code=202, response_model=ImportAccepted)
-async def create_import(request: Request, session: Session) -> ImportAccepted:
-    """The raw body is the CSV file (the app's BodyLimit caps it at max_import_bytes)."""
-    body = await request.body()
-    return await service.create_import(session, request.app.state.arq, body,
-                                       request.headers.get("content-type", ""))
+async def create_import(
+    request: Request, session: Session,
+    tag: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI default
+) -> ImportAccepted:
+    """The raw body is the CSV file, streamed (the app's BodyLimit caps it at
+    max_import_bytes); ``?tag=T`` adds T to every imported contact."""
+    return await service.create_import(session, request.app.state.arq, request.stream(),
+                                       request.headers.get("content-type", ""), tag)
 
 
 @router.get("/contacts/imports/{import_id}", response_model=ImportOut)

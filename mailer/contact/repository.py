@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from mailer.models import Contact, ContactImport, Suppression
 
@@ -24,8 +23,6 @@ _UPSERT = text(
 async def upsert(
     session: AsyncSession, email: str, attributes: dict[str, Any], tags: list[str]
 ) -> tuple[int, bool]:
-    import json
-
     row = (
         await session.execute(
             _UPSERT, {"email": email, "attributes": json.dumps(attributes), "tags": tags}
@@ -44,59 +41,88 @@ async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
 
 # --- imports -------------------------------------------------------------------------------
 
-async def create_import(session: AsyncSession, source: bytes) -> ContactImport:
-    row = ContactImport(source=source)
+async def create_import(session: AsyncSession) -> ContactImport:
+    row = ContactImport()
     session.add(row)
     await session.flush()
     return row
 
 
 async def get_import(session: AsyncSession, import_id: int) -> ContactImport | None:
-    # the upload itself is never needed to answer a status request
-    query = select(ContactImport).options(defer(ContactImport.source)).where(
-        ContactImport.id == import_id)
-    return (await session.execute(query)).scalar_one_or_none()
+    return await session.get(ContactImport, import_id)
+
+
+async def stage_rows(session: AsyncSession, import_id: int,
+                     records: list[tuple[int, str, list[str | None], list[str]]]) -> None:
+    """COPY good rows of an upload into the staging table (in the request's transaction:
+    an upload cut short, by a 413 or a dropped connection, leaves nothing behind)."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # the session's connection is checked out and open
+    await raw.copy_records_to_table(
+        "contact_import_rows", records=[(import_id, *r) for r in records],
+        columns=["import_id", "row", "email", "attribute_values", "tags"])
+
+
+async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,
+                        errors: list[dict[str, object]], keys: list[str]) -> None:
+    await session.execute(
+        text("UPDATE contact_imports SET total_rows = :read, rejected = :rejected,"
+             " errors = CAST(:errors AS jsonb), attribute_keys = :keys WHERE id = :id"),
+        {"id": import_id, "read": read, "rejected": rejected, "errors": json.dumps(errors),
+         "keys": keys})
 
 
 _LOCK_IMPORT = text(
-    "SELECT status, total_rows, jsonb_array_length(errors) AS kept"
+    "SELECT status, merged_through, jsonb_array_length(errors) AS kept, attribute_keys,"
+    " total_rows, created + updated + rejected AS accounted"
     " FROM contact_imports WHERE id = :id FOR UPDATE"
 )
 
 
-async def lock_import(session: AsyncSession, import_id: int) -> tuple[str, int, int] | None:
-    """(status, rows done, error entries kept) of an import, locked for this transaction."""
-    row = (await session.execute(_LOCK_IMPORT, {"id": import_id})).one_or_none()
-    return None if row is None else (row.status, int(row.total_rows), int(row.kept))
+async def lock_import(session: AsyncSession, import_id: int) -> Any:
+    """(status, merged_through, kept, attribute_keys, total_rows, accounted) of an import,
+    locked for this transaction; None if there is none."""
+    return (await session.execute(_LOCK_IMPORT, {"id": import_id})).one_or_none()
+
+
+# A repeated address inside one file is a bad row: the first occurrence is imported, the
+# later ones are reported. Found here, in one hash aggregate over the staged rows, because
+# remembering every address while the upload streams would cost the API that memory.
+_MARK_DUPLICATES = text(
+    """
+    UPDATE contact_import_rows r SET duplicate_of = d.first_row
+      FROM (SELECT email, min(row) AS first_row FROM contact_import_rows
+             WHERE import_id = :id GROUP BY email HAVING count(*) > 1) d
+     WHERE r.import_id = :id AND r.email = d.email AND r.row > d.first_row
+    """
+)
 
 
 async def start_import(session: AsyncSession, import_id: int) -> None:
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
+    await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
         text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id})
 
 
-async def import_source(session: AsyncSession, import_id: int) -> bytes | None:
-    query = select(ContactImport.source).where(ContactImport.id == import_id)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-# The chunk's rows go to a temporary table by COPY, then into contacts in one statement.
+# One chunk of staged rows (taken out of staging in the same statement) goes into contacts.
 # Attributes merge key by key and tags unite; status is left alone, so an unsubscribed
 # contact stays unsubscribed. Rows that would not change are not rewritten (a re-import of
 # the same file costs no new row versions), and are counted as updated all the same.
-_STAGING = text(
+_MERGE_CHUNK = text(
     """
-    CREATE TEMP TABLE contact_import_rows (email text, attribute_values text[], tags text[])
-        ON COMMIT DROP
-    """
-)
-_MERGE = text(
-    """
-    WITH upserted AS (
+    WITH chunk AS (
+        DELETE FROM contact_import_rows
+         WHERE import_id = :id AND row IN (
+               SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
+                ORDER BY row LIMIT :limit)
+        RETURNING row, email, attribute_values, tags, duplicate_of
+    ), upserted AS (
         INSERT INTO contacts AS c (email, attributes, tags)
         SELECT email, jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), attribute_values)),
                tags
-          FROM contact_import_rows
+          FROM chunk WHERE duplicate_of IS NULL
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
                tags = CASE WHEN c.tags @> EXCLUDED.tags THEN c.tags
@@ -106,30 +132,33 @@ _MERGE = text(
          WHERE NOT (c.attributes @> EXCLUDED.attributes AND c.tags @> EXCLUDED.tags)
         RETURNING xmax = 0 AS inserted
     )
-    SELECT count(*) FILTER (WHERE inserted) FROM upserted
+    SELECT (SELECT max(row) FROM chunk) AS last_row,
+           (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
+           (SELECT count(*) FROM upserted WHERE inserted) AS created,
+           (SELECT count(*) FROM chunk WHERE duplicate_of IS NOT NULL) AS duplicates,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'row', row, 'email', email, 'reason',
+                       'duplicate of row ' || duplicate_of || ' (the first one is imported)')
+                       ORDER BY row), '[]')
+              FROM (SELECT row, email, duplicate_of FROM chunk WHERE duplicate_of IS NOT NULL
+                     ORDER BY row LIMIT :room) d) AS duplicate_errors
     """
 )
 
 
-async def merge_contacts(session: AsyncSession, keys: list[str],
-                         records: Iterable[tuple[str, list[str | None], list[str]]]) -> int:
-    """Upsert (email, attribute values, tags) records, unique by email; the number created.
-
-    The values line up with ``keys``; a None value leaves that attribute alone.
-    """
-    await session.execute(_STAGING)
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None  # the session's connection is checked out and open
-    await raw.copy_records_to_table(
-        "contact_import_rows", records=records, columns=["email", "attribute_values", "tags"])
-    return int((await session.execute(_MERGE, {"keys": keys})).scalar_one())
+async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], after: int,
+                      limit: int, room: int) -> Any:
+    """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
+    duplicates, duplicate_errors); last_row is None when nothing was left."""
+    return (await session.execute(_MERGE_CHUNK, {
+        "id": import_id, "keys": keys, "after": after, "limit": limit, "room": max(room, 0),
+    })).one()
 
 
 _RECORD_CHUNK = text(
     """
     UPDATE contact_imports
-       SET total_rows = total_rows + :read, created = created + :created,
+       SET merged_through = :last_row, created = created + :created,
            updated = updated + :updated, rejected = rejected + :rejected,
            errors = errors || CAST(:errors AS jsonb)
      WHERE id = :id
@@ -137,20 +166,19 @@ _RECORD_CHUNK = text(
 )
 
 
-async def record_chunk(session: AsyncSession, import_id: int, *, read: int, created: int,
-                       updated: int, rejected: int, errors: list[dict[str, object]]) -> None:
-    import json
-
+async def record_chunk(session: AsyncSession, import_id: int, *, last_row: int, created: int,
+                       updated: int, rejected: int, errors: Any) -> None:
     await session.execute(_RECORD_CHUNK, {
-        "id": import_id, "read": read, "created": created, "updated": updated,
-        "rejected": rejected, "errors": json.dumps(errors)})
+        "id": import_id, "last_row": last_row, "created": created, "updated": updated,
+        "rejected": rejected, "errors": errors if isinstance(errors, str) else json.dumps(errors)})
 
 
 async def finish_import(session: AsyncSession, import_id: int, status: str,
                         failure: str | None = None) -> None:
-    # the upload is dropped once it has been read: it is personal data and large
     await session.execute(
-        text("UPDATE contact_imports SET status = :status, failure = :failure, source = NULL,"
+        text("DELETE FROM contact_import_rows WHERE import_id = :id"), {"id": import_id})
+    await session.execute(
+        text("UPDATE contact_imports SET status = :status, failure = :failure,"
              " finished_at = now() WHERE id = :id"),
         {"id": import_id, "status": status, "failure": failure})
 

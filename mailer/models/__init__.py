@@ -3,7 +3,13 @@
 from mailer.models.api_key import SCOPES, ApiKey
 from mailer.models.base import Base
 from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, CampaignStats
-from mailer.models.contact import Contact, ContactImport
+from mailer.models.contact import (
+    Contact,
+    ContactErasure,
+    ContactImport,
+    ContactImportRow,
+    ContactStatusChange,
+)
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import ACTIVE_STATUSES, IdempotencyKey, Message
 from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
@@ -13,7 +19,8 @@ from mailer.models.template import Template, TemplateVersion
 
 __all__ = [
     "ACTIVE_STATUSES", "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
-    "CampaignStats", "Contact", "ContactImport", "Event", "IdempotencyKey", "Message", "Segment",
+    "CampaignStats", "Contact", "ContactErasure", "ContactImport", "ContactImportRow",
+    "ContactStatusChange", "Event", "IdempotencyKey", "Message", "Segment",
     "SnsNotification", "Suppression", "Template", "TemplateVersion",
     "AutoPause", "RegionAccount", "ReputationMinute",
 ]
