@@ -26,7 +26,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
-from mailer.contact.addresses import mailbox_address
 from mailer.db import transaction
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.sending import repository as repo

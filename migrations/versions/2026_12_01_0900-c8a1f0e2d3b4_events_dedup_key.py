@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c8a1f0e2d3b4"
-down_revision: str | Sequence[str] | None = "e5f6a7b8c9d0"
+down_revision: str | Sequence[str] | None = "d9a1b2c3d4e5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

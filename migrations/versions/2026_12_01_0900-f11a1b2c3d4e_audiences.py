@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "f11a1b2c3d4e"
-down_revision: str | Sequence[str] | None = "e5f6a7b8c9d0"
+down_revision: str | Sequence[str] | None = "e10a7c4d2b91"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

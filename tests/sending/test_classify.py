@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from mailer.sending.standin_client import fault
+from mailer.local.standin_client import fault
 from mailer.sending.transport import (
     ErrorKind,
     OutboundEmail,
