@@ -534,9 +534,10 @@ class Sender:
                                unsubscribe_mailto(plan.from_address, token))
         if message.headers:
             headers.update(message.headers)
-        tags = {"mail_class": plan.mail_class, "message_id": str(message.id)}
+        tags = {"mail_class": plan.mail_class}
         if plan.campaign_id is not None:
             tags["campaign_id"] = str(plan.campaign_id)
+        tags["message_id"] = str(message.id)
         if plan.test:
             tags["test"] = "true"
         if message.tags:
