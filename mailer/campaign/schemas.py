@@ -4,13 +4,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailer.types import BodyId
+
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    template_id: int = Field(ge=1, le=2**63 - 1)
-    segment_id: int = Field(ge=1, le=2**63 - 1)
+    template_id: BodyId
+    segment_id: BodyId
     from_address: str = Field(min_length=3, max_length=320)
     reply_to: str | None = Field(default=None, max_length=320)
     mail_class: str = Field(default="marketing", min_length=1, max_length=32)

@@ -80,6 +80,38 @@ async def test_every_route_refuses_an_id_no_bigint_holds(
             assert_envelope(response, (404, 422), f"{endpoint.method} {path}")
 
 
+def _body_ids(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, path, property) for every integer ``*_id`` of every JSON request body."""
+    schema = app.openapi()
+    found = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            if not ref:
+                continue
+            model = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+            for name, prop in model.get("properties", {}).items():
+                if name.endswith("_id") and prop.get("type") == "integer":
+                    found.append((method.upper(), path, name))
+    return found
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30, 0, -1])
+async def test_every_body_id_outside_1_to_2_63_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], value: int
+) -> None:
+    ids = _body_ids(app)
+    assert ("POST", "/v1/campaigns", "template_id") in ids
+    for method, path, name in ids:
+        url = re.sub(r"{[^}]+}", "1", path)
+        response = await client.request(method, url, headers=admin, json={name: value})
+        assert_envelope(response, (404, 422), f"{method} {path} {name}={value}")
+        if response.status_code == 422 and value > 0:
+            paths = [d["path"] for d in response.json()["error"]["details"]]
+            assert ["body", name] in paths, f"{method} {path}: {paths}"
+
+
 @pytest.mark.parametrize("body", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
 async def test_every_route_refuses_json_it_cannot_store(
     client: httpx.AsyncClient, endpoints: list[Endpoint], admin: dict[str, str], body: bytes
