@@ -21,6 +21,7 @@ import re
 import uuid
 from typing import Any
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.errors import error_body
@@ -36,13 +37,21 @@ _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any],
-                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -72,10 +81,16 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # every structlog line of the request carries its id
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in %s %s (request id %s)", scope["method"],
-                          scope["path"], request_id)
+            log.exception(
+                "unhandled error in %s %s (request id %s)",
+                scope["method"],
+                scope["path"],
+                request_id,
+            )
             if started:
                 return  # the status line is out: all that is left is to end the stream
             body = error_body("internal", f"internal error; quote request id {request_id}")
@@ -140,8 +155,9 @@ def _first_problem(value: Any, check_strings: bool) -> BadJson:
             for key, item in node.items():
                 if check_strings and _UNSTORABLE.search(key):
                     printable = key.encode("utf-8", "backslashreplace").decode()
-                    return BadJson([*path, printable],
-                                   "keys must not contain NUL or unpaired surrogates")
+                    return BadJson(
+                        [*path, printable], "keys must not contain NUL or unpaired surrogates"
+                    )
                 stack.append((item, [*path, key]))
         elif isinstance(node, list):
             stack.extend((item, [*path, i]) for i, item in enumerate(node))
@@ -170,8 +186,10 @@ class JsonGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope["path"] or b"%00" in scope["query_string"] or (
-            b"\x00" in scope["query_string"]
+        if (
+            "\x00" in scope["path"]
+            or b"%00" in scope["query_string"]
+            or (b"\x00" in scope["query_string"])
         ):
             await _refuse(send, BadJson(["path"], "the URL must not contain NUL (%00)"))
             return
@@ -215,5 +233,6 @@ def _replay(chunks: list[bytes], last: Message | None, receive: Receive) -> Rece
 async def _refuse(send: Send, exc: BadJson) -> None:
     path = [str(p) for p in exc.path]
     message = f"{'.'.join(path)}: {exc.message}"
-    await send_json(send, 422, error_body("invalid", message,
-                                          [{"path": path, "message": exc.message}]))
+    await send_json(
+        send, 422, error_body("invalid", message, [{"path": path, "message": exc.message}])
+    )

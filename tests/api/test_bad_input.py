@@ -63,8 +63,11 @@ def _with_id(endpoint: Endpoint, value: str) -> str | None:
     ids = [n for n in names if n != "email"]
     if not ids:
         return None
-    return re.sub(r"{([^}:]+)(:[^}]*)?}",
-                  lambda m: "a@b.test" if m[1] == "email" else value, endpoint.template)
+    return re.sub(
+        r"{([^}:]+)(:[^}]*)?}",
+        lambda m: "a@b.test" if m[1] == "email" else value,
+        endpoint.template,
+    )
 
 
 async def test_every_route_refuses_an_id_no_bigint_holds(
@@ -143,15 +146,17 @@ async def test_nul_in_the_url_is_refused(
 # --- the cases the issue reports, one by one ----------------------------------------------
 
 
-async def test_import_with_a_huge_id_is_422(client: httpx.AsyncClient,
-                                            admin: dict[str, str]) -> None:
+async def test_import_with_a_huge_id_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     response = await client.get(f"/v1/contacts/imports/{HUGE}", headers=admin)
     assert_envelope(response, 422, "import")
     assert response.json()["error"]["details"][0]["path"] == ["path", "import_id"]
 
 
-async def test_template_with_a_huge_id_is_422(client: httpx.AsyncClient,
-                                              admin: dict[str, str]) -> None:
+async def test_template_with_a_huge_id_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     response = await client.get(f"/v1/templates/{HUGE}", headers=admin)
     assert_envelope(response, 422, "template")
 
@@ -159,19 +164,24 @@ async def test_template_with_a_huge_id_is_422(client: httpx.AsyncClient,
 async def test_contact_attribute_with_nul_is_422_and_stores_nothing(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine
 ) -> None:
-    response = await client.put("/v1/contacts/ada@example.com", headers=admin,
-                                json={"attributes": {"first_name": "Ada\u0000"}})
+    response = await client.put(
+        "/v1/contacts/ada@example.com",
+        headers=admin,
+        json={"attributes": {"first_name": "Ada\u0000"}},
+    )
     assert_envelope(response, 422, "contact")
-    assert response.json()["error"]["details"][0]["path"] == [
-        "body", "attributes", "first_name"]
+    assert response.json()["error"]["details"][0]["path"] == ["body", "attributes", "first_name"]
     assert await _count(engine, "SELECT count(*) FROM contacts") == 0
 
 
 async def test_contact_attribute_1e400_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine
 ) -> None:
-    response = await client.put("/v1/contacts/ada@example.com", headers={
-        **admin, "Content-Type": "application/json"}, content=b'{"attributes": {"k": 1e400}}')
+    response = await client.put(
+        "/v1/contacts/ada@example.com",
+        headers={**admin, "Content-Type": "application/json"},
+        content=b'{"attributes": {"k": 1e400}}',
+    )
     assert_envelope(response, 422, "1e400")
     assert await _count(engine, "SELECT count(*) FROM contacts") == 0
 
@@ -180,8 +190,10 @@ async def test_contact_attribute_1e400_is_422(
 async def test_segment_filter_value_with_nul_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine, route: str
 ) -> None:
-    body = {"name": "s", "filter": {"all": [
-        {"field": "attributes.city", "op": "eq", "value": "Par\u0000is"}]}}
+    body = {
+        "name": "s",
+        "filter": {"all": [{"field": "attributes.city", "op": "eq", "value": "Par\u0000is"}]},
+    }
     if route.endswith("preview"):
         del body["name"]
     response = await client.post(route, headers=admin, json=body)
@@ -192,8 +204,11 @@ async def test_segment_filter_value_with_nul_is_422(
 async def test_campaign_with_a_huge_template_id_is_422(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    response = await client.post("/v1/campaigns", headers=admin, json={
-        "name": "c", "template_id": 2**63, "segment_id": 1, "from_address": "a@b.test"})
+    response = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={"name": "c", "template_id": 2**63, "segment_id": 1, "from_address": "a@b.test"},
+    )
     assert_envelope(response, 422, "campaign")
 
 
@@ -202,16 +217,28 @@ async def test_a_cursor_outside_bigint_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], cursor: str
 ) -> None:
     # a campaign must exist for the cursor to be looked at
-    tpl = await client.post("/v1/templates", headers=admin,
-                            json={"name": "t", "subject": "s", "html": "<p>x</p>"})
-    seg = await client.post("/v1/segments", headers=admin, json={
-        "name": "s", "filter": {"field": "email", "op": "ends_with", "value": "@x.test"}})
-    camp = await client.post("/v1/campaigns", headers=admin, json={
-        "name": "c", "template_id": tpl.json()["id"], "segment_id": seg.json()["id"],
-        "from_address": "news@mailer.test"})
+    tpl = await client.post(
+        "/v1/templates", headers=admin, json={"name": "t", "subject": "s", "html": "<p>x</p>"}
+    )
+    seg = await client.post(
+        "/v1/segments",
+        headers=admin,
+        json={"name": "s", "filter": {"field": "email", "op": "ends_with", "value": "@x.test"}},
+    )
+    camp = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={
+            "name": "c",
+            "template_id": tpl.json()["id"],
+            "segment_id": seg.json()["id"],
+            "from_address": "news@mailer.test",
+        },
+    )
     assert camp.status_code == 201, camp.text
-    response = await client.get(f"/v1/campaigns/{camp.json()['id']}/messages",
-                                params={"cursor": cursor}, headers=admin)
+    response = await client.get(
+        f"/v1/campaigns/{camp.json()['id']}/messages", params={"cursor": cursor}, headers=admin
+    )
     assert_envelope(response, 422, cursor)
 
 
@@ -223,11 +250,16 @@ async def test_good_json_with_escapes_still_passes(
         "/v1/contacts/ada@example.com",
         headers={**admin, "Content-Type": "application/json"},
         content=b'{"attributes": {"name": "A\\u00e9\\n\\ud83d\\ude00", "big": 1.5e3, '
-                b'"n": 9223372036854775807, "m": -9223372036854775808, "path": "C:\\\\u0000"}}',
+        b'"n": 9223372036854775807, "m": -9223372036854775808, "path": "C:\\\\u0000"}}',
     )
     assert response.status_code == 201, response.text
     assert response.json()["attributes"] == {
-        "name": "Aé\n😀", "big": 1.5e3, "n": 2**63 - 1, "m": -(2**63), "path": "C:\\u0000"}
+        "name": "Aé\n😀",
+        "big": 1.5e3,
+        "n": 2**63 - 1,
+        "m": -(2**63),
+        "path": "C:\\u0000",
+    }
 
 
 # --- the catch-all ------------------------------------------------------------------------

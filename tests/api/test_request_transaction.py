@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"
 IMPORT_QUEUE = "arq:default"
+FailAtCommit = Callable[[str], Awaitable[None]]
 
 
 @pytest.fixture
@@ -27,20 +28,24 @@ async def lenient(app: FastAPI, redis: Redis) -> AsyncIterator[httpx.AsyncClient
 
 
 @pytest.fixture
-async def fail_at_commit(engine: AsyncEngine) -> AsyncIterator[object]:
+async def fail_at_commit(engine: AsyncEngine) -> AsyncIterator[FailAtCommit]:
     """``await fail_at_commit(sqlstate)``: inserts into contact_imports are refused at COMMIT."""
 
     async def _install(sqlstate: str) -> None:
         async with engine.begin() as conn:
-            await conn.execute(text(f"""
+            await conn.execute(
+                text(f"""
                 CREATE OR REPLACE FUNCTION test_fail_at_commit() RETURNS trigger
                 LANGUAGE plpgsql AS $$
                 BEGIN RAISE EXCEPTION 'refused at commit' USING ERRCODE = '{sqlstate}'; END $$
-            """))
-            await conn.execute(text("""
+            """)
+            )
+            await conn.execute(
+                text("""
                 CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON contact_imports
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_fail_at_commit()
-            """))
+            """)
+            )
 
     yield _install
     async with engine.begin() as conn:
@@ -49,8 +54,9 @@ async def fail_at_commit(engine: AsyncEngine) -> AsyncIterator[object]:
 
 
 async def _post_import(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
-    return await client.post("/v1/contacts/imports", content=CSV,
-                             headers={**headers, "Content-Type": "text/csv"})
+    return await client.post(
+        "/v1/contacts/imports", content=CSV, headers={**headers, "Content-Type": "text/csv"}
+    )
 
 
 async def test_after_commit_work_is_done_when_the_response_arrives(
@@ -69,8 +75,14 @@ async def test_after_commit_work_is_done_when_the_response_arrives(
     ids=["constraint-at-commit", "serialization-failure-at-commit"],
 )
 async def test_a_commit_that_fails_is_not_answered_2xx(
-    lenient: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine, redis: Redis,
-    fail_at_commit, sqlstate: str, status: int, code: str,  # type: ignore[no-untyped-def]
+    lenient: httpx.AsyncClient,
+    admin: dict[str, str],
+    engine: AsyncEngine,
+    redis: Redis,
+    fail_at_commit: FailAtCommit,
+    sqlstate: str,
+    status: int,
+    code: str,
 ) -> None:
     await fail_at_commit(sqlstate)
     response = await _post_import(lenient, admin)
