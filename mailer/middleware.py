@@ -177,10 +177,15 @@ def _is_json(scope: Scope) -> bool:
 
 class JsonGuard:
     """Refuse (422) a JSON body, path or query no endpoint may be handed (module docstring);
-    a body that passes is replayed to the app unchanged."""
+    a body that passes is replayed to the app unchanged.
 
-    def __init__(self, app: ASGIApp) -> None:
+    A JSON body over ``max_bytes`` is a 413 whatever the route: the guard runs before the
+    API key is looked at, and must not parse a CSV import's allowance of JSON for anyone.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,12 +202,18 @@ class JsonGuard:
             await self.app(scope, receive, send)
             return
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 await self.app(scope, _replay([], message, receive), send)
                 return
             chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                too_large = error_body("too_large", f"JSON body over {self.max_bytes} bytes")
+                await send_json(send, 413, too_large)
+                return
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +13,9 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mailer import devstack
+from mailer.app import create_app
+from mailer.config import Settings
 from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"
@@ -93,3 +98,29 @@ async def test_a_commit_that_fails_is_not_answered_2xx(
     assert await _count(engine, "SELECT count(*) FROM contact_imports") == 0
     assert await redis.zcard(IMPORT_QUEUE) == 0
     assert await redis.keys("arq:job:*") == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_after_commit_work_that_fails_is_not_answered_2xx(
+    settings: Settings, engine: AsyncEngine, admin: dict[str, str], tmp_path: Path
+) -> None:
+    # the app's Redis is a private one, stopped once the app is up: the commit succeeds, the
+    # enqueue after it fails, and the client must hear of it
+    private = devstack.start_redis(tmp_path / "redis", port=_free_port())
+    app = create_app(settings.model_copy(update={"redis_url": private.url}))
+    try:
+        async with app.router.lifespan_context(app):
+            private.stop()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await _post_import(client, admin)
+    finally:
+        private.stop()
+    assert not response.is_success, response.text
+    assert response.json()["error"]["code"] == "internal"
+    assert response.headers["x-request-id"] == response.json()["error"]["request_id"]
