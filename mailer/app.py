@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(unsubscribe)
 
     # outermost last: RequestContext ▸ BodyLimit ▸ JsonGuard ▸ the routes
-    app.add_middleware(JsonGuard)
+    app.add_middleware(JsonGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,

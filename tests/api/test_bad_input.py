@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mailer.config import Settings
 from tests.auth.test_auth import Endpoint, v1_endpoints
 from tests.conftest import _count
 
@@ -63,8 +64,11 @@ def _with_id(endpoint: Endpoint, value: str) -> str | None:
     ids = [n for n in names if n != "email"]
     if not ids:
         return None
-    return re.sub(r"{([^}:]+)(:[^}]*)?}",
-                  lambda m: "a@b.test" if m[1] == "email" else value, endpoint.template)
+    return re.sub(
+        r"{([^}:]+)(:[^}]*)?}",
+        lambda m: "a@b.test" if m[1] == "email" else value,
+        endpoint.template,
+    )
 
 
 async def test_every_route_refuses_an_id_no_bigint_holds(
@@ -78,6 +82,38 @@ async def test_every_route_refuses_an_id_no_bigint_holds(
             assert path is not None
             response = await client.request(endpoint.method, path, headers=admin, json={})
             assert_envelope(response, (404, 422), f"{endpoint.method} {path}")
+
+
+def _body_ids(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, path, property) for every integer ``*_id`` of every JSON request body."""
+    schema = app.openapi()
+    found = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            if not ref:
+                continue
+            model = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+            for name, prop in model.get("properties", {}).items():
+                if name.endswith("_id") and prop.get("type") == "integer":
+                    found.append((method.upper(), path, name))
+    return found
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30, 0, -1])
+async def test_every_body_id_outside_1_to_2_63_is_refused(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], value: int
+) -> None:
+    ids = _body_ids(app)
+    assert ("POST", "/v1/campaigns", "template_id") in ids
+    for method, path, name in ids:
+        url = re.sub(r"{[^}]+}", "1", path)
+        response = await client.request(method, url, headers=admin, json={name: value})
+        assert_envelope(response, (404, 422), f"{method} {path} {name}={value}")
+        if response.status_code == 422 and value > 0:
+            paths = [d["path"] for d in response.json()["error"]["details"]]
+            assert ["body", name] in paths, f"{method} {path}: {paths}"
 
 
 @pytest.mark.parametrize("body", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
@@ -111,15 +147,17 @@ async def test_nul_in_the_url_is_refused(
 # --- the cases the issue reports, one by one ----------------------------------------------
 
 
-async def test_import_with_a_huge_id_is_422(client: httpx.AsyncClient,
-                                            admin: dict[str, str]) -> None:
+async def test_import_with_a_huge_id_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     response = await client.get(f"/v1/contacts/imports/{HUGE}", headers=admin)
     assert_envelope(response, 422, "import")
     assert response.json()["error"]["details"][0]["path"] == ["path", "import_id"]
 
 
-async def test_template_with_a_huge_id_is_422(client: httpx.AsyncClient,
-                                              admin: dict[str, str]) -> None:
+async def test_template_with_a_huge_id_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     response = await client.get(f"/v1/templates/{HUGE}", headers=admin)
     assert_envelope(response, 422, "template")
 
@@ -127,19 +165,24 @@ async def test_template_with_a_huge_id_is_422(client: httpx.AsyncClient,
 async def test_contact_attribute_with_nul_is_422_and_stores_nothing(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine
 ) -> None:
-    response = await client.put("/v1/contacts/ada@example.com", headers=admin,
-                                json={"attributes": {"first_name": "Ada\u0000"}})
+    response = await client.put(
+        "/v1/contacts/ada@example.com",
+        headers=admin,
+        json={"attributes": {"first_name": "Ada\u0000"}},
+    )
     assert_envelope(response, 422, "contact")
-    assert response.json()["error"]["details"][0]["path"] == [
-        "body", "attributes", "first_name"]
+    assert response.json()["error"]["details"][0]["path"] == ["body", "attributes", "first_name"]
     assert await _count(engine, "SELECT count(*) FROM contacts") == 0
 
 
 async def test_contact_attribute_1e400_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine
 ) -> None:
-    response = await client.put("/v1/contacts/ada@example.com", headers={
-        **admin, "Content-Type": "application/json"}, content=b'{"attributes": {"k": 1e400}}')
+    response = await client.put(
+        "/v1/contacts/ada@example.com",
+        headers={**admin, "Content-Type": "application/json"},
+        content=b'{"attributes": {"k": 1e400}}',
+    )
     assert_envelope(response, 422, "1e400")
     assert await _count(engine, "SELECT count(*) FROM contacts") == 0
 
@@ -148,8 +191,10 @@ async def test_contact_attribute_1e400_is_422(
 async def test_segment_filter_value_with_nul_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine, route: str
 ) -> None:
-    body = {"name": "s", "filter": {"all": [
-        {"field": "attributes.city", "op": "eq", "value": "Par\u0000is"}]}}
+    body = {
+        "name": "s",
+        "filter": {"all": [{"field": "attributes.city", "op": "eq", "value": "Par\u0000is"}]},
+    }
     if route.endswith("preview"):
         del body["name"]
     response = await client.post(route, headers=admin, json=body)
@@ -160,8 +205,11 @@ async def test_segment_filter_value_with_nul_is_422(
 async def test_campaign_with_a_huge_template_id_is_422(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    response = await client.post("/v1/campaigns", headers=admin, json={
-        "name": "c", "template_id": 2**63, "segment_id": 1, "from_address": "a@b.test"})
+    response = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={"name": "c", "template_id": 2**63, "segment_id": 1, "from_address": "a@b.test"},
+    )
     assert_envelope(response, 422, "campaign")
 
 
@@ -170,16 +218,28 @@ async def test_a_cursor_outside_bigint_is_422(
     client: httpx.AsyncClient, admin: dict[str, str], cursor: str
 ) -> None:
     # a campaign must exist for the cursor to be looked at
-    tpl = await client.post("/v1/templates", headers=admin,
-                            json={"name": "t", "subject": "s", "html": "<p>x</p>"})
-    seg = await client.post("/v1/segments", headers=admin, json={
-        "name": "s", "filter": {"field": "email", "op": "ends_with", "value": "@x.test"}})
-    camp = await client.post("/v1/campaigns", headers=admin, json={
-        "name": "c", "template_id": tpl.json()["id"], "segment_id": seg.json()["id"],
-        "from_address": "news@mailer.test"})
+    tpl = await client.post(
+        "/v1/templates", headers=admin, json={"name": "t", "subject": "s", "html": "<p>x</p>"}
+    )
+    seg = await client.post(
+        "/v1/segments",
+        headers=admin,
+        json={"name": "s", "filter": {"field": "email", "op": "ends_with", "value": "@x.test"}},
+    )
+    camp = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={
+            "name": "c",
+            "template_id": tpl.json()["id"],
+            "segment_id": seg.json()["id"],
+            "from_address": "news@mailer.test",
+        },
+    )
     assert camp.status_code == 201, camp.text
-    response = await client.get(f"/v1/campaigns/{camp.json()['id']}/messages",
-                                params={"cursor": cursor}, headers=admin)
+    response = await client.get(
+        f"/v1/campaigns/{camp.json()['id']}/messages", params={"cursor": cursor}, headers=admin
+    )
     assert_envelope(response, 422, cursor)
 
 
@@ -191,11 +251,16 @@ async def test_good_json_with_escapes_still_passes(
         "/v1/contacts/ada@example.com",
         headers={**admin, "Content-Type": "application/json"},
         content=b'{"attributes": {"name": "A\\u00e9\\n\\ud83d\\ude00", "big": 1.5e3, '
-                b'"n": 9223372036854775807, "m": -9223372036854775808, "path": "C:\\\\u0000"}}',
+        b'"n": 9223372036854775807, "m": -9223372036854775808, "path": "C:\\\\u0000"}}',
     )
     assert response.status_code == 201, response.text
     assert response.json()["attributes"] == {
-        "name": "Aé\n😀", "big": 1.5e3, "n": 2**63 - 1, "m": -(2**63), "path": "C:\\u0000"}
+        "name": "Aé\n😀",
+        "big": 1.5e3,
+        "n": 2**63 - 1,
+        "m": -(2**63),
+        "path": "C:\\u0000",
+    }
 
 
 # --- the catch-all ------------------------------------------------------------------------
@@ -240,3 +305,15 @@ async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> N
     assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])
     unauthorized = await client.get("/v1/templates/1")
     assert unauthorized.status_code == 401 and unauthorized.headers["x-request-id"]
+
+
+async def test_json_over_the_body_limit_is_413_even_where_csv_may_be_larger(
+    client: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    # the import route takes CSV up to max_import_bytes; JSON there is held to max_body_bytes
+    big = b'{"k": "' + b"x" * settings.max_body_bytes + b'"}'
+    for path in ("/v1/contacts/imports", "/v1/segments/preview"):
+        response = await client.post(
+            path, headers={**admin, "Content-Type": "application/json"}, content=big
+        )
+        assert_envelope(response, 413, path)
