@@ -14,7 +14,7 @@ from datetime import datetime
 from arq import ArqRedis
 from arq.jobs import Job, JobStatus
 
-SEND_QUEUE = "arq:send"
+from mailer.queues import SEND_QUEUE
 
 
 async def enqueue_start(redis: ArqRedis, campaign_id: int, *, at: datetime | None = None,
