@@ -26,7 +26,6 @@ app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
-QUEUES = ("send", "transactional", "events", "default")
 
 DEFAULT_DIR = Path(".mailer-dev")
 DirOption = Annotated[Path, typer.Option("--dir", help="Where the dev stack keeps its data.")]
@@ -150,7 +149,7 @@ def worker(
         help="Comma-separated queues to work on (default: all).")] = None,
 ) -> None:
     """An arq worker."""
-    from workers.main import QUEUES as known
+    from mailer.queues import QUEUES as known
     from workers.main import run
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
@@ -262,7 +261,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
     from redis.asyncio import Redis
 
     from mailer.db import create_engine
-    from mailer.ops.scrape import QUEUES as QUEUE_KEYS
+    from mailer.queues import QUEUES
     from mailer.reputation import repository as reputation
     from mailer.reputation.service import report as reputation_report
 
@@ -277,7 +276,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
 
     redis = Redis.from_url(settings.redis_url)
     try:
-        depths = [(q, await redis.zcard(q)) for q in QUEUE_KEYS]
+        depths = [(name, await redis.zcard(queue)) for name, queue in QUEUES.items()]
     finally:
         await redis.aclose()
 

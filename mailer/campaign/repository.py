@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience.repository import eligible
 from mailer.models import Campaign, CampaignStats, Contact, Message, Suppression, TemplateVersion
+from mailer.models.suppression import scopes_for
 
 
 async def insert_campaign(session: AsyncSession, **values: Any) -> Campaign:
@@ -48,19 +49,26 @@ async def fix_audience(
 ) -> tuple[int, int]:
     """Insert one message per eligible contact of the segment; (recipients, suppressed).
 
-    Set-based: one INSERT … SELECT whose RETURNING is counted in the same statement (no
-    second pass over a million rows). The campaign's messages span [first_message_id,
+    Set-based: one INSERT … SELECT whose RETURNING is counted in the same statement; a
+    second, read-only count gives the contacts of the segment left out as suppressed.
+    The campaign's messages span [first_message_id,
     last_message_id] and work is handed out as id ranges of that span; no ORDER BY, as
     the ranges need no particular order and sorting a million rows spills to disk. The
     whole fix-up is one transaction, so it is all there or not at all.
     """
-    source = select(
+    columns = ["campaign_id", "contact_id", "email", "mail_class"]
+    values: list[Any] = [
         literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
-    ).where(where, eligible(campaign.mail_class))
+    ]
+    if campaign.send_at is not None and campaign.send_at > datetime.now(UTC):
+        # fixed a little ahead of a scheduled start: no message is due before send_at
+        columns.append("next_attempt_at")
+        values.append(literal(campaign.send_at))
+    source = select(*values).where(where, eligible(campaign.mail_class))
     # the unique (campaign_id, contact_id) key is the one-message-per-contact guarantee
     inserted = (
         pg_insert(Message)
-        .from_select(["campaign_id", "contact_id", "email", "mail_class"], source)
+        .from_select(columns, source)
         .on_conflict_do_nothing()
         .returning(Message.id)
         .cte("inserted")
@@ -71,7 +79,7 @@ async def fix_audience(
         )
     ).one()
     recipients, first, last = int(span[0]), span[1], span[2]
-    scopes = ["all", "marketing"] if campaign.mail_class == "marketing" else ["all"]
+    scopes = scopes_for(campaign.mail_class)
     is_suppressed = (
         select(Suppression.email)
         .where(Suppression.email == Contact.email, Suppression.scope.in_(scopes))
@@ -109,20 +117,38 @@ async def complete_if_done(session: AsyncSession, campaign_id: int) -> bool:
 
 
 # Ranges of message ids (batch numbers) with due, queued work: what the reconciler
-# makes sure some job will pick up.
+# makes sure some job will pick up. A loose index scan over (campaign_id, status, id):
+# one index probe per range that has work, jumping from each range to the next, so its
+# cost follows the number of ranges, not of queued rows (a GROUP BY would read every
+# queued row of a million-recipient campaign every round).
 _DUE_BATCHES = text(
     """
-    SELECT (id - :first) / :size AS batch, count(*) AS n
-      FROM messages
-     WHERE campaign_id = :id AND status = 'queued' AND next_attempt_at <= now()
-     GROUP BY 1 ORDER BY 1
+    WITH RECURSIVE due(id) AS (
+        (SELECT id FROM messages
+          WHERE campaign_id = :id AND status = 'queued'
+            AND next_attempt_at <= COALESCE(CAST(:due_by AS timestamptz), now())
+          ORDER BY id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.id FROM messages m
+                 WHERE m.campaign_id = :id AND m.status = 'queued'
+                   AND m.next_attempt_at <= COALESCE(CAST(:due_by AS timestamptz), now())
+                   AND m.id >= :first + ((due.id - :first) / :size + 1) * :size
+                 ORDER BY m.id LIMIT 1)
+          FROM due WHERE due.id IS NOT NULL
+    )
+    SELECT (id - :first) / :size AS batch FROM due WHERE id IS NOT NULL
     """
 )
 
 
-async def due_batches(session: AsyncSession, campaign: Campaign, size: int) -> list[int]:
+async def due_batches(
+    session: AsyncSession, campaign: Campaign, size: int, due_by: datetime | None = None
+) -> list[int]:
+    """Batch numbers with queued work due now (or by ``due_by``)."""
     rows = await session.execute(
-        _DUE_BATCHES, {"id": campaign.id, "first": campaign.first_message_id, "size": size}
+        _DUE_BATCHES,
+        {"id": campaign.id, "first": campaign.first_message_id, "size": size,
+         "due_by": due_by},
     )
     return [int(r.batch) for r in rows]
 
@@ -162,6 +188,19 @@ _DUE_SCHEDULED = text(
     RETURNING id
     """
 )
+
+
+_BEGIN_DUE = text(
+    """
+    UPDATE campaigns SET status = 'sending', started_at = coalesce(started_at, now())
+     WHERE id = :id AND status = 'scheduled' AND send_at <= now()
+    """
+)
+
+
+async def begin_if_due(session: AsyncSession, campaign_id: int) -> None:
+    """Turn a scheduled campaign ``sending`` once its send_at has come."""
+    await session.execute(_BEGIN_DUE, {"id": campaign_id})
 
 
 async def start_due_scheduled(session: AsyncSession) -> list[int]:

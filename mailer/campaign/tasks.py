@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.campaign import dispatch, repository, service
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.locks import FencedLock
 from mailer.message.tasks import requeue_lost
 from mailer.models import Campaign
 from mailer.sending import repository as sending_repo
@@ -33,34 +35,55 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
         campaign = await service.start(session, redis, campaign_id)
     if campaign is None:
         return 0
-    return await dispatch_campaign(settings, sessionmaker, redis, campaign)
+    # fixed ahead of its send_at: its batches wait in the queue until then
+    send_at = campaign.send_at
+    at = send_at if send_at is not None and send_at > datetime.now(UTC) else None
+    enqueued = await dispatch_campaign(settings, sessionmaker, redis, campaign, at=at,
+                                       begin=campaign.status == "scheduled")
+    sender: Sender | None = ctx.get("sender")
+    if sender is not None:
+        await sender.plan(campaign.id)  # compile its template before the first batch
+    return enqueued
 
 
 async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                            redis: ArqRedis, campaign: Campaign) -> int:
-    """Enqueue a job for every id range with due work that no live job holds."""
+                            redis: ArqRedis, campaign: Campaign,
+                            fence: dispatch.Fence | None = None,
+                            at: datetime | None = None, begin: bool = False) -> int:
+    """Enqueue a job for every id range with due work that no live job holds (work due
+    by ``at``, in jobs deferred to ``at``, when given; ``begin``: the jobs turn the
+    scheduled campaign ``sending``)."""
     if campaign.first_message_id is None:
         async with transaction(sessionmaker) as session:
             await repository.complete_if_done(session, campaign.id)
         return 0
     size = settings.send_batch_size
     async with sessionmaker() as session:
-        batches = await repository.due_batches(session, campaign, size)
+        batches = await repository.due_batches(session, campaign, size, due_by=at)
     enqueued = 0
-    for batch in batches:
-        if await dispatch.needs_job(redis, campaign.id, batch):
-            lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
-            await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi)
-            enqueued += 1
+    for batch in await dispatch.needs_jobs(redis, campaign.id, batches):
+        lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
+        job = await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi, defer_until=at,
+                                           fence=fence, begin=begin)
+        if job is None:
+            break  # the round lost its lock: the current holder does the rest
+        enqueued += 1
     if not batches:
         async with transaction(sessionmaker) as session:
             await repository.complete_if_done(session, campaign.id)
     return enqueued
 
 
-async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int) -> dict:
-    """Send one id range of a campaign; re-enqueue itself for retries that come due later."""
+async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int,
+                     begin: bool = False) -> dict:
+    """Send one id range of a campaign; re-enqueue itself for retries that come due later.
+
+    ``begin``: queued ahead of a scheduled campaign's send_at; turn it ``sending`` first.
+    """
     settings, sessionmaker, redis = _deps(ctx)
+    if begin:
+        async with transaction(sessionmaker) as session:
+            await repository.begin_if_due(session, campaign_id)
     sender: Sender = ctx["sender"]
     hb_key = dispatch.heartbeat_key(campaign_id, batch)
     ttl = max(3, int(settings.lease_seconds))
@@ -84,6 +107,10 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
             campaign = await repository.get(session, campaign_id)
         if campaign is not None and campaign.status == "sending":
             await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when)
+        elif campaign is not None and campaign.status == "scheduled" and begin:
+            # ran a hair before the database's clock reached send_at: once more then
+            await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when,
+                                         begin=True)
         else:
             await dispatch.release(redis, campaign_id, batch)
     else:
@@ -117,7 +144,7 @@ class CampaignPauser:
 
 
 async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                    redis: ArqRedis) -> None:
+                    redis: ArqRedis, fence: dispatch.Fence | None = None) -> None:
     """Rebuild from PostgreSQL what Redis or a dead worker lost, and start due campaigns."""
     async with transaction(sessionmaker) as session:
         await sending_repo.release_expired(session)
@@ -134,19 +161,33 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
                 await dispatch.enqueue_start(redis, campaign.id,
                                              job_id=f"reconcile-start:{campaign.id}")
             continue
-        await dispatch_campaign(settings, sessionmaker, redis, campaign)
+        await dispatch_campaign(settings, sessionmaker, redis, campaign, fence)
     # transactional messages whose job was lost (their leases were released above)
     await requeue_lost(sessionmaker, redis, grace=max(5.0, 2 * settings.reconcile_interval_seconds))
 
 
+RECONCILE_LOCK = "mailer:reconcile"
+
+
 async def reconcile_forever(ctx: dict[str, Any]) -> None:
-    """One reconciler at a time across all workers, every ``reconcile_interval_seconds``."""
+    """One reconcile round at a time across all workers (a fenced lock), one every
+    ``reconcile_interval_seconds``: the lock lingers after a round until the next is due."""
     settings, sessionmaker, redis = _deps(ctx)
     interval = settings.reconcile_interval_seconds
+    lock = FencedLock(redis, RECONCILE_LOCK, ttl=max(interval, 5.0))
     while True:
         try:
-            if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
-                await reconcile(settings, sessionmaker, redis)
+            token = await lock.acquire()
+            if token is not None:
+                began = time.monotonic()
+                keeper = asyncio.create_task(lock.keep(token))
+                try:
+                    await reconcile(settings, sessionmaker, redis,
+                                    dispatch.Fence(lock.key, token))
+                finally:
+                    keeper.cancel()
+                    left = interval * 0.9 - (time.monotonic() - began)
+                    await lock.release(token, linger_ms=int(left * 1000))
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval)

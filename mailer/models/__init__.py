@@ -11,14 +11,14 @@ from mailer.models.contact import (
     ContactStatusChange,
 )
 from mailer.models.event import Event, SnsNotification
-from mailer.models.message import ACTIVE_STATUSES, IdempotencyKey, Message
+from mailer.models.message import IdempotencyKey, Message
 from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 
 __all__ = [
-    "ACTIVE_STATUSES", "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
+    "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
     "CampaignStats", "Contact", "ContactErasure", "ContactImport", "ContactImportRow",
     "ContactStatusChange", "Event", "IdempotencyKey", "Message", "Segment",
     "SnsNotification", "Suppression", "Template", "TemplateVersion",

@@ -10,15 +10,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.campaign.dispatch import SEND_QUEUE
 from mailer.config import Settings
-from mailer.contact.service import IMPORT_QUEUE
 from mailer.ops.metrics import gauge
+from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
-from mailer.webhook.service import EVENTS_QUEUE
 
-QUEUES = (SEND_QUEUE, EVENTS_QUEUE, IMPORT_QUEUE)
+QUEUES = tuple(ARQ_QUEUES.values())
 CAMPAIGN_STATS = (
     "recipients",
     "queued",

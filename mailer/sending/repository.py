@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.models.suppression import scopes_for
 from mailer.ops import metrics
 from mailer.reputation.repository import configuration_sets_json
 
@@ -372,7 +373,7 @@ _SUPPRESSED = text(
 
 
 async def suppressed(session: AsyncSession, emails: list[str], mail_class: str) -> set[str]:
-    scopes = ["all", "marketing"] if mail_class == "marketing" else ["all"]
+    scopes = scopes_for(mail_class)
     rows = await session.execute(_SUPPRESSED, {"emails": emails, "scopes": scopes})
     return {r.email for r in rows}
 

@@ -23,6 +23,7 @@ from mailer.config import Settings, get_settings
 from mailer.db import after_commit
 from mailer.errors import MailerError
 from mailer.ops import metrics
+from mailer.queues import EVENTS_QUEUE
 from mailer.reputation import service as reputation
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
@@ -30,7 +31,6 @@ from mailer.webhook.sns import SnsMessage, check_url
 
 log = structlog.get_logger(__name__)
 
-EVENTS_QUEUE = "arq:events"
 PROCESS_JOB = "process_notifications"
 # set while a drain job is queued and has not started: further notifications need no job
 WAKE_KEY = "mailer:events:wake"

@@ -19,7 +19,7 @@ from mailer.config import Settings
 from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"
-IMPORT_QUEUE = "arq:default"
+IMPORT_QUEUE = "arq:imports"
 FailAtCommit = Callable[[str], Awaitable[None]]
 
 
