@@ -88,7 +88,7 @@ def launch(campaign_id: int, url: str = DATABASE_URL, redis_url: str = REDIS_URL
     from arq import create_pool
     from arq.connections import RedisSettings
 
-    from mailer.campaign.dispatch import SEND_QUEUE
+    from mailer.campaign.dispatch import enqueue_start
 
     asyncio.run(
         _execute(
@@ -99,7 +99,7 @@ def launch(campaign_id: int, url: str = DATABASE_URL, redis_url: str = REDIS_URL
 
     async def enqueue() -> None:
         pool = await create_pool(RedisSettings.from_dsn(redis_url))
-        await pool.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE)
+        await enqueue_start(pool, campaign_id)
         await pool.aclose()
 
     asyncio.run(enqueue())

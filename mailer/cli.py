@@ -26,7 +26,6 @@ app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
-QUEUES = ("send", "transactional", "events", "default")
 
 DEFAULT_DIR = Path(".mailer-dev")
 DirOption = Annotated[Path, typer.Option("--dir", help="Where the dev stack keeps its data.")]
@@ -148,7 +147,7 @@ def worker(
         help="Comma-separated queues to work on (default: all).")] = None,
 ) -> None:
     """An arq worker."""
-    from workers.main import QUEUES as known
+    from mailer.queues import QUEUES as known
     from workers.main import run
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
@@ -260,6 +259,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
     from sqlalchemy import text
 
     from mailer.db import create_engine
+    from mailer.queues import QUEUES
 
     engine = create_engine(settings, pool_size=1)
     try:
@@ -284,7 +284,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
 
     redis = Redis.from_url(settings.redis_url)
     try:
-        depths = [(q, await redis.zcard(f"arq:{q}")) for q in QUEUES]
+        depths = [(name, await redis.zcard(queue)) for name, queue in QUEUES.items()]
     finally:
         await redis.aclose()
 

@@ -1,11 +1,19 @@
-"""``mailer worker``: arq workers for the requested queues in one process."""
+"""``mailer worker``: arq workers for the requested queues.
+
+The queues share one process and event loop, except those of ``mailer.queues.OWN_PROCESS``
+(imports) when other queues are asked for too: each of those runs as a child ``mailer
+worker --queues NAME``, started, restarted and stopped by this one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -14,10 +22,12 @@ from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from mailer.config import Settings, get_settings
+from mailer.queues import OWN_PROCESS
+from mailer.queues import QUEUES as QUEUE_NAMES
 
 log = structlog.get_logger(__name__)
 
-QUEUES = ("send", "transactional", "default")
+QUEUES = tuple(QUEUE_NAMES)
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
@@ -25,18 +35,63 @@ def worker_settings(queue: str) -> dict[str, Any]:
         from workers.send import WorkerSettings
     elif queue == "transactional":
         from workers.transactional import WorkerSettings  # type: ignore[assignment]
-    elif queue == "default":
-        from workers.default import WorkerSettings  # type: ignore[assignment]
+    elif queue == "imports":
+        from workers.imports import WorkerSettings  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]
     return {n: getattr(WorkerSettings, n) for n in names}
 
 
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: a graceful stop
+
+
+class ChildWorker:
+    """``mailer worker --queues NAME`` as a child process, restarted if it dies."""
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own console script
+            [sys.executable, "-m", "mailer.cli", "worker", "--queues", self.queue],
+            preexec_fn=_die_with_parent,
+        )
+
+    async def supervise(self) -> None:
+        while not self._stopping:
+            self.process = self._spawn()
+            code = await asyncio.to_thread(self.process.wait)
+            if self._stopping:
+                return
+            log.warning("child_worker_exited", queue=self.queue, code=code)
+            await asyncio.sleep(1.0)
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, grace + 5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+
 async def run(queues: list[str] | None = None) -> None:
     settings = get_settings()
+    names = list(dict.fromkeys(queues or QUEUES))
+    apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
+    children = [ChildWorker(q) for q in apart]
     workers = []
-    for queue in queues or list(QUEUES):
+    for queue in (q for q in names if q not in apart):
         options = worker_settings(queue)
         options["redis_settings"] = RedisSettings.from_dsn(settings.redis_url)
         options["handle_signals"] = False
@@ -62,13 +117,18 @@ async def run(queues: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    supervised = [asyncio.ensure_future(child.supervise()) for child in children]
     try:
         await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set() and not running.done():
-            draining = asyncio.ensure_future(drain(workers, grace_seconds(settings)))
+            grace = grace_seconds(settings)
+            draining = asyncio.ensure_future(drain(workers, grace))
             with contextlib.suppress(asyncio.CancelledError):
-                await draining
+                await asyncio.gather(draining, *(child.stop(grace) for child in children))
     finally:
+        await asyncio.gather(*(child.stop(grace_seconds(settings)) for child in children))
+        for task in supervised:
+            task.cancel()
         stopping.cancel()
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,11 +6,12 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Contact, Segment, Suppression
+from mailer.models.suppression import scopes_for
 
 
 def eligible(mail_class: str = "marketing") -> ColumnElement[bool]:
     """Contacts that may be mailed: subscribed (marketing) and not suppressed for the class."""
-    scopes = ["all", "marketing"] if mail_class == "marketing" else ["all"]
+    scopes = scopes_for(mail_class)
     suppressed = (
         select(Suppression.email)
         .where(Suppression.email == Contact.email, Suppression.scope.in_(scopes))

@@ -9,12 +9,24 @@ a Redis flush, or when a worker died.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from arq import ArqRedis
-from arq.jobs import Job, JobStatus
+from arq.constants import in_progress_key_prefix, result_key_prefix
 
-SEND_QUEUE = "arq:send"
+from mailer.locks import FENCED_SET
+from mailer.queues import SEND_QUEUE
+
+
+async def enqueue_start(redis: ArqRedis, campaign_id: int, *, at: datetime | None = None,
+                        job_id: str | None = None) -> None:
+    """The one way to queue ``start_campaign`` (safe to run twice): now, or at ``at``.
+
+    ``job_id`` makes it one pending start per id (arq refuses a job id it still knows).
+    """
+    await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE,
+                            _defer_until=at, _job_id=job_id)
 
 
 def batch_range(first_id: int, size: int, batch: int) -> tuple[int, int]:
@@ -30,26 +42,62 @@ def heartbeat_key(campaign_id: int, batch: int) -> str:
     return f"mailer:batch:{campaign_id}:{batch}:hb"
 
 
+_OWNER_TTL = 7 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The reconciler's lock and token: a stale round's owner writes are refused."""
+
+    lock_key: str
+    token: str
+
+
 async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, hi: int,
-                        defer_until: datetime | None = None) -> str:
+                        defer_until: datetime | None = None,
+                        fence: Fence | None = None) -> str | None:
+    """Make a new job the owner of the range and queue it; None if ``fence`` refused."""
     job_id = f"send:{campaign_id}:{batch}:{uuid.uuid4().hex[:8]}"
-    await redis.set(_owner_key(campaign_id, batch), job_id, ex=7 * 86400)
+    owner = _owner_key(campaign_id, batch)
+    if fence is None:
+        await redis.set(owner, job_id, ex=_OWNER_TTL)
+    elif not await redis.register_script(FENCED_SET)(
+            keys=[fence.lock_key, owner], args=[fence.token, job_id, _OWNER_TTL]):
+        return None
     await redis.enqueue_job("send_batch", campaign_id, batch, lo, hi, _job_id=job_id,
                             _queue_name=SEND_QUEUE, _defer_until=defer_until)
     return job_id
 
 
-async def needs_job(redis: ArqRedis, campaign_id: int, batch: int) -> bool:
-    """True when no live job holds the range: none recorded, finished, or its worker died."""
-    owner = await redis.get(_owner_key(campaign_id, batch))
-    if owner is None:
-        return True
-    status = await Job(owner.decode(), redis, _queue_name=SEND_QUEUE).status()
-    if status in (JobStatus.queued, JobStatus.deferred):
-        return False
-    if status is JobStatus.in_progress:
-        return not await redis.exists(heartbeat_key(campaign_id, batch))
-    return True
+async def needs_jobs(redis: ArqRedis, campaign_id: int, batches: list[int]) -> list[int]:
+    """The ``batches`` no live job holds: none recorded, finished, or its worker died.
+
+    Two pipelined round trips whatever the number of batches: the owners, then each
+    owner's job state (as ``arq.jobs.Job.status`` reads it) and heartbeat.
+    """
+    if not batches:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for batch in batches:
+            pipe.get(_owner_key(campaign_id, batch))
+        owners = await pipe.execute()
+    owned = [(batch, owner.decode()) for batch, owner in zip(batches, owners, strict=True)
+             if owner is not None]
+    async with redis.pipeline(transaction=False) as pipe:
+        for batch, job_id in owned:
+            pipe.exists(result_key_prefix + job_id)
+            pipe.exists(in_progress_key_prefix + job_id)
+            pipe.zscore(SEND_QUEUE, job_id)
+            pipe.exists(heartbeat_key(campaign_id, batch))
+        states = await pipe.execute()
+    live = set()
+    for i, (batch, _) in enumerate(owned):
+        complete, in_progress, score, beating = states[4 * i: 4 * i + 4]
+        if complete:
+            continue
+        if (in_progress and beating) or (not in_progress and score is not None):
+            live.add(batch)  # running with a heartbeat, or waiting in the queue
+    return [batch for batch in batches if batch not in live]
 
 
 async def release(redis: ArqRedis, campaign_id: int, batch: int) -> None:

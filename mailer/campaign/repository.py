@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience.repository import eligible
 from mailer.models import Campaign, CampaignStats, Contact, Message, Suppression, TemplateVersion
+from mailer.models.suppression import scopes_for
 
 
 async def insert_campaign(session: AsyncSession, **values: Any) -> Campaign:
@@ -48,8 +49,9 @@ async def fix_audience(
 ) -> tuple[int, int]:
     """Insert one message per eligible contact of the segment; (recipients, suppressed).
 
-    Set-based: one INSERT … SELECT whose RETURNING is counted in the same statement (no
-    second pass over a million rows). The campaign's messages span [first_message_id,
+    Set-based: one INSERT … SELECT whose RETURNING is counted in the same statement; a
+    second, read-only count gives the contacts of the segment left out as suppressed.
+    The campaign's messages span [first_message_id,
     last_message_id] and work is handed out as id ranges of that span; no ORDER BY, as
     the ranges need no particular order and sorting a million rows spills to disk. The
     whole fix-up is one transaction, so it is all there or not at all.
@@ -71,7 +73,7 @@ async def fix_audience(
         )
     ).one()
     recipients, first, last = int(span[0]), span[1], span[2]
-    scopes = ["all", "marketing"] if campaign.mail_class == "marketing" else ["all"]
+    scopes = scopes_for(campaign.mail_class)
     is_suppressed = (
         select(Suppression.email)
         .where(Suppression.email == Contact.email, Suppression.scope.in_(scopes))
@@ -109,13 +111,25 @@ async def complete_if_done(session: AsyncSession, campaign_id: int) -> bool:
 
 
 # Ranges of message ids (batch numbers) with due, queued work: what the reconciler
-# makes sure some job will pick up.
+# makes sure some job will pick up. A loose index scan over (campaign_id, status, id):
+# one index probe per range that has work, jumping from each range to the next, so its
+# cost follows the number of ranges, not of queued rows (a GROUP BY would read every
+# queued row of a million-recipient campaign every round).
 _DUE_BATCHES = text(
     """
-    SELECT (id - :first) / :size AS batch, count(*) AS n
-      FROM messages
-     WHERE campaign_id = :id AND status = 'queued' AND next_attempt_at <= now()
-     GROUP BY 1 ORDER BY 1
+    WITH RECURSIVE due(id) AS (
+        (SELECT id FROM messages
+          WHERE campaign_id = :id AND status = 'queued' AND next_attempt_at <= now()
+          ORDER BY id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.id FROM messages m
+                 WHERE m.campaign_id = :id AND m.status = 'queued'
+                   AND m.next_attempt_at <= now()
+                   AND m.id >= :first + ((due.id - :first) / :size + 1) * :size
+                 ORDER BY m.id LIMIT 1)
+          FROM due WHERE due.id IS NOT NULL
+    )
+    SELECT (id - :first) / :size AS batch FROM due WHERE id IS NOT NULL
     """
 )
 

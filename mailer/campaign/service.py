@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
 from mailer.audience.filters import compile_filter
-from mailer.campaign import repository
-from mailer.campaign.dispatch import SEND_QUEUE
+from mailer.campaign import dispatch, repository
 from mailer.campaign.schemas import CampaignIn, CampaignOut, MessageOut, MessagePage, Stats
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
@@ -86,11 +85,9 @@ async def _transition(session: AsyncSession, campaign_id: int, action: str) -> C
     return campaign
 
 
-def _enqueue_start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> None:
-    async def start() -> None:
-        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE)
-
-    after_commit(session, start)
+def _start_after_commit(session: AsyncSession, redis: ArqRedis, campaign_id: int,
+                        at: datetime | None = None) -> None:
+    after_commit(session, lambda: dispatch.enqueue_start(redis, campaign_id, at=at))
 
 
 async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
@@ -98,17 +95,13 @@ async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     campaign = await _transition(session, campaign_id, "send")
     now = datetime.now(UTC)
     if campaign.send_at is not None and campaign.send_at > now:
+        # a start job deferred to send_at starts it (the reconciler is the safety net)
         campaign.status = "scheduled"
-        # the scheduler (reconcile job) starts it when due; a deferred job is the fast path
-        async def deferred() -> None:
-            await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE,
-                                    _defer_until=campaign.send_at)
-
-        after_commit(session, deferred)
+        _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
     else:
         campaign.status = "sending"
         campaign.started_at = now
-        _enqueue_start(session, redis, campaign_id)
+        _start_after_commit(session, redis, campaign_id)
     await session.flush()
     return await get(session, campaign_id)
 
@@ -130,10 +123,12 @@ async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     not_due = campaign.send_at is not None and campaign.send_at > datetime.now(UTC)
     if campaign.audience_fixed_at is None and not_due:
         campaign.status = "scheduled"
+        # a start job deferred earlier may have run (and done nothing) while paused
+        _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
     else:
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or datetime.now(UTC)
-        _enqueue_start(session, redis, campaign_id)
+        _start_after_commit(session, redis, campaign_id)
     await session.flush()
     return await get(session, campaign_id)
 
@@ -165,13 +160,34 @@ async def messages(session: AsyncSession, campaign_id: int, status: str | None,
     return MessagePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
+async def start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Campaign | None:
+    """Start a campaign that is due and fix its audience (once); the campaign when it is
+    sending, else None. A scheduled one is started when its ``send_at`` has come; asked
+    early (clocks differ by a few ms), it is asked again at ``send_at``."""
+    campaign = await repository.get(session, campaign_id, lock=True)
+    if campaign is None:
+        return None
+    if campaign.status == "scheduled":
+        now = datetime.now(UTC)
+        if campaign.send_at is not None and campaign.send_at > now:
+            _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
+            return None
+        campaign.status = "sending"
+        campaign.started_at = campaign.started_at or now
+    return await _fix_audience(session, campaign)
+
+
 async def fix_audience(session: AsyncSession, campaign_id: int) -> Campaign | None:
     """Fix the audience of a sending campaign once; None when it is not sending."""
     campaign = await repository.get(session, campaign_id, lock=True)
-    if campaign is None or campaign.status != "sending":
+    return None if campaign is None else await _fix_audience(session, campaign)
+
+
+async def _fix_audience(session: AsyncSession, campaign: Campaign) -> Campaign | None:
+    if campaign.status != "sending":
         return None
     if campaign.audience_fixed_at is None:
         segment = await audience.get(session, campaign.segment_id)
         await repository.fix_audience(session, campaign, compile_filter(segment.filter))
-        await session.flush()
+    await session.flush()
     return campaign

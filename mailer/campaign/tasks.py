@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.campaign import dispatch, repository, service
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.locks import FencedLock
 from mailer.message.tasks import requeue_lost
 from mailer.models import Campaign
 from mailer.sending import repository as sending_repo
@@ -30,14 +32,15 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
     settings, sessionmaker, redis = _deps(ctx)
     async with transaction(sessionmaker) as session:
-        campaign = await service.fix_audience(session, campaign_id)
+        campaign = await service.start(session, redis, campaign_id)
     if campaign is None:
         return 0
     return await dispatch_campaign(settings, sessionmaker, redis, campaign)
 
 
 async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                            redis: ArqRedis, campaign: Campaign) -> int:
+                            redis: ArqRedis, campaign: Campaign,
+                            fence: dispatch.Fence | None = None) -> int:
     """Enqueue a job for every id range with due work that no live job holds."""
     if campaign.first_message_id is None:
         async with transaction(sessionmaker) as session:
@@ -47,11 +50,11 @@ async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker
     async with sessionmaker() as session:
         batches = await repository.due_batches(session, campaign, size)
     enqueued = 0
-    for batch in batches:
-        if await dispatch.needs_job(redis, campaign.id, batch):
-            lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
-            await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi)
-            enqueued += 1
+    for batch in await dispatch.needs_jobs(redis, campaign.id, batches):
+        lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
+        if await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi, fence=fence) is None:
+            break  # the round lost its lock: the current holder does the rest
+        enqueued += 1
     if not batches:
         async with transaction(sessionmaker) as session:
             await repository.complete_if_done(session, campaign.id)
@@ -115,13 +118,13 @@ class CampaignPauser:
 
 
 async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                    redis: ArqRedis) -> None:
+                    redis: ArqRedis, fence: dispatch.Fence | None = None) -> None:
     """Rebuild from PostgreSQL what Redis or a dead worker lost, and start due campaigns."""
     async with transaction(sessionmaker) as session:
         await sending_repo.release_expired(session)
         started = await repository.start_due_scheduled(session)
     for campaign_id in started:
-        await redis.enqueue_job("start_campaign", campaign_id, _queue_name=dispatch.SEND_QUEUE)
+        await dispatch.enqueue_start(redis, campaign_id)
     async with sessionmaker() as session:
         sending = await repository.campaigns_in(session, ["sending"])
     for campaign in sending:
@@ -129,23 +132,36 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
             if campaign.id not in started:
                 # one pending start per campaign: a long audience fix-up must not collect a
                 # new start job every round (arq refuses a job id that is still known)
-                await redis.enqueue_job("start_campaign", campaign.id,
-                                        _queue_name=dispatch.SEND_QUEUE,
-                                        _job_id=f"reconcile-start:{campaign.id}")
+                await dispatch.enqueue_start(redis, campaign.id,
+                                             job_id=f"reconcile-start:{campaign.id}")
             continue
-        await dispatch_campaign(settings, sessionmaker, redis, campaign)
+        await dispatch_campaign(settings, sessionmaker, redis, campaign, fence)
     # transactional messages whose job was lost (their leases were released above)
     await requeue_lost(sessionmaker, redis, grace=max(5.0, 2 * settings.reconcile_interval_seconds))
 
 
+RECONCILE_LOCK = "mailer:reconcile"
+
+
 async def reconcile_forever(ctx: dict[str, Any]) -> None:
-    """One reconciler at a time across all workers, every ``reconcile_interval_seconds``."""
+    """One reconcile round at a time across all workers (a fenced lock), one every
+    ``reconcile_interval_seconds``: the lock lingers after a round until the next is due."""
     settings, sessionmaker, redis = _deps(ctx)
     interval = settings.reconcile_interval_seconds
+    lock = FencedLock(redis, RECONCILE_LOCK, ttl=max(interval, 5.0))
     while True:
         try:
-            if await redis.set("mailer:reconcile:lock", "1", px=int(interval * 900), nx=True):
-                await reconcile(settings, sessionmaker, redis)
+            token = await lock.acquire()
+            if token is not None:
+                began = time.monotonic()
+                keeper = asyncio.create_task(lock.keep(token))
+                try:
+                    await reconcile(settings, sessionmaker, redis,
+                                    dispatch.Fence(lock.key, token))
+                finally:
+                    keeper.cancel()
+                    left = interval * 0.9 - (time.monotonic() - began)
+                    await lock.release(token, linger_ms=int(left * 1000))
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(interval)

@@ -19,6 +19,7 @@ from mailer.contact.schemas import (
 )
 from mailer.db import after_commit, transaction
 from mailer.errors import Invalid, NotFound
+from mailer.queues import IMPORT_QUEUE
 
 
 async def put(session: AsyncSession, email: str, body: ContactIn) -> tuple[ContactOut, bool]:
@@ -43,7 +44,6 @@ async def get(session: AsyncSession, email: str) -> ContactOut:
 
 # --- CSV imports ---------------------------------------------------------------------------
 
-IMPORT_QUEUE = "arq:default"
 IMPORT_CHUNK_ROWS = 25_000
 _NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urlencoded")
 

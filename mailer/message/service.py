@@ -36,9 +36,9 @@ from mailer.message.schemas import (
     TestSendOut,
 )
 from mailer.models import Message
+from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
 
-TRANSACTIONAL_QUEUE = "arq:transactional"
 MAX_KEY_LENGTH = 255
 
 

@@ -5,13 +5,13 @@ from mailer.models.base import Base
 from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, CampaignStats
 from mailer.models.contact import Contact, ContactImport
 from mailer.models.event import Event, SnsNotification
-from mailer.models.message import ACTIVE_STATUSES, IdempotencyKey, Message
+from mailer.models.message import IdempotencyKey, Message
 from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 
 __all__ = [
-    "ACTIVE_STATUSES", "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
+    "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
     "CampaignStats", "Contact", "ContactImport", "Event", "IdempotencyKey", "Message", "Segment",
     "SnsNotification", "Suppression", "Template", "TemplateVersion",
 ]

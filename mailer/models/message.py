@@ -24,11 +24,6 @@ from mailer.models.base import Base, created_at_column
 # queued → claimed → sending → sent → delivered | bounced | complained,
 # or failed, suppressed, cancelled.  "claimed": leased by a worker, no SES call made yet;
 # "sending": an SES call may be under way, so a lapsed lease means "maybe sent".
-MESSAGE_STATUSES = (
-    "queued", "claimed", "sending", "sent", "delivered", "bounced", "complained",
-    "failed", "suppressed", "cancelled",
-)
-ACTIVE_STATUSES = ("queued", "claimed", "sending")
 
 
 class Message(Base):

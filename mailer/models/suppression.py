@@ -10,6 +10,13 @@ from mailer.models.base import Base, created_at_column
 SUPPRESSION_SCOPES = ("all", "marketing")
 
 
+def scopes_for(mail_class: str) -> list[str]:
+    """The suppression scopes that stop mail of ``mail_class`` (the one rule, used by the
+    audience fix-up, segment counts and the send path): ``all`` stops every class,
+    ``marketing`` stops marketing mail only."""
+    return ["all", "marketing"] if mail_class == "marketing" else ["all"]
+
+
 class Suppression(Base):
     """An address not to be mailed: scope ``all`` or only ``marketing``."""
 

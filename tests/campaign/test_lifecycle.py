@@ -138,3 +138,59 @@ async def test_send_at_in_the_future_is_scheduled_then_starts_by_itself(
     first_call = min(m["time"] for m in control.messages())
     assert first_call >= send_at.timestamp() - 0.05
     assert set(recipients(control)) == set(emails)
+
+
+async def test_scheduled_campaign_first_ses_call_within_1s_of_send_at(
+    client, admin, engine, redis, clean_standin, start_worker
+):
+    """The start job deferred to ``send_at`` starts the campaign: its first SES call comes
+    at ``send_at``, not before and at most 1 s after (measured on the stand-in's clock).
+
+    The reconciler runs once at the worker's start and then only a minute later, so it
+    cannot be what starts the campaign on time; the worker is up and polling before
+    ``send_at`` is chosen, so the margin is the scheduling's alone.
+    """
+    control = clean_standin.control
+    emails = await seed_contacts(engine, 20)
+    start_worker(MAILER_RECONCILE_INTERVAL_SECONDS="60")
+    deadline = time.monotonic() + 30
+    while not await redis.exists("arq:send:health-check"):  # the worker polls its queue
+        assert time.monotonic() < deadline, "worker did not start"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # its reconciler's first round (at start-up) is over
+
+    send_at = datetime.now(UTC) + timedelta(seconds=2)
+    campaign = await factories.campaign(client, admin, send_at=send_at.isoformat())
+    r = await _action(client, admin, campaign["id"], "send")
+    assert r.status_code == 202 and r.json()["status"] == "scheduled", r.text
+
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
+    assert done["stats"]["sent"] == 20
+    first_call = min(m["time"] for m in control.messages())
+    late = first_call - send_at.timestamp()
+    assert 0 <= late <= 1.0, late
+    assert set(recipients(control)) == set(emails)
+
+
+async def test_resumed_before_send_at_still_starts_at_send_at(
+    client, admin, engine, redis, clean_standin, start_worker
+):
+    """Paused while scheduled, its deferred start lost (Redis flushed), resumed before
+    ``send_at``: the resume re-arms the start, and the campaign starts at ``send_at``
+    without waiting for a reconcile round (a minute away)."""
+    control = clean_standin.control
+    await seed_contacts(engine, 10)
+    start_worker(MAILER_RECONCILE_INTERVAL_SECONDS="60")
+    send_at = datetime.now(UTC) + timedelta(seconds=4)
+    campaign = await factories.campaign(client, admin, send_at=send_at.isoformat())
+    cid = campaign["id"]
+    assert (await _action(client, admin, cid, "send")).status_code == 202
+    assert (await _action(client, admin, cid, "pause")).status_code == 200
+    await redis.flushdb()
+    resumed = await _action(client, admin, cid, "resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "scheduled"
+
+    done = await factories.wait_for_status(client, admin, cid, {"completed"}, 30)
+    assert done["stats"]["sent"] == 10
+    first_call = min(m["time"] for m in control.messages())
+    assert send_at.timestamp() <= first_call <= send_at.timestamp() + 10

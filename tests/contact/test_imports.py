@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -244,6 +245,52 @@ async def test_a_worker_runs_the_import(client, admin, start_worker):
     assert report["status"] == "completed", worker.log()
     assert (report["created"], report["rejected"]) == (1, 1)
     assert report["errors"][0]["row"] == 3
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The child processes of ``pid`` and their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
+    client, admin, start_worker
+):
+    """``mailer worker`` (all queues) works the imports queue in a child process, so a
+    running import never holds the senders' event loop; a stop stops it too."""
+    worker = start_worker()
+    deadline = time.monotonic() + 30
+    while not (children := _children(worker.process.pid)):
+        assert time.monotonic() < deadline, worker.log()
+        await asyncio.sleep(0.1)
+    [(child, cmdline)] = children.items()
+    assert "worker --queues imports" in cmdline
+    r = await upload(client, admin, "email\nown@example.test\n")
+    report = await wait_finished(client, admin, r.json()["id"])
+    assert report["status"] == "completed" and report["created"] == 1, worker.log()
+
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log()
+    assert child not in _children(worker.process.pid)
+    assert not _alive(child)
 
 
 async def test_an_import_whose_job_redis_lost_still_runs(client, admin, redis, start_worker):

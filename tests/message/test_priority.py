@@ -40,7 +40,7 @@ async def test_transactional_mail_overtakes_the_campaign_mail_queued_before_it(
     await seed_contacts(engine, n)
     # two worker processes, each holding some of the campaign's batches: the rate holds
     # across both, the priority too
-    env = {"MAILER_SEND_CONCURRENCY": "32", "MAILER_SEND_BATCH_SIZE": "40"}
+    env = {"MAILER_SEND_CONCURRENCY": "48", "MAILER_SEND_BATCH_SIZE": "40"}
     start_worker(**env)
     start_worker(**env)
     campaign = await launch(client, admin)
@@ -84,5 +84,5 @@ async def test_transactional_mail_overtakes_the_campaign_mail_queued_before_it(
         before_it = {m for m in waiting if m in order and order[m] < order[message_id]}
         # a campaign message already holding a slot (or its call) may still go first; the
         # many waiting for one go after. FIFO would put the message behind all of them.
-        assert len(waiting) >= 40, f"the campaign was not holding the region: {len(waiting)}"
+        assert len(waiting) >= 30, f"the campaign was not holding the region: {len(waiting)}"
         assert len(before_it) <= len(waiting) // 2, (message_id, len(before_it), len(waiting))

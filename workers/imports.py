@@ -1,4 +1,4 @@
-"""The default queue: jobs that are neither sending nor feedback (CSV contact imports).
+"""The imports queue: CSV contact imports, in a process of their own (``mailer.queues``).
 
 Its jobs need only the database, so it builds only that: ``workers.context.startup`` would
 start a second SES client, rate limiter and campaign reconciler in every ``mailer worker``
@@ -13,11 +13,11 @@ from arq.connections import RedisSettings
 from arq.cron import cron
 
 from mailer.config import get_settings
-from mailer.contact.service import IMPORT_QUEUE
 from mailer.contact.tasks import IMPORT_TRIES, import_contacts, resume_imports
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 from mailer.message.tasks import sweep_idempotency_keys
+from mailer.queues import IMPORT_QUEUE
 
 
 async def startup(ctx: dict[str, Any]) -> None:
