@@ -9,8 +9,8 @@ from __future__ import annotations
 from arq.connections import RedisSettings
 
 from mailer.config import get_settings
-from mailer.message.service import TRANSACTIONAL_QUEUE
 from mailer.message.tasks import send_messages
+from mailer.queues import TRANSACTIONAL_QUEUE
 from workers.context import shutdown, startup
 
 

@@ -94,8 +94,7 @@ async def claim(
 # Claims due, queued transactional messages by id (test sends of campaigns included) and
 # reads in the same statement all their send needs: content, contact, suppression. One
 # round trip: a transactional message waits for each one, on a worker busy with campaigns.
-# The suppression rule is :func:`suppressed`'s: scope 'all' stops every class, scope
-# 'marketing' only marketing mail.
+# The address's suppression scopes come back; ``scopes_for`` (the one rule) judges them.
 _CLAIM_MESSAGES = text(
     """
     WITH claimed AS (
@@ -121,10 +120,7 @@ _CLAIM_MESSAGES = text(
            t.name AS test_campaign_name, t.regions AS test_campaign_regions,
            k.attributes AS contact_attributes, k.tags AS contact_tags,
            k.status AS contact_status,
-           EXISTS (SELECT 1 FROM suppressions s
-                    WHERE s.email = c.email
-                      AND (s.scope = 'all' OR (s.scope = 'marketing'
-                                               AND c.mail_class = 'marketing'))) AS suppressed
+           ARRAY(SELECT s.scope FROM suppressions s WHERE s.email = c.email) AS scopes
       FROM claimed c
       LEFT JOIN template_versions v ON v.id = c.template_version_id
       LEFT JOIN campaigns t ON t.id = c.test_campaign_id
@@ -144,7 +140,7 @@ class ContactView:
 
 
 _SCREENED = ("test_campaign_name", "test_campaign_regions", "contact_attributes",
-             "contact_tags", "contact_status")
+             "contact_tags", "contact_status", "scopes")
 
 
 async def claim_messages(
@@ -156,6 +152,7 @@ async def claim_messages(
         values = r._asdict()
         extra = {k: values.pop(k) for k in _SCREENED}
         message = Claimed(**values)
+        message.suppressed = bool(set(extra["scopes"]) & set(scopes_for(message.mail_class)))
         if extra["contact_status"] is not None:
             message.contact = ContactView(extra["contact_attributes"],
                                           list(extra["contact_tags"]), extra["contact_status"])

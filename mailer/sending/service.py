@@ -1,8 +1,14 @@
-"""The send path of one batch: claim → suppression → render → rate token → SES → record.
+"""The one send path of every message: claim → suppression → render → rate token → SES →
+record.
 
-Many SES calls are in flight at once (one semaphore per worker process); state changes
-are group-committed: a message is marked ``sending`` (in a shared statement) just before
-its SES call, and outcomes are written in batches with the campaign counters.
+Work is claimed two ways: a campaign's id range (``send_batch``) or transactional messages
+by id (``send_messages``, test sends of campaigns included); from there both kinds share
+everything: a ``SendPlan`` each, one ``build``, leases, group commits, suppression, the
+rate limiter, regions and error handling. Each worker process has two lanes of senders
+(campaign, transactional), so a campaign's waiting items never queue in front of a
+transactional message. Many SES calls are in flight at once; state changes are
+group-committed: a message is marked ``sending`` (in a shared statement) just before its
+SES call, and outcomes are written in batches with the campaign counters.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from email.header import decode_header, make_header
 from email.utils import parseaddr
@@ -342,3 +343,46 @@ async def test_ses_pause_makes_transactional_mail_wait_not_fail(
     done = await wait_final(client, tx, r.json()["id"], timeout=60)
     assert done["status"] == "sent"
     assert clean_standin.control.stats()["totals"]["faults"] == {"paused": 1}
+
+
+async def test_sigterm_records_transactional_calls_in_flight_and_hands_over_the_rest(
+    client: httpx.AsyncClient,
+    tx: dict[str, str],
+    engine: AsyncEngine,
+    clean_standin,
+    start_worker,
+) -> None:
+    control = clean_standin.control
+    control.set_latency(500)  # calls in flight at the signal
+    control.set_rates({"us-east-1": 10})  # and messages claimed, waiting for a slot
+    stopped = start_worker()
+    items = [{**INLINE, "to": f"t{i}@example.test"} for i in range(40)]
+    r = await client.post("/v1/messages/batch", headers=tx, json={"messages": items})
+    ids = [item["id"] for item in r.json()["items"]]
+    await asyncio.to_thread(control.wait_for_sent, 3, 30)
+    stopped.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(stopped.process.wait, 60)
+    assert code == 0, stopped.log()
+    assert "graceful_stop_timed_out" not in stopped.log()
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text("SELECT count(*) FROM messages WHERE status IN ('claimed', 'sending')")
+            )
+        ).scalar()
+        sent = (
+            await conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent'"))
+        ).scalar()
+    assert held == 0
+    assert sent == control.sent() < len(ids)
+
+    start_worker()
+    for message_id in ids:
+        assert (await wait_final(client, tx, message_id, timeout=60))["status"] == "sent"
+    seen = recipients(control)
+    assert len(seen) == len(ids) and max(seen.values()) == 1
+    async with engine.connect() as conn:
+        resent = (
+            await conn.execute(text("SELECT count(*) FROM messages WHERE maybe_sent"))
+        ).scalar()
+    assert resent == 0
