@@ -4,7 +4,6 @@ periodically, so notifications stored while Redis was lost are processed all the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import structlog
@@ -87,8 +86,11 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
     """Every ``events_reconcile_seconds``: process what no job was enqueued for."""
     interval = ctx["settings"].events_reconcile_seconds
     while True:
-        with contextlib.suppress(Exception):
+        try:
             report = await drain(ctx["sessionmaker"], ctx["settings"].events_batch_size)
+        except Exception as exc:  # noqa: BLE001 - the database may be back next time
+            log.warning("events_reconcile_failed", error=repr(exc))
+        else:
             if report.notifications:
                 log.info("events_reconciled", notifications=report.notifications)
         await asyncio.sleep(interval)
