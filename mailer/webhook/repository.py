@@ -24,32 +24,39 @@ from mailer.webhook.ses import EventRow
 
 # -- notifications --------------------------------------------------------------------
 
+# the verified messages of many concurrent requests in one statement (group commit); an SNS
+# retry of a stored MessageId inserts nothing and is not returned
 _STORE = text(
     """
     INSERT INTO sns_notifications (sns_message_id, topic_arn, type, body)
-    VALUES (:message_id, :topic_arn, :type, CAST(:body AS jsonb))
+    SELECT m, t, k, CAST(b AS jsonb)
+      FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), CAST(:types AS text[]),
+                  CAST(:bodies AS text[])) AS x(m, t, k, b)
     ON CONFLICT (sns_message_id) DO NOTHING
-    RETURNING id
+    RETURNING sns_message_id, type
     """
 )
 
 
-async def store(
-    session: AsyncSession, message_id: str, topic_arn: str, kind: str, body: bytes
-) -> int | None:
-    """The new row's id, or None when this SNS MessageId was stored before (a retry)."""
-    row = await session.execute(
+async def store(session: AsyncSession, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+    """Store (message id, topic, type, raw body) rows once; the new ones: id → type."""
+    rows = await session.execute(
         _STORE,
-        {"message_id": message_id, "topic_arn": topic_arn, "type": kind, "body": body.decode()},
+        {
+            "ids": [i[0] for i in items],
+            "topics": [i[1] for i in items],
+            "types": [i[2] for i in items],
+            "bodies": [i[3].decode() for i in items],
+        },
     )
-    return row.scalar_one_or_none()
+    return {r.sns_message_id: r.type for r in rows}
 
 
 # oldest first; SKIP LOCKED lets several events workers drain side by side
 _CLAIM = text(
     """
     SELECT id, type, body, received_at FROM sns_notifications
-     WHERE processed_at IS NULL
+     WHERE processed_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
      ORDER BY id
      LIMIT :limit
        FOR UPDATE SKIP LOCKED
@@ -70,6 +77,29 @@ _CLAIM_ONE = text(
 
 async def claim_one(conn: AsyncConnection | AsyncSession, notification_id: int) -> Any:
     return (await conn.execute(_CLAIM_ONE, {"id": notification_id})).one_or_none()
+
+
+_KNOWN = text(
+    "SELECT DISTINCT ses_message_id FROM messages WHERE ses_message_id = ANY(CAST(:ids AS text[]))"
+)
+
+
+async def known_ses_ids(conn: AsyncConnection | AsyncSession, ids: list[str]) -> set[str]:
+    """The SES message ids among ``ids`` that a message of ours carries."""
+    if not ids:
+        return set()
+    return set((await conn.execute(_KNOWN, {"ids": ids})).scalars())
+
+
+_DEFER = text(
+    "UPDATE sns_notifications SET retry_at = now() + make_interval(secs => :seconds)"
+    " WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+async def defer(conn: AsyncConnection | AsyncSession, ids: list[int], seconds: float) -> None:
+    if ids:
+        await conn.execute(_DEFER, {"ids": ids, "seconds": seconds})
 
 
 _DONE = text(

@@ -17,14 +17,15 @@ import orjson
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.config import Settings, get_settings
-from mailer.db import after_commit
+from mailer.db import after_commit, transaction
 from mailer.errors import MailerError
 from mailer.ops import metrics
 from mailer.queues import EVENTS_QUEUE
 from mailer.reputation import service as reputation
+from mailer.sending.batching import GroupWriter
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
 from mailer.webhook.sns import SnsMessage, check_url
@@ -76,8 +77,51 @@ async def wake(redis: Any) -> None:
         log.warning("events_wake_failed", error=repr(exc))
 
 
+class NotificationStore:
+    """Stores verified notifications once, for many concurrent requests at a time.
+
+    Group commit: the requests of the same few milliseconds share one INSERT and one
+    transaction (``mailer.db.transaction``), so the API takes well over a thousand
+    notifications a second; each request is answered only after that commit. One wake-up
+    of the events worker per commit that stored a new notification, after the commit.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        arq: Any,
+        *,
+        delay: float = 0.002,
+        max_items: int = 200,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.arq = arq
+        self.writer: GroupWriter[tuple[str, str, str, bytes], dict[str, str]] = GroupWriter(
+            self._flush, delay=delay, max_items=max_items
+        )
+
+    async def store(self, message: SnsMessage, raw: bytes) -> bool:
+        """True when this SNS MessageId was new (False: an SNS retry of a stored one)."""
+        new = await self.writer.submit((message.message_id, message.topic_arn, message.type, raw))
+        return message.message_id in new
+
+    async def _flush(self, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+        try:
+            async with transaction(self.sessionmaker) as session:
+                new = await repo.store(session, items)
+                if "Notification" in new.values():
+                    after_commit(session, lambda: wake(self.arq))
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+            log.error("sns_store_failed", error=repr(exc), notifications=len(items))
+            raise Unavailable("the notification could not be stored; deliver it again") from exc
+        return new
+
+    async def close(self) -> None:
+        await self.writer.drain()
+
+
 async def receive(
-    session: AsyncSession, arq: Any, http: httpx.AsyncClient, message: SnsMessage, raw: bytes
+    store: NotificationStore, http: httpx.AsyncClient, message: SnsMessage, raw: bytes
 ) -> bool:
     """Store a verified SNS message once; True when it was new.
 
@@ -86,14 +130,7 @@ async def receive(
     """
     if message.type == "SubscriptionConfirmation":
         await confirm(http, message.body["SubscribeURL"])
-    try:
-        new_id = await repo.store(session, message.message_id, message.topic_arn, message.type, raw)
-    except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
-        log.error("sns_store_failed", error=repr(exc))
-        raise Unavailable("the notification could not be stored; deliver it again") from exc
-    if new_id is not None and message.type == "Notification":
-        after_commit(session, lambda: wake(arq))
-    return new_id is not None
+    return await store.store(message, raw)
 
 
 async def confirm(http: httpx.AsyncClient, url: str) -> None:
@@ -110,9 +147,14 @@ async def confirm(http: httpx.AsyncClient, url: str) -> None:
 # -- processing (events worker) --------------------------------------------------------
 
 
+UNMATCHED_WAIT_S = 60.0
+RETRY_S = 5.0
+
+
 @dataclass
 class BatchReport:
     notifications: int = 0
+    deferred: int = 0
     events: int = 0
     stored: int = 0
     unmatched: int = 0
@@ -134,25 +176,49 @@ def events_of(row: Any) -> list[EventRow]:
 
 
 async def process_batch(
-    session: AsyncSession, rows: list[Any], settings: Settings | None = None
+    session: AsyncSession, rows: list[Any], unmatched_wait: float = UNMATCHED_WAIT_S,
+    settings: Settings | None = None,
 ) -> BatchReport:
     """Apply the events of claimed notifications and mark them processed.
 
     One statement per event type for the whole batch (see ``repository``); a notification
     that is not a readable SES event is marked processed with its error, never retried.
+    One that names an SES message id no message carries yet is put off (``RETRY_S``) while
+    it is younger than ``unmatched_wait``: SES can report on mail faster than the send's
+    outcome reaches the database. After that it is applied, the unknown ids counted.
     """
-    report = BatchReport(notifications=len(rows))
-    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
-    errors: list[str | None] = []
+    parsed: list[tuple[Any, list[EventRow] | None, str | None]] = []
     for row in rows:
         try:
-            events = events_of(row)
+            parsed.append((row, events_of(row), None))
         except NotAnEvent as exc:
-            errors.append(str(exc)[:500])
-            report.errors += 1
+            parsed.append((row, None, str(exc)[:500]))
+    known = await repo.known_ses_ids(
+        session, list({e.ses_message_id for _, events, _ in parsed for e in events or []})
+    )
+    now = datetime.now(UTC)
+    deferred = [
+        row.id
+        for row, events, _ in parsed
+        if events
+        and any(e.ses_message_id not in known for e in events)
+        and row.received_at is not None
+        and (now - row.received_at).total_seconds() < unmatched_wait
+    ]
+    await repo.defer(session, deferred, RETRY_S)
+    skip = set(deferred)
+    report = BatchReport(notifications=len(rows) - len(skip), deferred=len(skip))
+    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
+    done: list[int] = []
+    errors: list[str | None] = []
+    for row, events, error in parsed:
+        if row.id in skip:
             continue
-        errors.append(None)
-        for event in events:
+        done.append(row.id)
+        errors.append(error)
+        if error is not None:
+            report.errors += 1
+        for event in events or []:
             by_type[event.type].append((row.id, event))
     for kind in APPLY_ORDER:
         items = by_type.get(kind)
@@ -168,7 +234,7 @@ async def process_batch(
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:
         await reputation.after_events(session, settings or get_settings(), risky)
-    await repo.mark_processed(session, [r.id for r in rows], errors)
+    await repo.mark_processed(session, done, errors)
     if report.unmatched:
         # kept and counted: mail of another system, or from before a database restore
         log.info("events_unmatched", count=report.unmatched)
