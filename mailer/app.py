@@ -16,6 +16,7 @@ from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import error_body, install_handlers
 from mailer.logging import configure_logging
+from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
 
 
@@ -91,9 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sns_certs = CertStore(
             settings.sns_cert_dir, app.state.sns_http,
             timeout=settings.sns_cert_timeout_seconds, max_bytes=settings.sns_cert_max_bytes)
+        app.state.sns_store = NotificationStore(app.state.sessionmaker, app.state.arq)
         try:
             yield
         finally:
+            await app.state.sns_store.close()
             await app.state.sns_http.aclose()
             await app.state.arq.aclose()
             await engine.dispose()
@@ -113,12 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.template.endpoints import router as templates
     from mailer.webhook.endpoints import router as webhooks
 
+    # first: SNS posts thousands a second, and routes are matched in order
+    app.include_router(webhooks)
     for router in (contacts, segments, templates, campaigns, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
     app.include_router(dashboard)
-    app.include_router(webhooks)
     app.include_router(unsubscribe)
 
     app.add_middleware(

@@ -24,25 +24,32 @@ from mailer.webhook.ses import EventRow
 
 # -- notifications --------------------------------------------------------------------
 
+# the verified messages of many concurrent requests in one statement (group commit); an SNS
+# retry of a stored MessageId inserts nothing and is not returned
 _STORE = text(
     """
     INSERT INTO sns_notifications (sns_message_id, topic_arn, type, body)
-    VALUES (:message_id, :topic_arn, :type, CAST(:body AS jsonb))
+    SELECT m, t, k, CAST(b AS jsonb)
+      FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), CAST(:types AS text[]),
+                  CAST(:bodies AS text[])) AS x(m, t, k, b)
     ON CONFLICT (sns_message_id) DO NOTHING
-    RETURNING id
+    RETURNING sns_message_id, type
     """
 )
 
 
-async def store(
-    session: AsyncSession, message_id: str, topic_arn: str, kind: str, body: bytes
-) -> int | None:
-    """The new row's id, or None when this SNS MessageId was stored before (a retry)."""
-    row = await session.execute(
+async def store(session: AsyncSession, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+    """Store (message id, topic, type, raw body) rows once; the new ones: id → type."""
+    rows = await session.execute(
         _STORE,
-        {"message_id": message_id, "topic_arn": topic_arn, "type": kind, "body": body.decode()},
+        {
+            "ids": [i[0] for i in items],
+            "topics": [i[1] for i in items],
+            "types": [i[2] for i in items],
+            "bodies": [i[3].decode() for i in items],
+        },
     )
-    return row.scalar_one_or_none()
+    return {r.sns_message_id: r.type for r in rows}
 
 
 # oldest first; SKIP LOCKED lets several events workers drain side by side
