@@ -289,9 +289,10 @@ async def main_async(args: argparse.Namespace) -> None:
 
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = await drain(sessionmaker, args.batch)
     apply_seconds = time.perf_counter() - started
+    apply_cpu = time.process_time() - cpu_started
     async with engine.connect() as conn:
         left = (
             await conn.execute(
@@ -325,7 +326,12 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"target ≥ {INGEST_TARGET:,.0f}/s; ratio {rate / INGEST_TARGET:.2f}",
             ),
             Row("  latency p50 / p99", p50, "ms", f"p99 {p99:.1f} ms (at full load)"),
-            Row("  API CPU per notification", api_cpu / half * 1e6, "us"),
+            Row(
+                "  API CPU per notification",
+                api_cpu / half * 1e6,
+                "us",
+                f"one core's ceiling {half / api_cpu if api_cpu else 0:,.0f}/s",
+            ),
             Row(f"offered {args.rate:,.0f}/s", paced_rate, "/s", "open loop, as SNS posts"),
             Row("  latency p50", paced_p50, "ms"),
             Row(
@@ -352,6 +358,12 @@ async def main_async(args: argparse.Namespace) -> None:
                 events_rate,
                 "/s",
                 f"target ≥ {APPLY_TARGET:,.0f}/s; ratio {events_rate / APPLY_TARGET:.2f}",
+            ),
+            Row(
+                "  worker CPU per event",
+                apply_cpu / max(report.events, 1) * 1e6,
+                "us",
+                "PostgreSQL's share not counted",
             ),
             Row("campaign stats", None, "", json.dumps(stats)),
         ],

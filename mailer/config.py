@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # how often the events worker picks up stored notifications nobody processed
     events_reconcile_seconds: float = 5.0
     events_batch_size: int = 500
+    # a notification naming an SES message id not recorded yet waits this long for it
+    events_unmatched_wait_seconds: float = 60.0
 
     # auto-pause thresholds (SPEC 8)
     bounce_rate_threshold: float = 0.05

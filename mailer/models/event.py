@@ -23,6 +23,9 @@ class SnsNotification(Base):
     received_at: Mapped[datetime] = created_at_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # not before then: it names an SES message id not recorded yet (its send's outcome may
+    # still be on its way to the database), so it is looked at again a little later
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index(

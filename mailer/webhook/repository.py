@@ -56,7 +56,7 @@ async def store(session: AsyncSession, items: list[tuple[str, str, str, bytes]])
 _CLAIM = text(
     """
     SELECT id, type, body, received_at FROM sns_notifications
-     WHERE processed_at IS NULL
+     WHERE processed_at IS NULL AND (retry_at IS NULL OR retry_at <= now())
      ORDER BY id
      LIMIT :limit
        FOR UPDATE SKIP LOCKED
@@ -77,6 +77,29 @@ _CLAIM_ONE = text(
 
 async def claim_one(conn: AsyncConnection | AsyncSession, notification_id: int) -> Any:
     return (await conn.execute(_CLAIM_ONE, {"id": notification_id})).one_or_none()
+
+
+_KNOWN = text(
+    "SELECT DISTINCT ses_message_id FROM messages WHERE ses_message_id = ANY(CAST(:ids AS text[]))"
+)
+
+
+async def known_ses_ids(conn: AsyncConnection | AsyncSession, ids: list[str]) -> set[str]:
+    """The SES message ids among ``ids`` that a message of ours carries."""
+    if not ids:
+        return set()
+    return set((await conn.execute(_KNOWN, {"ids": ids})).scalars())
+
+
+_DEFER = text(
+    "UPDATE sns_notifications SET retry_at = now() + make_interval(secs => :seconds)"
+    " WHERE id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+async def defer(conn: AsyncConnection | AsyncSession, ids: list[int], seconds: float) -> None:
+    if ids:
+        await conn.execute(_DEFER, {"ids": ids, "seconds": seconds})
 
 
 _DONE = text(

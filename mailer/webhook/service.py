@@ -147,9 +147,14 @@ async def confirm(http: httpx.AsyncClient, url: str) -> None:
 # -- processing (events worker) --------------------------------------------------------
 
 
+UNMATCHED_WAIT_S = 60.0
+RETRY_S = 5.0
+
+
 @dataclass
 class BatchReport:
     notifications: int = 0
+    deferred: int = 0
     events: int = 0
     stored: int = 0
     unmatched: int = 0
@@ -171,25 +176,51 @@ def events_of(row: Any) -> list[EventRow]:
 
 
 async def process_batch(
-    session: AsyncSession, rows: list[Any], settings: Settings | None = None
+    session: AsyncSession,
+    rows: list[Any],
+    unmatched_wait: float = UNMATCHED_WAIT_S,
+    settings: Settings | None = None,
 ) -> BatchReport:
     """Apply the events of claimed notifications and mark them processed.
 
     One statement per event type for the whole batch (see ``repository``); a notification
     that is not a readable SES event is marked processed with its error, never retried.
+    One that names an SES message id no message carries yet is put off (``RETRY_S``) while
+    it is younger than ``unmatched_wait``: SES can report on mail faster than the send's
+    outcome reaches the database. After that it is applied, the unknown ids counted.
     """
-    report = BatchReport(notifications=len(rows))
-    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
-    errors: list[str | None] = []
+    parsed: list[tuple[Any, list[EventRow] | None, str | None]] = []
     for row in rows:
         try:
-            events = events_of(row)
+            parsed.append((row, events_of(row), None))
         except NotAnEvent as exc:
-            errors.append(str(exc)[:500])
-            report.errors += 1
+            parsed.append((row, None, str(exc)[:500]))
+    known = await repo.known_ses_ids(
+        session, list({e.ses_message_id for _, events, _ in parsed for e in events or []})
+    )
+    now = datetime.now(UTC)
+    deferred = [
+        row.id
+        for row, events, _ in parsed
+        if events
+        and any(e.ses_message_id not in known for e in events)
+        and row.received_at is not None
+        and (now - row.received_at).total_seconds() < unmatched_wait
+    ]
+    await repo.defer(session, deferred, RETRY_S)
+    skip = set(deferred)
+    report = BatchReport(notifications=len(rows) - len(skip), deferred=len(skip))
+    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
+    done: list[int] = []
+    errors: list[str | None] = []
+    for row, events, error in parsed:
+        if row.id in skip:
             continue
-        errors.append(None)
-        for event in events:
+        done.append(row.id)
+        errors.append(error)
+        if error is not None:
+            report.errors += 1
+        for event in events or []:
             by_type[event.type].append((row.id, event))
     for kind in APPLY_ORDER:
         items = by_type.get(kind)
@@ -205,7 +236,7 @@ async def process_batch(
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:
         await reputation.after_events(session, settings or get_settings(), risky)
-    await repo.mark_processed(session, [r.id for r in rows], errors)
+    await repo.mark_processed(session, done, errors)
     if report.unmatched:
         # kept and counted: mail of another system, or from before a database restore
         log.info("events_unmatched", count=report.unmatched)

@@ -4,7 +4,6 @@ periodically, so notifications stored while Redis was lost are processed all the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import structlog
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.db import transaction
 from mailer.webhook import repository as repo
-from mailer.webhook.service import WAKE_KEY, BatchReport, process_batch
+from mailer.webhook.service import UNMATCHED_WAIT_S, WAKE_KEY, BatchReport, process_batch
 
 log = structlog.get_logger(__name__)
 
@@ -24,11 +23,16 @@ def _add(total: BatchReport, part: BatchReport) -> None:
     total.stored += part.stored
     total.unmatched += part.unmatched
     total.errors += part.errors
+    total.deferred += part.deferred
     for kind, n in part.by_type.items():
         total.by_type[kind] = total.by_type.get(kind, 0) + n
 
 
-async def drain(sessionmaker: async_sessionmaker[AsyncSession], batch_size: int) -> BatchReport:
+async def drain(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    batch_size: int,
+    unmatched_wait: float = UNMATCHED_WAIT_S,
+) -> BatchReport:
     """Process unprocessed notifications, oldest first, until none are left."""
     total = BatchReport()
     while True:
@@ -38,18 +42,18 @@ async def drain(sessionmaker: async_sessionmaker[AsyncSession], batch_size: int)
                 rows = await repo.claim(session, batch_size)
                 ids = [r.id for r in rows]
                 if rows:
-                    _add(total, await process_batch(session, rows))
+                    _add(total, await process_batch(session, rows, unmatched_wait))
         except (OperationalError, InterfaceError):
             raise  # the database is away: the next wake-up or reconcile tries again
         except Exception as exc:  # noqa: BLE001 - one bad notification must not block the rest
             log.error("events_batch_failed", error=repr(exc), notifications=len(ids))
-            _add(total, await _one_by_one(sessionmaker, ids))
+            _add(total, await _one_by_one(sessionmaker, ids, unmatched_wait))
         if len(ids) < batch_size:
             return total
 
 
 async def _one_by_one(
-    sessionmaker: async_sessionmaker[AsyncSession], ids: list[int]
+    sessionmaker: async_sessionmaker[AsyncSession], ids: list[int], unmatched_wait: float
 ) -> BatchReport:
     total = BatchReport()
     for notification_id in ids:
@@ -59,7 +63,7 @@ async def _one_by_one(
                 continue
             try:
                 async with session.begin_nested():
-                    _add(total, await process_batch(session, [row]))
+                    _add(total, await process_batch(session, [row], unmatched_wait))
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:  # noqa: BLE001 - kept with its error, never retried
@@ -73,7 +77,10 @@ async def process_notifications(ctx: dict[str, Any]) -> dict[str, Any]:
     """Drain the stored notifications (enqueued by the webhook, one job per burst)."""
     # cleared before reading: a notification stored from now on wakes another job
     await ctx["redis"].delete(WAKE_KEY)
-    report = await drain(ctx["sessionmaker"], ctx["settings"].events_batch_size)
+    settings = ctx["settings"]
+    report = await drain(
+        ctx["sessionmaker"], settings.events_batch_size, settings.events_unmatched_wait_seconds
+    )
     return {
         "notifications": report.notifications,
         "events": report.events,
@@ -87,8 +94,16 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
     """Every ``events_reconcile_seconds``: process what no job was enqueued for."""
     interval = ctx["settings"].events_reconcile_seconds
     while True:
-        with contextlib.suppress(Exception):
-            report = await drain(ctx["sessionmaker"], ctx["settings"].events_batch_size)
+        try:
+            settings = ctx["settings"]
+            report = await drain(
+                ctx["sessionmaker"],
+                settings.events_batch_size,
+                settings.events_unmatched_wait_seconds,
+            )
+        except Exception as exc:  # noqa: BLE001 - the database may be back next time
+            log.warning("events_reconcile_failed", error=repr(exc))
+        else:
             if report.notifications:
                 log.info("events_reconciled", notifications=report.notifications)
         await asyncio.sleep(interval)

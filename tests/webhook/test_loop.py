@@ -110,7 +110,7 @@ async def test_notifications_stored_while_redis_was_lost_are_processed(
     payload = ses_event("Bounce", "0100-lost", ["gone@example.test"])
     assert (await post(client, sns_signer.notification(payload))).status_code == 200
     await redis.flushdb()  # the job (and the wake flag) are lost; the row is not
-    start_worker(MAILER_EVENTS_RECONCILE_SECONDS="1")
+    start_worker(MAILER_EVENTS_RECONCILE_SECONDS="1", MAILER_EVENTS_UNMATCHED_WAIT_SECONDS="0")
 
     async def suppressed() -> bool:
         got = await client.get("/v1/suppressions/gone@example.test", headers=admin)
