@@ -53,24 +53,29 @@ def redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMappin
     return event
 
 
-class _RedactingFilter(logging.Filter):
-    """The same for records of the standard library (uvicorn's access log, arq)."""
+def _redacting_factory(make: Any) -> Any:
+    """A log record factory that redacts records of the standard library (uvicorn's access
+    log, arq) as they are made, whatever handlers they go to later."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = make(*args, **kwargs)
         if isinstance(record.msg, str):
             record.msg = redact_text(record.msg)
-        if record.args:
-            record.args = tuple(_scrub(a) for a in record.args) \
-                if isinstance(record.args, tuple) else _scrub(record.args)
-        return True
+        if isinstance(record.args, tuple):
+            record.args = tuple(_scrub(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = _scrub(record.args)
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    return factory
 
 
 def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _RedactingFilter) for f in handler.filters):
-            handler.addFilter(_RedactingFilter())
+    if not getattr(logging.getLogRecordFactory(), "redacting", False):
+        logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
     renderer = (
         structlog.processors.JSONRenderer() if settings.log_json
         # plain tracebacks: rich ones with every frame's locals take seconds to render,

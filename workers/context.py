@@ -16,6 +16,7 @@ from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
+from mailer.reputation.tasks import compact_forever
 from mailer.sending.regions import RegionHealth
 from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
@@ -89,10 +90,11 @@ async def _build(ctx: dict[str, Any]) -> None:
     ctx["reconciler"] = asyncio.create_task(reconcile_forever({**ctx, "redis": arq_redis}))
     ctx["account_poller"] = asyncio.create_task(
         poll_accounts_forever(settings, sessionmaker, transport, limiter))
+    ctx["rollup_compactor"] = asyncio.create_task(compact_forever(ctx))
 
 
 async def _close(ctx: dict[str, Any]) -> None:
-    for name in ("reconciler", "account_poller"):
+    for name in ("reconciler", "account_poller", "rollup_compactor"):
         task = ctx.get(name)
         if task is not None:
             task.cancel()

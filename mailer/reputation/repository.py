@@ -439,3 +439,39 @@ _RECENT_CAMPAIGNS = text(
 async def recent_campaigns(db: Db, limit: int = 20) -> list[Any]:
     """Campaigns under way first, then the newest."""
     return list(await db.execute(_RECENT_CAMPAIGNS, {"limit": limit}))
+
+
+# Minute buckets older than the last two hours are folded into one bucket per hour (the
+# row at the hour's first minute): a week of rollups stays a few thousand rows per
+# campaign and region, so the checks and reads stay cheap. Only the 1 h window needs minute
+# buckets; the 24 h and 7 d windows then leave out the part of an hour at their old edge.
+# Writers touch the current minute (or, for a late event, an old minute that the next
+# round folds in), never the hour rows being written here.
+_COMPACT = text(
+    """
+    WITH old AS (
+        DELETE FROM reputation_minutes
+         WHERE minute < date_trunc('hour', now()) - interval '1 hour'
+           AND minute <> date_trunc('hour', minute)
+        RETURNING *
+    )
+    INSERT INTO reputation_minutes AS t
+           (minute, mail_class, region, configuration_set, campaign_id, sent, delivered,
+            hard_bounces, soft_bounces, complaints)
+    SELECT date_trunc('hour', minute), mail_class, region, configuration_set, campaign_id,
+           sum(sent), sum(delivered), sum(hard_bounces), sum(soft_bounces), sum(complaints)
+      FROM old
+     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
+    DO UPDATE SET sent = t.sent + EXCLUDED.sent, delivered = t.delivered + EXCLUDED.delivered,
+                  hard_bounces = t.hard_bounces + EXCLUDED.hard_bounces,
+                  soft_bounces = t.soft_bounces + EXCLUDED.soft_bounces,
+                  complaints = t.complaints + EXCLUDED.complaints
+    RETURNING 1
+    """
+)
+
+
+async def compact(db: Db) -> int:
+    """Fold old minute buckets into hour buckets; the number of hour rows written."""
+    return len(list(await db.execute(_COMPACT)))

@@ -3,8 +3,11 @@ the processing cycle of the event that crossed the line; transactional mail goes
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 
+from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import seed_contacts
 from tests.reputation.helpers import (
@@ -36,11 +39,14 @@ async def _rollup_totals(engine, campaign_id: int) -> tuple[int, int]:  # type: 
 async def test_hard_bounces_pause_the_campaign_in_the_cycle_that_crosses_the_line(
     client, admin, engine, sessionmaker, settings, sns_signer, clean_standin, start_worker
 ):
-    await seed_contacts(engine, 4000, prefix="user")
+    await seed_contacts(engine, 3000, prefix="user")
     await seed_contacts(engine, 300, prefix="tx")
     start_worker(MAILER_REGIONS="us-east-1=100", MAILER_SEND_BATCH_SIZE="100")
     marketing = await campaign_for(client, admin, "user")
     await wait_stat(engine, marketing, 600)
+    # SES throttles from now on: the campaign stays sending, its count of sends stays put
+    clean_standin.control.set_faults([fault("throttle")])
+    await asyncio.sleep(1.5)
 
     # a stream of hard bounces as SNS delivers them, each processed by the events worker
     # before the next: one processing cycle per notification
@@ -60,7 +66,10 @@ async def test_hard_bounces_pause_the_campaign_in_the_cycle_that_crosses_the_lin
     assert reason is not None and reason.startswith("auto-pause: campaign bounce rate")
     assert "over the 5.00% threshold" in reason and f"({bounced} hard bounces" in reason
     sent_then = int(reason.rsplit(" in ", 1)[1].split()[0])
-    assert bounced > 0.05 * sent_then and sent_then >= settings.auto_pause_min_sends
+    assert sent_then == await stat(engine, marketing) >= 600
+    # the very bounce that crossed 5 % paused it, not a later one
+    assert bounced == int(0.05 * sent_then) + 1
+    clean_standin.control.clear_faults()
 
     r = await client.get(f"/v1/campaigns/{marketing}", headers=admin)
     assert r.json()["status"] == "paused" and r.json()["paused_reason"] == reason
@@ -71,7 +80,7 @@ async def test_hard_bounces_pause_the_campaign_in_the_cycle_that_crosses_the_lin
     done = await factories.wait_for_status(client, admin, tx, {"completed"}, 60)
     assert done["stats"]["sent"] == 300
     assert (await campaign_status(engine, marketing))[0] == "paused"
-    assert await stat(engine, marketing) < 4000
+    assert await stat(engine, marketing) < 3000
 
     rep = (await client.get("/v1/reputation", headers=admin)).json()
     [row] = [c for c in rep["campaigns"] if c["id"] == marketing]
@@ -115,9 +124,13 @@ async def test_a_mail_class_over_its_24h_threshold_pauses_its_campaigns(
     # sending campaign has too few sends (< 500) to be judged alone
     second = await campaign_for(client, admin, "b")
     later = await campaign_for(client, admin, "b", send_at="2099-01-01T00:00:00Z")
-    sent = await wait_stat(engine, second, 150)
-    need = int(0.05 * (1000 + sent + 150)) + 1 - 45
-    assert need < sent
+    await wait_stat(engine, second, 150)
+    clean_standin.control.set_faults([fault("throttle")])  # its sends stay put from here
+    await asyncio.sleep(1.5)
+    sent = await stat(engine, second)
+    assert sent < settings.auto_pause_min_sends
+    need = int(0.05 * (1000 + sent)) + 1 - 45
+    assert 0 < need < sent
     await bounce(second, need)
 
     async with engine.connect() as conn:
@@ -132,6 +145,7 @@ async def test_a_mail_class_over_its_24h_threshold_pauses_its_campaigns(
     assert await stat(engine, second) < settings.auto_pause_min_sends
 
     # transactional mail is not paused by marketing's numbers
+    clean_standin.control.clear_faults()
     tx = await campaign_for(client, admin, "tx", mail_class="transactional")
     done = await factories.wait_for_status(client, admin, tx, {"completed"}, 60)
     assert done["stats"]["sent"] == 300
