@@ -27,7 +27,8 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
 from jinja2.runtime import Context, LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from markupsafe import Markup
+from markupsafe import Markup, escape
+from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
 MAX_RANGE = 10_000  # items of one range()
 MAX_LOOP_ITERATIONS = 20_000  # all loops of one render together
@@ -85,19 +86,25 @@ class _NoBudget(Budget):
         self.iterations = 0
 
 
-_local = threading.local()
 _UNBOUNDED = _NoBudget()
 
 
+class _Local(threading.local):
+    budget: Budget = _UNBOUNDED  # the default of every thread: outside a render
+
+
+_local = _Local()
+
+
 def current() -> Budget:
-    return getattr(_local, "budget", None) or _UNBOUNDED
+    return _local.budget
 
 
 class budget:  # noqa: N801 - used as ``with budget():``
     """Give the renders inside the block one fresh :class:`Budget`."""
 
     def __enter__(self) -> Budget:
-        self._previous = getattr(_local, "budget", None)
+        self._previous = _local.budget
         _local.budget = new = Budget()
         return new
 
@@ -119,11 +126,22 @@ def _finalize(value: Any) -> Any:
         s = str(value)  # StrictUndefined raises here, naming the variable
     else:
         raise SecurityError(f"a {type(value).__name__} cannot be output")
-    b = getattr(_local, "budget", None) or _UNBOUNDED
+    b = _local.budget
     b.chars += len(s)
     if b.chars > MAX_OUTPUT_CHARS:
         b.charge(0)
     return s
+
+
+def _out_html(value: Any) -> Markup:
+    """``{{ value }}`` in HTML: finalized and escaped in one call (the hot path)."""
+    if type(value) is str:
+        b = _local.budget
+        b.chars += len(value)
+        if b.chars > MAX_OUTPUT_CHARS:
+            b.charge(0)
+        return Markup(_escape_inner(value))  # noqa: S704 - escaped just here
+    return escape(_finalize(value))
 
 
 def _loop_guard(iterable: Iterable[Any], static_chars: int = 0) -> Iterator[Any]:
@@ -333,8 +351,35 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 _STR_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
 
 
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class _Guards(CodeGenerator):
-    """``a ~ b`` goes through the sandbox's bounded join."""
+    """``a ~ b`` goes through the sandbox's bounded join; ``{{ }}`` in HTML is finalized
+    and escaped in one call; ``a.b`` on a plain dict is its item, inline."""
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
+            super()._output_child_pre(node, frame, finalize)
+        else:
+            self.write("environment.out_html(")
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
+            super()._output_child_post(node, frame, finalize)
+        else:
+            self.write(")")
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        attr = node.attr
+        if attr in _DICT_NAMES or attr.startswith("_") or self.environment.is_async:
+            super().visit_Getattr(node, frame)
+            return
+        # the key of a plain dict (no dict method is called that: checked here, once)
+        self.write(f"((_ga[{attr!r}] if {attr!r} in _ga else environment.getattr(_ga, {attr!r}))"
+                   " if type(_ga := (")
+        self.visit(node.node, frame)
+        self.write(f")) is dict else environment.getattr(_ga, {attr!r}))")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.bounded_concat((")
@@ -383,6 +428,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             "//": operator.floordiv,
         }
         self.bounded_concat = _concat
+        self.out_html = _out_html
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
