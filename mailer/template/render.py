@@ -268,7 +268,9 @@ def _environment(templates_dir: Path) -> BoundedEnvironment:
 
 def _compile(env: BoundedEnvironment, part: str, source: str) -> Template:
     code = env.compile(source, name=part)
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
+    # a plain dict of globals: Jinja's default ChainMap is copied (slowly) into every
+    # render's context
+    return env.template_class.from_code(env, code, dict(env.globals), None)
 
 
 def check_syntax(templates_dir: Path, part: str, source: str) -> None:

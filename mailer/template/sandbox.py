@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, nodes
+from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
 from jinja2.runtime import Context, LoopContext, Undefined
@@ -131,6 +131,17 @@ def _finalize(value: Any) -> Any:
     if b.chars > MAX_OUTPUT_CHARS:
         b.charge(0)
     return s
+
+
+def _out_text(value: Any) -> str:
+    """``{{ value }}`` in the subject or the text part: finalized, not escaped."""
+    if type(value) is str:
+        b = _local.budget
+        b.chars += len(value)
+        if b.chars > MAX_OUTPUT_CHARS:
+            b.charge(0)
+        return value
+    return str(_finalize(value))
 
 
 def _out_html(value: Any) -> Markup:
@@ -359,13 +370,14 @@ class _Guards(CodeGenerator):
     and escaped in one call; ``a.b`` on a plain dict is its item, inline."""
 
     def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
+        if frame.eval_ctx.volatile:
             super()._output_child_pre(node, frame, finalize)
         else:
-            self.write("environment.out_html(")
+            self.write("environment.out_html(" if frame.eval_ctx.autoescape
+                       else "environment.out_text(")
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.volatile or not frame.eval_ctx.autoescape:
+        if frame.eval_ctx.volatile:
             super()._output_child_post(node, frame, finalize)
         else:
             self.write(")")
@@ -429,6 +441,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         }
         self.bounded_concat = _concat
         self.out_html = _out_html
+        self.out_text = _out_text
+        self._loaded: dict[str, Template] = {}
+
+    def get_template(self, name: Any, parent: str | None = None,
+                     globals: Any = None) -> Template:
+        # every render of a child template asks for its layout: a dict, not the locked LRU
+        if type(name) is str and globals is None:
+            found = self._loaded.get(name)
+            if found is None:
+                found = self._loaded[name] = super().get_template(name, parent)
+            return found
+        return super().get_template(name, parent, globals)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
