@@ -244,7 +244,10 @@ def html_to_text(body: str) -> str:
     ``[text](url)``, no markup, paragraphs split by blank lines."""
     # inscriptis unescapes text that lxml has already unescaped once: "&amp;lt;" would
     # come out as "<"; escaping every "&" once more makes the two unescapes give the text
-    text = inscriptis.get_text(body.replace("&", "&amp;"), _TEXT_CONFIG)
+    try:
+        text = inscriptis.get_text(body.replace("&", "&amp;"), _TEXT_CONFIG)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser refuses fails one message
+        raise RenderError(f"no text part could be made from the HTML: {exc}") from exc
     text = _TRAILING.sub("\n", text.replace("\xa0", " ") + "\n")
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)

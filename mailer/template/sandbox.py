@@ -33,7 +33,9 @@ from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defin
 MAX_RANGE = 10_000  # items of one range()
 MAX_LOOP_ITERATIONS = 20_000  # all loops of one render together
 MAX_CALL_DEPTH = 32  # nested macro, block and loop() calls
-MAX_OUTPUT_CHARS = 500_000  # characters a render produces (output and text it builds)
+# characters a render produces (its output and the text it builds); also what bounds the
+# time of inlining and text conversion after the render (Gmail clips mail at ~100 KB)
+MAX_OUTPUT_CHARS = 300_000
 MAX_SEQUENCE = 100_000  # items of a list built with * or +
 MAX_INT_BITS = 16_384  # integers built with * and **
 MAX_WIDTH = 1_000  # padding, indent, wrap widths, format widths, batch/slice counts
