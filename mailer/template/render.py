@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import css_inline
 import inscriptis
@@ -38,8 +38,7 @@ from mailer.template.sandbox import (
 PARTS = ("subject", "html", "text")
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     subject: str
     html: str
     text: str
