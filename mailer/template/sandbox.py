@@ -25,8 +25,9 @@ from typing import Any
 from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
-from jinja2.runtime import Context, LoopContext, Undefined
+from jinja2.runtime import Context, LoopContext, TemplateReference, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import _PassArg
 from markupsafe import Markup, escape
 from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
@@ -114,7 +115,27 @@ class budget:  # noqa: N801 - used as ``with budget():``
         _local.budget = self._previous
 
 
+_SCALARS = (str, int, float, bool, type(None), Decimal)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
+
+
+def _is_data(value: Any, depth: int = 4) -> bool:
+    """Text, numbers and containers of them: what may become text. A function, a Jinja
+    object or a generator would show what Python holds underneath (``<... at 0x...>``)."""
+    if isinstance(value, (*_SCALARS, Undefined)):
+        return True
+    if not isinstance(value, _CONTAINERS) or depth == 0:
+        return False
+    items = list(value.items()) if isinstance(value, dict) else list(value)
+    if len(items) > 1000:
+        return True  # large containers come from data, not from a handful of objects
+    return all(_is_data(item, depth - 1) for item in items)
+
+
+def _as_text_check(value: Any) -> None:
+    if not _is_data(value):
+        raise SecurityError(f"a {type(value).__name__} cannot be turned into text")
 
 
 def _finalize(value: Any) -> Any:
@@ -123,6 +144,7 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, str):
         s = value
     elif isinstance(value, _PRINTABLE):
+        _as_text_check(value)
         s = str(value)
     elif isinstance(value, Undefined):
         s = str(value)  # StrictUndefined raises here, naming the variable
@@ -266,6 +288,9 @@ def _mod(left: Any, right: Any) -> Any:
 
 def _concat(values: tuple[Any, ...]) -> str:
     """``a ~ b``: the joined length is checked before joining."""
+    for v in values:
+        if not isinstance(v, str):
+            _as_text_check(v)
     parts = [v if isinstance(v, str) else str(v) for v in values]
     total = sum(map(len, parts))
     if total > MAX_OUTPUT_CHARS:
@@ -292,6 +317,62 @@ def _bounded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]
 
     wrapper.__dict__.update(original.__dict__)  # keeps pass_environment / pass_eval_context
     wrapper.__name__ = original.__name__
+    return wrapper
+
+
+# filters that turn their value into text (str() of it): it must be data
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "format",
+        "indent",
+        "lower",
+        "pprint",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+        "xmlattr",
+    }
+)
+
+
+def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """No filter takes a function or a Jinja object; text filters take data only."""
+    skip = 1 if _PassArg.from_obj(function) is not None else 0
+    as_text = name in _TEXT_FILTERS
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if name == "join" and len(args) > skip and not isinstance(args[skip], str):
+            # join takes any iterable (a map() of a list...): its items become text
+            items = list(args[skip])
+            _as_text_check(items)
+            args = (*args[:skip], items, *args[skip + 1 :])
+        for i, value in enumerate((*args[skip:], *kwargs.values())):
+            if type(value) in _SCALARS:
+                continue
+            if (callable(value) and not isinstance(value, Undefined)) or isinstance(
+                value, TemplateReference | Context | types.ModuleType
+            ):
+                raise SecurityError(f"a {type(value).__name__} cannot be given to {name}")
+            if as_text and i == 0:
+                _as_text_check(value)
+        return function(*args, **kwargs)
+
+    wrapper.__dict__.update(getattr(function, "__dict__", {}))  # keeps pass_environment
+    wrapper.__name__ = getattr(function, "__name__", name)
     return wrapper
 
 
@@ -375,8 +456,9 @@ class _Guards(CodeGenerator):
         if frame.eval_ctx.volatile:
             super()._output_child_pre(node, frame, finalize)
         else:
-            self.write("environment.out_html(" if frame.eval_ctx.autoescape
-                       else "environment.out_text(")
+            self.write(
+                "environment.out_html(" if frame.eval_ctx.autoescape else "environment.out_text("
+            )
 
     def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
         if frame.eval_ctx.volatile:
@@ -390,8 +472,10 @@ class _Guards(CodeGenerator):
             super().visit_Getattr(node, frame)
             return
         # the key of a plain dict (no dict method is called that: checked here, once)
-        self.write(f"((_ga[{attr!r}] if {attr!r} in _ga else environment.getattr(_ga, {attr!r}))"
-                   " if type(_ga := (")
+        self.write(
+            f"((_ga[{attr!r}] if {attr!r} in _ga else environment.getattr(_ga, {attr!r}))"
+            " if type(_ga := ("
+        )
         self.visit(node.node, frame)
         self.write(f")) is dict else environment.getattr(_ga, {attr!r}))")
 
@@ -432,6 +516,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = _bounded_range
         for name, check in _FILTER_CHECKS.items():
             self.filters[name] = _bounded_filter(name, check)
+        for name, function in list(self.filters.items()):
+            self.filters[name] = _guarded_filter(name, function)
         self.filters["loop guard"] = _loop_guard  # not a name a template can write
         self.binop_table = {
             **self.binop_table,
@@ -446,8 +532,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.out_text = _out_text
         self._loaded: dict[str, Template] = {}
 
-    def get_template(self, name: Any, parent: str | None = None,
-                     globals: Any = None) -> Template:
+    def get_template(self, name: Any, parent: str | None = None, globals: Any = None) -> Template:
         # every render of a child template asks for its layout: a dict, not the locked LRU
         if type(name) is str and globals is None:
             found = self._loaded.get(name)
