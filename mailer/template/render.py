@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import css_inline
 import inscriptis
@@ -38,8 +38,7 @@ from mailer.template.sandbox import (
 PARTS = ("subject", "html", "text")
 
 
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     subject: str
     html: str
     text: str
@@ -58,9 +57,11 @@ class CompiledTemplate:
         """One message; RenderError (RenderLimitError for a sandbox limit) if it fails."""
         with budget():
             try:
-                subject = " ".join(self.subject.render(context).split())
-                chunks = list(self.html.generate(context))
-                text = self.text.render(context) if self.text is not None else None
+                # the templates' render functions, without Template.render's copy of the
+                # context and its extra generator (errors are turned into RenderError here)
+                subject = " ".join("".join(_run(self.subject, context)).split())
+                chunks = list(_run(self.html, context))
+                text = "".join(_run(self.text, context)) if self.text is not None else None
             except RenderError:
                 raise
             except TemplateNotFound as exc:
@@ -97,17 +98,10 @@ class CompiledTemplate:
         each message only fills them in. Anything else takes the full path; so does a shape
         whose first message came out different from the full path.
         """
-        values: list[str] = []
-        key: list[str | None] = []
-        for chunk in chunks:
-            if type(chunk) is Markup:  # the escaped output of one {{ }}
-                if not _PLAIN.fullmatch(chunk):
-                    return None
-                values.append(chunk)
-                key.append(None)
-            else:
-                key.append(chunk)
-        shape = tuple(key)
+        values: list[str] = [c for c in chunks if type(c) is Markup]  # escaped {{ }}
+        if values and not _PLAIN_VALUES.fullmatch("\n".join(values)):
+            return None
+        shape = tuple([None if type(chunk) is Markup else chunk for chunk in chunks])
         try:
             derived = self._shapes[shape]
         except KeyError:
@@ -127,6 +121,8 @@ class CompiledTemplate:
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that escaping, inlining and text conversion leave alone: words split by spaces
 _PLAIN = re.compile(r"[^\s<>&\"'\ue000-\ue002]+(?: [^\s<>&\"'\ue000-\ue002]+)*")
+# all of a message's values, one a line, each plain
+_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\n{_PLAIN.pattern})*")
 _HOLE = re.compile("\ue000(\\d+)\ue001")
 _RAW_TEXT = re.compile(r"<(style|script)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 # inside a tag a value may only be the value of one of these quoted attributes
@@ -137,10 +133,28 @@ _ENTITY_OPEN = re.compile(r"&[^\t\n\f <&;]{0,32}\Z")
 _PAD = "\ue002" + "w" * 40
 
 
+class _Holes:
+    """A derived part: its static pieces and which value goes between each two."""
+
+    __slots__ = ("statics", "order", "size")
+
+    def __init__(self, rendered: str) -> None:
+        pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
+        self.statics = pieces[0::2]
+        self.order = [int(i) for i in pieces[1::2]]
+        self.size = len(pieces)
+
+    def fill(self, values: list[str]) -> str:
+        buf: list[str] = [""] * self.size
+        buf[0::2] = self.statics
+        buf[1::2] = [values[i] for i in self.order]
+        return "".join(buf)
+
+
 @dataclass(frozen=True)
 class _Derived:
-    html: list[str | int]  # static text and value indexes, in order
-    text: list[str | int]
+    html: _Holes
+    text: _Holes
     html_longest: int  # the longest line, values not counted
     text_longest: int
 
@@ -177,30 +191,24 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_split(inlined), _split(text), longest_line(_HOLE.sub("", inlined)),
-                   longest_line(_HOLE.sub("", text)))
+        return cls(_Holes(inlined), _Holes(text),
+                   longest_line(_HOLE.sub("", inlined)), longest_line(_HOLE.sub("", text)))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
         extra = 4 * sum(map(len, values))  # octets at most, in UTF-8
-        html = _fill(self.html, values)
+        html = self.html.fill(values)
         if self.html_longest + extra > MAX_LINE:
             html = fold_html(html)
         if not need_text:
             return html, ""
-        text = _fill(self.text, values)
+        text = self.text.fill(values)
         if self.text_longest + extra > MAX_LINE:
             text = fold_text(text)
         return html, text
 
 
-def _fill(parts: list[str | int], values: list[str]) -> str:
-    return "".join([p if isinstance(p, str) else values[p] for p in parts])
-
-
-def _split(rendered: str) -> list[str | int]:
-    pieces = _HOLE.split(rendered)
-    # re.split alternates text and captured indexes: text, index, text, ...
-    return [int(p) if i % 2 else p for i, p in enumerate(pieces) if i % 2 or p]
+def _run(template: Template, context: dict[str, Any]) -> Any:
+    return template.root_render_func(template.new_context(context))
 
 
 # @media rules stay in a <style> (the responsive layout needs them); the rest is inlined
@@ -235,7 +243,10 @@ def html_to_text(body: str) -> str:
     ``[text](url)``, no markup, paragraphs split by blank lines."""
     # inscriptis unescapes text that lxml has already unescaped once: "&amp;lt;" would
     # come out as "<"; escaping every "&" once more makes the two unescapes give the text
-    text = inscriptis.get_text(body.replace("&", "&amp;"), _TEXT_CONFIG)
+    try:
+        text = inscriptis.get_text(body.replace("&", "&amp;"), _TEXT_CONFIG)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser refuses fails one message
+        raise RenderError(f"no text part could be made from the HTML: {exc}") from exc
     text = _TRAILING.sub("\n", text.replace("\xa0", " ") + "\n")
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
@@ -259,7 +270,9 @@ def _environment(templates_dir: Path) -> BoundedEnvironment:
 
 def _compile(env: BoundedEnvironment, part: str, source: str) -> Template:
     code = env.compile(source, name=part)
-    return env.template_class.from_code(env, code, env.make_globals(None), None)
+    # a plain dict of globals: Jinja's default ChainMap is copied (slowly) into every
+    # render's context
+    return env.template_class.from_code(env, code, dict(env.globals), None)
 
 
 def check_syntax(templates_dir: Path, part: str, source: str) -> None:

@@ -22,17 +22,21 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, nodes
+from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.filters import FILTERS
-from jinja2.runtime import Context, LoopContext, Undefined
+from jinja2.runtime import Context, LoopContext, TemplateReference, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from markupsafe import Markup
+from jinja2.utils import _PassArg
+from markupsafe import Markup, escape
+from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
 MAX_RANGE = 10_000  # items of one range()
 MAX_LOOP_ITERATIONS = 20_000  # all loops of one render together
 MAX_CALL_DEPTH = 32  # nested macro, block and loop() calls
-MAX_OUTPUT_CHARS = 500_000  # characters a render produces (output and text it builds)
+# characters a render produces (its output and the text it builds); also what bounds the
+# time of inlining and text conversion after the render (Gmail clips mail at ~100 KB)
+MAX_OUTPUT_CHARS = 300_000
 MAX_SEQUENCE = 100_000  # items of a list built with * or +
 MAX_INT_BITS = 16_384  # integers built with * and **
 MAX_WIDTH = 1_000  # padding, indent, wrap widths, format widths, batch/slice counts
@@ -85,19 +89,25 @@ class _NoBudget(Budget):
         self.iterations = 0
 
 
-_local = threading.local()
 _UNBOUNDED = _NoBudget()
 
 
+class _Local(threading.local):
+    budget: Budget = _UNBOUNDED  # the default of every thread: outside a render
+
+
+_local = _Local()
+
+
 def current() -> Budget:
-    return getattr(_local, "budget", None) or _UNBOUNDED
+    return _local.budget
 
 
 class budget:  # noqa: N801 - used as ``with budget():``
     """Give the renders inside the block one fresh :class:`Budget`."""
 
     def __enter__(self) -> Budget:
-        self._previous = getattr(_local, "budget", None)
+        self._previous = _local.budget
         _local.budget = new = Budget()
         return new
 
@@ -105,7 +115,27 @@ class budget:  # noqa: N801 - used as ``with budget():``
         _local.budget = self._previous
 
 
+_SCALARS = (str, int, float, bool, type(None), Decimal)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
+
+
+def _is_data(value: Any, depth: int = 4) -> bool:
+    """Text, numbers and containers of them: what may become text. A function, a Jinja
+    object or a generator would show what Python holds underneath (``<... at 0x...>``)."""
+    if isinstance(value, (*_SCALARS, Undefined)):
+        return True
+    if not isinstance(value, _CONTAINERS) or depth == 0:
+        return False
+    items = list(value.items()) if isinstance(value, dict) else list(value)
+    if len(items) > 1000:
+        return True  # large containers come from data, not from a handful of objects
+    return all(_is_data(item, depth - 1) for item in items)
+
+
+def _as_text_check(value: Any) -> None:
+    if not _is_data(value):
+        raise SecurityError(f"a {type(value).__name__} cannot be turned into text")
 
 
 def _finalize(value: Any) -> Any:
@@ -114,16 +144,39 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, str):
         s = value
     elif isinstance(value, _PRINTABLE):
+        _as_text_check(value)
         s = str(value)
     elif isinstance(value, Undefined):
         s = str(value)  # StrictUndefined raises here, naming the variable
     else:
         raise SecurityError(f"a {type(value).__name__} cannot be output")
-    b = getattr(_local, "budget", None) or _UNBOUNDED
+    b = _local.budget
     b.chars += len(s)
     if b.chars > MAX_OUTPUT_CHARS:
         b.charge(0)
     return s
+
+
+def _out_text(value: Any) -> str:
+    """``{{ value }}`` in the subject or the text part: finalized, not escaped."""
+    if type(value) is str:
+        b = _local.budget
+        b.chars += len(value)
+        if b.chars > MAX_OUTPUT_CHARS:
+            b.charge(0)
+        return value
+    return str(_finalize(value))
+
+
+def _out_html(value: Any) -> Markup:
+    """``{{ value }}`` in HTML: finalized and escaped in one call (the hot path)."""
+    if type(value) is str:
+        b = _local.budget
+        b.chars += len(value)
+        if b.chars > MAX_OUTPUT_CHARS:
+            b.charge(0)
+        return Markup(_escape_inner(value))  # noqa: S704 - escaped just here
+    return escape(_finalize(value))
 
 
 def _loop_guard(iterable: Iterable[Any], static_chars: int = 0) -> Iterator[Any]:
@@ -235,6 +288,9 @@ def _mod(left: Any, right: Any) -> Any:
 
 def _concat(values: tuple[Any, ...]) -> str:
     """``a ~ b``: the joined length is checked before joining."""
+    for v in values:
+        if not isinstance(v, str):
+            _as_text_check(v)
     parts = [v if isinstance(v, str) else str(v) for v in values]
     total = sum(map(len, parts))
     if total > MAX_OUTPUT_CHARS:
@@ -261,6 +317,62 @@ def _bounded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]
 
     wrapper.__dict__.update(original.__dict__)  # keeps pass_environment / pass_eval_context
     wrapper.__name__ = original.__name__
+    return wrapper
+
+
+# filters that turn their value into text (str() of it): it must be data
+_TEXT_FILTERS = frozenset(
+    {
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "format",
+        "indent",
+        "lower",
+        "pprint",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+        "xmlattr",
+    }
+)
+
+
+def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """No filter takes a function or a Jinja object; text filters take data only."""
+    skip = 1 if _PassArg.from_obj(function) is not None else 0
+    as_text = name in _TEXT_FILTERS
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if name == "join" and len(args) > skip and not isinstance(args[skip], str):
+            # join takes any iterable (a map() of a list...): its items become text
+            items = list(args[skip])
+            _as_text_check(items)
+            args = (*args[:skip], items, *args[skip + 1 :])
+        for i, value in enumerate((*args[skip:], *kwargs.values())):
+            if type(value) in _SCALARS:
+                continue
+            if (callable(value) and not isinstance(value, Undefined)) or isinstance(
+                value, TemplateReference | Context | types.ModuleType
+            ):
+                raise SecurityError(f"a {type(value).__name__} cannot be given to {name}")
+            if as_text and i == 0:
+                _as_text_check(value)
+        return function(*args, **kwargs)
+
+    wrapper.__dict__.update(getattr(function, "__dict__", {}))  # keeps pass_environment
+    wrapper.__name__ = getattr(function, "__name__", name)
     return wrapper
 
 
@@ -333,8 +445,39 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 _STR_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
 
 
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class _Guards(CodeGenerator):
-    """``a ~ b`` goes through the sandbox's bounded join."""
+    """``a ~ b`` goes through the sandbox's bounded join; ``{{ }}`` in HTML is finalized
+    and escaped in one call; ``a.b`` on a plain dict is its item, inline."""
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile:
+            super()._output_child_pre(node, frame, finalize)
+        else:
+            self.write(
+                "environment.out_html(" if frame.eval_ctx.autoescape else "environment.out_text("
+            )
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.volatile:
+            super()._output_child_post(node, frame, finalize)
+        else:
+            self.write(")")
+
+    def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
+        attr = node.attr
+        if attr in _DICT_NAMES or attr.startswith("_") or self.environment.is_async:
+            super().visit_Getattr(node, frame)
+            return
+        # the key of a plain dict (no dict method is called that: checked here, once)
+        self.write(
+            f"((_ga[{attr!r}] if {attr!r} in _ga else environment.getattr(_ga, {attr!r}))"
+            " if type(_ga := ("
+        )
+        self.visit(node.node, frame)
+        self.write(f")) is dict else environment.getattr(_ga, {attr!r}))")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.bounded_concat((")
@@ -373,6 +516,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = _bounded_range
         for name, check in _FILTER_CHECKS.items():
             self.filters[name] = _bounded_filter(name, check)
+        for name, function in list(self.filters.items()):
+            self.filters[name] = _guarded_filter(name, function)
         self.filters["loop guard"] = _loop_guard  # not a name a template can write
         self.binop_table = {
             **self.binop_table,
@@ -383,6 +528,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             "//": operator.floordiv,
         }
         self.bounded_concat = _concat
+        self.out_html = _out_html
+        self.out_text = _out_text
+        self._loaded: dict[str, Template] = {}
+
+    def get_template(self, name: Any, parent: str | None = None, globals: Any = None) -> Template:
+        # every render of a child template asks for its layout: a dict, not the locked LRU
+        if type(name) is str and globals is None:
+            found = self._loaded.get(name)
+            if found is None:
+                found = self._loaded[name] = super().get_template(name, parent)
+            return found
+        return super().get_template(name, parent, globals)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)

@@ -37,6 +37,14 @@ PAYLOADS = [
     ("html", "{{ contact.tags.append(1) }}", UNSAFE),
     ("html", "{{ range }}", "cannot be output"),
     ("html", "{{ contact.attributes.items }}", "cannot be output"),
+    # reprs that would show Python objects (<... at 0x...>) through filters and ~
+    ("html", "{{ ''.join|string }}", "cannot be given to string"),
+    ("html", "{{ self|string }}", "cannot be given to string"),
+    ("html", "{{ range|pprint }}", "cannot be given to pprint"),
+    ("html", "{{ '' ~ range }}", "cannot be turned into text"),
+    ("html", "{{ [range]|join(',') }}", "cannot be turned into text"),
+    ("html", "{{ {'a': self} }}", "cannot be turned into text"),
+    ("html", "{{ range(3)|map('string')|string }}", "cannot be turned into text"),
     # format-string tricks
     ("html", "{{ '{0.__class__.__init__.__globals__}'.format(contact) }}", "str.format"),
     ("html", "{{ '{0:>999999999}'.format(1) }}", "str.format"),
@@ -124,6 +132,14 @@ def test_limits_raise_the_limit_error():
                                 "{% for j in range(10000) %}{% endfor %}{% endfor %}", None)
     with pytest.raises(RenderLimitError, match="loop limit: more than 20,000"):
         compiled.render(CONTEXT)
+
+
+def test_data_still_flows_through_filters():
+    html = ("{{ contact.tags|map('upper')|join(', ') }} {{ range(3)|map('string')|join('-') }}"
+            " {{ contact.attributes|dictsort|first|last }} {{ contact.attributes|tojson }}"
+            " {{ '%s has %d'|format(contact.attributes.first_name, 2) }} {{ [1, 2] }}")
+    rendered = compile_template(TEMPLATES, "s", html, None).render(CONTEXT)
+    assert rendered.text == 'T 0-1-2 Ann {"first_name": "Ann"} Ann has 2 [1, 2]\n'
 
 
 def test_a_budget_is_per_render():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from tests import factories
 
 LAYOUT = '{% extends "layouts/default.html" %}{% block content %}<p>Hi {{ name }}</p>{% endblock %}'
@@ -157,3 +161,37 @@ async def test_mjml_errors_are_422(client, admin):
     assert r.status_code == 422 and "line 1" in r.json()["error"]["message"]
     r = await _create(client, admin, html=MJML, format="xml")
     assert r.status_code == 422
+
+
+GOLDEN = Path(__file__).parent / "golden"
+RECEIPT = """{% extends "layouts/plain.html" %}
+{% block style %}.total { font-weight: bold; }{% endblock %}
+{% block content %}
+<p>Hallo {{ contact.attributes.first_name | default('there') }},</p>
+<p>thanks for order {{ data.order }}: {{ data["items"] | join(", ") }}.</p>
+<p class="total">Total: {{ data.total }} €</p>
+<p><a href="https://shop.example/orders/{{ data.order }}">View your order</a></p>
+{% endblock %}"""
+
+
+async def test_golden_transactional_layout_render(client, admin):
+    """The plain layout for transactional mail: no unsubscribe footer, no List-Unsubscribe."""
+    r = await client.put("/v1/contacts/zoe@example.test", headers=admin,
+                         json={"attributes": {"first_name": "Zoë"}, "tags": []})
+    assert r.status_code == 201
+    template = (await _create(client, admin, subject="Ihre Bestellung {{ data.order }} ✓",
+                              html=RECEIPT)).json()
+    r = await client.post(f"/v1/templates/{template['id']}/render", headers=admin, json={
+        "email": "zoe@example.test", "mail_class": "transactional",
+        "data": {"order": "A-17", "items": ["Tee", "Kekse <3"], "total": "12,50"}})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    path = GOLDEN / "transactional_render.json"
+    if os.environ.get("MAILER_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(got, ensure_ascii=False, indent=2) + "\n")
+    assert got == json.loads(path.read_text())
+    assert got["headers"] == {} and got["subject"] == "Ihre Bestellung A-17 ✓"
+    assert "unsubscribe" not in got["html"].lower()
+    assert "Kekse &lt;3" in got["html"] and "Kekse <3" in got["text"]
+    assert '<p class="total" style="font-weight: bold;">' in got["html"]
+    assert "[View your order](https://shop.example/orders/A-17)" in got["text"]
