@@ -221,10 +221,6 @@ def _email_condition(op: str, value: Any, path: Path) -> ColumnElement[bool]:
         expr = column.in_(items)
         return expr if op == "in" else not_(expr)
     v = norm(_need_string(value, path))
-    if op == "ends_with":
-        # served by ix_contacts_email_reversed (reverse(email) text_pattern_ops): the
-        # common "email domain is …" filter becomes a prefix search of the reversed address
-        return func.reverse(column).like(_like_escape(v[::-1]) + "%", escape="\\")
     if op in TEXT_OPS:
         return column.like(_pattern(op, v), escape="\\")
     if op in ORDER_OPS:

@@ -101,8 +101,10 @@ def parse_header(fields: list[str]) -> Header:
     )
 
 
-# (row, email, attribute values in the order of Header.attributes, tags)
-Record = tuple[int, str, list[str | None], list[str]]
+# (row, email, attribute values in the order of Header.attributes, each after a U+001F —
+# an empty one leaves the attribute alone —, tags joined by ";")
+Record = tuple[int, str, str, str]
+SEPARATOR = "\x1f"
 
 
 def _printable(raw: str) -> str:
@@ -190,6 +192,7 @@ class Upload:
             if not text.strip():
                 return []  # nothing but blank space so far
         has_nul = "\x00" in text  # PostgreSQL text cannot hold it
+        has_separator = SEPARATOR in text
         reader = csv.reader(io.StringIO(text, newline=""))
         if self.header is None:
             self._read_header(reader, undecodable, has_nul)
@@ -198,7 +201,7 @@ class Upload:
         assert header is not None
         email_at, tags_at, width = header.email, header.tags, header.width
         value_columns = [i for _, i in header.attributes]
-        extra = sorted(self.extra_tags)
+        extra = ";".join(sorted(self.extra_tags))
         base = self._line
         last = reader.line_num
         while True:
@@ -225,6 +228,9 @@ class Upload:
             if has_nul and any("\x00" in f for f in fields):
                 self._reject(row, raw, "the row contains a NUL byte")
                 continue
+            if has_separator and any(SEPARATOR in f for f in fields):
+                self._reject(row, raw, "the row contains the control character U+001F")
+                continue
             longest = max(map(len, fields))
             if longest > MAX_FIELD:
                 at = next(i for i, f in enumerate(fields) if len(f) == longest)
@@ -241,10 +247,10 @@ class Upload:
                     continue
             tags = extra
             if tags_at is not None and fields[tags_at]:
-                tags = sorted(({t.strip() for t in fields[tags_at].split(";")} - {""})
-                              | self.extra_tags)
-            records.append((row, email, [fields[i].strip() or None for i in value_columns],
-                            tags))
+                tags = ";".join(sorted(({t.strip() for t in fields[tags_at].split(";")} - {""})
+                                       | self.extra_tags))
+            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
+                                                 for i in value_columns]), tags))
         self._line = base + reader.line_num
         return records
 

@@ -53,7 +53,7 @@ async def get_import(session: AsyncSession, import_id: int) -> ContactImport | N
 
 
 async def stage_rows(session: AsyncSession, import_id: int,
-                     records: list[tuple[int, str, list[str | None], list[str]]]) -> None:
+                     records: list[tuple[int, str, str, str]]) -> None:
     """COPY good rows of an upload into the staging table (in the request's transaction:
     an upload cut short, by a 413 or a dropped connection, leaves nothing behind)."""
     connection = await session.connection()
@@ -100,6 +100,8 @@ _MARK_DUPLICATES = text(
 
 
 async def start_import(session: AsyncSession, import_id: int) -> None:
+    # the staged rows are fresh: without statistics the chunks would be planned as tiny
+    await session.execute(text("ANALYZE contact_import_rows"))
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
     await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
@@ -114,14 +116,17 @@ _MERGE_CHUNK = text(
     """
     WITH chunk AS (
         DELETE FROM contact_import_rows
-         WHERE import_id = :id AND row IN (
-               SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
-                ORDER BY row LIMIT :limit)
+         WHERE import_id = :id AND row > :after AND row <= coalesce(
+               (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
+                 ORDER BY row OFFSET :limit - 1 LIMIT 1), 9223372036854775807)
         RETURNING row, email, attribute_values, tags, duplicate_of
     ), upserted AS (
         INSERT INTO contacts AS c (email, attributes, tags)
-        SELECT email, jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), attribute_values)),
-               tags
+        SELECT email,
+               jsonb_strip_nulls(jsonb_object(
+                   CAST(:keys AS text[]),
+                   (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
+               string_to_array(tags, ';')
           FROM chunk WHERE duplicate_of IS NULL
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
