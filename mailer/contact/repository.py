@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.models import Contact, ContactImport, Suppression
+from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
+from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
 _UPSERT = text(
@@ -29,6 +30,124 @@ async def upsert(
         )
     ).one()
     return int(row.id), bool(row.inserted)
+
+
+async def page(session: AsyncSession, where: ColumnElement[bool], after: int,
+               limit: int) -> list[tuple[Contact, bool]]:
+    """Contacts matching ``where`` with ids after ``after``, by id, with their suppression."""
+    suppressed = select(Suppression.email).where(Suppression.email == Contact.email).exists()
+    rows = await session.execute(select(Contact, suppressed).where(where, Contact.id > after)
+                                 .order_by(Contact.id).limit(limit))
+    return [(row[0], bool(row[1])) for row in rows]
+
+
+# --- status changes --------------------------------------------------------------------------
+
+# Set the status of contacts by address and record each real change with its source, in
+# one statement (set-based: a complaint batch or an unsubscribe is one call). Contacts
+# already in that status are left alone and not recorded again.
+STATUS_CHANGE_SQL = """
+    WITH changed AS (
+        UPDATE contacts
+           SET status = :status, updated_at = now(),
+               unsubscribed_at = CASE WHEN :status = 'unsubscribed' THEN now() END
+         WHERE email = ANY(CAST(:emails AS text[])) AND status <> :status
+        RETURNING id
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, :status, :source FROM changed
+    RETURNING contact_id
+"""
+
+
+async def record_status_change(session: AsyncSession, emails: list[str], status: str,
+                               source: str) -> list[int]:
+    """Move the contacts at ``emails`` (normalised) to ``status`` ("subscribed" or
+    "unsubscribed"), recording ``source`` ("api", "import", "unsubscribe_link",
+    "complaint") and the time; the ids of the contacts that changed."""
+    if status not in CONTACT_STATUSES:
+        raise ValueError(f"unknown contact status {status!r}")
+    if source not in STATUS_SOURCES:
+        raise ValueError(f"unknown status source {source!r}")
+    rows = await session.execute(text(STATUS_CHANGE_SQL),
+                                 {"emails": emails, "status": status, "source": source})
+    return [int(r[0]) for r in rows]
+
+
+async def status_changes(session: AsyncSession, contact_id: int) -> list[ContactStatusChange]:
+    query = select(ContactStatusChange).where(ContactStatusChange.contact_id == contact_id)
+    return list((await session.execute(query.order_by(ContactStatusChange.id))).scalars())
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+# Right to be forgotten: the contact goes, its messages and events keep only what the
+# numbers need (status, ids, times), and the raw SNS notifications and import reports that
+# name the address lose it. The suppression stays: it is what keeps the address unmailed.
+_ERASE_CONTACT = text("DELETE FROM contacts WHERE email = :email RETURNING id")
+_ERASE_STATUS = text("DELETE FROM contact_status_changes WHERE contact_id = :id")
+_ERASE_MESSAGES = text(
+    """
+    UPDATE messages
+       SET email = '', data = NULL, subject = NULL, html = NULL, text = NULL,
+           error = CASE WHEN strpos(lower(error), :email) > 0 THEN '[erased]' ELSE error END
+     WHERE email = :email OR (contact_id = :id AND campaign_id IS NOT NULL)
+    RETURNING id
+    """
+)
+_ERASE_EVENTS = text(
+    """
+    UPDATE events SET email = NULL, data = '{}'
+     WHERE email = :email OR message_id = ANY(CAST(:messages AS bigint[]))
+    RETURNING id
+    """
+)
+_ERASE_NOTIFICATIONS = text(
+    """
+    UPDATE sns_notifications
+       SET body = '{"erased": true}', processed_at = coalesce(processed_at, now()),
+           error = coalesce(error, 'erased before processing')
+     WHERE strpos(lower(body::text), :email) > 0
+    """
+)
+_ERASE_IMPORT_REPORTS = text(
+    """
+    UPDATE contact_imports
+       SET errors = (SELECT jsonb_agg(CASE WHEN strpos(lower(e ->> 'email'), :email) > 0
+                                           THEN jsonb_set(e, '{email}', '""') ELSE e END
+                                      ORDER BY n)
+                       FROM jsonb_array_elements(errors) WITH ORDINALITY AS x(e, n))
+     WHERE strpos(lower(errors::text), :email) > 0
+    """
+)
+_ERASE_STAGED = text("DELETE FROM contact_import_rows WHERE email = :email")
+_RECORD_ERASURE = text(
+    """
+    INSERT INTO contact_erasures (address_hmac, messages, events, suppressed)
+    VALUES (:hmac, :messages, :events,
+            EXISTS (SELECT 1 FROM suppressions WHERE email = :email))
+    RETURNING suppressed
+    """
+)
+
+
+async def erase(session: AsyncSession, email: str, address_hmac: str) -> tuple[bool, int, int,
+                                                                               bool]:
+    """(contact existed, messages erased, events erased, still suppressed)."""
+    contact_id = (await session.execute(_ERASE_CONTACT, {"email": email})).scalar()
+    if contact_id is not None:
+        await session.execute(_ERASE_STATUS, {"id": contact_id})
+    messages = [int(m) for m in (await session.execute(
+        _ERASE_MESSAGES, {"email": email, "id": contact_id})).scalars()]
+    events = len((await session.execute(
+        _ERASE_EVENTS, {"email": email, "messages": messages})).all())
+    await session.execute(_ERASE_NOTIFICATIONS, {"email": email})
+    await session.execute(_ERASE_IMPORT_REPORTS, {"email": email})
+    await session.execute(_ERASE_STAGED, {"email": email})
+    suppressed = bool((await session.execute(_RECORD_ERASURE, {
+        "hmac": address_hmac, "messages": len(messages), "events": events,
+        "email": email})).scalar_one())
+    return contact_id is not None, len(messages), events, suppressed
 
 
 async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
