@@ -273,6 +273,7 @@ def _attribute_condition(key: str, op: str, value: Any, path: Path) -> ColumnEle
     item = attrs[key]
     kind = func.jsonb_typeof(item)
     if op in ("eq", "ne"):
+        equal: ColumnElement[bool]
         if isinstance(value, list | dict):
             equal = func.coalesce(item == _jsonb(value), false())
         else:
