@@ -34,7 +34,8 @@ async def tables_holding(engine: AsyncEngine, needle: str) -> dict[str, int]:
             n = (
                 await conn.execute(
                     text(
-                        f'SELECT count(*) FROM "{table}" WHERE strpos(lower("{column}"::text), :n) > 0'
+                        f'SELECT count(*) FROM "{table}"'
+                        f' WHERE strpos(lower("{column}"::text), :n) > 0'
                     ),
                     {"n": needle.lower()},
                 )
@@ -90,7 +91,8 @@ async def seed_everywhere(client, admin, sessionmaker) -> int:  # type: ignore[n
         )
         await session.execute(
             text(
-                "UPDATE messages SET error = 'rejected: ' || upper(email), subject = 'Hi ' || email,"
+                "UPDATE messages SET error = 'rejected: ' || upper(email),"
+                " subject = 'Hi ' || email,"
                 " data = jsonb_build_object('email', email)"
             )
         )

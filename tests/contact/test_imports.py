@@ -271,6 +271,7 @@ TRICKY = [
 
 @pytest.mark.parametrize("address", TRICKY)
 def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) -> None:
+    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
     if importer.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
     try:
@@ -285,6 +286,7 @@ def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) 
 @given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}",
                      fullmatch=True))
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
+    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
     if importer.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
 
@@ -395,3 +397,25 @@ async def test_progress_is_visible_while_the_import_runs(client, admin, sessionm
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert report["total_rows"] == 10 and report["created"] == 10
     assert any(status == "running" and 0 < created < 10 for status, created in seen), seen
+
+
+plain_lines = st.lists(
+    st.lists(st.sampled_from([*"ab@.x ,;-_\t", "a@b.test", "X@Y.TEST", "c@d.test,N,t"]),
+             max_size=12).map("".join), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=plain_lines, crlf=st.booleans(), piece=st.integers(1, 200),
+       final_newline=st.booleans())
+def test_plain_stretches_parse_as_the_csv_reader_does(lines, crlf, piece, final_newline):
+    end = "\r\n" if crlf else "\n"
+    body = ("email,name,tags" + end + end.join(lines) + (end if final_newline else "")).encode()
+
+    def parse(fast: bool) -> tuple:
+        upload = importer.Upload(fast=fast)
+        records = [r for i in range(0, len(body), piece)
+                   for batch in upload.feed(body[i:i + piece]) for r in batch]
+        records += upload.close()
+        return records, upload.errors, upload.read, upload.rejected
+
+    assert parse(True) == parse(False)
