@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, outerjoin, select
+from sqlalchemy import ColumnElement, and_, func, outerjoin, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -39,6 +39,13 @@ async def page(session: AsyncSession, after: int, limit: int) -> list[Segment]:
     return list((await session.execute(query)).scalars())
 
 
+async def custom_plans(session: AsyncSession) -> None:
+    """Plan this transaction's statements for their parameters. asyncpg prepares every
+    statement; after five runs PostgreSQL may switch to a generic plan, which for a segment
+    filter cannot know how selective a tag or a value is (a 2-3x slower count)."""
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 async def count(session: AsyncSession, where: ColumnElement[bool]) -> tuple[int, int]:
     """(matching, eligible) in one scan.
 
@@ -46,6 +53,7 @@ async def count(session: AsyncSession, where: ColumnElement[bool]) -> tuple[int,
     correlated NOT EXISTS under the FILTER ran once per matching contact, 3x slower on a
     million contacts. suppressions.email is its key, so the join never repeats a contact.
     """
+    await custom_plans(session)
     suppressed = aliased(Suppression)
     joined = outerjoin(Contact, suppressed, and_(
         suppressed.email == Contact.email, suppressed.scope.in_(["all", "marketing"])))
