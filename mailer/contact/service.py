@@ -9,9 +9,10 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
 from arq import ArqRedis
-from sqlalchemy import true
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailer.audience import repository as audience_repository
 from mailer.audience.filters import compile_filter
 from mailer.audience.service import parse_cursor
 from mailer.contact import importer, repository
@@ -74,7 +75,10 @@ async def get(session: AsyncSession, email: str) -> ContactOut:
 async def page(session: AsyncSession, tree: dict[str, Any] | None, cursor: str | None,
                limit: int) -> ContactPage:
     """Contacts by id, ``limit`` at a time, optionally those a segment filter matches."""
-    where = compile_filter(tree) if tree is not None else true()
+    where: ColumnElement[bool] = true()
+    if tree is not None:
+        where = compile_filter(tree)
+        await audience_repository.custom_plans(session)
     rows = await repository.page(session, where, parse_cursor(cursor), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
