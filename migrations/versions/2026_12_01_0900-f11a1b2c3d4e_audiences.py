@@ -27,10 +27,16 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.drop_column("contact_imports", "source")
-    op.add_column("contact_imports", sa.Column(
-        "attribute_keys", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False))
-    op.add_column("contact_imports", sa.Column(
-        "merged_through", sa.BigInteger(), server_default="0", nullable=False))
+    op.add_column(
+        "contact_imports",
+        sa.Column(
+            "attribute_keys", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False
+        ),
+    )
+    op.add_column(
+        "contact_imports",
+        sa.Column("merged_through", sa.BigInteger(), server_default="0", nullable=False),
+    )
     op.create_table(
         "contact_import_rows",
         sa.Column("import_id", sa.BigInteger(), nullable=False),
@@ -48,12 +54,17 @@ def upgrade() -> None:
         sa.Column("contact_id", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "changed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_status_changes")),
     )
-    op.create_index("ix_contact_status_changes_contact", "contact_status_changes",
-                    ["contact_id", "id"])
+    op.create_index(
+        "ix_contact_status_changes_contact", "contact_status_changes", ["contact_id", "id"]
+    )
     op.create_table(
         "contact_erasures",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -61,8 +72,9 @@ def upgrade() -> None:
         sa.Column("messages", sa.BigInteger(), nullable=False),
         sa.Column("events", sa.BigInteger(), nullable=False),
         sa.Column("suppressed", sa.Boolean(), nullable=False),
-        sa.Column("erased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "erased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_erasures")),
     )
 
