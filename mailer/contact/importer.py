@@ -90,6 +90,7 @@ class Header:
     width: int
     email: int
     tags: int | None
+    status: int | None  # "subscribed" / "unsubscribed"; empty leaves the status alone
     attributes: tuple[tuple[str, int], ...]
 
 
@@ -106,18 +107,20 @@ def parse_header(fields: list[str]) -> Header:
         seen[name.lower()] = i
     if "email" not in seen:
         raise Invalid.at(["body", "header"], "the header row has no 'email' column")
-    special = {seen["email"], seen.get("tags", -1)}
+    special = {seen["email"], seen.get("tags", -1), seen.get("status", -1)}
     return Header(
         width=len(names),
         email=seen["email"],
         tags=seen.get("tags"),
+        status=seen.get("status"),
         attributes=tuple((n, i) for i, n in enumerate(names) if i not in special),
     )
 
 
 # (row, email, attribute values in the order of Header.attributes, each after a U+001F —
-# an empty one leaves the attribute alone —, tags joined by ";")
-Record = tuple[int, str, str, str]
+# an empty one leaves the attribute alone —, tags joined by ";", status or None)
+Record = tuple[int, str, str, str, str | None]
+STATUSES = {"": None, "subscribed": "subscribed", "unsubscribed": "unsubscribed"}
 SEPARATOR = "\x1f"
 
 
@@ -219,6 +222,7 @@ class Upload:
         header = self.header
         assert header is not None
         email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
         value_columns = [i for _, i in header.attributes]
         extra = ";".join(sorted(self.extra_tags))
         base = self._line
@@ -272,8 +276,15 @@ class Upload:
                                            | self.extra_tags))
                 else:
                     tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
             records.append((row, email, "".join([SEPARATOR + fields[i].strip()
-                                                 for i in value_columns]), tags))
+                                                 for i in value_columns]), tags, status))
         self._line = base + reader.line_num
         return records
 
@@ -283,6 +294,7 @@ class Upload:
         header = self.header
         assert header is not None
         email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
         value_columns = [i for _, i in header.attributes]
         extra = ";".join(sorted(self.extra_tags))
         records: list[Record] = []
@@ -326,8 +338,15 @@ class Upload:
                                            | self.extra_tags))
                 else:
                     tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
             records.append((row, email, "".join([SEPARATOR + fields[i].strip()
-                                                 for i in value_columns]), tags))
+                                                 for i in value_columns]), tags, status))
         return records
 
     def _read_header(self, reader: Iterator[list[str]], undecodable: bool,

@@ -172,7 +172,7 @@ async def get_import(session: AsyncSession, import_id: int) -> ContactImport | N
 
 
 async def stage_rows(session: AsyncSession, import_id: int,
-                     records: list[tuple[int, str, str, str]]) -> None:
+                     records: list[tuple[int, str, str, str, str | None]]) -> None:
     """COPY good rows of an upload into the staging table (in the request's transaction:
     an upload cut short, by a 413 or a dropped connection, leaves nothing behind)."""
     connection = await session.connection()
@@ -180,7 +180,7 @@ async def stage_rows(session: AsyncSession, import_id: int,
     assert raw is not None  # the session's connection is checked out and open
     await raw.copy_records_to_table(
         "contact_import_rows", records=[(import_id, *r) for r in records],
-        columns=["import_id", "row", "email", "attribute_values", "tags"])
+        columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
 
 
 async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,
@@ -231,21 +231,53 @@ async def start_import(session: AsyncSession, import_id: int) -> None:
 # Attributes merge key by key and tags unite; status is left alone, so an unsubscribed
 # contact stays unsubscribed. Rows that would not change are not rewritten (a re-import of
 # the same file costs no new row versions), and are counted as updated all the same.
+_CHUNK_END = text(
+    """
+    SELECT coalesce(
+        (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
+          ORDER BY row OFFSET :limit - 1 LIMIT 1),
+        (SELECT max(row) FROM contact_import_rows WHERE import_id = :id))
+    """
+)
+
+# A "status" column moves existing contacts (recorded, source "import"); run before the
+# merge, as one statement cannot update a row twice.
+_CHUNK_STATUS = text(
+    """
+    WITH changed AS (
+        UPDATE contacts c
+           SET status = r.status, updated_at = now(),
+               unsubscribed_at = CASE WHEN r.status = 'unsubscribed' THEN now() END
+          FROM contact_import_rows r
+         WHERE r.import_id = :id AND r.row > :after AND r.row <= :last
+           AND r.duplicate_of IS NULL AND r.status IS NOT NULL
+           AND c.email = r.email AND c.status <> r.status
+        RETURNING c.id, c.status
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, status, 'import' FROM changed
+    """
+)
+
+# The chunk's staged rows (taken out of staging in the same statement) go into contacts.
+# Attributes merge key by key and tags unite; status is left alone (see _CHUNK_STATUS), so
+# an unsubscribed contact stays unsubscribed. Rows that would not change are not rewritten
+# (a re-import of the same file costs no new row versions), and count as updated all the
+# same. A contact created unsubscribed has that recorded.
 _MERGE_CHUNK = text(
     """
     WITH chunk AS (
         DELETE FROM contact_import_rows
-         WHERE import_id = :id AND row > :after AND row <= coalesce(
-               (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
-                 ORDER BY row OFFSET :limit - 1 LIMIT 1), 9223372036854775807)
-        RETURNING row, email, attribute_values, tags, duplicate_of
+         WHERE import_id = :id AND row > :after AND row <= :last
+        RETURNING row, email, attribute_values, tags, status, duplicate_of
     ), upserted AS (
-        INSERT INTO contacts AS c (email, attributes, tags)
+        INSERT INTO contacts AS c (email, attributes, tags, status, unsubscribed_at)
         SELECT email,
                jsonb_strip_nulls(jsonb_object(
                    CAST(:keys AS text[]),
                    (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
-               string_to_array(tags, ';')
+               string_to_array(tags, ';'), coalesce(status, 'subscribed'),
+               CASE WHEN status = 'unsubscribed' THEN now() END
           FROM chunk WHERE duplicate_of IS NULL
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
@@ -254,7 +286,10 @@ _MERGE_CHUNK = text(
                                       ORDER BY 1) END,
                updated_at = now()
          WHERE NOT (c.attributes @> EXCLUDED.attributes AND c.tags @> EXCLUDED.tags)
-        RETURNING xmax = 0 AS inserted
+        RETURNING id, status, xmax = 0 AS inserted
+    ), recorded AS (
+        INSERT INTO contact_status_changes (contact_id, status, source)
+        SELECT id, status, 'import' FROM upserted WHERE inserted AND status = 'unsubscribed'
     )
     SELECT (SELECT max(row) FROM chunk) AS last_row,
            (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
@@ -274,8 +309,13 @@ async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], af
                       limit: int, room: int) -> Any:
     """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
     duplicates, duplicate_errors); last_row is None when nothing was left."""
+    last = (await session.execute(_CHUNK_END, {
+        "id": import_id, "after": after, "limit": limit})).scalar()
+    if last is not None:
+        await session.execute(_CHUNK_STATUS, {"id": import_id, "after": after, "last": last})
     return (await session.execute(_MERGE_CHUNK, {
-        "id": import_id, "keys": keys, "after": after, "limit": limit, "room": max(room, 0),
+        "id": import_id, "keys": keys, "after": after, "last": last or after,
+        "room": max(room, 0),
     })).one()
 
 

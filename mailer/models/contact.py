@@ -78,6 +78,7 @@ class ContactImportRow(Base):
     # meaning "leave the attribute alone"; tags are joined by ";" (they are split on it).
     attribute_values: Mapped[str] = mapped_column(Text, nullable=False)
     tags: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str | None] = mapped_column(String(16))  # from a "status" column
     # set by the job for a repeated address: the row of its first occurrence
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("email", sa.Text(), nullable=False),
         sa.Column("attribute_values", sa.Text(), nullable=False),
         sa.Column("tags", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=True),
         sa.Column("duplicate_of", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("import_id", "row", name=op.f("pk_contact_import_rows")),
         prefixes=["UNLOGGED"],

@@ -419,3 +419,29 @@ def test_plain_stretches_parse_as_the_csv_reader_does(lines, crlf, piece, final_
         return records, upload.errors, upload.read, upload.rejected
 
     assert parse(True) == parse(False)
+
+
+async def test_a_status_column_changes_status_and_is_recorded(client, admin, sessionmaker,
+                                                              engine):
+    await client.put("/v1/contacts/old@example.test", headers=admin, json={})
+    report = await run(client, admin, sessionmaker,
+                       "email,status,city\n"
+                       "old@example.test,Unsubscribed,Oslo\n"
+                       "new@example.test,unsubscribed,\n"
+                       "plain@example.test,,\n"
+                       "odd@example.test,maybe,\n")
+    assert (report["created"], report["updated"], report["rejected"]) == (2, 1, 1)
+    assert report["errors"][0]["reason"].startswith("status must be")
+    old = await contact(client, admin, "old@example.test")
+    assert old["status"] == "unsubscribed" and old["attributes"] == {"city": "Oslo"}
+    assert (await contact(client, admin, "new@example.test"))["status"] == "unsubscribed"
+    assert (await contact(client, admin, "plain@example.test"))["status"] == "subscribed"
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT c.email, s.status, s.source FROM contact_status_changes s"
+            " JOIN contacts c ON c.id = s.contact_id ORDER BY c.email"))).all()
+    assert rows == [("new@example.test", "unsubscribed", "import"),
+                    ("old@example.test", "unsubscribed", "import")]
+    # the same file again changes nothing and records nothing
+    await run(client, admin, sessionmaker, "email,status\nold@example.test,unsubscribed\n")
+    assert await count(engine, "SELECT count(*) FROM contact_status_changes") == 2
