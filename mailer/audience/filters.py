@@ -221,10 +221,6 @@ def _email_condition(op: str, value: Any, path: Path) -> ColumnElement[bool]:
         expr = column.in_(items)
         return expr if op == "in" else not_(expr)
     v = norm(_need_string(value, path))
-    if op == "ends_with":
-        # served by ix_contacts_email_reversed (reverse(email) text_pattern_ops): the
-        # common "email domain is …" filter becomes a prefix search of the reversed address
-        return func.reverse(column).like(_like_escape(v[::-1]) + "%", escape="\\")
     if op in TEXT_OPS:
         return column.like(_pattern(op, v), escape="\\")
     if op in ORDER_OPS:
@@ -277,7 +273,13 @@ def _attribute_condition(key: str, op: str, value: Any, path: Path) -> ColumnEle
     item = attrs[key]
     kind = func.jsonb_typeof(item)
     if op in ("eq", "ne"):
-        equal = func.coalesce(item == _jsonb(value), false())
+        equal: ColumnElement[bool]
+        if isinstance(value, list | dict):
+            equal = func.coalesce(item == _jsonb(value), false())
+        else:
+            # for a scalar, containment is equality ({"k": [1]} does not contain {"k": 1})
+            # and a third faster on a million rows than extracting the value
+            equal = attrs.contains(_jsonb({key: value}))
         return equal if op == "eq" else not_(equal)
     if op in ("in", "not_in"):
         items = _list_of(value, path, "JSON values", lambda v: True)

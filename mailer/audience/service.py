@@ -71,5 +71,7 @@ async def count(session: AsyncSession, segment_id: int) -> CountOut:
 async def preview(session: AsyncSession, tree: dict[str, Any], sample_size: int = 10) -> PreviewOut:
     where = compile_filter(tree)
     matching, eligible = await repository.count(session, where)
-    return PreviewOut(matching=matching, eligible=eligible,
-                      sample=await repository.sample(session, where, sample_size))
+    # the sample walks contacts in id order until it has enough: with none to find that
+    # would be every contact, by index
+    sample = await repository.sample(session, where, sample_size) if eligible else []
+    return PreviewOut(matching=matching, eligible=eligible, sample=sample)

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.contact import service
-from mailer.contact.schemas import ContactIn, ContactOut, ImportAccepted, ImportOut
+from mailer.contact.schemas import (
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ErasureOut,
+    ImportAccepted,
+    ImportOut,
+)
+from mailer.errors import Invalid
 from mailer.types import Id
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
@@ -19,6 +28,30 @@ async def put_contact(
     contact, created = await service.put(session, email, body)
     response.status_code = 201 if created else 200
     return contact
+
+
+@router.get("/contacts", response_model=ContactPage)
+async def list_contacts(
+    session: Session,
+    filter: Annotated[str | None, Query(max_length=100_000, description=(
+        "a segment filter as JSON, e.g. {\"field\":\"tags\",\"op\":\"contains\","
+        "\"value\":\"vip\"}"))] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ContactPage:
+    tree = None
+    if filter is not None:
+        try:
+            tree = json.loads(filter)
+        except ValueError as exc:
+            raise Invalid.at(["query", "filter"], f"the filter is not JSON: {exc}") from exc
+    return await service.page(session, tree, cursor, limit)
+
+
+@router.delete("/contacts/{email}", response_model=ErasureOut)
+async def erase_contact(email: str, session: Session, request: Request) -> ErasureOut:
+    """Right to be forgotten: erase the address's personal data; a suppression stays."""
+    return await service.erase(session, email, request.app.state.settings.secret_key)
 
 
 @router.get("/contacts/{email}", response_model=ContactOut)

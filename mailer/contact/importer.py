@@ -47,8 +47,22 @@ _SPECIAL_USE_TLDS = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if "." not in 
 assert all("." not in d for d in SPECIAL_USE_DOMAIN_NAMES), "special-use names changed"
 
 
+# The same test as one expression, so that a row costs one regex call: the local part at
+# most 64 characters, no "--" in the domain, labels of at most 63, the TLD not special-use.
+_FAST_ADDRESS = re.compile(
+    r"(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:(?=[a-z0-9-]{1,63}\.)[a-z0-9]+(?:-[a-z0-9]+)*\.)+"
+    r"(?!(?:" + "|".join(sorted(map(re.escape, _SPECIAL_USE_TLDS))) + r")$)[a-z]{2,63}"
+)
+
+
 def fast_valid(address: str) -> bool:
     """True when ``address`` (normalised) is certainly valid; False means: ask the validator."""
+    return len(address) <= 254 and _FAST_ADDRESS.fullmatch(address) is not None
+
+
+def _fast_valid_by_parts(address: str) -> bool:
+    # the readable form of _FAST_ADDRESS (tests check that both agree)
     return (
         len(address) <= 254
         and _PLAIN_ADDRESS.fullmatch(address) is not None
@@ -76,6 +90,7 @@ class Header:
     width: int
     email: int
     tags: int | None
+    status: int | None  # "subscribed" / "unsubscribed"; empty leaves the status alone
     attributes: tuple[tuple[str, int], ...]
 
 
@@ -92,17 +107,21 @@ def parse_header(fields: list[str]) -> Header:
         seen[name.lower()] = i
     if "email" not in seen:
         raise Invalid.at(["body", "header"], "the header row has no 'email' column")
-    special = {seen["email"], seen.get("tags", -1)}
+    special = {seen["email"], seen.get("tags", -1), seen.get("status", -1)}
     return Header(
         width=len(names),
         email=seen["email"],
         tags=seen.get("tags"),
+        status=seen.get("status"),
         attributes=tuple((n, i) for i, n in enumerate(names) if i not in special),
     )
 
 
-# (row, email, attribute values in the order of Header.attributes, tags)
-Record = tuple[int, str, list[str | None], list[str]]
+# (row, email, attribute values in the order of Header.attributes, each after a U+001F —
+# an empty one leaves the attribute alone —, tags joined by ";", status or None)
+Record = tuple[int, str, str, str, str | None]
+STATUSES = {"": None, "subscribed": "subscribed", "unsubscribed": "unsubscribed"}
+SEPARATOR = "\x1f"
 
 
 def _printable(raw: str) -> str:
@@ -123,6 +142,7 @@ class Upload:
     """
 
     max_errors: int = MAX_ERRORS
+    fast: bool = True  # plain stretches skip the csv reader (False: always use it; tests)
     extra_tags: frozenset[str] = frozenset()  # added to every row (``mailer import --tag``)
     header: Header | None = None
     read: int = 0  # data rows, good and bad
@@ -190,6 +210,11 @@ class Upload:
             if not text.strip():
                 return []  # nothing but blank space so far
         has_nul = "\x00" in text  # PostgreSQL text cannot hold it
+        has_separator = SEPARATOR in text
+        if (self.fast and self.header is not None and not undecodable and not has_nul
+                and not has_separator and '"' not in text
+                and text.count("\r") == text.count("\r\n")):
+            return self._parse_plain(text)
         reader = csv.reader(io.StringIO(text, newline=""))
         if self.header is None:
             self._read_header(reader, undecodable, has_nul)
@@ -197,8 +222,9 @@ class Upload:
         header = self.header
         assert header is not None
         email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
         value_columns = [i for _, i in header.attributes]
-        extra = sorted(self.extra_tags)
+        extra = ";".join(sorted(self.extra_tags))
         base = self._line
         last = reader.line_num
         while True:
@@ -225,6 +251,9 @@ class Upload:
             if has_nul and any("\x00" in f for f in fields):
                 self._reject(row, raw, "the row contains a NUL byte")
                 continue
+            if has_separator and any(SEPARATOR in f for f in fields):
+                self._reject(row, raw, "the row contains the control character U+001F")
+                continue
             longest = max(map(len, fields))
             if longest > MAX_FIELD:
                 at = next(i for i, f in enumerate(fields) if len(f) == longest)
@@ -241,11 +270,83 @@ class Upload:
                     continue
             tags = extra
             if tags_at is not None and fields[tags_at]:
-                tags = sorted(({t.strip() for t in fields[tags_at].split(";")} - {""})
-                              | self.extra_tags)
-            records.append((row, email, [fields[i].strip() or None for i in value_columns],
-                            tags))
+                cell = fields[tags_at]
+                if ";" in cell or extra:
+                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
+                                           | self.extra_tags))
+                else:
+                    tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
+            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
+                                                 for i in value_columns]), tags, status))
         self._line = base + reader.line_num
+        return records
+
+    def _parse_plain(self, text: str) -> list[Record]:
+        """A stretch without quotes, odd bytes or bare CRs: a line is a record and its
+        fields are what lies between commas, as the csv reader would find, only faster."""
+        header = self.header
+        assert header is not None
+        email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
+        value_columns = [i for _, i in header.attributes]
+        extra = ";".join(sorted(self.extra_tags))
+        records: list[Record] = []
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the stretch ends with a newline
+        row = self._line
+        self._line += len(lines)
+        for line in lines:
+            row += 1
+            if line.endswith("\r"):
+                line = line[:-1]
+            fields = line.split(",")
+            raw = fields[email_at].strip() if len(fields) > email_at else ""
+            if not raw and not line.replace(",", "").strip():
+                continue  # a blank line
+            self.read += 1
+            if len(fields) != width:
+                self._reject(row, raw, f"expected {width} fields, found {len(fields)}")
+                continue
+            if len(line) > MAX_FIELD:
+                longest = max(map(len, fields))
+                if longest > MAX_FIELD:
+                    at = next(i for i, f in enumerate(fields) if len(f) == longest)
+                    self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
+                    continue
+            if not raw:
+                self._reject(row, raw, "no email address")
+                continue
+            email = raw.lower()
+            if not fast_valid(email):
+                problem = address_problem(email)
+                if problem is not None:
+                    self._reject(row, raw, problem)
+                    continue
+            tags = extra
+            if tags_at is not None and fields[tags_at]:
+                cell = fields[tags_at]
+                if ";" in cell or extra:
+                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
+                                           | self.extra_tags))
+                else:
+                    tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
+            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
+                                                 for i in value_columns]), tags, status))
         return records
 
     def _read_header(self, reader: Iterator[list[str]], undecodable: bool,

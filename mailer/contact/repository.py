@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.models import Contact, ContactImport, Suppression
+from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
+from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
 _UPSERT = text(
@@ -31,6 +32,124 @@ async def upsert(
     return int(row.id), bool(row.inserted)
 
 
+async def page(session: AsyncSession, where: ColumnElement[bool], after: int,
+               limit: int) -> list[tuple[Contact, bool]]:
+    """Contacts matching ``where`` with ids after ``after``, by id, with their suppression."""
+    suppressed = select(Suppression.email).where(Suppression.email == Contact.email).exists()
+    rows = await session.execute(select(Contact, suppressed).where(where, Contact.id > after)
+                                 .order_by(Contact.id).limit(limit))
+    return [(row[0], bool(row[1])) for row in rows]
+
+
+# --- status changes --------------------------------------------------------------------------
+
+# Set the status of contacts by address and record each real change with its source, in
+# one statement (set-based: a complaint batch or an unsubscribe is one call). Contacts
+# already in that status are left alone and not recorded again.
+STATUS_CHANGE_SQL = """
+    WITH changed AS (
+        UPDATE contacts
+           SET status = :status, updated_at = now(),
+               unsubscribed_at = CASE WHEN :status = 'unsubscribed' THEN now() END
+         WHERE email = ANY(CAST(:emails AS text[])) AND status <> :status
+        RETURNING id
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, :status, :source FROM changed
+    RETURNING contact_id
+"""
+
+
+async def record_status_change(session: AsyncSession, emails: list[str], status: str,
+                               source: str) -> list[int]:
+    """Move the contacts at ``emails`` (normalised) to ``status`` ("subscribed" or
+    "unsubscribed"), recording ``source`` ("api", "import", "unsubscribe_link",
+    "complaint") and the time; the ids of the contacts that changed."""
+    if status not in CONTACT_STATUSES:
+        raise ValueError(f"unknown contact status {status!r}")
+    if source not in STATUS_SOURCES:
+        raise ValueError(f"unknown status source {source!r}")
+    rows = await session.execute(text(STATUS_CHANGE_SQL),
+                                 {"emails": emails, "status": status, "source": source})
+    return [int(r[0]) for r in rows]
+
+
+async def status_changes(session: AsyncSession, contact_id: int) -> list[ContactStatusChange]:
+    query = select(ContactStatusChange).where(ContactStatusChange.contact_id == contact_id)
+    return list((await session.execute(query.order_by(ContactStatusChange.id))).scalars())
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+# Right to be forgotten: the contact goes, its messages and events keep only what the
+# numbers need (status, ids, times), and the raw SNS notifications and import reports that
+# name the address lose it. The suppression stays: it is what keeps the address unmailed.
+_ERASE_CONTACT = text("DELETE FROM contacts WHERE email = :email RETURNING id")
+_ERASE_STATUS = text("DELETE FROM contact_status_changes WHERE contact_id = :id")
+_ERASE_MESSAGES = text(
+    """
+    UPDATE messages
+       SET email = '', data = NULL, subject = NULL, html = NULL, text = NULL,
+           error = CASE WHEN strpos(lower(error), :email) > 0 THEN '[erased]' ELSE error END
+     WHERE email = :email OR (contact_id = :id AND campaign_id IS NOT NULL)
+    RETURNING id
+    """
+)
+_ERASE_EVENTS = text(
+    """
+    UPDATE events SET email = NULL, data = '{}'
+     WHERE email = :email OR message_id = ANY(CAST(:messages AS bigint[]))
+    RETURNING id
+    """
+)
+_ERASE_NOTIFICATIONS = text(
+    """
+    UPDATE sns_notifications
+       SET body = '{"erased": true}', processed_at = coalesce(processed_at, now()),
+           error = coalesce(error, 'erased before processing')
+     WHERE strpos(lower(body::text), :email) > 0
+    """
+)
+_ERASE_IMPORT_REPORTS = text(
+    """
+    UPDATE contact_imports
+       SET errors = (SELECT jsonb_agg(CASE WHEN strpos(lower(e ->> 'email'), :email) > 0
+                                           THEN jsonb_set(e, '{email}', '""') ELSE e END
+                                      ORDER BY n)
+                       FROM jsonb_array_elements(errors) WITH ORDINALITY AS x(e, n))
+     WHERE strpos(lower(errors::text), :email) > 0
+    """
+)
+_ERASE_STAGED = text("DELETE FROM contact_import_rows WHERE email = :email")
+_RECORD_ERASURE = text(
+    """
+    INSERT INTO contact_erasures (address_hmac, messages, events, suppressed)
+    VALUES (:hmac, :messages, :events,
+            EXISTS (SELECT 1 FROM suppressions WHERE email = :email))
+    RETURNING suppressed
+    """
+)
+
+
+async def erase(session: AsyncSession, email: str, address_hmac: str) -> tuple[bool, int, int,
+                                                                               bool]:
+    """(contact existed, messages erased, events erased, still suppressed)."""
+    contact_id = (await session.execute(_ERASE_CONTACT, {"email": email})).scalar()
+    if contact_id is not None:
+        await session.execute(_ERASE_STATUS, {"id": contact_id})
+    messages = [int(m) for m in (await session.execute(
+        _ERASE_MESSAGES, {"email": email, "id": contact_id})).scalars()]
+    events = len((await session.execute(
+        _ERASE_EVENTS, {"email": email, "messages": messages})).all())
+    await session.execute(_ERASE_NOTIFICATIONS, {"email": email})
+    await session.execute(_ERASE_IMPORT_REPORTS, {"email": email})
+    await session.execute(_ERASE_STAGED, {"email": email})
+    suppressed = bool((await session.execute(_RECORD_ERASURE, {
+        "hmac": address_hmac, "messages": len(messages), "events": events,
+        "email": email})).scalar_one())
+    return contact_id is not None, len(messages), events, suppressed
+
+
 async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
     suppressed = select(Suppression.email).where(Suppression.email == Contact.email).exists()
     row = (
@@ -53,7 +172,7 @@ async def get_import(session: AsyncSession, import_id: int) -> ContactImport | N
 
 
 async def stage_rows(session: AsyncSession, import_id: int,
-                     records: list[tuple[int, str, list[str | None], list[str]]]) -> None:
+                     records: list[tuple[int, str, str, str, str | None]]) -> None:
     """COPY good rows of an upload into the staging table (in the request's transaction:
     an upload cut short, by a 413 or a dropped connection, leaves nothing behind)."""
     connection = await session.connection()
@@ -61,7 +180,7 @@ async def stage_rows(session: AsyncSession, import_id: int,
     assert raw is not None  # the session's connection is checked out and open
     await raw.copy_records_to_table(
         "contact_import_rows", records=[(import_id, *r) for r in records],
-        columns=["import_id", "row", "email", "attribute_values", "tags"])
+        columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
 
 
 async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,
@@ -100,6 +219,8 @@ _MARK_DUPLICATES = text(
 
 
 async def start_import(session: AsyncSession, import_id: int) -> None:
+    # the staged rows are fresh: without statistics the chunks would be planned as tiny
+    await session.execute(text("ANALYZE contact_import_rows"))
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
     await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
@@ -110,18 +231,53 @@ async def start_import(session: AsyncSession, import_id: int) -> None:
 # Attributes merge key by key and tags unite; status is left alone, so an unsubscribed
 # contact stays unsubscribed. Rows that would not change are not rewritten (a re-import of
 # the same file costs no new row versions), and are counted as updated all the same.
+_CHUNK_END = text(
+    """
+    SELECT coalesce(
+        (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
+          ORDER BY row OFFSET :limit - 1 LIMIT 1),
+        (SELECT max(row) FROM contact_import_rows WHERE import_id = :id))
+    """
+)
+
+# A "status" column moves existing contacts (recorded, source "import"); run before the
+# merge, as one statement cannot update a row twice.
+_CHUNK_STATUS = text(
+    """
+    WITH changed AS (
+        UPDATE contacts c
+           SET status = r.status, updated_at = now(),
+               unsubscribed_at = CASE WHEN r.status = 'unsubscribed' THEN now() END
+          FROM contact_import_rows r
+         WHERE r.import_id = :id AND r.row > :after AND r.row <= :last
+           AND r.duplicate_of IS NULL AND r.status IS NOT NULL
+           AND c.email = r.email AND c.status <> r.status
+        RETURNING c.id, c.status
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, status, 'import' FROM changed
+    """
+)
+
+# The chunk's staged rows (taken out of staging in the same statement) go into contacts.
+# Attributes merge key by key and tags unite; status is left alone (see _CHUNK_STATUS), so
+# an unsubscribed contact stays unsubscribed. Rows that would not change are not rewritten
+# (a re-import of the same file costs no new row versions), and count as updated all the
+# same. A contact created unsubscribed has that recorded.
 _MERGE_CHUNK = text(
     """
     WITH chunk AS (
         DELETE FROM contact_import_rows
-         WHERE import_id = :id AND row IN (
-               SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
-                ORDER BY row LIMIT :limit)
-        RETURNING row, email, attribute_values, tags, duplicate_of
+         WHERE import_id = :id AND row > :after AND row <= :last
+        RETURNING row, email, attribute_values, tags, status, duplicate_of
     ), upserted AS (
-        INSERT INTO contacts AS c (email, attributes, tags)
-        SELECT email, jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), attribute_values)),
-               tags
+        INSERT INTO contacts AS c (email, attributes, tags, status, unsubscribed_at)
+        SELECT email,
+               jsonb_strip_nulls(jsonb_object(
+                   CAST(:keys AS text[]),
+                   (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
+               string_to_array(tags, ';'), coalesce(status, 'subscribed'),
+               CASE WHEN status = 'unsubscribed' THEN now() END
           FROM chunk WHERE duplicate_of IS NULL
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
@@ -130,7 +286,10 @@ _MERGE_CHUNK = text(
                                       ORDER BY 1) END,
                updated_at = now()
          WHERE NOT (c.attributes @> EXCLUDED.attributes AND c.tags @> EXCLUDED.tags)
-        RETURNING xmax = 0 AS inserted
+        RETURNING id, status, xmax = 0 AS inserted
+    ), recorded AS (
+        INSERT INTO contact_status_changes (contact_id, status, source)
+        SELECT id, status, 'import' FROM upserted WHERE inserted AND status = 'unsubscribed'
     )
     SELECT (SELECT max(row) FROM chunk) AS last_row,
            (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
@@ -150,8 +309,13 @@ async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], af
                       limit: int, room: int) -> Any:
     """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
     duplicates, duplicate_errors); last_row is None when nothing was left."""
+    last = (await session.execute(_CHUNK_END, {
+        "id": import_id, "after": after, "limit": limit})).scalar()
+    if last is not None:
+        await session.execute(_CHUNK_STATUS, {"id": import_id, "after": after, "last": last})
     return (await session.execute(_MERGE_CHUNK, {
-        "id": import_id, "keys": keys, "after": after, "limit": limit, "room": max(room, 0),
+        "id": import_id, "keys": keys, "after": after, "last": last or after,
+        "room": max(room, 0),
     })).one()
 
 

@@ -2,43 +2,108 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 from collections.abc import AsyncIterable, Callable, Iterable
+from typing import Any
 
 from arq import ArqRedis
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailer.audience import repository as audience_repository
+from mailer.audience.filters import compile_filter
+from mailer.audience.service import parse_cursor
 from mailer.contact import importer, repository
 from mailer.contact.addresses import valid_address
 from mailer.contact.schemas import (
     ContactIn,
     ContactOut,
+    ContactPage,
+    ErasureOut,
     ImportAccepted,
     ImportOut,
     ImportRowError,
 )
 from mailer.db import after_commit, transaction
 from mailer.errors import Invalid, NotFound
+from mailer.models import Contact
 from mailer.queues import IMPORT_QUEUE
 
 
 async def put(session: AsyncSession, email: str, body: ContactIn) -> tuple[ContactOut, bool]:
     """Create or replace the contact at ``email``; True when it was created."""
     address = valid_address(email, ["path", "email"])
+    _check_attributes(body.attributes, ["body", "attributes"])
     tags = sorted({t.strip() for t in body.tags if t.strip()})
     _, created = await repository.upsert(session, address, body.attributes, tags)
+    if body.status is not None:
+        await repository.record_status_change(session, [address], body.status, "api")
     return await get(session, address), created
+
+
+def _check_attributes(value: Any, path: list[str | int]) -> None:
+    # what jsonb cannot hold is a 422, not a 500
+    if isinstance(value, str) and "\x00" in value:
+        raise Invalid.at(path, "strings cannot contain NUL (\\u0000)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid.at(path, "numbers must be finite")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_attributes(item, [*path, i])
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_attributes(key, path)
+            _check_attributes(item, [*path, key])
+
+
+def _out(contact: Contact, suppressed: bool) -> ContactOut:
+    return ContactOut(
+        id=contact.id, email=contact.email, attributes=contact.attributes, tags=contact.tags,
+        status=contact.status, suppressed=suppressed, created_at=contact.created_at,
+        updated_at=contact.updated_at,
+    )
 
 
 async def get(session: AsyncSession, email: str) -> ContactOut:
     found = await repository.get(session, email.strip().lower())
     if found is None:
         raise NotFound(f"no contact {email.strip().lower()!r}")
-    contact, suppressed = found
-    return ContactOut(
-        id=contact.id, email=contact.email, attributes=contact.attributes, tags=contact.tags,
-        status=contact.status, suppressed=suppressed, created_at=contact.created_at,
-        updated_at=contact.updated_at,
-    )
+    return _out(*found)
+
+
+async def page(session: AsyncSession, tree: dict[str, Any] | None, cursor: str | None,
+               limit: int) -> ContactPage:
+    """Contacts by id, ``limit`` at a time, optionally those a segment filter matches."""
+    where: ColumnElement[bool] = true()
+    if tree is not None:
+        where = compile_filter(tree)
+        await audience_repository.custom_plans(session)
+    rows = await repository.page(session, where, parse_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ContactPage(items=[_out(c, s) for c, s in rows],
+                       next_cursor=str(rows[-1][0].id) if more and rows else None)
+
+
+def address_hmac(secret_key: str, address: str) -> str:
+    return hmac.new(secret_key.encode(), address.encode(), hashlib.sha256).hexdigest()
+
+
+async def erase(session: AsyncSession, email: str, secret_key: str) -> ErasureOut:
+    """Erase the personal data of ``email`` (right to be forgotten); 404 if there is none.
+
+    The suppression, if any, stays: it is what keeps the address from being mailed again.
+    The erasure is recorded by an HMAC of the address, never the address itself.
+    """
+    address = email.strip().lower()
+    existed, messages, events, suppressed = await repository.erase(
+        session, address, address_hmac(secret_key, address))
+    if not existed and not messages and not events:
+        raise NotFound(f"no contact {address!r}")
+    return ErasureOut(email_erased=existed, messages=messages, events=events,
+                      suppressed=suppressed)
 
 
 # --- CSV imports ---------------------------------------------------------------------------

@@ -1,13 +1,10 @@
-"""Audiences: streamed CSV staging, status changes, erasures, an email-domain index.
+"""Audiences: streamed CSV staging, status changes, erasures.
 
 - ``contact_import_rows`` (UNLOGGED) holds the good rows of an upload, COPYed in while the
   request body streams; the upload itself is no longer stored (``contact_imports.source``
   goes), only the attribute column names and how far the job has merged.
 - ``contact_status_changes``: subscribed ↔ unsubscribed with source and time.
 - ``contact_erasures``: erased contacts, recorded by an HMAC of the address.
-- ``ix_contacts_email_reversed``: ``reverse(email) text_pattern_ops`` serves "email ends
-  with @domain" as a prefix search (a btree on short text: cheap for the 1M-row import,
-  unlike the jsonb GIN index dropped in d4e5f6a7b8c9).
 
 Revision ID: f11a1b2c3d4e
 Revises: e5f6a7b8c9d0
@@ -30,17 +27,24 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.drop_column("contact_imports", "source")
-    op.add_column("contact_imports", sa.Column(
-        "attribute_keys", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False))
-    op.add_column("contact_imports", sa.Column(
-        "merged_through", sa.BigInteger(), server_default="0", nullable=False))
+    op.add_column(
+        "contact_imports",
+        sa.Column(
+            "attribute_keys", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False
+        ),
+    )
+    op.add_column(
+        "contact_imports",
+        sa.Column("merged_through", sa.BigInteger(), server_default="0", nullable=False),
+    )
     op.create_table(
         "contact_import_rows",
         sa.Column("import_id", sa.BigInteger(), nullable=False),
         sa.Column("row", sa.BigInteger(), nullable=False),
         sa.Column("email", sa.Text(), nullable=False),
-        sa.Column("attribute_values", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.Column("tags", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("attribute_values", sa.Text(), nullable=False),
+        sa.Column("tags", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=True),
         sa.Column("duplicate_of", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("import_id", "row", name=op.f("pk_contact_import_rows")),
         prefixes=["UNLOGGED"],
@@ -51,12 +55,17 @@ def upgrade() -> None:
         sa.Column("contact_id", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "changed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_status_changes")),
     )
-    op.create_index("ix_contact_status_changes_contact", "contact_status_changes",
-                    ["contact_id", "id"])
+    op.create_index(
+        "ix_contact_status_changes_contact", "contact_status_changes", ["contact_id", "id"]
+    )
     op.create_table(
         "contact_erasures",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -64,16 +73,14 @@ def upgrade() -> None:
         sa.Column("messages", sa.BigInteger(), nullable=False),
         sa.Column("events", sa.BigInteger(), nullable=False),
         sa.Column("suppressed", sa.Boolean(), nullable=False),
-        sa.Column("erased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "erased_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_erasures")),
     )
-    op.create_index("ix_contacts_email_reversed", "contacts",
-                    [sa.text("reverse(email) text_pattern_ops")])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_contacts_email_reversed", table_name="contacts")
     op.drop_table("contact_erasures")
     op.drop_index("ix_contact_status_changes_contact", table_name="contact_status_changes")
     op.drop_table("contact_status_changes")

@@ -318,6 +318,7 @@ TRICKY = [
 
 @pytest.mark.parametrize("address", TRICKY)
 def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) -> None:
+    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
     if importer.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
     try:
@@ -332,6 +333,7 @@ def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) 
 @given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}",
                      fullmatch=True))
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
+    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
     if importer.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
 
@@ -442,3 +444,51 @@ async def test_progress_is_visible_while_the_import_runs(client, admin, sessionm
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert report["total_rows"] == 10 and report["created"] == 10
     assert any(status == "running" and 0 < created < 10 for status, created in seen), seen
+
+
+plain_lines = st.lists(
+    st.lists(st.sampled_from([*"ab@.x ,;-_\t", "a@b.test", "X@Y.TEST", "c@d.test,N,t"]),
+             max_size=12).map("".join), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=plain_lines, crlf=st.booleans(), piece=st.integers(1, 200),
+       final_newline=st.booleans())
+def test_plain_stretches_parse_as_the_csv_reader_does(lines, crlf, piece, final_newline):
+    end = "\r\n" if crlf else "\n"
+    body = ("email,name,tags" + end + end.join(lines) + (end if final_newline else "")).encode()
+
+    def parse(fast: bool) -> tuple:
+        upload = importer.Upload(fast=fast)
+        records = [r for i in range(0, len(body), piece)
+                   for batch in upload.feed(body[i:i + piece]) for r in batch]
+        records += upload.close()
+        return records, upload.errors, upload.read, upload.rejected
+
+    assert parse(True) == parse(False)
+
+
+async def test_a_status_column_changes_status_and_is_recorded(client, admin, sessionmaker,
+                                                              engine):
+    await client.put("/v1/contacts/old@example.test", headers=admin, json={})
+    report = await run(client, admin, sessionmaker,
+                       "email,status,city\n"
+                       "old@example.test,Unsubscribed,Oslo\n"
+                       "new@example.test,unsubscribed,\n"
+                       "plain@example.test,,\n"
+                       "odd@example.test,maybe,\n")
+    assert (report["created"], report["updated"], report["rejected"]) == (2, 1, 1)
+    assert report["errors"][0]["reason"].startswith("status must be")
+    old = await contact(client, admin, "old@example.test")
+    assert old["status"] == "unsubscribed" and old["attributes"] == {"city": "Oslo"}
+    assert (await contact(client, admin, "new@example.test"))["status"] == "unsubscribed"
+    assert (await contact(client, admin, "plain@example.test"))["status"] == "subscribed"
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT c.email, s.status, s.source FROM contact_status_changes s"
+            " JOIN contacts c ON c.id = s.contact_id ORDER BY c.email"))).all()
+    assert rows == [("new@example.test", "unsubscribed", "import"),
+                    ("old@example.test", "unsubscribed", "import")]
+    # the same file again changes nothing and records nothing
+    await run(client, admin, sessionmaker, "email,status\nold@example.test,unsubscribed\n")
+    assert await count(engine, "SELECT count(*) FROM contact_status_changes") == 2
