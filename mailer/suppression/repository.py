@@ -81,6 +81,10 @@ _UNSUBSCRIBE = text(
           FROM m WHERE c.email = m.email AND c.status = 'subscribed'
         RETURNING c.id
     ),
+    contact_recorded AS (
+        INSERT INTO contact_status_changes (contact_id, status, source)
+        SELECT id, 'unsubscribed', 'unsubscribe_link' FROM contact
+    ),
     suppressed AS (
         INSERT INTO suppressions (email, reason, scope, source)
         SELECT email, 'unsubscribed', 'marketing', 'unsubscribe' FROM m WHERE email <> ''

@@ -190,6 +190,10 @@ _UNSUBSCRIBE_CONTACTS = """
       FROM (SELECT DISTINCT email FROM inserted WHERE {where}) i
      WHERE c.email = i.email AND c.status = 'subscribed'
     RETURNING c.id
+)
+, unsubscribed_recorded AS (
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, 'unsubscribed', '{source}' FROM unsubscribed
 )"""
 
 # a notification only ever widens a suppression: marketing → all, never all → marketing
@@ -253,7 +257,7 @@ _BY_TYPE = {
         _count("complained"),
         _move("complained", ["sent", "delivered", "bounced"]),
         _SUPPRESS_MARKETING.format(reason="complaint", source="complaint", where=""),
-        _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL"),
+        _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
         rollup_events("complaint"),
     ),
     "subscription": _statement(
@@ -264,7 +268,9 @@ _BY_TYPE = {
             source="unsubscribe",
             where="AND subtype = 'unsubscribe_all'",
         ),
-        _UNSUBSCRIBE_CONTACTS.format(where="subtype = 'unsubscribe_all'"),
+        # SES's own subscription management: its unsubscribe link
+        _UNSUBSCRIBE_CONTACTS.format(where="subtype = 'unsubscribe_all'",
+                                     source="unsubscribe_link"),
     ),
 }
 

@@ -70,6 +70,11 @@ async def test_one_click_post_unsubscribes_without_credentials(
     async with engine.connect() as conn:
         events = (await conn.execute(text("SELECT type, subtype, message_id FROM events"))).all()
     assert [tuple(e) for e in events] == [("unsubscribe", "one_click", message_id)]
+    async with engine.connect() as conn:
+        changes = (
+            await conn.execute(text("SELECT status, source FROM contact_status_changes"))
+        ).all()
+    assert [tuple(c) for c in changes] == [("unsubscribed", "unsubscribe_link")]
 
     # repeating it is harmless: same page, nothing counted twice
     before = await snapshot(engine)

@@ -150,6 +150,14 @@ async def test_complaint_suppresses_marketing_and_unsubscribes(
     contact = (await client.get(f"/v1/contacts/{email}", headers=admin)).json()
     assert contact["status"] == "unsubscribed"
     assert contact["suppressed"] is True
+    # the status change is recorded with its source
+    changes = await _scalar(
+        engine,
+        "SELECT string_agg(s.status || ':' || s.source, ',') FROM contact_status_changes s"
+        " JOIN contacts c ON c.id = s.contact_id WHERE c.email = :e",
+        e=email,
+    )
+    assert changes == "unsubscribed:complaint"
 
 
 async def test_notifications_only_widen_a_scope(
