@@ -166,6 +166,9 @@ def _finalize(value: Any) -> Any:
     return s
 
 
+_new_str = str.__new__
+
+
 def _out_text(value: Any) -> str:
     """``{{ value }}`` in the subject or the text part: finalized, not escaped."""
     if type(value) is str:
@@ -184,7 +187,8 @@ def _out_html(value: Any) -> Markup:
         b.chars += len(value)
         if b.chars > MAX_OUTPUT_CHARS:
             b.charge(0)
-        return Markup(_escape_inner(value))  # noqa: S704 - escaped just here
+        # str.__new__: Markup's own __new__ is Python code, and the text is escaped here
+        return _new_str(Markup, _escape_inner(value))
     return escape(_finalize(value))
 
 
