@@ -120,17 +120,26 @@ _CONTAINERS = (list, tuple, dict, set, frozenset)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
 
 
-def _is_data(value: Any, depth: int = 4) -> bool:
+def _is_data(value: Any) -> bool:
     """Text, numbers and containers of them: what may become text. A function, a Jinja
     object or a generator would show what Python holds underneath (``<... at 0x...>``)."""
-    if isinstance(value, (*_SCALARS, Undefined)):
-        return True
-    if not isinstance(value, _CONTAINERS) or depth == 0:
-        return False
-    items = list(value.items()) if isinstance(value, dict) else list(value)
-    if len(items) > 1000:
-        return True  # large containers come from data, not from a handful of objects
-    return all(_is_data(item, depth - 1) for item in items)
+    stack = [value]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_SEQUENCE:
+            return False  # more than could be printed within the output limit anyway
+        if isinstance(item, _SCALARS) or isinstance(item, Undefined):  # noqa: SIM101
+            continue
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def _as_text_check(value: Any) -> None:
@@ -157,6 +166,9 @@ def _finalize(value: Any) -> Any:
     return s
 
 
+_new_str = str.__new__
+
+
 def _out_text(value: Any) -> str:
     """``{{ value }}`` in the subject or the text part: finalized, not escaped."""
     if type(value) is str:
@@ -175,7 +187,8 @@ def _out_html(value: Any) -> Markup:
         b.chars += len(value)
         if b.chars > MAX_OUTPUT_CHARS:
             b.charge(0)
-        return Markup(_escape_inner(value))  # noqa: S704 - escaped just here
+        # str.__new__: Markup's own __new__ is Python code, and the text is escaped here
+        return _new_str(Markup, _escape_inner(value))
     return escape(_finalize(value))
 
 

@@ -152,3 +152,10 @@ def test_values_are_escaped_on_every_path(contexts, layout):
         assert not tree.xpath("//script") and not tree.xpath("//b")
         if context["a"].strip():
             assert " ".join(context["a"].split()) in rendered.text
+
+
+def test_safe_only_where_the_template_says_so():
+    html = "<html><body><p>{{ v }}</p><div>{{ v | safe }}</div></body></html>"
+    rendered = compile_template(TEMPLATES, "{{ v }}", html, "{{ v }}").render({"v": "<b>x</b>"})
+    assert "<p>&lt;b&gt;x&lt;/b&gt;</p><div><b>x</b></div>" in rendered.html
+    assert rendered.subject == "<b>x</b>" and rendered.text == "<b>x</b>"  # not HTML

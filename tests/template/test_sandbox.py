@@ -44,6 +44,7 @@ PAYLOADS = [
     ("html", "{{ '' ~ range }}", "cannot be turned into text"),
     ("html", "{{ [range]|join(',') }}", "cannot be turned into text"),
     ("html", "{{ {'a': self} }}", "cannot be turned into text"),
+    ("html", "{{ [[range]] * 5000 }}", "cannot be turned into text"),
     ("html", "{{ range(3)|map('string')|string }}", "cannot be turned into text"),
     # format-string tricks
     ("html", "{{ '{0.__class__.__init__.__globals__}'.format(contact) }}", "str.format"),
