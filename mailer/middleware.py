@@ -9,7 +9,8 @@ of a plain-text page or a reset connection.
 PostgreSQL cannot hold or Python would turn into a 500: NUL and unpaired surrogates in any
 string or key (text and jsonb refuse them), non-finite numbers (``NaN``, ``Infinity``,
 ``1e400``), integers outside 64 bits, and nesting deeper than ``MAX_DEPTH``. A NUL in the
-path or the query string is refused the same way.
+path or the query string is refused the same way; a JSON body over the body limit is a 413.
+(A surrogate *pair* is one character once parsed, and passes.)
 """
 
 from __future__ import annotations
