@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, text
@@ -171,16 +172,25 @@ async def get_import(session: AsyncSession, import_id: int) -> ContactImport | N
     return await session.get(ContactImport, import_id)
 
 
-async def stage_rows(session: AsyncSession, import_id: int,
-                     records: list[tuple[int, str, str, str, str | None]]) -> None:
-    """COPY good rows of an upload into the staging table (in the request's transaction:
-    an upload cut short, by a 413 or a dropped connection, leaves nothing behind)."""
+Staged = list[tuple[int, str, str, str, str | None]]
+
+
+async def stager(session: AsyncSession,
+                 import_id: int) -> Callable[[Staged], Coroutine[Any, Any, None]]:
+    """A function that COPYs good rows of an upload into the staging table, in the
+    session's transaction (an upload cut short, by a 413 or a dropped connection, leaves
+    nothing behind). It uses the driver connection alone, so one COPY may run while the
+    caller parses the next stretch (never two at once, nor with other statements)."""
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None  # the session's connection is checked out and open
-    await raw.copy_records_to_table(
-        "contact_import_rows", records=[(import_id, *r) for r in records],
-        columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
+
+    async def stage(records: Staged) -> None:
+        await raw.copy_records_to_table(
+            "contact_import_rows", records=[(import_id, *r) for r in records],
+            columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
+
+    return stage
 
 
 async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,

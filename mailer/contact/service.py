@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import math
@@ -136,15 +138,29 @@ async def create_import(session: AsyncSession, redis: ArqRedis | None,
     row = await repository.create_import(session)
     import_id = row.id
     upload = importer.Upload(extra_tags=extra)
-    async for data in body:
-        for records in upload.feed(data):
-            if records:
-                await repository.stage_rows(session, import_id, records)
-        if on_bytes is not None:
-            on_bytes(len(data))
-    records = upload.close()
-    if records:
-        await repository.stage_rows(session, import_id, records)
+    stage = await repository.stager(session, import_id)
+    # one COPY in flight while the next stretch is parsed: PostgreSQL stores a stretch
+    # while this process reads the following one
+    copying: asyncio.Task[None] | None = None
+    try:
+        async for data in body:
+            for records in upload.feed(data):
+                if records:
+                    if copying is not None:
+                        await copying
+                    copying = asyncio.create_task(stage(records))
+            if on_bytes is not None:
+                on_bytes(len(data))
+        records = upload.close()
+        if copying is not None:
+            await copying
+        copying = None
+        if records:
+            await stage(records)
+    finally:
+        if copying is not None:  # the upload failed (413, 422, a dropped connection)
+            with contextlib.suppress(BaseException):
+                await copying
     await repository.finish_upload(session, import_id, read=upload.read,
                                    rejected=upload.rejected, errors=upload.errors,
                                    keys=upload.keys)
