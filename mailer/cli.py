@@ -351,7 +351,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
 
     redis = Redis.from_url(settings.redis_url)
     try:
-        depths = [(name, await redis.zcard(queue)) for name, queue in QUEUES.items()]
+        depths = [(queue, await redis.zcard(queue)) for queue in QUEUES.values()]
     finally:
         await redis.aclose()
 

@@ -84,8 +84,10 @@ async def seed_everywhere(client, admin, sessionmaker) -> int:  # type: ignore[n
         )
         await session.execute(
             text(
-                "INSERT INTO events (message_id, campaign_id, email, type, occurred_at, data)"
-                " SELECT id, campaign_id, email, 'bounce', now(), jsonb_build_object('to', email)"
+                "INSERT INTO events (message_id, campaign_id, email, type, occurred_at, data,"
+                "                    dedup_key)"
+                " SELECT id, campaign_id, email, 'bounce', now(), jsonb_build_object('to', email),"
+                "        'test-bounce:' || id"
                 "   FROM messages"
             )
         )

@@ -132,7 +132,7 @@ async def test_metrics_cover_the_api_and_the_workers(
         == 2
     )
     assert value(after, "mailer_campaign_progress", campaign_id=str(cid), status="completed") == 1.0
-    for queue in ("arq:send", "arq:events", "arq:default"):
+    for queue in ("arq:send", "arq:transactional", "arq:events", "arq:imports"):
         assert ("mailer_queue_depth", (("queue", queue),)) in after
     assert value(after, "mailer_region_send_rate", region="us-east-1") == 300
     assert value(after, "mailer_region_quota_24h", region="us-east-1") > 0
