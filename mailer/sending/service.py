@@ -22,7 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -83,7 +83,7 @@ class ErrorRate:
     def __init__(self, window: int, failures: int) -> None:
         self.window = window
         self.failures = failures
-        self._recent: dict[int, deque[tuple[bool, datetime]]] = {}
+        self._recent: dict[int, deque[tuple[bool, float]]] = {}  # (failed, monotonic)
         self._failed: dict[int, int] = {}
 
     def note(self, campaign_id: int, failed: bool) -> datetime | None:
@@ -95,14 +95,14 @@ class ErrorRate:
                 self._recent.clear()
                 self._failed.clear()
             recent = self._recent[campaign_id] = deque()
-        recent.append((failed, datetime.now(UTC)))
+        recent.append((failed, time.monotonic()))  # per message: no datetime made
         count = self._failed.get(campaign_id, 0) + failed
         if len(recent) > self.window:
             count -= recent.popleft()[0]
         self._failed[campaign_id] = count
         if count < self.failures:
             return None
-        since = recent[0][1]
+        since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - recent[0][1])
         self.forget(campaign_id)
         return since
 
