@@ -65,7 +65,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 async def _build(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
-    engine = create_engine(settings, pool_size=10)
+    # no ping per checkout: a transactional message waits for every round trip, and the
+    # send path's reads and writes drop a broken connection and retry on their own
+    engine = create_engine(settings, pool_size=10, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
     transport = SesTransport(
         settings.ses_endpoint_url,

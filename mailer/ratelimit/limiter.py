@@ -65,8 +65,10 @@ while granted < want and tat <= limit do
   granted = granted + 1
   tat = tat + interval
 end
-if priority == 0 and (first > interval or granted < want) then
-  -- transactional mail is waiting on this region: marketing books nothing meanwhile
+if priority == 0 and granted < want then
+  -- transactional mail found no slot within its horizon: marketing books nothing
+  -- meanwhile. A transactional sender that got its slot blocks nothing: marketing
+  -- keeps what is left of the rate.
   redis.call('PSETEX', txkey, tonumber(ARGV[5]), '1')
 end
 redis.call('HSET', key, 'tat', string.format('%.6f', tat), 'ts', string.format('%.6f', now),
