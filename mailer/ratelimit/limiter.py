@@ -66,10 +66,13 @@ while granted < want and tat <= limit do
   tat = tat + interval
 end
 if priority == 0 and granted < want then
-  -- transactional mail found no slot within its horizon: marketing books nothing
-  -- meanwhile. A transactional sender that got its slot blocks nothing: marketing
-  -- keeps what is left of the rate.
+  -- transactional mail found no slot within its horizon: marketing books nothing meanwhile
   redis.call('PSETEX', txkey, tonumber(ARGV[5]), '1')
+elseif priority == 0 and first > interval then
+  -- it got a slot behind marketing's bookings: marketing books nothing until that slot,
+  -- so the next transactional message finds one sooner; no longer, so marketing keeps
+  -- what is left of the rate
+  redis.call('PSETEX', txkey, math.max(1, math.ceil(first * 1000)), '1')
 end
 redis.call('HSET', key, 'tat', string.format('%.6f', tat), 'ts', string.format('%.6f', now),
            'factor', factor)
