@@ -26,7 +26,7 @@ from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, 
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
 from markupsafe import Markup
 
-from mailer.template.content import MAX_LINE, fold_html, fold_text, longest_line
+from mailer.template.content import MAX_LINE, fold_html, fold_text
 from mailer.template.sandbox import (
     MAX_OUTPUT_CHARS,
     BoundedEnvironment,
@@ -136,13 +136,32 @@ _PAD = "\ue002" + "w" * 40
 class _Holes:
     """A derived part: its static pieces and which value goes between each two."""
 
-    __slots__ = ("statics", "order", "size")
+    __slots__ = ("statics", "order", "size", "lines", "static_longest")
 
     def __init__(self, rendered: str) -> None:
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
         self.statics = pieces[0::2]
         self.order = [int(i) for i in pieces[1::2]]
         self.size = len(pieces)
+        # for the 998-octet line rule: each line that holds values, with its own octets and
+        # the values it holds (a plain value has no line break), and the longest other line
+        self.lines: list[tuple[int, list[int]]] = []
+        self.static_longest = 0
+        for line in rendered.split("\n"):
+            own = len(_HOLE.sub("", line).encode())
+            held = [int(i) for i in _HOLE.findall(line)]
+            if held:
+                self.lines.append((own, held))
+            else:
+                self.static_longest = max(self.static_longest, own)
+
+    def may_exceed(self, values: list[str], limit: int) -> bool:
+        """Whether a line of the filled part could be over ``limit`` octets (a value's
+        characters counted as 4 octets each): only then is folding worth a look."""
+        if self.static_longest > limit:
+            return True
+        return any(own + 4 * sum([len(values[i]) for i in held]) > limit
+                   for own, held in self.lines)
 
     def fill(self, values: list[str]) -> str:
         buf: list[str] = [""] * self.size
@@ -155,8 +174,6 @@ class _Holes:
 class _Derived:
     html: _Holes
     text: _Holes
-    html_longest: int  # the longest line, values not counted
-    text_longest: int
 
     @classmethod
     def build(cls, shape: tuple[str | None, ...]) -> _Derived | None:
@@ -191,18 +208,16 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined), _Holes(text),
-                   longest_line(_HOLE.sub("", inlined)), longest_line(_HOLE.sub("", text)))
+        return cls(_Holes(inlined), _Holes(text))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
-        extra = 4 * sum(map(len, values))  # octets at most, in UTF-8
         html = self.html.fill(values)
-        if self.html_longest + extra > MAX_LINE:
+        if self.html.may_exceed(values, MAX_LINE):
             html = fold_html(html)
         if not need_text:
             return html, ""
         text = self.text.fill(values)
-        if self.text_longest + extra > MAX_LINE:
+        if self.text.may_exceed(values, MAX_LINE):
             text = fold_text(text)
         return html, text
 
