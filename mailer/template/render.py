@@ -10,8 +10,10 @@ the text part are not HTML: they are not escaped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -136,18 +138,28 @@ _PAD = "\ue002" + "w" * 40
 class _Holes:
     """A derived part: its static pieces and which value goes between each two."""
 
-    __slots__ = ("statics", "order", "size")
+    __slots__ = ("statics", "order", "size", "pick")
 
-    def __init__(self, rendered: str) -> None:
+    def __init__(self, rendered: str, holes: int) -> None:
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
         self.statics = pieces[0::2]
         self.order = [int(i) for i in pieces[1::2]]
         self.size = len(pieces)
+        # the values in the order they go in: as they are when that is all of the shape's
+        # values in their own order, else picked in C
+        order = self.order
+        self.pick: Callable[[list[str]], Any] | None
+        if order == list(range(holes)):
+            self.pick = None
+        elif len(order) > 1:
+            self.pick = itemgetter(*order)
+        else:  # itemgetter of one index gives the item, not a tuple
+            self.pick = lambda values: [values[i] for i in order]
 
     def fill(self, values: list[str]) -> str:
         buf: list[str] = [""] * self.size
         buf[0::2] = self.statics
-        buf[1::2] = [values[i] for i in self.order]
+        buf[1::2] = values if self.pick is None else self.pick(values)
         return "".join(buf)
 
 
@@ -191,7 +203,7 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined), _Holes(text),
+        return cls(_Holes(inlined, holes), _Holes(text, holes),
                    longest_line(_HOLE.sub("", inlined)), longest_line(_HOLE.sub("", text)))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
