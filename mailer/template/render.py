@@ -26,6 +26,7 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, nodes
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
+from jinja2.runtime import Context, EvalContext
 from markupsafe import Markup
 
 from mailer.template.content import MAX_LINE, fold_html, fold_text, longest_line
@@ -101,7 +102,7 @@ class CompiledTemplate:
         whose first message came out different from the full path.
         """
         values: list[str] = [c for c in chunks if type(c) is Markup]  # escaped {{ }}
-        if values and not _PLAIN_VALUES.fullmatch("\n".join(values)):
+        if values and not _PLAIN_VALUES.fullmatch("\ue000".join(values)):
             return None
         shape = tuple([None if type(chunk) is Markup else chunk for chunk in chunks])
         try:
@@ -122,9 +123,13 @@ class CompiledTemplate:
 
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that escaping, inlining and text conversion leave alone: words split by spaces
-_PLAIN = re.compile(r"[^\s<>&\"'\ue000-\ue002]+(?: [^\s<>&\"'\ue000-\ue002]+)*")
-# all of a message's values, one a line, each plain
-_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\n{_PLAIN.pattern})*")
+# (a word: no whitespace, what \s matches spelt out, which the regex engine tests faster)
+_WORD = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000" \
+    "<>&\"'\ue000-\ue002]++"
+_PLAIN = re.compile(f"{_WORD}(?: {_WORD})*+")
+# all of a message's values, joined by "\ue000" (which no plain value holds: "\n" could be
+# in one, and text conversion makes a space of it), each plain
+_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\ue000{_PLAIN.pattern})*+")
 _HOLE = re.compile("\ue000(\\d+)\ue001")
 _RAW_TEXT = re.compile(r"<(style|script)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 # inside a tag a value may only be the value of one of these quoted attributes
@@ -220,7 +225,38 @@ class _Derived:
 
 
 def _run(template: Template, context: dict[str, Any]) -> Any:
-    return template.root_render_func(template.new_context(context))
+    return template.root_render_func(_new_context(template, context))
+
+
+def _new_context(template: Template, context: dict[str, Any]) -> Context:
+    """What ``template.new_context(context)`` gives, without its calls per render: the
+    parts that are the same for every render of a template (its autoescaping, its globals'
+    names) are worked out once; each render still gets fresh, unshared state."""
+    fixed = template.__dict__.get("_mailer_fixed")
+    if fixed is None:
+        if template.environment.context_class is not Context or type(template.globals) is not dict:
+            return template.new_context(context)
+        probe = template.new_context({})
+        if sorted(vars(probe)) != _CONTEXT_ATTRS or sorted(vars(probe.eval_ctx)) != _EVAL_ATTRS:
+            return template.new_context(context)  # a Jinja whose contexts hold other state
+        fixed = template.__dict__["_mailer_fixed"] = (
+            template.environment, template.name, template.globals, template.blocks,
+            probe.eval_ctx.autoescape)
+    env, name, globals_, blocks, autoescape = fixed
+    eval_ctx = _new_object(EvalContext)
+    eval_ctx.__dict__ = {"environment": env, "autoescape": autoescape, "volatile": False}
+    ctx = _new_object(Context)
+    ctx.__dict__ = {
+        "parent": {**globals_, **context}, "vars": {}, "environment": env,
+        "eval_ctx": eval_ctx, "exported_vars": set(), "name": name,
+        "globals_keys": set(globals_), "blocks": {k: [v] for k, v in blocks.items()}}
+    return ctx
+
+
+_new_object = object.__new__
+_CONTEXT_ATTRS = sorted(["parent", "vars", "environment", "eval_ctx", "exported_vars", "name",
+                         "globals_keys", "blocks"])
+_EVAL_ATTRS = ["autoescape", "environment", "volatile"]
 
 
 # @media rules stay in a <style> (the responsive layout needs them); the rest is inlined
