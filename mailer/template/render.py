@@ -86,7 +86,7 @@ class CompiledTemplate:
         derived = self._derive(chunks, body, text is None)
         if derived is not None:
             html, derived_text = derived
-            return Rendered(subject=subject, html=html, text=text or derived_text)
+            return Rendered(subject, html, text or derived_text)
         inlined = _inline_css(body)
         return Rendered(subject=subject, html=fold_html(inlined),
                         text=text or fold_text(html_to_text(inlined)))
