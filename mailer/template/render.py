@@ -10,8 +10,10 @@ the text part are not HTML: they are not escaped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +26,7 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, nodes
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
+from jinja2.runtime import Context, EvalContext
 from markupsafe import Markup
 
 from mailer.template.content import MAX_LINE, fold_html, fold_text
@@ -83,7 +86,7 @@ class CompiledTemplate:
         derived = self._derive(chunks, body, text is None)
         if derived is not None:
             html, derived_text = derived
-            return Rendered(subject=subject, html=html, text=text or derived_text)
+            return Rendered(subject, html, text or derived_text)
         inlined = _inline_css(body)
         return Rendered(subject=subject, html=fold_html(inlined),
                         text=text or fold_text(html_to_text(inlined)))
@@ -99,7 +102,7 @@ class CompiledTemplate:
         whose first message came out different from the full path.
         """
         values: list[str] = [c for c in chunks if type(c) is Markup]  # escaped {{ }}
-        if values and not _PLAIN_VALUES.fullmatch("\n".join(values)):
+        if values and not _PLAIN_VALUES.fullmatch("\ue000".join(values)):
             return None
         shape = tuple([None if type(chunk) is Markup else chunk for chunk in chunks])
         try:
@@ -120,9 +123,13 @@ class CompiledTemplate:
 
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that escaping, inlining and text conversion leave alone: words split by spaces
-_PLAIN = re.compile(r"[^\s<>&\"'\ue000-\ue002]+(?: [^\s<>&\"'\ue000-\ue002]+)*")
-# all of a message's values, one a line, each plain
-_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\n{_PLAIN.pattern})*")
+# (a word: no whitespace, what \s matches spelt out, which the regex engine tests faster)
+_WORD = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000" \
+    "<>&\"'\ue000-\ue002]++"
+_PLAIN = re.compile(f"{_WORD}(?: {_WORD})*+")
+# all of a message's values, joined by "\ue000" (which no plain value holds: "\n" could be
+# in one, and text conversion makes a space of it), each plain
+_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\ue000{_PLAIN.pattern})*+")
 _HOLE = re.compile("\ue000(\\d+)\ue001")
 _RAW_TEXT = re.compile(r"<(style|script)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 # inside a tag a value may only be the value of one of these quoted attributes
@@ -136,13 +143,23 @@ _PAD = "\ue002" + "w" * 40
 class _Holes:
     """A derived part: its static pieces and which value goes between each two."""
 
-    __slots__ = ("statics", "order", "size", "lines", "static_longest")
+    __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest")
 
-    def __init__(self, rendered: str) -> None:
+    def __init__(self, rendered: str, holes: int) -> None:
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
         self.statics = pieces[0::2]
         self.order = [int(i) for i in pieces[1::2]]
         self.size = len(pieces)
+        # the values in the order they go in: as they are when that is all of the shape's
+        # values in their own order, else picked in C
+        order = self.order
+        self.pick: Callable[[list[str]], Any] | None
+        if order == list(range(holes)):
+            self.pick = None
+        elif len(order) > 1:
+            self.pick = itemgetter(*order)
+        else:  # itemgetter of one index gives the item, not a tuple
+            self.pick = lambda values: [values[i] for i in order]
         # for the 998-octet line rule: each line that holds values, with its own octets and
         # the values it holds (a plain value has no line break), and the longest other line
         self.lines: list[tuple[int, list[int]]] = []
@@ -166,7 +183,7 @@ class _Holes:
     def fill(self, values: list[str]) -> str:
         buf: list[str] = [""] * self.size
         buf[0::2] = self.statics
-        buf[1::2] = [values[i] for i in self.order]
+        buf[1::2] = values if self.pick is None else self.pick(values)
         return "".join(buf)
 
 
@@ -208,7 +225,7 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined), _Holes(text))
+        return cls(_Holes(inlined, holes), _Holes(text, holes))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
         html = self.html.fill(values)
@@ -223,7 +240,38 @@ class _Derived:
 
 
 def _run(template: Template, context: dict[str, Any]) -> Any:
-    return template.root_render_func(template.new_context(context))
+    return template.root_render_func(_new_context(template, context))
+
+
+def _new_context(template: Template, context: dict[str, Any]) -> Context:
+    """What ``template.new_context(context)`` gives, without its calls per render: the
+    parts that are the same for every render of a template (its autoescaping, its globals'
+    names) are worked out once; each render still gets fresh, unshared state."""
+    fixed = template.__dict__.get("_mailer_fixed")
+    if fixed is None:
+        if template.environment.context_class is not Context or type(template.globals) is not dict:
+            return template.new_context(context)
+        probe = template.new_context({})
+        if sorted(vars(probe)) != _CONTEXT_ATTRS or sorted(vars(probe.eval_ctx)) != _EVAL_ATTRS:
+            return template.new_context(context)  # a Jinja whose contexts hold other state
+        fixed = template.__dict__["_mailer_fixed"] = (
+            template.environment, template.name, template.globals, template.blocks,
+            probe.eval_ctx.autoescape)
+    env, name, globals_, blocks, autoescape = fixed
+    eval_ctx = _new_object(EvalContext)
+    eval_ctx.__dict__ = {"environment": env, "autoescape": autoescape, "volatile": False}
+    ctx = _new_object(Context)
+    ctx.__dict__ = {
+        "parent": {**globals_, **context}, "vars": {}, "environment": env,
+        "eval_ctx": eval_ctx, "exported_vars": set(), "name": name,
+        "globals_keys": set(globals_), "blocks": {k: [v] for k, v in blocks.items()}}
+    return ctx
+
+
+_new_object = object.__new__
+_CONTEXT_ATTRS = sorted(["parent", "vars", "environment", "eval_ctx", "exported_vars", "name",
+                         "globals_keys", "blocks"])
+_EVAL_ATTRS = ["autoescape", "environment", "volatile"]
 
 
 # @media rules stay in a <style> (the responsive layout needs them); the rest is inlined

@@ -106,6 +106,8 @@ def current() -> Budget:
 class budget:  # noqa: N801 - used as ``with budget():``
     """Give the renders inside the block one fresh :class:`Budget`."""
 
+    __slots__ = ("_previous",)
+
     def __enter__(self) -> Budget:
         self._previous = _local.budget
         _local.budget = new = Budget()

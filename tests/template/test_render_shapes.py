@@ -110,6 +110,7 @@ CSS = "<style>.lead { font-weight: bold } p { color: red }</style>"
         ("<style>p { color: {{ v }} }</style><p>x</p>", "red", "blue"),  # CSS itself
         ("<p>Hello {{ v }} there</p>", "Ann", ""),  # an empty value: the spaces collapse
         ("<p>A {{ v }} B</p>", "x", "x   y\n\nz"),  # whitespace of its own
+        ("<p>in {{ v }} today.</p>", "Paris", "New\nYork"),  # a line break: not one plain value
         ("<p>{{ v }}</p>", "Ann", "<b>Ann</b> &amp; co"),  # markup in a value
         ("<a href='{{ v }}'>link</a>", "https://x.test/1", "https://x.test/?a=1&b=2"),
         ("<p title=\"{{ v }}\">t</p>", "plain", 'say "hi"'),
