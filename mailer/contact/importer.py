@@ -30,7 +30,7 @@ MAX_FIELD = 10_000  # characters in one field
 _MAX_HEADER = 64 * 1024
 # a stretch with no record boundary (an unbalanced quote) is cut here all the same
 _MAX_RECORD_BYTES = 1 << 20
-_SLICE = 256 * 1024  # bytes parsed at a time, however large the chunks that arrive
+_SLICE = 64 * 1024  # bytes parsed at a time, however large the chunks that arrive
 _MAX_REPORTED_EMAIL = 320
 
 # A plain dot-atom address with an LDH domain and an alphabetic TLD, already lower-cased.

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from mailer.auth import service as auth
@@ -39,9 +38,14 @@ COOKIE = "mailer_session"
 SESSION_SECONDS = 8 * 3600
 MAX_FORM_BYTES = 4096
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 
 @lru_cache
 def _templates(directory: Path) -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape  # on the first page
+
     return Environment(
         loader=FileSystemLoader(directory / "dashboard"),
         autoescape=select_autoescape(default=True),

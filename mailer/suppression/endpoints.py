@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.suppression import service
@@ -16,6 +15,9 @@ from mailer.suppression.schemas import Scope, Source, SuppressionIn, Suppression
 
 router = APIRouter(tags=["suppressions"], dependencies=[RequireScope.depends("campaigns")])
 public_router = APIRouter(tags=["unsubscribe"])
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 
 @router.get("/suppressions", response_model=SuppressionPage)
@@ -52,6 +54,8 @@ async def delete_suppression(email: str, session: Session) -> Response:
 
 @lru_cache(maxsize=4)
 def _pages(directory: Path) -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape  # on the first page
+
     return Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape())
 
 

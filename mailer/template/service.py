@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateNotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.config import Settings
@@ -15,13 +14,6 @@ from mailer.contact.addresses import normalise
 from mailer.errors import Invalid, NotFound
 from mailer.models import Template, TemplateVersion
 from mailer.template import repository
-from mailer.template.content import MjmlError, mail_headers, mjml_to_html
-from mailer.template.render import (
-    RenderError,
-    TemplateSyntaxError,
-    check_syntax,
-    compiled_version,
-)
 from mailer.template.schemas import (
     RenderIn,
     RenderOut,
@@ -37,6 +29,12 @@ from mailer.template.schemas import (
 
 def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> None:
     """A Jinja syntax error is a 422 naming the part (subject, html, text) and the line."""
+    # the rendering stack (jinja2, css_inline, inscriptis, lxml, mrml: ~15 MB) loads on
+    # first use: an API process that never saves or renders a template does without it
+    from jinja2 import TemplateNotFound
+
+    from mailer.template.render import TemplateSyntaxError, check_syntax
+
     for part, source in (("subject", subject), ("html", html), ("text", text)):
         if source is None:
             continue
@@ -57,6 +55,8 @@ def content(templates_dir: Path, body: TemplateIn | TemplateVersionIn) -> tuple[
     Jinja is checked on what the author wrote, so the line numbers are theirs; MJML is
     compiled once, here, and the result is checked again.
     """
+    from mailer.template.content import MjmlError, mjml_to_html  # on first use (validate)
+
     validate(templates_dir, body.subject, body.html, body.text)
     if body.format == "html":
         return body.html, None
@@ -142,6 +142,9 @@ async def render(session: AsyncSession, settings: Settings, template_id: int,
                  body: RenderIn) -> RenderOut:
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
+    from mailer.template.content import mail_headers  # on first use (validate)
+    from mailer.template.render import RenderError, compiled_version
+
     version = await current_version(session, template_id)
     contact: dict[str, Any] = {"email": PREVIEW_EMAIL, "attributes": {}, "tags": []}
     if body.email is not None:
