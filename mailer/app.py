@@ -17,6 +17,7 @@ from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
 from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
 
@@ -70,11 +71,31 @@ async def _reject_too_large(send: Send, limit: int) -> None:
     await send_json(send, TooLarge.status_code, body)
 
 
+class MailerAPI(FastAPI):
+    """The FastAPI app, with ``POST /webhooks/sns`` dispatched before the middleware stack
+    and the router to its own lean handler (``mailer.webhook.endpoints.SnsEndpoint``,
+    inside the same ``RequestContext`` and ``BodyLimit``): SNS posts thousands a second."""
+
+    sns_endpoint: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.sns_endpoint is not None
+            and scope["type"] == "http"
+            and scope["path"] == SNS_PATH
+            and scope["method"] == "POST"
+        ):
+            scope["app"] = self
+            await self.sns_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> MailerAPI:
     settings = settings or get_settings()
     configure_logging(settings)
 
@@ -97,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.arq.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="mailer", version="1", lifespan=lifespan)
+    app = MailerAPI(title="mailer", version="1", lifespan=lifespan)
     app.state.settings = settings
     install_handlers(app)
 
@@ -131,4 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "/webhooks/sns": settings.sns_max_body_bytes},
     )
     app.add_middleware(RequestContext)
+    app.sns_endpoint = RequestContext(
+        BodyLimit(SnsEndpoint(app.state), settings.sns_max_body_bytes, {})
+    )
     return app

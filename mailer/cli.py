@@ -139,8 +139,11 @@ def api(
     """The HTTP API (uvicorn)."""
     import uvicorn
 
+    # httptools and uvloop (uvicorn[standard]) named, not left to "auto"; no access log
+    # (a log line per request costs more than an SNS notification's whole handling)
     uvicorn.run("mailer.app:create_app", factory=True, host=host, port=port,
-                proxy_headers=True, access_log=False)
+                proxy_headers=True, access_log=False, http="httptools", loop="uvloop",
+                server_header=False)
 
 
 @app.command()

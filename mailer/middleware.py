@@ -171,7 +171,7 @@ def _first_problem(value: Any, check_strings: bool) -> BadJson:
     return BadJson(["body"], "invalid JSON")
 
 
-def _is_json(scope: Scope) -> bool:
+def is_json(scope: Scope) -> bool:
     content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
     return content_type == b"application/json" or content_type.endswith(b"+json")
 
@@ -197,9 +197,9 @@ class JsonGuard:
             or b"%00" in scope["query_string"]
             or (b"\x00" in scope["query_string"])
         ):
-            await _refuse(send, BadJson(["path"], "the URL must not contain NUL (%00)"))
+            await refuse(send, BadJson(["path"], "the URL must not contain NUL (%00)"))
             return
-        if not _is_json(scope):
+        if not is_json(scope):
             await self.app(scope, receive, send)
             return
         chunks = []
@@ -222,7 +222,7 @@ class JsonGuard:
             try:
                 parse_json(body)
             except BadJson as exc:
-                await _refuse(send, exc)
+                await refuse(send, exc)
                 return
         await self.app(scope, _replay([body], None, receive), send)
 
@@ -242,7 +242,7 @@ def _replay(chunks: list[bytes], last: Message | None, receive: Receive) -> Rece
     return replayed
 
 
-async def _refuse(send: Send, exc: BadJson) -> None:
+async def refuse(send: Send, exc: BadJson) -> None:
     path = [str(p) for p in exc.path]
     message = f"{'.'.join(path)}: {exc.message}"
     await send_json(

@@ -1,12 +1,27 @@
-"""``POST /webhooks/sns``: public, verified by signature instead of a key."""
+"""``POST /webhooks/sns``: public, verified by signature instead of a key.
+
+SNS posts thousands a second, so the route is served by a lean ASGI handler
+(:class:`SnsEndpoint`) that the app dispatches to before its middleware stack and router
+(``mailer.app.MailerAPI``), wrapped in the same ``RequestContext`` (request id, 500
+envelope) and ``BodyLimit`` as every other route. The Starlette route below is what the
+OpenAPI document lists; it answers the same way should anything reach it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
+from mailer.errors import MailerError, error_body
+from mailer.middleware import BadJson, is_json, parse_json, refuse, send_json
 from mailer.webhook import service
 from mailer.webhook.sns import verify
+
+SNS_PATH = "/webhooks/sns"
 
 router = APIRouter(tags=["webhooks"])
 
@@ -22,6 +37,56 @@ async def sns_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"stored": stored, "type": message.type})
 
 
-# a plain Starlette route: SNS posts thousands a second, and it needs none of FastAPI's
-# dependency and validation machinery (errors still render through the app's handlers)
-router.add_route("/webhooks/sns", sns_webhook, methods=["POST"], include_in_schema=True)
+router.add_route(SNS_PATH, sns_webhook, methods=["POST"], include_in_schema=True)
+
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+class SnsEndpoint:
+    """``POST /webhooks/sns`` as a bare ASGI app: what ``sns_webhook`` does, and what
+    ``JsonGuard`` would check of it, without the router and dependency machinery.
+
+    ``MailerError`` renders as the app's handler renders it; anything else propagates to
+    ``RequestContext`` (logged, 500 envelope). The answer is sent after the commit.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state  # the app's state: the lifespan fills it (tests may swap parts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope["query_string"]
+        if b"%00" in query or b"\x00" in query:
+            await refuse(send, BadJson(["path"], "the URL must not contain NUL (%00)"))
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if raw and is_json(scope):
+            try:
+                parse_json(raw)
+            except BadJson as exc:
+                await refuse(send, exc)
+                return
+        state = self.state
+        try:
+            sns = await verify(raw, state.sns_certs, state.settings.sns_topic_arns)
+            stored = await service.receive(state.sns_store, state.sns_http, sns, raw)
+        except MailerError as exc:
+            body = error_body(exc.code, exc.message, exc.details)
+            await send_json(send, exc.status_code, body)
+            return
+        payload = orjson.dumps({"stored": stored, "type": sns.type})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
