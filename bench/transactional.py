@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench.common as common  # noqa: E402
 from bench import engine as eng  # noqa: E402
-from mailer.sending.standin_client import StandinControl  # noqa: E402
+from mailer.local.standin_client import StandinControl  # noqa: E402
 from tests.fixtures.workers import wait_until  # noqa: E402
 
 DATABASE_URL = os.environ.get(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import FastAPI
@@ -13,8 +14,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
-from mailer.errors import error_body, install_handlers
+from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
+from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.webhook.service import NotificationStore
+from mailer.webhook.sns import CertStore
 
 
 class BodyLimit:
@@ -62,13 +66,8 @@ class _BodyTooLarge(Exception):
 
 
 async def _reject_too_large(send: Send, limit: int) -> None:
-    import json
-
-    body = json.dumps(error_body("too_large", f"request body over {limit} bytes")).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    body = error_body(TooLarge.code, f"request body over {limit} bytes")
+    await send_json(send, TooLarge.status_code, body)
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -85,9 +84,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.arq = await create_pool(redis_settings(settings))
+        app.state.sns_http = httpx.AsyncClient()
+        app.state.sns_certs = CertStore(
+            settings.sns_cert_dir, app.state.sns_http,
+            timeout=settings.sns_cert_timeout_seconds, max_bytes=settings.sns_cert_max_bytes)
+        app.state.sns_store = NotificationStore(app.state.sessionmaker, app.state.arq)
         try:
             yield
         finally:
+            await app.state.sns_store.close()
+            await app.state.sns_http.aclose()
             await app.state.arq.aclose()
             await engine.dispose()
 
@@ -99,16 +105,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
+    from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
+    from mailer.reputation.endpoints import router as reputation
+    from mailer.suppression.endpoints import public_router as unsubscribe
+    from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
+    from mailer.webhook.endpoints import router as webhooks
 
-    for router in (contacts, segments, templates, campaigns, messages):
+    # first: SNS posts thousands a second, and routes are matched in order
+    app.include_router(webhooks)
+    for router in (contacts, segments, templates, campaigns, messages, suppressions):
         app.include_router(router, prefix="/v1")
+    app.include_router(reputation, prefix="/v1")
     app.include_router(ops)
+    app.include_router(dashboard)
+    app.include_router(unsubscribe)
 
+    # outermost last: RequestContext ▸ BodyLimit ▸ JsonGuard ▸ the routes
+    app.add_middleware(JsonGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
-        limits={"/v1/contacts/imports": settings.max_import_bytes},
+        limits={"/v1/contacts/imports": settings.max_import_bytes,
+                "/webhooks/sns": settings.sns_max_body_bytes},
     )
+    app.add_middleware(RequestContext)
     return app

@@ -1,4 +1,4 @@
-"""The ``mailer`` command: dev stack, demo, migrations, API, worker, keys, status."""
+"""The ``mailer`` command: dev stack, demo, migrations, API, worker, import, keys, status."""
 
 from __future__ import annotations
 
@@ -44,13 +44,14 @@ def dev(
     api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 15432,
     redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 16379,
-    moto_port: Annotated[int, typer.Option(help="Port of the SES emulator.")] = 15000,
+    ses_port: Annotated[int, typer.Option("--ses-port", "--moto-port",
+                                          help="Port of the SES emulator.")] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
-    from mailer.devstack import DevStack, StackError, log_tail, stack_config
+    from mailer.local.devstack import DevStack, StackError, log_tail, stack_config
 
     config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
-                          moto_port=moto_port)
+                          ses_port=ses_port)
     stack = DevStack(config, log=lambda line: err.print(f"[dim]{line}[/dim]"))
     # explicit, so that a launcher started with SIGINT ignored (a script's background job)
     # still stops cleanly
@@ -85,7 +86,8 @@ def _print_stack(info: dict[str, Any]) -> None:
     def origin(name: str) -> str:
         return "(embedded)" if name in embedded else "(from the environment)"
 
-    ses_note = "sender demo@mailer.test is verified" if "moto" in embedded else origin("moto")
+    ses_note = ("mailbox simulator on, notifications to /webhooks/sns" if "ses" in embedded
+                else origin("ses"))
     lines = [
         f"API          {info['api_url']}   (docs {info['api_url']}/docs)",
         f"PostgreSQL   {info['database_url']}   {origin('postgres')}",
@@ -111,7 +113,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign.")] = 600.0,
 ) -> None:
     """Seed contacts, a template, a segment and a campaign; send it and show the numbers."""
-    from mailer.demo import run_demo
+    from mailer.local.demo import run_demo
 
     raise typer.Exit(run_demo(dir, contacts=contacts, api_url=api_url, api_key=api_key,
                               timeout=timeout, console=out))
@@ -162,7 +164,7 @@ def worker(
 def _settings() -> Settings:
     """The settings; without MAILER_DATABASE_URL, those of a dev stack running from here."""
     from mailer.config import get_settings
-    from mailer.devstack import running_stack
+    from mailer.local.devstack import running_stack
 
     settings = get_settings()
     if "database_url" in settings.model_fields_set:
@@ -173,6 +175,81 @@ def _settings() -> Settings:
     err.print(f"[dim]using the dev stack running from {DEFAULT_DIR}[/dim]")
     return settings.model_copy(update={"database_url": info["database_url"],
                                        "redis_url": info["redis_url"]})
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="The CSV file (header row, an email column).",
+                                         exists=True, dir_okay=False, readable=True)],
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="A tag for every imported contact; repeat for several.")] = None,
+) -> None:
+    """Import contacts from a CSV file, with a progress bar; the bad rows at the end."""
+    from mailer.errors import MailerError
+
+    try:
+        report = asyncio.run(_import_file(file, file.stat().st_size, tag or []))
+    except MailerError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    table = Table("row", "email", "reason", title=f"{report.rejected:,} rows rejected")
+    for error in report.errors:
+        table.add_row(str(error.row), error.email, error.reason)
+    if report.errors:
+        out.print(table)
+    if report.rejected > len(report.errors):
+        out.print(f"(the first {len(report.errors):,} of {report.rejected:,} are listed)")
+    out.print(f"import {report.id} {report.status}: {report.total_rows:,} rows,"
+              f" {report.created:,} created, {report.updated:,} updated,"
+              f" {report.rejected:,} rejected")
+    if report.status != "completed":
+        err.print(f"[red]{report.failure}[/red]")
+        raise typer.Exit(1)
+
+
+async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
+    from collections.abc import AsyncIterator
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from mailer.contact import service
+    from mailer.db import create_engine, create_sessionmaker, transaction
+    from mailer.errors import TooLarge
+
+    settings = _settings()
+    if size > settings.max_import_bytes:
+        raise TooLarge(f"the file is over the import limit of {settings.max_import_bytes} bytes")
+    engine = create_engine(settings, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      console=err) as progress:
+            reading = progress.add_task("reading", total=size)
+
+            async def pieces() -> AsyncIterator[bytes]:
+                with file.open("rb") as f:
+                    while piece := f.read(256 * 1024):
+                        yield piece
+
+            async with transaction(sessionmaker) as session:
+                accepted = await service.create_import(
+                    session, None, pieces(), "text/csv", tags,
+                    on_bytes=lambda n: progress.advance(reading, n))
+                staged = await service.get_import(session, accepted.id)
+            merging = progress.add_task("importing", total=max(staged.total_rows, 1))
+            progress.columns = (TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"))
+            progress.advance(merging, staged.rejected)
+            await service.run_import(sessionmaker, accepted.id,
+                                     on_chunk=lambda n: progress.advance(merging, n))
+            progress.update(merging, completed=staged.total_rows)
+        async with sessionmaker() as session:
+            return await service.get_import(session, accepted.id)
+    finally:
+        await engine.dispose()
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -255,68 +332,86 @@ def status(
 
 
 async def _status_tables(settings: Settings, limit: int) -> list[Table]:
+    """The dashboard's numbers as tables: campaigns, queues, regions, reputation, pauses."""
     from redis.asyncio import Redis
-    from sqlalchemy import text
 
     from mailer.db import create_engine
     from mailer.queues import QUEUES
+    from mailer.reputation import repository as reputation
+    from mailer.reputation.service import report as reputation_report
 
     engine = create_engine(settings, pool_size=1)
     try:
         async with engine.connect() as conn:
-            campaigns = (await conn.execute(text(
-                # newest first; campaigns without a stats row yet show zeros
-                "SELECT c.id, c.name, c.status, c.paused_reason,"
-                " coalesce(s.recipients, 0), coalesce(s.sent, 0), coalesce(s.failed, 0),"
-                " coalesce(s.suppressed, 0), coalesce(s.bounced, 0),"
-                " coalesce(s.complained, 0)"
-                " FROM campaigns c LEFT JOIN campaign_stats s ON s.campaign_id = c.id"
-                " ORDER BY c.id DESC LIMIT :limit"), {"limit": limit})).all()
-            reputation = (await conn.execute(text(
-                # messages sent in the last 24 h and what became of them, per class and region
-                "SELECT mail_class, coalesce(region, '-'), count(*),"
-                " count(*) FILTER (WHERE status = 'bounced'),"
-                " count(*) FILTER (WHERE status = 'complained')"
-                " FROM messages WHERE sent_at > now() - interval '24 hours'"
-                " GROUP BY 1, 2 ORDER BY 1, 2"))).all()
+            campaigns = await reputation.recent_campaigns(conn, limit)
+            rep = await reputation_report(conn, settings)
+            pauses = await reputation.recent_pauses(conn, 10)
     finally:
         await engine.dispose()
 
     redis = Redis.from_url(settings.redis_url)
     try:
-        depths = [(name, await redis.zcard(queue)) for name, queue in QUEUES.items()]
+        depths = [(queue, await redis.zcard(queue)) for queue in QUEUES.values()]
     finally:
         await redis.aclose()
 
     ct = Table(title="campaigns")
-    for column in ("id", "name", "status", "recipients", "sent", "failed", "suppressed",
-                   "bounced", "complained"):
-        ct.add_column(column, justify="right" if column not in ("name", "status") else "left")
-    for row in campaigns:
-        state = row[2] + (f" ({row[3]})" if row[3] else "")
-        ct.add_row(str(row[0]), row[1], state, *(f"{n:,}" for n in row[4:]))
+    for column in ("id", "name", "class", "status", "progress", "recipients", "sent", "failed",
+                   "suppressed", "delivered", "bounced", "complained"):
+        ct.add_column(column, justify="left" if column in ("name", "class", "status")
+                      else "right")
+    for c in campaigns:
+        state = c.status + (f" ({c.paused_reason})" if c.paused_reason else "")
+        done = c.sent + c.failed + c.suppressed
+        progress = f"{done / c.recipients:.1%}" if c.recipients else "-"
+        ct.add_row(str(c.id), c.name, c.mail_class, state, progress,
+                   *(f"{n:,}" for n in (c.recipients, c.sent, c.failed, c.suppressed,
+                                        c.delivered, c.bounced, c.complained)))
 
     qt = Table(title="queues")
     qt.add_column("queue")
     qt.add_column("jobs waiting", justify="right")
     for name, depth in depths:
-        qt.add_row(f"arq:{name}", f"{depth:,}")
+        qt.add_row(name, f"{depth:,}")
 
-    rt = Table(title="regions")
-    rt.add_column("region")
-    rt.add_column("send rate (/s)", justify="right")
-    for region in settings.regions:
-        rate = settings.region_rates.get(region)
-        rt.add_row(region, f"{rate:g}" if rate is not None else "SES MaxSendRate")
+    rt = Table(title="regions (SES account)")
+    for column in ("region", "send rate (/s)", "24 h quota", "sent 24 h (SES)",
+                   "sent 24 h (here)", "sending", "enforcement", "production", "checked"):
+        rt.add_column(column, justify="right" if "sent" in column or "quota" in column
+                      or "rate" in column else "left")
+    for g in rep.regions:
+        rt.add_row(
+            g.region, f"{g.send_rate_limit:g}" + (" (override)" if g.rate_overridden else ""),
+            f"{g.max_24h_send:,.0f}" if g.max_24h_send is not None else "-",
+            f"{g.sent_last_24h:,.0f}" if g.sent_last_24h is not None else "-",
+            f"{g.sent_24h_recorded:,}",
+            {True: "enabled", False: "DISABLED", None: "-"}[g.sending_enabled],
+            g.enforcement_status or "-",
+            {True: "yes", False: "sandbox", None: "-"}[g.production_access],
+            g.checked_at.strftime("%H:%M:%S") if g.checked_at else (g.error or "never"))
 
-    rep = Table(title="reputation (last 24 h)")
-    for column in ("mail class", "region", "sent", "bounced", "complained", "bounce rate",
-                   "complaint rate"):
-        rep.add_column(column, justify="left" if column in ("mail class", "region") else "right")
-    for mail_class, region, sent, bounced, complained in reputation:
-        rep.add_row(mail_class, region, f"{sent:,}", f"{bounced:,}", f"{complained:,}",
-                    f"{bounced / sent:.2%}", f"{complained / sent:.3%}")
-    return [ct, qt, rt, rep]
+    thresholds = rep.thresholds
+    rep_table = Table(title=f"reputation (bounce {thresholds['bounce_rate']:.2%}, complaint "
+                            f"{thresholds['complaint_rate']:.3%} after "
+                            f"{thresholds['min_sends']:.0f} sends)")
+    for column in ("mail class", "region", "status", "sent 1 h", "bounce 1 h", "complaint 1 h",
+                   "sent 24 h", "bounce 24 h", "complaint 24 h"):
+        rep_table.add_column(column, justify="left" if column in ("mail class", "region",
+                                                                  "status") else "right")
+    for r in rep.mail_classes:
+        rep_table.add_row(r.mail_class, r.region or "-", r.status,
+                          f"{r.last_1h.sent:,}", f"{r.last_1h.bounce_rate:.2%}",
+                          f"{r.last_1h.complaint_rate:.3%}", f"{r.last_24h.sent:,}",
+                          f"{r.last_24h.bounce_rate:.2%}", f"{r.last_24h.complaint_rate:.3%}")
+
+    pt = Table(title="recent automatic pauses")
+    for column in ("when (UTC)", "scope", "class", "campaign", "reason", "resumed"):
+        pt.add_column(column)
+    for p in pauses:
+        pt.add_row(p.created_at.strftime("%Y-%m-%d %H:%M:%S"), p.scope, p.mail_class,
+                   str(p.campaign_id or "-"), p.reason,
+                   p.resumed_at.strftime("%H:%M:%S") if p.resumed_at else "-")
+    return [ct, qt, rt, rep_table, pt]
 
 
 def main() -> None:

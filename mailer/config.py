@@ -13,7 +13,9 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+from mailer import resources
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository, in a source checkout
 
 
 def _split(value: object) -> list[str]:
@@ -41,6 +43,15 @@ class Settings(BaseSettings):
     )
     sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sns_cert_dir: Path | None = None
+    # SNS posts at most 256 KiB of message plus its envelope
+    sns_max_body_bytes: int = 300_000
+    sns_cert_timeout_seconds: float = 5.0
+    sns_cert_max_bytes: int = 65_536
+    # how often the events worker picks up stored notifications nobody processed
+    events_reconcile_seconds: float = 5.0
+    events_batch_size: int = 500
+    # a notification naming an SES message id not recorded yet waits this long for it
+    events_unmatched_wait_seconds: float = 60.0
 
     # auto-pause thresholds (SPEC 8)
     bounce_rate_threshold: float = 0.05
@@ -69,12 +80,20 @@ class Settings(BaseSettings):
     # pauses itself (0 turns it off)
     error_stop_window: int = 100
     error_stop_failures: int = 50
+    account_poll_seconds: float = 60.0  # how often each region's SES GetAccount is read
 
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
 
-    templates_dir: Path = ROOT / "templates"
+    # prometheus-client's multiprocess directory: the API's /metrics adds up its files
+    metrics_dir: Path | None = Field(
+        default_factory=lambda: Path(d) if (d := os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        else None
+    )
+
+    templates_dir: Path = Field(default_factory=resources.templates_dir)
+    postal_address: str = ""  # the sender's postal address, in the default layout's footer
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -48,6 +48,11 @@ class TooLarge(MailerError):
     code = "too_large"
 
 
+class Unavailable(MailerError):
+    status_code = 503
+    code = "unavailable"
+
+
 class Invalid(MailerError):
     status_code = 422
     code = "invalid"

@@ -1,12 +1,19 @@
-"""Small shared types for the HTTP layer."""
+"""Small shared types for the HTTP layer.
+
+Every id the API takes is one of these: a value PostgreSQL's bigint cannot hold, or one
+below 1, is a 422 before any query runs (never an asyncpg overflow, never a 500).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Path
+from pydantic import Field
 
 MAX_ID = 2**63 - 1
 
-# a path id that PostgreSQL's bigint can hold: anything else is a 422, never a 500
+# an id in the path: /v1/templates/{template_id}
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+# an id in a JSON body: {"template_id": ...}
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]

@@ -37,7 +37,7 @@ def service_urls() -> Iterator[dict[str, str]]:
     started = []
     tmp = Path(tempfile.mkdtemp(prefix="mailer-test-"))
     if not db_url or not redis_url:
-        from mailer import devstack
+        from mailer.local import devstack
 
         if not db_url:
             pg = devstack.start_postgres(

@@ -61,3 +61,36 @@ async def test_keys_check_tells_a_live_key_from_an_unknown_one(
 
     assert mailer(settings, "keys", "check", key).returncode == 0
     assert mailer(settings, "keys", "check", key[:-2] + "xx").returncode == 1
+
+
+async def test_import_reads_a_file_with_a_progress_bar_and_lists_bad_rows(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], tmp_path
+) -> None:
+    from sqlalchemy import text
+
+    path = tmp_path / "contacts.csv"
+    path.write_text("email,name,tags\nok@example.test,Ok,a\nnot-an-address,No,\n"
+                    "OK@example.test,Again,\nfine@example.test,Fine,\n")
+    result = mailer(settings, "import", str(path), "--tag", "fair")
+
+    assert result.returncode == 0, result.stderr
+    assert "4 rows, 2 created, 0 updated, 2 rejected" in result.stdout
+    assert "not-an-address" in result.stdout and "duplicate of row 2" in result.stdout
+    assert "importing" in result.stderr  # the progress bar
+    async with sessionmaker() as session:
+        rows = (await session.execute(text(
+            "SELECT email, tags FROM contacts ORDER BY email"))).all()
+    assert rows == [("fine@example.test", ["fair"]), ("ok@example.test", ["a", "fair"])]
+
+
+async def test_import_of_a_file_without_an_email_column_exits_2(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], tmp_path
+) -> None:
+    from sqlalchemy import text
+
+    path = tmp_path / "bad.csv"
+    path.write_text("name\nAda\n")
+    result = mailer(settings, "import", str(path))
+    assert result.returncode == 2 and "no 'email' column" in result.stderr
+    async with sessionmaker() as session:
+        assert (await session.execute(text("SELECT count(*) FROM contact_imports"))).scalar() == 0

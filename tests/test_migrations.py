@@ -20,7 +20,7 @@ from mailer.migrate import alembic_config
 from mailer.models import Base
 
 VERSIONS = ROOT / "migrations" / "versions"
-DATED_NAME = re.compile(r"^\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]+_[a-z0-9_]+\.py$")
+DATED_NAME = re.compile(r"^\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-z]+_[a-z0-9_]+\.py$")
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 from mailer.ratelimit.limiter import RateLimiter
+from mailer.reputation.accounts import poll_accounts_forever
+from mailer.reputation.tasks import compact_forever
 from mailer.sending.regions import RegionHealth
 from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
@@ -88,14 +90,18 @@ async def _build(ctx: dict[str, Any]) -> None:
     arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     ctx["reconciler_redis"] = arq_redis
     ctx["reconciler"] = asyncio.create_task(reconcile_forever({**ctx, "redis": arq_redis}))
+    ctx["account_poller"] = asyncio.create_task(
+        poll_accounts_forever(settings, sessionmaker, transport, limiter))
+    ctx["rollup_compactor"] = asyncio.create_task(compact_forever(ctx))
 
 
 async def _close(ctx: dict[str, Any]) -> None:
-    task = ctx.get("reconciler")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("reconciler", "account_poller", "rollup_compactor"):
+        task = ctx.get(name)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if "sender" in ctx:
         await ctx["sender"].close()
         await ctx["limiter"].close()

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from mailer.audience import service
-from mailer.audience.schemas import CountOut, PreviewIn, PreviewOut, SegmentIn, SegmentOut
+from mailer.audience.schemas import (
+    CountOut,
+    PreviewIn,
+    PreviewOut,
+    SegmentIn,
+    SegmentOut,
+    SegmentPage,
+)
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.types import Id
 
@@ -23,3 +32,22 @@ async def preview_segment(body: PreviewIn, session: Session) -> PreviewOut:
 @router.get("/segments/{segment_id}/count", response_model=CountOut)
 async def count_segment(segment_id: Id, session: Session) -> CountOut:
     return await service.count(session, segment_id)
+
+
+@router.get("/segments", response_model=SegmentPage)
+async def list_segments(
+    session: Session,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SegmentPage:
+    return await service.page(session, cursor, limit)
+
+
+@router.get("/segments/{segment_id}", response_model=SegmentOut)
+async def get_segment(segment_id: Id, session: Session) -> SegmentOut:
+    return await service.read(session, segment_id)
+
+
+@router.put("/segments/{segment_id}", response_model=SegmentOut)
+async def put_segment(segment_id: Id, body: SegmentIn, session: Session) -> SegmentOut:
+    return await service.replace(session, segment_id, body.name, body.filter)

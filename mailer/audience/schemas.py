@@ -20,6 +20,11 @@ class SegmentOut(BaseModel):
     created_at: datetime
 
 
+class SegmentPage(BaseModel):
+    items: list[SegmentOut]
+    next_cursor: str | None
+
+
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

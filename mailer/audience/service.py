@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import repository
 from mailer.audience.filters import compile_filter
-from mailer.audience.schemas import CountOut, PreviewOut, SegmentOut
-from mailer.errors import NotFound
+from mailer.audience.schemas import CountOut, PreviewOut, SegmentOut, SegmentPage
+from mailer.errors import Invalid, NotFound
 from mailer.models import Segment
 
 
@@ -23,11 +23,43 @@ async def create(session: AsyncSession, name: str, tree: dict[str, Any]) -> Segm
     return _out(await repository.insert(session, name, tree))
 
 
-async def get(session: AsyncSession, segment_id: int) -> Segment:
-    segment = await repository.get(session, segment_id)
+async def get(session: AsyncSession, segment_id: int, lock: bool = False) -> Segment:
+    segment = await repository.get(session, segment_id, lock)
     if segment is None:
         raise NotFound(f"no segment {segment_id}")
     return segment
+
+
+async def read(session: AsyncSession, segment_id: int) -> SegmentOut:
+    return _out(await get(session, segment_id))
+
+
+async def replace(session: AsyncSession, segment_id: int, name: str,
+                  tree: dict[str, Any]) -> SegmentOut:
+    """New name and filter. Campaigns whose audience is fixed keep it (their messages are
+    rows already); a campaign not launched yet takes the new filter at launch."""
+    compile_filter(tree)
+    segment = await get(session, segment_id, lock=True)
+    segment.name, segment.filter = name, tree
+    await session.flush()
+    return _out(segment)
+
+
+def parse_cursor(cursor: str | None) -> int:
+    """The id a page starts after; cursors are the last id of the previous page."""
+    if not cursor:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
+    return int(cursor)
+
+
+async def page(session: AsyncSession, cursor: str | None, limit: int) -> SegmentPage:
+    rows = await repository.page(session, parse_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return SegmentPage(items=[_out(s) for s in rows],
+                       next_cursor=str(rows[-1].id) if more and rows else None)
 
 
 async def count(session: AsyncSession, segment_id: int) -> CountOut:
@@ -39,5 +71,7 @@ async def count(session: AsyncSession, segment_id: int) -> CountOut:
 async def preview(session: AsyncSession, tree: dict[str, Any], sample_size: int = 10) -> PreviewOut:
     where = compile_filter(tree)
     matching, eligible = await repository.count(session, where)
-    return PreviewOut(matching=matching, eligible=eligible,
-                      sample=await repository.sample(session, where, sample_size))
+    # the sample walks contacts in id order until it has enough: with none to find that
+    # would be every contact, by index
+    sample = await repository.sample(session, where, sample_size) if eligible else []
+    return PreviewOut(matching=matching, eligible=eligible, sample=sample)

@@ -6,22 +6,38 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.auth import service
 from mailer.db import transaction
-from mailer.errors import Forbidden, Unauthorized
+from mailer.errors import Conflict, Forbidden, Unauthorized, Unavailable
 from mailer.models import ApiKey
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request owns the transaction (``mailer.db.transaction``): commit after the
     endpoint, roll back on error; after-commit work runs once the commit is done."""
-    async with transaction(request.app.state.sessionmaker) as session:
-        yield session
+    committing = False
+    try:
+        async with transaction(request.app.state.sessionmaker) as session:
+            yield session
+            committing = True
+    except DBAPIError as exc:
+        if not committing:
+            raise  # the endpoint's own error, rendered as it is
+        # the endpoint succeeded but PostgreSQL refused the commit (a deferred constraint,
+        # a serialization failure): nothing was saved and no after-commit work ran
+        if isinstance(exc, IntegrityError):
+            raise Conflict("the change conflicts with data saved meanwhile; not saved") from exc
+        raise Unavailable("the change could not be saved; nothing was saved, retry") from exc
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the exit (commit, then the after-commit work) runs when the endpoint
+# returns and *before* the response is sent, so a commit that fails is answered as an error,
+# never as the 2xx the endpoint had prepared. FastAPI's default ("request") exits after the
+# response has gone out.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 class RequireScope:
@@ -35,7 +51,9 @@ class RequireScope:
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-        async with request.app.state.sessionmaker() as session:
+        # its own short transaction: it commits the last_used_at write, if any, even when
+        # the endpoint's transaction rolls back
+        async with transaction(request.app.state.sessionmaker) as session:
             key = await service.authenticate(session, raw.strip())
         if key is None:
             raise Unauthorized("unknown API key")

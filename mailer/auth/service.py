@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,8 @@ from mailer.errors import Invalid
 from mailer.models import SCOPES, ApiKey
 
 KEY_PREFIX = "mk_"
+# ApiKey.last_used_at is written at most this often per key: not one write per request
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def hash_key(secret: str) -> str:
@@ -42,7 +45,8 @@ async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tup
 
 
 async def authenticate(session: AsyncSession, raw: str) -> ApiKey | None:
-    """The live key for ``raw``, or None."""
+    """The live key for ``raw``, or None; a live key's ``last_used_at`` is brought up to
+    date (within :data:`LAST_USED_EVERY`) in the caller's transaction."""
     parts = split_key(raw)
     if parts is None:
         # still spend the same work so that timing says nothing about the shape
@@ -54,6 +58,9 @@ async def authenticate(session: AsyncSession, raw: str) -> ApiKey | None:
         return None
     if key.revoked_at is not None:
         return None
+    now = datetime.now(UTC)
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
+        await repository.touch(session, key.id, LAST_USED_EVERY.total_seconds())
     return key
 
 

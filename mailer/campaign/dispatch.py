@@ -55,8 +55,11 @@ class Fence:
 
 async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, hi: int,
                         defer_until: datetime | None = None,
-                        fence: Fence | None = None) -> str | None:
-    """Make a new job the owner of the range and queue it; None if ``fence`` refused."""
+                        fence: Fence | None = None, begin: bool = False) -> str | None:
+    """Make a new job the owner of the range and queue it; None if ``fence`` refused.
+
+    ``begin``: the campaign is scheduled; the job turns it ``sending`` when it runs.
+    """
     job_id = f"send:{campaign_id}:{batch}:{uuid.uuid4().hex[:8]}"
     owner = _owner_key(campaign_id, batch)
     if fence is None:
@@ -64,8 +67,9 @@ async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, 
     elif not await redis.register_script(FENCED_SET)(
             keys=[fence.lock_key, owner], args=[fence.token, job_id, _OWNER_TTL]):
         return None
+    extra = {"begin": True} if begin else {}
     await redis.enqueue_job("send_batch", campaign_id, batch, lo, hi, _job_id=job_id,
-                            _queue_name=SEND_QUEUE, _defer_until=defer_until)
+                            _queue_name=SEND_QUEUE, _defer_until=defer_until, **extra)
     return job_id
 
 

@@ -56,13 +56,19 @@ async def fix_audience(
     the ranges need no particular order and sorting a million rows spills to disk. The
     whole fix-up is one transaction, so it is all there or not at all.
     """
-    source = select(
+    columns = ["campaign_id", "contact_id", "email", "mail_class"]
+    values: list[Any] = [
         literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
-    ).where(where, eligible(campaign.mail_class))
+    ]
+    if campaign.send_at is not None and campaign.send_at > datetime.now(UTC):
+        # fixed a little ahead of a scheduled start: no message is due before send_at
+        columns.append("next_attempt_at")
+        values.append(literal(campaign.send_at))
+    source = select(*values).where(where, eligible(campaign.mail_class))
     # the unique (campaign_id, contact_id) key is the one-message-per-contact guarantee
     inserted = (
         pg_insert(Message)
-        .from_select(["campaign_id", "contact_id", "email", "mail_class"], source)
+        .from_select(columns, source)
         .on_conflict_do_nothing()
         .returning(Message.id)
         .cte("inserted")
@@ -119,12 +125,13 @@ _DUE_BATCHES = text(
     """
     WITH RECURSIVE due(id) AS (
         (SELECT id FROM messages
-          WHERE campaign_id = :id AND status = 'queued' AND next_attempt_at <= now()
+          WHERE campaign_id = :id AND status = 'queued'
+            AND next_attempt_at <= COALESCE(CAST(:due_by AS timestamptz), now())
           ORDER BY id LIMIT 1)
         UNION ALL
         SELECT (SELECT m.id FROM messages m
                  WHERE m.campaign_id = :id AND m.status = 'queued'
-                   AND m.next_attempt_at <= now()
+                   AND m.next_attempt_at <= COALESCE(CAST(:due_by AS timestamptz), now())
                    AND m.id >= :first + ((due.id - :first) / :size + 1) * :size
                  ORDER BY m.id LIMIT 1)
           FROM due WHERE due.id IS NOT NULL
@@ -134,9 +141,14 @@ _DUE_BATCHES = text(
 )
 
 
-async def due_batches(session: AsyncSession, campaign: Campaign, size: int) -> list[int]:
+async def due_batches(
+    session: AsyncSession, campaign: Campaign, size: int, due_by: datetime | None = None
+) -> list[int]:
+    """Batch numbers with queued work due now (or by ``due_by``)."""
     rows = await session.execute(
-        _DUE_BATCHES, {"id": campaign.id, "first": campaign.first_message_id, "size": size}
+        _DUE_BATCHES,
+        {"id": campaign.id, "first": campaign.first_message_id, "size": size,
+         "due_by": due_by},
     )
     return [int(r.batch) for r in rows]
 
@@ -176,6 +188,19 @@ _DUE_SCHEDULED = text(
     RETURNING id
     """
 )
+
+
+_BEGIN_DUE = text(
+    """
+    UPDATE campaigns SET status = 'sending', started_at = coalesce(started_at, now())
+     WHERE id = :id AND status = 'scheduled' AND send_at <= now()
+    """
+)
+
+
+async def begin_if_due(session: AsyncSession, campaign_id: int) -> None:
+    """Turn a scheduled campaign ``sending`` once its send_at has come."""
+    await session.execute(_BEGIN_DUE, {"id": campaign_id})
 
 
 async def start_due_scheduled(session: AsyncSession) -> list[int]:

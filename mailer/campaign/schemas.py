@@ -5,13 +5,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailer.types import BodyId
+
 
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    template_id: int = Field(ge=1, le=2**63 - 1)
-    segment_id: int = Field(ge=1, le=2**63 - 1)
+    template_id: BodyId
+    segment_id: BodyId
     # RFC 5322 mailboxes: an address or "Display Name <address>"
     from_address: str = Field(min_length=3, max_length=600)
     reply_to: str | None = Field(default=None, max_length=600)

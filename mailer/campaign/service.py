@@ -6,7 +6,7 @@ Launch fixes the audience in a job (set-based SQL), then hands out id ranges as 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,9 @@ from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
+from mailer.reputation import service as reputation
 from mailer.template import service as templates
+from mailer.types import MAX_ID
 
 TRANSITIONS = {
     "send": {"draft"},
@@ -95,9 +97,10 @@ async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     campaign = await _transition(session, campaign_id, "send")
     now = datetime.now(UTC)
     if campaign.send_at is not None and campaign.send_at > now:
-        # a start job deferred to send_at starts it (the reconciler is the safety net)
+        # a start job deferred to just before send_at starts it (the reconciler is the
+        # safety net)
         campaign.status = "scheduled"
-        _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
+        _start_after_commit(session, redis, campaign_id, at=_start_at(campaign.send_at))
     else:
         campaign.status = "sending"
         campaign.started_at = now
@@ -118,13 +121,14 @@ async def pause(session: AsyncSession, campaign_id: int,
 async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
     """Continue where it stopped: only queued messages are sent."""
     campaign = await _transition(session, campaign_id, "resume")
+    await reputation.rearm(session, campaign_id)
     campaign.paused_reason = None
     campaign.resumed_at = datetime.now(UTC)
     not_due = campaign.send_at is not None and campaign.send_at > datetime.now(UTC)
     if campaign.audience_fixed_at is None and not_due:
         campaign.status = "scheduled"
         # a start job deferred earlier may have run (and done nothing) while paused
-        _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
+        _start_after_commit(session, redis, campaign_id, at=_start_at(campaign.send_at))
     else:
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or datetime.now(UTC)
@@ -148,7 +152,10 @@ async def messages(session: AsyncSession, campaign_id: int, status: str | None,
         raise NotFound(f"no campaign {campaign_id}")
     after = 0
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 19:
+        # ASCII digits only ("²".isdigit() is true) and within bigint, else a 422, not a 500
+        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or (
+            int(cursor) > MAX_ID
+        ):
             raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
         after = int(cursor)
     rows = await repository.messages_page(session, campaign_id, status, after, limit + 1)
@@ -160,20 +167,40 @@ async def messages(session: AsyncSession, campaign_id: int, status: str | None,
     return MessagePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
+# A scheduled campaign's audience is fixed and its batches queued this long before its
+# send_at (its messages not due before then, the campaign still ``scheduled``), so that
+# the first SES call comes at send_at, not after the fix-up and the hand-out; the first
+# batch jobs, at send_at, turn it ``sending``.
+START_LEAD = timedelta(seconds=2)
+
+
+def _start_at(send_at: datetime | None) -> datetime | None:
+    return None if send_at is None else send_at - START_LEAD
+
+
 async def start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Campaign | None:
-    """Start a campaign that is due and fix its audience (once); the campaign when it is
-    sending, else None. A scheduled one is started when its ``send_at`` has come; asked
-    early (clocks differ by a few ms), it is asked again at ``send_at``."""
+    """Fix the audience (once) of a campaign that is sending, or scheduled within
+    ``START_LEAD`` of its send_at (or past it: then it is turned ``sending``); the
+    campaign, or None when there is nothing to hand out. Asked earlier (clocks differ by
+    a few ms), it is asked again at the right time."""
     campaign = await repository.get(session, campaign_id, lock=True)
     if campaign is None:
         return None
     if campaign.status == "scheduled":
         now = datetime.now(UTC)
-        if campaign.send_at is not None and campaign.send_at > now:
-            _start_after_commit(session, redis, campaign_id, at=campaign.send_at)
+        start_at = _start_at(campaign.send_at)
+        if start_at is not None and start_at > now:
+            _start_after_commit(session, redis, campaign_id, at=start_at)
             return None
-        campaign.status = "sending"
-        campaign.started_at = campaign.started_at or now
+        if campaign.send_at is None or campaign.send_at <= now:
+            campaign.status = "sending"
+            campaign.started_at = campaign.started_at or now
+        elif campaign.audience_fixed_at is None:
+            segment = await audience.get(session, campaign.segment_id)
+            await repository.fix_audience(session, campaign, compile_filter(segment.filter))
+            await session.flush()
+        if campaign.status == "scheduled":
+            return campaign
     return await _fix_audience(session, campaign)
 
 

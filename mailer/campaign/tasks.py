@@ -35,24 +35,37 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
         campaign = await service.start(session, redis, campaign_id)
     if campaign is None:
         return 0
-    return await dispatch_campaign(settings, sessionmaker, redis, campaign)
+    # fixed ahead of its send_at: its batches wait in the queue until then
+    send_at = campaign.send_at
+    at = send_at if send_at is not None and send_at > datetime.now(UTC) else None
+    enqueued = await dispatch_campaign(settings, sessionmaker, redis, campaign, at=at,
+                                       begin=campaign.status == "scheduled")
+    sender: Sender | None = ctx.get("sender")
+    if sender is not None:
+        await sender.plan(campaign.id)  # compile its template before the first batch
+    return enqueued
 
 
 async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
                             redis: ArqRedis, campaign: Campaign,
-                            fence: dispatch.Fence | None = None) -> int:
-    """Enqueue a job for every id range with due work that no live job holds."""
+                            fence: dispatch.Fence | None = None,
+                            at: datetime | None = None, begin: bool = False) -> int:
+    """Enqueue a job for every id range with due work that no live job holds (work due
+    by ``at``, in jobs deferred to ``at``, when given; ``begin``: the jobs turn the
+    scheduled campaign ``sending``)."""
     if campaign.first_message_id is None:
         async with transaction(sessionmaker) as session:
             await repository.complete_if_done(session, campaign.id)
         return 0
     size = settings.send_batch_size
     async with sessionmaker() as session:
-        batches = await repository.due_batches(session, campaign, size)
+        batches = await repository.due_batches(session, campaign, size, due_by=at)
     enqueued = 0
     for batch in await dispatch.needs_jobs(redis, campaign.id, batches):
         lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
-        if await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi, fence=fence) is None:
+        job = await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi, defer_until=at,
+                                           fence=fence, begin=begin)
+        if job is None:
             break  # the round lost its lock: the current holder does the rest
         enqueued += 1
     if not batches:
@@ -61,9 +74,16 @@ async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker
     return enqueued
 
 
-async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int) -> dict:
-    """Send one id range of a campaign; re-enqueue itself for retries that come due later."""
+async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int,
+                     begin: bool = False) -> dict:
+    """Send one id range of a campaign; re-enqueue itself for retries that come due later.
+
+    ``begin``: queued ahead of a scheduled campaign's send_at; turn it ``sending`` first.
+    """
     settings, sessionmaker, redis = _deps(ctx)
+    if begin:
+        async with transaction(sessionmaker) as session:
+            await repository.begin_if_due(session, campaign_id)
     sender: Sender = ctx["sender"]
     hb_key = dispatch.heartbeat_key(campaign_id, batch)
     ttl = max(3, int(settings.lease_seconds))
@@ -76,7 +96,9 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
 
     beating = asyncio.create_task(heartbeat())
     try:
-        report = await sender.send_batch(campaign_id, lo, hi)
+        # every log line of the batch job carries the campaign id
+        with structlog.contextvars.bound_contextvars(campaign_id=campaign_id, batch=batch):
+            report = await sender.send_batch(campaign_id, lo, hi)
     finally:
         beating.cancel()
     if report.next_due is not None:
@@ -85,6 +107,10 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
             campaign = await repository.get(session, campaign_id)
         if campaign is not None and campaign.status == "sending":
             await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when)
+        elif campaign is not None and campaign.status == "scheduled" and begin:
+            # ran a hair before the database's clock reached send_at: once more then
+            await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when,
+                                         begin=True)
         else:
             await dispatch.release(redis, campaign_id, batch)
     else:

@@ -1,10 +1,22 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.contact import service
-from mailer.contact.schemas import ContactIn, ContactOut, ImportAccepted, ImportOut
+from mailer.contact.schemas import (
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ErasureOut,
+    ImportAccepted,
+    ImportOut,
+)
+from mailer.errors import Invalid
+from mailer.types import Id
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
 
@@ -18,19 +30,46 @@ async def put_contact(
     return contact
 
 
+@router.get("/contacts", response_model=ContactPage)
+async def list_contacts(
+    session: Session,
+    filter: Annotated[str | None, Query(max_length=100_000, description=(
+        "a segment filter as JSON, e.g. {\"field\":\"tags\",\"op\":\"contains\","
+        "\"value\":\"vip\"}"))] = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ContactPage:
+    tree = None
+    if filter is not None:
+        try:
+            tree = json.loads(filter)
+        except ValueError as exc:
+            raise Invalid.at(["query", "filter"], f"the filter is not JSON: {exc}") from exc
+    return await service.page(session, tree, cursor, limit)
+
+
+@router.delete("/contacts/{email}", response_model=ErasureOut)
+async def erase_contact(email: str, session: Session, request: Request) -> ErasureOut:
+    """Right to be forgotten: erase the address's personal data; a suppression stays."""
+    return await service.erase(session, email, request.app.state.settings.secret_key)
+
+
 @router.get("/contacts/{email}", response_model=ContactOut)
 async def get_contact(email: str, session: Session) -> ContactOut:
     return await service.get(session, email)
 
 
 @router.post("/contacts/imports", status_code=202, response_model=ImportAccepted)
-async def create_import(request: Request, session: Session) -> ImportAccepted:
-    """The raw body is the CSV file (the app's BodyLimit caps it at max_import_bytes)."""
-    body = await request.body()
-    return await service.create_import(session, request.app.state.arq, body,
-                                       request.headers.get("content-type", ""))
+async def create_import(
+    request: Request, session: Session,
+    tag: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI default
+) -> ImportAccepted:
+    """The raw body is the CSV file, streamed (the app's BodyLimit caps it at
+    max_import_bytes); ``?tag=T`` adds T to every imported contact."""
+    return await service.create_import(session, request.app.state.arq, request.stream(),
+                                       request.headers.get("content-type", ""), tag)
 
 
 @router.get("/contacts/imports/{import_id}", response_model=ImportOut)
-async def get_import(import_id: int, session: Session) -> ImportOut:
+async def get_import(import_id: Id, session: Session) -> ImportOut:
     return await service.get_import(session, import_id)

@@ -1,17 +1,19 @@
-"""CSV contact files: the header checked at upload, the rows read in chunks by the job.
+"""CSV contact files, parsed as they stream in: the header checked, each row good or bad.
 
-Rows are read straight from the uploaded bytes (an incremental UTF-8 decoder under the
-csv reader), so memory holds the upload and one chunk, never a list of every row.
+The upload is never held whole: bytes are cut at record boundaries (a newline outside
+quotes), each stretch decoded and parsed on its own, and its good rows handed out as
+records for COPY into the staging table. Memory holds one stretch, never the file.
 
 Rows are numbered by the line of the file they start on (the header is line 1), the number
-an editor or a spreadsheet shows. Blank lines are skipped and not counted. Within a file,
-later rows win: a repeated address merges into the earlier one (attributes overwritten key
-by key, tags united), exactly as if the rows were imported one after the other.
+an editor or a spreadsheet shows. Blank lines are skipped and not counted. A bad row — an
+invalid or empty address, a wrong number of fields, bytes that are not UTF-8, a field over
+MAX_FIELD characters, malformed quoting — is reported with its row and reason and skipped.
+A repeated address is found by the import job in SQL (the first row wins, the repeats are
+reported): remembering every address here would cost the memory streaming saves.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -24,7 +26,11 @@ from mailer.errors import Invalid
 
 MAX_ERRORS = 1000  # error entries kept per import; every reject is still counted
 MAX_COLUMNS = 200
+MAX_FIELD = 10_000  # characters in one field
 _MAX_HEADER = 64 * 1024
+# a stretch with no record boundary (an unbalanced quote) is cut here all the same
+_MAX_RECORD_BYTES = 1 << 20
+_SLICE = 256 * 1024  # bytes parsed at a time, however large the chunks that arrive
 _MAX_REPORTED_EMAIL = 320
 
 # A plain dot-atom address with an LDH domain and an alphabetic TLD, already lower-cased.
@@ -41,8 +47,22 @@ _SPECIAL_USE_TLDS = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if "." not in 
 assert all("." not in d for d in SPECIAL_USE_DOMAIN_NAMES), "special-use names changed"
 
 
+# The same test as one expression, so that a row costs one regex call: the local part at
+# most 64 characters, no "--" in the domain, labels of at most 63, the TLD not special-use.
+_FAST_ADDRESS = re.compile(
+    r"(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:(?=[a-z0-9-]{1,63}\.)[a-z0-9]+(?:-[a-z0-9]+)*\.)+"
+    r"(?!(?:" + "|".join(sorted(map(re.escape, _SPECIAL_USE_TLDS))) + r")$)[a-z]{2,63}"
+)
+
+
 def fast_valid(address: str) -> bool:
     """True when ``address`` (normalised) is certainly valid; False means: ask the validator."""
+    return len(address) <= 254 and _FAST_ADDRESS.fullmatch(address) is not None
+
+
+def _fast_valid_by_parts(address: str) -> bool:
+    # the readable form of _FAST_ADDRESS (tests check that both agree)
     return (
         len(address) <= 254
         and _PLAIN_ADDRESS.fullmatch(address) is not None
@@ -70,20 +90,8 @@ class Header:
     width: int
     email: int
     tags: int | None
+    status: int | None  # "subscribed" / "unsubscribed"; empty leaves the status alone
     attributes: tuple[tuple[str, int], ...]
-
-
-def _check_utf8(body: bytes) -> None:
-    # slice by slice: a 200 MB upload must not become a second, larger copy as str
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(body)
-    step = 1 << 20
-    for start in range(0, len(body), step):
-        try:
-            decoder.decode(view[start:start + step], final=start + step >= len(body))
-        except UnicodeDecodeError as exc:
-            line = body[: start + exc.start].count(b"\n") + 1
-            raise Invalid.at(["body"], f"the file is not UTF-8: bad byte at line {line}") from exc
 
 
 def parse_header(fields: list[str]) -> Header:
@@ -99,132 +107,269 @@ def parse_header(fields: list[str]) -> Header:
         seen[name.lower()] = i
     if "email" not in seen:
         raise Invalid.at(["body", "header"], "the header row has no 'email' column")
-    special = {seen["email"], seen.get("tags", -1)}
+    special = {seen["email"], seen.get("tags", -1), seen.get("status", -1)}
     return Header(
         width=len(names),
         email=seen["email"],
         tags=seen.get("tags"),
+        status=seen.get("status"),
         attributes=tuple((n, i) for i, n in enumerate(names) if i not in special),
     )
 
 
-def check_upload(body: bytes) -> Header:
-    """The header of an upload, or a 422 saying why the body is not a usable CSV file."""
-    if not body.strip():
-        raise Invalid.at(["body"], "the file is empty: send a CSV file with a header row")
-    if b"\x00" in body:
-        raise Invalid.at(["body"], "not a CSV file: it contains NUL bytes")
-    _check_utf8(body)  # the whole file: a bad byte anywhere is refused now, not later
-    head = body[:_MAX_HEADER].decode("utf-8-sig", errors="ignore")
-    if len(body) > _MAX_HEADER and "\n" not in head and "\r" not in head:
-        raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
-    try:
-        first = next(csv.reader(io.StringIO(head, newline="")), None)
-    except csv.Error as exc:
-        raise Invalid.at(["body", "header"], f"the header row is not CSV: {exc}") from exc
-    if not first:
-        raise Invalid.at(["body", "header"], "the first line must be a header row")
-    return parse_header(first)
+# (row, email, attribute values in the order of Header.attributes, each after a U+001F —
+# an empty one leaves the attribute alone —, tags joined by ";", status or None)
+Record = tuple[int, str, str, str, str | None]
+STATUSES = {"": None, "subscribed": "subscribed", "unsubscribed": "unsubscribed"}
+SEPARATOR = "\x1f"
 
 
-def _lines(source: bytes) -> Iterator[str]:
-    # TextIOWrapper decodes incrementally: no second full copy of the file as str
-    return io.TextIOWrapper(io.BytesIO(source), encoding="utf-8-sig", newline="")
+def _printable(raw: str) -> str:
+    # a reported value must be valid text (undecodable bytes show as U+FFFD)
+    text = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.replace("\x00", "")[:_MAX_REPORTED]
+
+
+_MAX_REPORTED = 320
 
 
 @dataclass
-class Chunk:
-    """Good rows of one stretch of the file, unique by address, plus what was rejected.
+class Upload:
+    """An upload parsed incrementally: ``feed`` bytes as they arrive, then ``close``.
 
-    A row's attributes are its values in the order of ``keys``, None for an empty cell
-    (which leaves the contact's attribute as it is): no JSON is built in Python.
+    Both give the good rows of the stretch parsed so far; ``read``, ``rejected`` and
+    ``errors`` (the first ``max_errors``) count and describe the rows seen.
     """
 
-    keys: list[str]
-    rows: dict[str, tuple[list[str | None], set[str]]] = field(default_factory=dict)
-    read: int = 0  # data rows read, good and bad
-    merged: int = 0  # rows folded into an earlier row of this chunk (they count as updates)
+    max_errors: int = MAX_ERRORS
+    fast: bool = True  # plain stretches skip the csv reader (False: always use it; tests)
+    extra_tags: frozenset[str] = frozenset()  # added to every row (``mailer import --tag``)
+    header: Header | None = None
+    read: int = 0  # data rows, good and bad
     rejected: int = 0
+    bytes_received: int = 0
     errors: list[dict[str, object]] = field(default_factory=list)
+    _pending: bytes = b""
+    _line: int = 0  # physical lines parsed so far
 
-    def reject(self, line: int, email: str, reason: str, room: int) -> None:
+    @property
+    def keys(self) -> list[str]:
+        return [] if self.header is None else [name for name, _ in self.header.attributes]
+
+    def feed(self, data: bytes) -> Iterator[list[Record]]:
+        self.bytes_received += len(data)
+        for start in range(0, len(data), _SLICE):
+            buf = self._pending + data[start:start + _SLICE]
+            cut = self._boundary(buf)
+            if cut < 0:
+                self._pending = buf
+                if self.header is None and len(buf) > _MAX_HEADER:
+                    raise Invalid.at(["body", "header"],
+                                     f"the header row is over {_MAX_HEADER} bytes")
+                continue
+            self._pending = buf[cut:]
+            yield self._parse(buf[:cut])
+
+    def close(self) -> list[Record]:
+        rest, self._pending = self._pending, b""
+        records = self._parse(rest) if rest.strip() else []
+        if self.header is None:
+            raise Invalid.at(["body"], "the file is empty: send a CSV file with a header row")
+        return records
+
+    @staticmethod
+    def _boundary(buf: bytes) -> int:
+        """Just after the last newline outside quotes; -1 when there is none yet."""
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            return -1
+        quotes = buf.count(b'"', 0, cut)
+        while quotes % 2:  # inside a quoted field: step back a line
+            previous = buf.rfind(b"\n", 0, cut)
+            if previous < 0:
+                # no boundary; a record this long is cut anyway (and reported as bad)
+                return len(buf) if len(buf) > _MAX_RECORD_BYTES else -1
+            quotes -= buf.count(b'"', previous, cut)
+            cut = previous
+        return cut + 1
+
+    def _reject(self, row: int, email: str, reason: str) -> None:
         self.rejected += 1
-        if len(self.errors) < room:
-            self.errors.append({"row": line, "email": email[:_MAX_REPORTED_EMAIL],
-                                "reason": reason})
+        if len(self.errors) < self.max_errors:
+            self.errors.append({"row": row, "email": _printable(email), "reason": reason})
 
-    def records(self) -> Iterator[tuple[str, list[str | None], list[str]]]:
-        for email, (values, tags) in self.rows.items():
-            yield email, values, sorted(tags)
-
-
-def read_chunks(source: bytes, size: int, skip: int = 0, errors_room: int = MAX_ERRORS,
-                breather: int = 1000) -> Iterator[Chunk | None]:
-    """The data rows after the first ``skip`` ones, ``size`` at a time.
-
-    Every ``breather`` rows it yields None: the caller's chance to let its event loop run
-    (this parsing is CPU work that would otherwise hold the loop for a whole chunk).
-    """
-    reader = csv.reader(_lines(source))
-    header = parse_header(next(reader))
-    email_at, tags_at, width = header.email, header.tags, header.width
-    keys = [name for name, _ in header.attributes]
-    value_columns = [i for _, i in header.attributes]
-    room = errors_room
-    chunk = Chunk(keys)
-    rows = chunk.rows
-    last_line = reader.line_num
-    count = 0
-    while True:
+    def _parse(self, chunk: bytes) -> list[Record]:
         try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            line, last_line = last_line + 1, reader.line_num
-            count += 1
-            if count > skip:
-                chunk.read += 1
-                chunk.reject(line, "", f"malformed CSV: {exc}", room)
-            continue
-        line, last_line = last_line + 1, reader.line_num
-        raw = fields[email_at].strip() if len(fields) > email_at else ""
-        if not raw and not any(f.strip() for f in fields):
-            continue  # a blank line
-        count += 1
-        if count % breather == 0:
-            yield None
-        if count <= skip:
-            continue
-        chunk.read += 1
-        if len(fields) != width:
-            chunk.reject(line, raw, f"expected {width} fields, found {len(fields)}", room)
-        elif not raw:
-            chunk.reject(line, raw, "no email address", room)
-        else:
+            text = chunk.decode("utf-8")
+            undecodable = False
+        except UnicodeDecodeError:
+            text = chunk.decode("utf-8", "surrogateescape")
+            undecodable = True
+        if self.header is None:
+            text = text.removeprefix("\ufeff")
+            if not text.strip():
+                return []  # nothing but blank space so far
+        has_nul = "\x00" in text  # PostgreSQL text cannot hold it
+        has_separator = SEPARATOR in text
+        if (self.fast and self.header is not None and not undecodable and not has_nul
+                and not has_separator and '"' not in text
+                and text.count("\r") == text.count("\r\n")):
+            return self._parse_plain(text)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        if self.header is None:
+            self._read_header(reader, undecodable, has_nul)
+        records: list[Record] = []
+        header = self.header
+        assert header is not None
+        email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
+        value_columns = [i for _, i in header.attributes]
+        extra = ";".join(sorted(self.extra_tags))
+        base = self._line
+        last = reader.line_num
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                row, last = base + last + 1, reader.line_num
+                self.read += 1
+                self._reject(row, "", f"malformed CSV: {exc}")
+                continue
+            row, last = base + last + 1, reader.line_num
+            raw = fields[email_at].strip() if len(fields) > email_at else ""
+            if not raw and not any(f.strip() for f in fields):
+                continue  # a blank line
+            self.read += 1
+            if len(fields) != width:
+                self._reject(row, raw, f"expected {width} fields, found {len(fields)}")
+                continue
+            if undecodable and not _is_text(fields):
+                self._reject(row, raw, "the row is not UTF-8 text")
+                continue
+            if has_nul and any("\x00" in f for f in fields):
+                self._reject(row, raw, "the row contains a NUL byte")
+                continue
+            if has_separator and any(SEPARATOR in f for f in fields):
+                self._reject(row, raw, "the row contains the control character U+001F")
+                continue
+            longest = max(map(len, fields))
+            if longest > MAX_FIELD:
+                at = next(i for i, f in enumerate(fields) if len(f) == longest)
+                self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
+                continue
+            if not raw:
+                self._reject(row, raw, "no email address")
+                continue
             email = raw.lower()
-            problem = None if fast_valid(email) else address_problem(email)
-            if problem is not None:
-                chunk.reject(line, raw, problem, room)
-            else:
-                values = [fields[i].strip() or None for i in value_columns]
-                tags = set()
-                if tags_at is not None and fields[tags_at]:
-                    tags = set(map(str.strip, fields[tags_at].split(";")))
-                    tags.discard("")
-                earlier = rows.get(email)
-                if earlier is None:
-                    rows[email] = (values, tags)
+            if not fast_valid(email):
+                problem = address_problem(email)
+                if problem is not None:
+                    self._reject(row, raw, problem)
+                    continue
+            tags = extra
+            if tags_at is not None and fields[tags_at]:
+                cell = fields[tags_at]
+                if ";" in cell or extra:
+                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
+                                           | self.extra_tags))
                 else:
-                    earlier[0][:] = [
-                        old if new is None else new for old, new in zip(earlier[0], values,
-                                                                        strict=True)]
-                    earlier[1].update(tags)
-                    chunk.merged += 1
-        if chunk.read >= size:
-            room -= len(chunk.errors)
-            yield chunk
-            chunk = Chunk(keys)
-            rows = chunk.rows
-    if chunk.read:
-        yield chunk
+                    tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
+            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
+                                                 for i in value_columns]), tags, status))
+        self._line = base + reader.line_num
+        return records
+
+    def _parse_plain(self, text: str) -> list[Record]:
+        """A stretch without quotes, odd bytes or bare CRs: a line is a record and its
+        fields are what lies between commas, as the csv reader would find, only faster."""
+        header = self.header
+        assert header is not None
+        email_at, tags_at, width = header.email, header.tags, header.width
+        status_at = header.status
+        value_columns = [i for _, i in header.attributes]
+        extra = ";".join(sorted(self.extra_tags))
+        records: list[Record] = []
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the stretch ends with a newline
+        row = self._line
+        self._line += len(lines)
+        for line in lines:
+            row += 1
+            if line.endswith("\r"):
+                line = line[:-1]
+            fields = line.split(",")
+            raw = fields[email_at].strip() if len(fields) > email_at else ""
+            if not raw and not line.replace(",", "").strip():
+                continue  # a blank line
+            self.read += 1
+            if len(fields) != width:
+                self._reject(row, raw, f"expected {width} fields, found {len(fields)}")
+                continue
+            if len(line) > MAX_FIELD:
+                longest = max(map(len, fields))
+                if longest > MAX_FIELD:
+                    at = next(i for i, f in enumerate(fields) if len(f) == longest)
+                    self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
+                    continue
+            if not raw:
+                self._reject(row, raw, "no email address")
+                continue
+            email = raw.lower()
+            if not fast_valid(email):
+                problem = address_problem(email)
+                if problem is not None:
+                    self._reject(row, raw, problem)
+                    continue
+            tags = extra
+            if tags_at is not None and fields[tags_at]:
+                cell = fields[tags_at]
+                if ";" in cell or extra:
+                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
+                                           | self.extra_tags))
+                else:
+                    tags = cell.strip()
+            status = None
+            if status_at is not None:
+                cell = fields[status_at].strip().lower()
+                if cell not in STATUSES:
+                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                    continue
+                status = STATUSES[cell]
+            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
+                                                 for i in value_columns]), tags, status))
+        return records
+
+    def _read_header(self, reader: Iterator[list[str]], undecodable: bool,
+                     has_nul: bool) -> None:
+        try:
+            first = next(reader, None)
+        except csv.Error as exc:
+            raise Invalid.at(["body", "header"], f"the header row is not CSV: {exc}") from exc
+        if not first or not any(f.strip() for f in first):
+            raise Invalid.at(["body", "header"], "the first line must be a header row")
+        if sum(len(f) for f in first) > _MAX_HEADER:
+            raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
+        if undecodable and not _is_text(first):
+            raise Invalid.at(["body", "header"], "the header row is not UTF-8 text")
+        if has_nul and any("\x00" in f for f in first):
+            raise Invalid.at(["body", "header"], "not a CSV file: the header has NUL bytes")
+        self.header = parse_header(first)
+
+
+def _is_text(fields: list[str]) -> bool:
+    try:
+        for f in fields:
+            f.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

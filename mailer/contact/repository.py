@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
-from mailer.models import Contact, ContactImport, Suppression
+from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
+from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
 _UPSERT = text(
@@ -24,14 +25,130 @@ _UPSERT = text(
 async def upsert(
     session: AsyncSession, email: str, attributes: dict[str, Any], tags: list[str]
 ) -> tuple[int, bool]:
-    import json
-
     row = (
         await session.execute(
             _UPSERT, {"email": email, "attributes": json.dumps(attributes), "tags": tags}
         )
     ).one()
     return int(row.id), bool(row.inserted)
+
+
+async def page(session: AsyncSession, where: ColumnElement[bool], after: int,
+               limit: int) -> list[tuple[Contact, bool]]:
+    """Contacts matching ``where`` with ids after ``after``, by id, with their suppression."""
+    suppressed = select(Suppression.email).where(Suppression.email == Contact.email).exists()
+    rows = await session.execute(select(Contact, suppressed).where(where, Contact.id > after)
+                                 .order_by(Contact.id).limit(limit))
+    return [(row[0], bool(row[1])) for row in rows]
+
+
+# --- status changes --------------------------------------------------------------------------
+
+# Set the status of contacts by address and record each real change with its source, in
+# one statement (set-based: a complaint batch or an unsubscribe is one call). Contacts
+# already in that status are left alone and not recorded again.
+STATUS_CHANGE_SQL = """
+    WITH changed AS (
+        UPDATE contacts
+           SET status = :status, updated_at = now(),
+               unsubscribed_at = CASE WHEN :status = 'unsubscribed' THEN now() END
+         WHERE email = ANY(CAST(:emails AS text[])) AND status <> :status
+        RETURNING id
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, :status, :source FROM changed
+    RETURNING contact_id
+"""
+
+
+async def record_status_change(session: AsyncSession, emails: list[str], status: str,
+                               source: str) -> list[int]:
+    """Move the contacts at ``emails`` (normalised) to ``status`` ("subscribed" or
+    "unsubscribed"), recording ``source`` ("api", "import", "unsubscribe_link",
+    "complaint") and the time; the ids of the contacts that changed."""
+    if status not in CONTACT_STATUSES:
+        raise ValueError(f"unknown contact status {status!r}")
+    if source not in STATUS_SOURCES:
+        raise ValueError(f"unknown status source {source!r}")
+    rows = await session.execute(text(STATUS_CHANGE_SQL),
+                                 {"emails": emails, "status": status, "source": source})
+    return [int(r[0]) for r in rows]
+
+
+async def status_changes(session: AsyncSession, contact_id: int) -> list[ContactStatusChange]:
+    query = select(ContactStatusChange).where(ContactStatusChange.contact_id == contact_id)
+    return list((await session.execute(query.order_by(ContactStatusChange.id))).scalars())
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+# Right to be forgotten: the contact goes, its messages and events keep only what the
+# numbers need (status, ids, times), and the raw SNS notifications and import reports that
+# name the address lose it. The suppression stays: it is what keeps the address unmailed.
+_ERASE_CONTACT = text("DELETE FROM contacts WHERE email = :email RETURNING id")
+_ERASE_STATUS = text("DELETE FROM contact_status_changes WHERE contact_id = :id")
+_ERASE_MESSAGES = text(
+    """
+    UPDATE messages
+       SET email = '', data = NULL, subject = NULL, html = NULL, text = NULL,
+           error = CASE WHEN strpos(lower(error), :email) > 0 THEN '[erased]' ELSE error END
+     WHERE email = :email OR (contact_id = :id AND campaign_id IS NOT NULL)
+    RETURNING id
+    """
+)
+_ERASE_EVENTS = text(
+    """
+    UPDATE events SET email = NULL, data = '{}'
+     WHERE email = :email OR message_id = ANY(CAST(:messages AS bigint[]))
+    RETURNING id
+    """
+)
+_ERASE_NOTIFICATIONS = text(
+    """
+    UPDATE sns_notifications
+       SET body = '{"erased": true}', processed_at = coalesce(processed_at, now()),
+           error = coalesce(error, 'erased before processing')
+     WHERE strpos(lower(body::text), :email) > 0
+    """
+)
+_ERASE_IMPORT_REPORTS = text(
+    """
+    UPDATE contact_imports
+       SET errors = (SELECT jsonb_agg(CASE WHEN strpos(lower(e ->> 'email'), :email) > 0
+                                           THEN jsonb_set(e, '{email}', '""') ELSE e END
+                                      ORDER BY n)
+                       FROM jsonb_array_elements(errors) WITH ORDINALITY AS x(e, n))
+     WHERE strpos(lower(errors::text), :email) > 0
+    """
+)
+_ERASE_STAGED = text("DELETE FROM contact_import_rows WHERE email = :email")
+_RECORD_ERASURE = text(
+    """
+    INSERT INTO contact_erasures (address_hmac, messages, events, suppressed)
+    VALUES (:hmac, :messages, :events,
+            EXISTS (SELECT 1 FROM suppressions WHERE email = :email))
+    RETURNING suppressed
+    """
+)
+
+
+async def erase(session: AsyncSession, email: str, address_hmac: str) -> tuple[bool, int, int,
+                                                                               bool]:
+    """(contact existed, messages erased, events erased, still suppressed)."""
+    contact_id = (await session.execute(_ERASE_CONTACT, {"email": email})).scalar()
+    if contact_id is not None:
+        await session.execute(_ERASE_STATUS, {"id": contact_id})
+    messages = [int(m) for m in (await session.execute(
+        _ERASE_MESSAGES, {"email": email, "id": contact_id})).scalars()]
+    events = len((await session.execute(
+        _ERASE_EVENTS, {"email": email, "messages": messages})).all())
+    await session.execute(_ERASE_NOTIFICATIONS, {"email": email})
+    await session.execute(_ERASE_IMPORT_REPORTS, {"email": email})
+    await session.execute(_ERASE_STAGED, {"email": email})
+    suppressed = bool((await session.execute(_RECORD_ERASURE, {
+        "hmac": address_hmac, "messages": len(messages), "events": events,
+        "email": email})).scalar_one())
+    return contact_id is not None, len(messages), events, suppressed
 
 
 async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
@@ -44,59 +161,134 @@ async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
 
 # --- imports -------------------------------------------------------------------------------
 
-async def create_import(session: AsyncSession, source: bytes) -> ContactImport:
-    row = ContactImport(source=source)
+async def create_import(session: AsyncSession) -> ContactImport:
+    row = ContactImport()
     session.add(row)
     await session.flush()
     return row
 
 
 async def get_import(session: AsyncSession, import_id: int) -> ContactImport | None:
-    # the upload itself is never needed to answer a status request
-    query = select(ContactImport).options(defer(ContactImport.source)).where(
-        ContactImport.id == import_id)
-    return (await session.execute(query)).scalar_one_or_none()
+    return await session.get(ContactImport, import_id)
+
+
+Staged = list[tuple[int, str, str, str, str | None]]
+
+
+async def stager(session: AsyncSession,
+                 import_id: int) -> Callable[[Staged], Coroutine[Any, Any, None]]:
+    """A function that COPYs good rows of an upload into the staging table, in the
+    session's transaction (an upload cut short, by a 413 or a dropped connection, leaves
+    nothing behind). It uses the driver connection alone, so one COPY may run while the
+    caller parses the next stretch (never two at once, nor with other statements)."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # the session's connection is checked out and open
+
+    async def stage(records: Staged) -> None:
+        await raw.copy_records_to_table(
+            "contact_import_rows", records=[(import_id, *r) for r in records],
+            columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
+
+    return stage
+
+
+async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,
+                        errors: list[dict[str, object]], keys: list[str]) -> None:
+    await session.execute(
+        text("UPDATE contact_imports SET total_rows = :read, rejected = :rejected,"
+             " errors = CAST(:errors AS jsonb), attribute_keys = :keys WHERE id = :id"),
+        {"id": import_id, "read": read, "rejected": rejected, "errors": json.dumps(errors),
+         "keys": keys})
 
 
 _LOCK_IMPORT = text(
-    "SELECT status, total_rows, jsonb_array_length(errors) AS kept"
+    "SELECT status, merged_through, jsonb_array_length(errors) AS kept, attribute_keys,"
+    " total_rows, created + updated + rejected AS accounted"
     " FROM contact_imports WHERE id = :id FOR UPDATE"
 )
 
 
-async def lock_import(session: AsyncSession, import_id: int) -> tuple[str, int, int] | None:
-    """(status, rows done, error entries kept) of an import, locked for this transaction."""
-    row = (await session.execute(_LOCK_IMPORT, {"id": import_id})).one_or_none()
-    return None if row is None else (row.status, int(row.total_rows), int(row.kept))
+async def lock_import(session: AsyncSession, import_id: int) -> Any:
+    """(status, merged_through, kept, attribute_keys, total_rows, accounted) of an import,
+    locked for this transaction; None if there is none."""
+    return (await session.execute(_LOCK_IMPORT, {"id": import_id})).one_or_none()
+
+
+# A repeated address inside one file is a bad row: the first occurrence is imported, the
+# later ones are reported. Found here, in one hash aggregate over the staged rows, because
+# remembering every address while the upload streams would cost the API that memory.
+_MARK_DUPLICATES = text(
+    """
+    UPDATE contact_import_rows r SET duplicate_of = d.first_row
+      FROM (SELECT email, min(row) AS first_row FROM contact_import_rows
+             WHERE import_id = :id GROUP BY email HAVING count(*) > 1) d
+     WHERE r.import_id = :id AND r.email = d.email AND r.row > d.first_row
+    """
+)
 
 
 async def start_import(session: AsyncSession, import_id: int) -> None:
+    # the staged rows are fresh: without statistics the chunks would be planned as tiny
+    await session.execute(text("ANALYZE contact_import_rows"))
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
+    await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
         text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id})
 
 
-async def import_source(session: AsyncSession, import_id: int) -> bytes | None:
-    query = select(ContactImport.source).where(ContactImport.id == import_id)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-# The chunk's rows go to a temporary table by COPY, then into contacts in one statement.
+# One chunk of staged rows (taken out of staging in the same statement) goes into contacts.
 # Attributes merge key by key and tags unite; status is left alone, so an unsubscribed
 # contact stays unsubscribed. Rows that would not change are not rewritten (a re-import of
 # the same file costs no new row versions), and are counted as updated all the same.
-_STAGING = text(
+_CHUNK_END = text(
     """
-    CREATE TEMP TABLE contact_import_rows (email text, attribute_values text[], tags text[])
-        ON COMMIT DROP
+    SELECT coalesce(
+        (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
+          ORDER BY row OFFSET :limit - 1 LIMIT 1),
+        (SELECT max(row) FROM contact_import_rows WHERE import_id = :id))
     """
 )
-_MERGE = text(
+
+# A "status" column moves existing contacts (recorded, source "import"); run before the
+# merge, as one statement cannot update a row twice.
+_CHUNK_STATUS = text(
     """
-    WITH upserted AS (
-        INSERT INTO contacts AS c (email, attributes, tags)
-        SELECT email, jsonb_strip_nulls(jsonb_object(CAST(:keys AS text[]), attribute_values)),
-               tags
-          FROM contact_import_rows
+    WITH changed AS (
+        UPDATE contacts c
+           SET status = r.status, updated_at = now(),
+               unsubscribed_at = CASE WHEN r.status = 'unsubscribed' THEN now() END
+          FROM contact_import_rows r
+         WHERE r.import_id = :id AND r.row > :after AND r.row <= :last
+           AND r.duplicate_of IS NULL AND r.status IS NOT NULL
+           AND c.email = r.email AND c.status <> r.status
+        RETURNING c.id, c.status
+    )
+    INSERT INTO contact_status_changes (contact_id, status, source)
+    SELECT id, status, 'import' FROM changed
+    """
+)
+
+# The chunk's staged rows (taken out of staging in the same statement) go into contacts.
+# Attributes merge key by key and tags unite; status is left alone (see _CHUNK_STATUS), so
+# an unsubscribed contact stays unsubscribed. Rows that would not change are not rewritten
+# (a re-import of the same file costs no new row versions), and count as updated all the
+# same. A contact created unsubscribed has that recorded.
+_MERGE_CHUNK = text(
+    """
+    WITH chunk AS (
+        DELETE FROM contact_import_rows
+         WHERE import_id = :id AND row > :after AND row <= :last
+        RETURNING row, email, attribute_values, tags, status, duplicate_of
+    ), upserted AS (
+        INSERT INTO contacts AS c (email, attributes, tags, status, unsubscribed_at)
+        SELECT email,
+               jsonb_strip_nulls(jsonb_object(
+                   CAST(:keys AS text[]),
+                   (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
+               string_to_array(tags, ';'), coalesce(status, 'subscribed'),
+               CASE WHEN status = 'unsubscribed' THEN now() END
+          FROM chunk WHERE duplicate_of IS NULL
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
                tags = CASE WHEN c.tags @> EXCLUDED.tags THEN c.tags
@@ -104,32 +296,43 @@ _MERGE = text(
                                       ORDER BY 1) END,
                updated_at = now()
          WHERE NOT (c.attributes @> EXCLUDED.attributes AND c.tags @> EXCLUDED.tags)
-        RETURNING xmax = 0 AS inserted
+        RETURNING id, status, xmax = 0 AS inserted
+    ), recorded AS (
+        INSERT INTO contact_status_changes (contact_id, status, source)
+        SELECT id, status, 'import' FROM upserted WHERE inserted AND status = 'unsubscribed'
     )
-    SELECT count(*) FILTER (WHERE inserted) FROM upserted
+    SELECT (SELECT max(row) FROM chunk) AS last_row,
+           (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
+           (SELECT count(*) FROM upserted WHERE inserted) AS created,
+           (SELECT count(*) FROM chunk WHERE duplicate_of IS NOT NULL) AS duplicates,
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'row', row, 'email', email, 'reason',
+                       'duplicate of row ' || duplicate_of || ' (the first one is imported)')
+                       ORDER BY row), '[]')
+              FROM (SELECT row, email, duplicate_of FROM chunk WHERE duplicate_of IS NOT NULL
+                     ORDER BY row LIMIT :room) d) AS duplicate_errors
     """
 )
 
 
-async def merge_contacts(session: AsyncSession, keys: list[str],
-                         records: Iterable[tuple[str, list[str | None], list[str]]]) -> int:
-    """Upsert (email, attribute values, tags) records, unique by email; the number created.
-
-    The values line up with ``keys``; a None value leaves that attribute alone.
-    """
-    await session.execute(_STAGING)
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None  # the session's connection is checked out and open
-    await raw.copy_records_to_table(
-        "contact_import_rows", records=records, columns=["email", "attribute_values", "tags"])
-    return int((await session.execute(_MERGE, {"keys": keys})).scalar_one())
+async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], after: int,
+                      limit: int, room: int) -> Any:
+    """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
+    duplicates, duplicate_errors); last_row is None when nothing was left."""
+    last = (await session.execute(_CHUNK_END, {
+        "id": import_id, "after": after, "limit": limit})).scalar()
+    if last is not None:
+        await session.execute(_CHUNK_STATUS, {"id": import_id, "after": after, "last": last})
+    return (await session.execute(_MERGE_CHUNK, {
+        "id": import_id, "keys": keys, "after": after, "last": last or after,
+        "room": max(room, 0),
+    })).one()
 
 
 _RECORD_CHUNK = text(
     """
     UPDATE contact_imports
-       SET total_rows = total_rows + :read, created = created + :created,
+       SET merged_through = :last_row, created = created + :created,
            updated = updated + :updated, rejected = rejected + :rejected,
            errors = errors || CAST(:errors AS jsonb)
      WHERE id = :id
@@ -137,20 +340,19 @@ _RECORD_CHUNK = text(
 )
 
 
-async def record_chunk(session: AsyncSession, import_id: int, *, read: int, created: int,
-                       updated: int, rejected: int, errors: list[dict[str, object]]) -> None:
-    import json
-
+async def record_chunk(session: AsyncSession, import_id: int, *, last_row: int, created: int,
+                       updated: int, rejected: int, errors: Any) -> None:
     await session.execute(_RECORD_CHUNK, {
-        "id": import_id, "read": read, "created": created, "updated": updated,
-        "rejected": rejected, "errors": json.dumps(errors)})
+        "id": import_id, "last_row": last_row, "created": created, "updated": updated,
+        "rejected": rejected, "errors": errors if isinstance(errors, str) else json.dumps(errors)})
 
 
 async def finish_import(session: AsyncSession, import_id: int, status: str,
                         failure: str | None = None) -> None:
-    # the upload is dropped once it has been read: it is personal data and large
     await session.execute(
-        text("UPDATE contact_imports SET status = :status, failure = :failure, source = NULL,"
+        text("DELETE FROM contact_import_rows WHERE import_id = :id"), {"id": import_id})
+    await session.execute(
+        text("UPDATE contact_imports SET status = :status, failure = :failure,"
              " finished_at = now() WHERE id = :id"),
         {"id": import_id, "status": status, "failure": failure})
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,8 @@ class ContactIn(BaseModel):
 
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=200)
+    # a change is recorded (contact_status_changes, source "api"); absent: left as it is
+    status: Literal["subscribed", "unsubscribed"] | None = None
 
 
 class ContactOut(BaseModel):
@@ -46,3 +48,15 @@ class ImportOut(BaseModel):
     failure: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class ErasureOut(BaseModel):
+    email_erased: bool  # a contact existed and is gone
+    messages: int  # messages whose personal data was erased
+    events: int
+    suppressed: bool  # the address stays on the suppression list

@@ -3,15 +3,24 @@
 from mailer.models.api_key import SCOPES, ApiKey
 from mailer.models.base import Base
 from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, CampaignStats
-from mailer.models.contact import Contact, ContactImport
+from mailer.models.contact import (
+    Contact,
+    ContactErasure,
+    ContactImport,
+    ContactImportRow,
+    ContactStatusChange,
+)
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import IdempotencyKey, Message
+from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 
 __all__ = [
     "CAMPAIGN_STATUSES", "SCOPES", "STAT_NAMES", "ApiKey", "Base", "Campaign",
-    "CampaignStats", "Contact", "ContactImport", "Event", "IdempotencyKey", "Message", "Segment",
+    "CampaignStats", "Contact", "ContactErasure", "ContactImport", "ContactImportRow",
+    "ContactStatusChange", "Event", "IdempotencyKey", "Message", "Segment",
     "SnsNotification", "Suppression", "Template", "TemplateVersion",
+    "AutoPause", "RegionAccount", "ReputationMinute",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,9 @@ class SnsNotification(Base):
     received_at: Mapped[datetime] = created_at_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # not before then: it names an SES message id not recorded yet (its send's outcome may
+    # still be on its way to the database), so it is looked at again a little later
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index(
@@ -50,9 +53,16 @@ class Event(Base):
     subtype: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # the notification it came from (none for unsubscribes made on our own pages)
+    sns_notification_id: Mapped[int | None] = mapped_column(BigInteger)
+    # what makes the event itself unique (SES message, type, recipient, and the feedback id,
+    # timestamp or link where one message can have several): replays and the same event
+    # arriving in both SES formats add nothing
+    dedup_key: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
 
     __table_args__ = (
+        UniqueConstraint("dedup_key"),
         Index("ix_events_message_id", "message_id"),
         Index("ix_events_email_type", "email", "type", "occurred_at"),
         Index("ix_events_type_occurred", "type", "occurred_at"),

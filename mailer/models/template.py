@@ -30,6 +30,9 @@ class TemplateVersion(Base):
     subject: Mapped[str] = mapped_column(Text, nullable=False)
     html: Mapped[str] = mapped_column(Text, nullable=False)
     text: Mapped[str | None] = mapped_column(Text)
+    # "html", or "mjml": then ``source`` is the MJML and ``html`` what it compiled to
+    format: Mapped[str] = mapped_column(Text, nullable=False, server_default="html")
+    source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
 
     __table_args__ = (UniqueConstraint("template_id", "version"),)

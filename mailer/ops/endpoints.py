@@ -1,10 +1,13 @@
-"""Health, readiness (and later metrics and the dashboard)."""
+"""Health, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+
+from mailer.ops import metrics, scrape
 
 router = APIRouter(tags=["ops"])
 
@@ -31,3 +34,13 @@ async def readyz(request: Request) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
                         200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(request: Request) -> Response:
+    """Every process' counters (multiprocess files) and the system's numbers, as text."""
+    settings = request.app.state.settings
+    async with request.app.state.sessionmaker() as session:
+        extra = await scrape.families(session, request.app.state.arq, settings)
+    body = metrics.exposition(settings.metrics_dir, extra)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

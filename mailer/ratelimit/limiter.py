@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from mailer.ops import metrics
+
 HEADROOM = 0.98  # slots come a little under the limit: room for jitter between slot and SES
 # how far ahead a process may book: long enough that a few milliseconds of event-loop lag
 # in every process at once still leaves slots booked; short enough to share slots fairly
@@ -184,6 +186,8 @@ class _RegionBucket:
                 await asyncio.sleep(0.2)
                 continue
             granted, first, interval, wait, redis_now = booking
+            if granted:
+                metrics.RATE_SLOTS.labels(self.region).inc(granted)
             clock = limiter.clock
             clock.sample(sent, loop.time(), redis_now)
             base = clock.local(redis_now)
@@ -212,6 +216,8 @@ class RateLimiter:
     def __init__(self, redis: Redis, rates: dict[str, float], prefix: str = "mailer:rl") -> None:
         self.redis = redis
         self.rates = dict(rates)
+        for region, rate in self.rates.items():
+            metrics.RATE_LIMIT.labels(region).set(rate)
         self.prefix = prefix
         self._book = redis.register_script(_BOOK)
         self._slow = redis.register_script(_SLOW)
@@ -219,6 +225,11 @@ class RateLimiter:
         self._seq = itertools.count()
         self.clock = _Clock()
         self.late = 0  # slots missed because the sender woke too late
+
+    def set_rate(self, region: str, rate: float) -> None:
+        """A new rate for ``region`` (SES GetAccount changed): the next booking uses it."""
+        self.rates[region] = float(rate)
+        metrics.RATE_LIMIT.labels(region).set(rate)
 
     async def book(self, region: str, want: int, priority: int
                    ) -> tuple[int, float, float, float, float]:

@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer.models.suppression import scopes_for
+from mailer.ops import metrics
+from mailer.reputation.repository import configuration_sets_json
 
 
 @dataclass(slots=True)
@@ -258,7 +260,8 @@ _RECORD = text(
                lease_token = NULL, lease_until = NULL
           FROM r JOIN locked l ON l.id = r.id
          WHERE m.id = r.id AND m.lease_token = :token
-        RETURNING m.campaign_id, r.outcome, m.maybe_sent, m.status AS now_status
+        RETURNING m.campaign_id, r.outcome, m.maybe_sent, m.status AS now_status,
+                  m.mail_class, m.region, m.email
     ), counts AS (
         SELECT campaign_id,
                count(*) FILTER (WHERE outcome = 'sent') AS sent,
@@ -275,8 +278,24 @@ _RECORD = text(
                queued = GREATEST(s.queued - c.done, 0)
           FROM counts c WHERE s.campaign_id = c.campaign_id
         RETURNING s.campaign_id
+    ), rolled AS (
+        -- reputation rollups (mailer/reputation): sends per minute, class, region,
+        -- configuration set and campaign, simulator traffic left out; after the campaign
+        -- counters and in key order, so concurrent writers lock rows in one order
+        INSERT INTO reputation_minutes AS t
+               (minute, mail_class, region, configuration_set, campaign_id, sent)
+        SELECT date_trunc('minute', now()), mail_class, COALESCE(region, ''),
+               COALESCE(CAST(:config_sets AS jsonb) ->> mail_class, ''),
+               COALESCE(campaign_id, 0), count(*)
+          FROM moved
+         WHERE outcome = 'sent' AND email NOT LIKE '%@simulator.amazonses.com'
+         GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
+        DO UPDATE SET sent = t.sent + EXCLUDED.sent
     )
-    SELECT (SELECT count(*) FROM moved) AS moved
+    SELECT (SELECT count(*) FROM moved) AS moved,
+           (SELECT json_agg(k) FROM (SELECT mail_class, region, outcome, count(*) AS n
+                                       FROM moved GROUP BY 1, 2, 3) k) AS kinds
     """
 )
 
@@ -302,8 +321,11 @@ async def record(
         "errors": [o.error for o in outcomes],
         "delays": [o.delay for o in outcomes],
         "token": token,
+        "config_sets": configuration_sets_json(),
     }
-    return int((await session.execute(_RECORD, params)).scalar_one())
+    row = (await session.execute(_RECORD, params)).one()
+    metrics.count_sends(row.kinds)
+    return int(row.moved)
 
 
 # Lapsed leases go back to the queue; a lapsed "sending" may have reached SES.

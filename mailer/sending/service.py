@@ -22,7 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -32,7 +32,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
-from mailer.contact.addresses import mailbox_address
 from mailer.db import transaction
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.sending import repository as repo
@@ -41,6 +40,7 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
+from mailer.template.content import mail_headers, unsubscribe_mailto
 from mailer.template.render import (
     CompiledTemplate,
     RenderError,
@@ -83,7 +83,7 @@ class ErrorRate:
     def __init__(self, window: int, failures: int) -> None:
         self.window = window
         self.failures = failures
-        self._recent: dict[int, deque[tuple[bool, datetime]]] = {}
+        self._recent: dict[int, deque[tuple[bool, float]]] = {}  # (failed, monotonic)
         self._failed: dict[int, int] = {}
 
     def note(self, campaign_id: int, failed: bool) -> datetime | None:
@@ -95,14 +95,14 @@ class ErrorRate:
                 self._recent.clear()
                 self._failed.clear()
             recent = self._recent[campaign_id] = deque()
-        recent.append((failed, datetime.now(UTC)))
+        recent.append((failed, time.monotonic()))  # per message: no datetime made
         count = self._failed.get(campaign_id, 0) + failed
         if len(recent) > self.window:
             count -= recent.popleft()[0]
         self._failed[campaign_id] = count
         if count < self.failures:
             return None
-        since = recent[0][1]
+        since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - recent[0][1])
         self.forget(campaign_id)
         return since
 
@@ -533,22 +533,19 @@ class Sender:
                         "tags": list(contact.tags) if contact is not None else []},
             "data": message.data or {},
             "unsubscribe_url": unsubscribe_url,
+            "postal_address": self.settings.postal_address,
         }
         if plan.campaign is not None:
             context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
         rendered = plan.template.render(context)
-        headers: dict[str, str] = {}
-        if plan.mail_class == "marketing":
-            domain = mailbox_address(plan.from_address).rpartition("@")[2]
-            headers["List-Unsubscribe"] = (
-                f"<{unsubscribe_url}>, <mailto:unsubscribe@{domain}?subject=unsubscribe-{token}>"
-            )
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers = mail_headers(plan.mail_class, unsubscribe_url,
+                               unsubscribe_mailto(plan.from_address, token))
         if message.headers:
             headers.update(message.headers)
-        tags = {"mail_class": plan.mail_class, "message_id": str(message.id)}
+        tags = {"mail_class": plan.mail_class}
         if plan.campaign_id is not None:
             tags["campaign_id"] = str(plan.campaign_id)
+        tags["message_id"] = str(message.id)
         if plan.test:
             tags["test"] = "true"
         if message.tags:

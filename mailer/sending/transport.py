@@ -1,7 +1,7 @@
 """Providers behind one small Protocol; errors classified where they are raised.
 
 ``SesTransport`` speaks SES v2 ``SendEmail`` through aiobotocore, one client per region,
-created once per worker. The project's stand-in (``mailer.sending.standin``) is an HTTP
+created once per worker. The project's stand-in (``mailer.local.standin``) is an HTTP
 SES endpoint, so the same transport talks to SES, moto and the stand-in.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +29,7 @@ from botocore.exceptions import (
 )
 
 from mailer.contact.addresses import encode_mailbox
+from mailer.ops import metrics
 
 
 class ErrorKind(StrEnum):
@@ -170,6 +172,13 @@ def classify(exc: BaseException, email: OutboundEmail | None = None) -> SendErro
     return SendError(ErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}")
 
 
+def error_code(exc: BaseException, error: SendError) -> str:
+    """The SES error code of a failed call, or the kind of failure when there is none."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "")) or "unknown"
+    return error.reason.split(":", 1)[0] if error.reason else type(exc).__name__
+
+
 def send_email_params(email: OutboundEmail) -> dict[str, Any]:
     """SES v2 SendEmail arguments for one message (Simple content)."""
     simple: dict[str, Any] = {
@@ -238,10 +247,15 @@ class SesTransport:
 
     async def send(self, region: str, email: OutboundEmail) -> str:
         client = await self.client(region)
+        started = time.perf_counter()
         try:
             answer = await client.send_email(**send_email_params(email))
         except Exception as exc:  # noqa: BLE001 - every failure is classified here
-            raise classify(exc, email) from exc
+            error = classify(exc, email)
+            metrics.ses_call(region, "SendEmail", started, error_code(exc, error),
+                             error.kind is ErrorKind.THROTTLED)
+            raise error from exc
+        metrics.ses_call(region, "SendEmail", started)
         return str(answer["MessageId"])
 
     async def quota(self, region: str) -> dict[str, float] | None:
@@ -255,6 +269,27 @@ class SesTransport:
             "max_send_rate": float(q.get("MaxSendRate", 0)),
             "max_24h_send": float(q.get("Max24HourSend", 0)),
             "sent_last_24h": float(q.get("SentLast24Hours", 0)),
+        }
+
+    async def account(self, region: str) -> dict[str, Any] | None:
+        """SES v2 GetAccount of ``region`` (quota, sending enabled, enforcement status,
+        production access); None when the endpoint does not answer it (moto: 404)."""
+        client = await self.client(region)
+        started = time.perf_counter()
+        try:
+            answer = await client.get_account()
+        except Exception as exc:  # noqa: BLE001 - the caller keeps its default
+            metrics.ses_call(region, "GetAccount", started, classify(exc).reason.split(":")[0])
+            return None
+        metrics.ses_call(region, "GetAccount", started)
+        q = answer.get("SendQuota", {})
+        return {
+            "max_send_rate": float(q.get("MaxSendRate", 0)),
+            "max_24h_send": float(q.get("Max24HourSend", 0)),
+            "sent_last_24h": float(q.get("SentLast24Hours", 0)),
+            "sending_enabled": answer.get("SendingEnabled"),
+            "enforcement_status": answer.get("EnforcementStatus"),
+            "production_access": answer.get("ProductionAccessEnabled"),
         }
 
     async def open(self, regions: list[str]) -> dict[str, dict[str, float] | None]:

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.template import service
-from mailer.template.schemas import TemplateIn, TemplateOut, TemplateVersionIn
+from mailer.template.schemas import (
+    RenderIn,
+    RenderOut,
+    TemplateDetail,
+    TemplateIn,
+    TemplateOut,
+    TemplatePage,
+    TemplateVersionIn,
+)
 from mailer.types import Id
 
 router = APIRouter(tags=["templates"], dependencies=[RequireScope.depends("campaigns")])
@@ -13,6 +23,15 @@ router = APIRouter(tags=["templates"], dependencies=[RequireScope.depends("campa
 @router.post("/templates", status_code=201, response_model=TemplateOut)
 async def create_template(body: TemplateIn, session: Session, request: Request) -> TemplateOut:
     return await service.create(session, request.app.state.settings.templates_dir, body)
+
+
+@router.get("/templates", response_model=TemplatePage)
+async def list_templates(
+    session: Session,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> TemplatePage:
+    return await service.page(session, cursor, limit)
 
 
 @router.put("/templates/{template_id}", response_model=TemplateOut)
@@ -24,6 +43,13 @@ async def update_template(
     )
 
 
-@router.get("/templates/{template_id}", response_model=TemplateOut)
-async def get_template(template_id: Id, session: Session) -> TemplateOut:
+@router.get("/templates/{template_id}", response_model=TemplateDetail)
+async def get_template(template_id: Id, session: Session) -> TemplateDetail:
     return await service.get(session, template_id)
+
+
+@router.post("/templates/{template_id}/render", response_model=RenderOut)
+async def render_template(
+    template_id: Id, body: RenderIn, session: Session, request: Request
+) -> RenderOut:
+    return await service.render(session, request.app.state.settings, template_id, body)

@@ -1,73 +1,44 @@
-"""Rendering in Jinja's sandbox: strict undefined, bounded loops and output, CSS inlined.
+"""Rendering in the sandbox (:mod:`mailer.template.sandbox`): strict undefined, HTML
+autoescaping in the HTML part, CSS inlined, a text part when none is given, no line over
+998 characters.
 
 Templates are compiled once per template version and cached; layouts and partials come
-from the ``templates/`` folder (``{% extends "layouts/default.html" %}``).
+from the ``templates/`` folder (``{% extends "layouts/default.html" %}``). The subject and
+the text part are not HTML: they are not escaped.
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import css_inline
-from jinja2 import (
-    BaseLoader,
-    ChoiceLoader,
-    DictLoader,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateError,
-    TemplateSyntaxError,
+import inscriptis
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement
+from inscriptis.model.tag import CustomHtmlTagHandlerMapping
+from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, nodes
+from jinja2 import TemplateSyntaxError as TemplateSyntaxError
+from markupsafe import Markup
+
+from mailer.template.content import MAX_LINE, fold_html, fold_text, longest_line
+from mailer.template.sandbox import (
+    MAX_OUTPUT_CHARS,
+    BoundedEnvironment,
+    RenderError,
+    RenderLimitError,
+    budget,
 )
-from jinja2.sandbox import SandboxedEnvironment
 
-MAX_RANGE = 10_000
-MAX_OUTPUT_CHARS = 2_000_000
+PARTS = ("subject", "html", "text")
 
 
-class RenderError(Exception):
-    """A template failed for one recipient; the message fails with this reason."""
-
-
-class _Dynamic(str):
-    """The output of one ``{{ }}``: told apart from the template's own text in the chunks a
-    render yields (Jinja calls ``str()`` on it, which returns it unchanged)."""
-
-    __slots__ = ()
-
-    def __str__(self) -> str:
-        return self
-
-
-def _finalize(value: Any) -> _Dynamic:
-    return _Dynamic(value if isinstance(value, str) else str(value))
-
-
-class _BoundedEnvironment(SandboxedEnvironment):
-    def __init__(self, loader: BaseLoader) -> None:
-        super().__init__(loader=loader, undefined=StrictUndefined, autoescape=False,
-                         finalize=_finalize)
-        self.globals["range"] = _bounded_range
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if attr.startswith("_"):
-            return False
-        return super().is_safe_attribute(obj, attr, value)
-
-
-def _bounded_range(*args: int) -> range:
-    r = range(*args)
-    if len(r) > MAX_RANGE:
-        raise RenderError(f"range() of {len(r)} items exceeds the limit of {MAX_RANGE}")
-    return r
-
-
-@dataclass(frozen=True)
-class Rendered:
+class Rendered(NamedTuple):
     subject: str
     html: str
     text: str
@@ -75,55 +46,62 @@ class Rendered:
 
 @dataclass(frozen=True)
 class CompiledTemplate:
-    subject: Any
-    html: Any
-    text: Any | None
+    subject: Template
+    html: Template
+    text: Template | None
     # per output shape: the CSS-inlined HTML and the derived text with holes for the values
     _shapes: dict[tuple[str | None, ...], _Derived | None] = field(
         default_factory=dict, compare=False, repr=False)
 
     def render(self, context: dict[str, Any]) -> Rendered:
-        try:
-            subject = " ".join(self.subject.render(context).split())
-            chunks = list(self.html.generate(context))
-            text = self.text.render(context) if self.text is not None else None
-        except RenderError:
-            raise
-        except TemplateError as exc:
-            raise RenderError(f"template error: {exc}") from exc
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            raise RenderError(f"template error: {type(exc).__name__}: {exc}") from exc
+        """One message; RenderError (RenderLimitError for a sandbox limit) if it fails."""
+        with budget():
+            try:
+                # the templates' render functions, without Template.render's copy of the
+                # context and its extra generator (errors are turned into RenderError here)
+                subject = " ".join("".join(_run(self.subject, context)).split())
+                chunks = list(_run(self.html, context))
+                text = "".join(_run(self.text, context)) if self.text is not None else None
+            except RenderError:
+                raise
+            except TemplateNotFound as exc:
+                raise RenderError(f"template error: template {exc.name!r} not found") from exc
+            except TemplateError as exc:
+                raise RenderError(f"template error: {exc}") from exc
+            except RecursionError as exc:
+                raise RenderLimitError("recursion limit: the template nests too deep") from exc
+            except MemoryError as exc:
+                raise RenderLimitError("output limit: the render ran out of memory") from exc
+            except Exception as exc:  # noqa: BLE001 - any failure of one recipient's data
+                raise RenderError(f"template error: {type(exc).__name__}: {exc}") from exc
         body = "".join(chunks)
         if len(body) > MAX_OUTPUT_CHARS or (text and len(text) > MAX_OUTPUT_CHARS):
-            raise RenderError(f"rendered output exceeds {MAX_OUTPUT_CHARS} characters")
+            raise RenderLimitError(
+                f"output limit: the render produced more than {MAX_OUTPUT_CHARS:,} characters")
+        if text is not None:
+            text = fold_text(text)
         derived = self._derive(chunks, body, text is None)
         if derived is not None:
-            inlined, derived_text = derived
-            return Rendered(subject=subject, html=inlined, text=text or derived_text)
+            html, derived_text = derived
+            return Rendered(subject=subject, html=html, text=text or derived_text)
         inlined = _inline_css(body)
-        return Rendered(subject=subject, html=inlined, text=text or html_to_text(inlined))
+        return Rendered(subject=subject, html=fold_html(inlined),
+                        text=text or fold_text(html_to_text(inlined)))
 
     def _derive(self, chunks: list[str], body: str, need_text: bool) -> tuple[str, str] | None:
         """CSS inlining and the text part without parsing this message's HTML.
 
         A campaign's messages differ only in the values put into one template. Where every
-        value is plain (words, no markup characters) and sits in text or a link, inlining
-        and text conversion act on the template's own HTML alone: they are done once per
-        output shape with placeholders for the values, and each message only fills them
-        in. Anything else takes the full path; so does a shape whose first message came out
-        different from the full path.
+        value is plain (words, no markup characters, so escaping leaves it alone) and sits
+        in text or a link, inlining and text conversion act on the template's own HTML
+        alone: they are done once per output shape with placeholders for the values, and
+        each message only fills them in. Anything else takes the full path; so does a shape
+        whose first message came out different from the full path.
         """
-        values: list[str] = []
-        key: list[str | None] = []
-        for chunk in chunks:
-            if type(chunk) is _Dynamic:
-                if not _PLAIN.fullmatch(chunk):
-                    return None
-                values.append(chunk)
-                key.append(None)
-            else:
-                key.append(chunk)
-        shape = tuple(key)
+        values: list[str] = [c for c in chunks if type(c) is Markup]  # escaped {{ }}
+        if values and not _PLAIN_VALUES.fullmatch("\n".join(values)):
+            return None
+        shape = tuple([None if type(chunk) is Markup else chunk for chunk in chunks])
         try:
             derived = self._shapes[shape]
         except KeyError:
@@ -132,7 +110,7 @@ class CompiledTemplate:
             derived = _Derived.build(shape)
             if derived is not None:
                 slow = _inline_css(body)
-                if derived.fill(values) != (slow, html_to_text(slow)):
+                if derived.fill(values) != (fold_html(slow), fold_text(html_to_text(slow))):
                     derived = None
             self._shapes[shape] = derived
         if derived is None:
@@ -141,19 +119,44 @@ class CompiledTemplate:
 
 
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
-# a value that inlining and text conversion leave alone: words split by single spaces
-_PLAIN = re.compile(r"[^\s<>&\"'\ue000\ue001]+(?: [^\s<>&\"'\ue000\ue001]+)*")
+# a value that escaping, inlining and text conversion leave alone: words split by spaces
+_PLAIN = re.compile(r"[^\s<>&\"'\ue000-\ue002]+(?: [^\s<>&\"'\ue000-\ue002]+)*")
+# all of a message's values, one a line, each plain
+_PLAIN_VALUES = re.compile(f"{_PLAIN.pattern}(?:\n{_PLAIN.pattern})*")
 _HOLE = re.compile("\ue000(\\d+)\ue001")
 _RAW_TEXT = re.compile(r"<(style|script)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 # inside a tag a value may only be the value of one of these quoted attributes
 _TAG_PREFIX = re.compile(r"\s(href|src|alt|title)=([\"'])[^\"'<>]*\Z", re.I)
 _ENTITY_OPEN = re.compile(r"&[^\t\n\f <&;]{0,32}\Z")
+# a long word put in every hole: text whose layout depends on the values' lengths (table
+# columns padded to their widest cell) is found out by comparing with the short holes
+_PAD = "\ue002" + "w" * 40
+
+
+class _Holes:
+    """A derived part: its static pieces and which value goes between each two."""
+
+    __slots__ = ("statics", "order", "size")
+
+    def __init__(self, rendered: str) -> None:
+        pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
+        self.statics = pieces[0::2]
+        self.order = [int(i) for i in pieces[1::2]]
+        self.size = len(pieces)
+
+    def fill(self, values: list[str]) -> str:
+        buf: list[str] = [""] * self.size
+        buf[0::2] = self.statics
+        buf[1::2] = [values[i] for i in self.order]
+        return "".join(buf)
 
 
 @dataclass(frozen=True)
 class _Derived:
-    html: list[str | int]  # static text and value indexes, in order
-    text: list[str | int]
+    html: _Holes
+    text: _Holes
+    html_longest: int  # the longest line, values not counted
+    text_longest: int
 
     @classmethod
     def build(cls, shape: tuple[str | None, ...]) -> _Derived | None:
@@ -185,23 +188,32 @@ class _Derived:
         found = _HOLE.findall(text)
         if len(found) != len(set(found)):
             return None
-        return cls(_split(inlined), _split(text))
+        padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
+        if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
+            return None
+        return cls(_Holes(inlined), _Holes(text),
+                   longest_line(_HOLE.sub("", inlined)), longest_line(_HOLE.sub("", text)))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
-        return _fill(self.html, values), _fill(self.text, values) if need_text else ""
+        extra = 4 * sum(map(len, values))  # octets at most, in UTF-8
+        html = self.html.fill(values)
+        if self.html_longest + extra > MAX_LINE:
+            html = fold_html(html)
+        if not need_text:
+            return html, ""
+        text = self.text.fill(values)
+        if self.text_longest + extra > MAX_LINE:
+            text = fold_text(text)
+        return html, text
 
 
-def _fill(parts: list[str | int], values: list[str]) -> str:
-    return "".join([p if isinstance(p, str) else values[p] for p in parts])
+def _run(template: Template, context: dict[str, Any]) -> Any:
+    return template.root_render_func(template.new_context(context))
 
 
-def _split(rendered: str) -> list[str | int]:
-    pieces = _HOLE.split(rendered)
-    # re.split alternates text and captured indexes: text, index, text, ...
-    return [int(p) if i % 2 else p for i, p in enumerate(pieces) if i % 2 or p]
-
-
-_INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
+# @media rules stay in a <style> (the responsive layout needs them); the rest is inlined
+_INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False,
+                                 keep_at_rules=True)
 
 
 def _inline_css(body: str) -> str:
@@ -213,26 +225,36 @@ def _inline_css(body: str) -> str:
         raise RenderError(f"CSS could not be inlined: {exc}") from exc
 
 
-_BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|table|ul|ol|blockquote)>|<br\s*/?>", re.I)
-_LINK = re.compile(r"<a\s[^>]*href=[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.I | re.S)
-_DROP = re.compile(r"<(head|style|script)[^>]*>.*?</\1>", re.I | re.S)
-_TAG = re.compile(r"<[^>]+>")
+# layout tables of an email read as blocks of text, not as a grid padded to its cells
+_TABLE_TAGS = ("table", "tbody", "thead", "tfoot", "tr", "td", "th")
+_TEXT_CONFIG = ParserConfig(
+    css={**CSS_PROFILES["strict"],
+         **{tag: HtmlElement(tag, display=Display.block) for tag in _TABLE_TAGS}},
+    display_links=True,
+    custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
+        start_tag_mapping=dict.fromkeys(_TABLE_TAGS), end_tag_mapping=dict.fromkeys(_TABLE_TAGS)),
+)
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING = re.compile(r"[ \t]+\n")
 
 
 def html_to_text(body: str) -> str:
-    """A plain-text part for mail that gave none: links kept as ``text (url)``."""
-    out = _DROP.sub("", body)
-    out = _LINK.sub(lambda m: f"{_TAG.sub('', m.group(2)).strip()} ({m.group(1)})", out)
-    out = _BLOCK_END.sub("\n", out)
-    out = html_lib.unescape(_TAG.sub("", out))
-    # str.split() is much faster here than a whitespace regex
-    out = "\n".join([" ".join(line.split()) for line in out.split("\n")])
-    if "\n\n\n" in out:
-        out = _BLANK_LINES.sub("\n\n", out)
-    return out.strip() + "\n"
+    """A plain-text part for mail that gave none (inscriptis): links kept as
+    ``[text](url)``, no markup, paragraphs split by blank lines."""
+    # inscriptis unescapes text that lxml has already unescaped once: "&amp;lt;" would
+    # come out as "<"; escaping every "&" once more makes the two unescapes give the text
+    try:
+        text = inscriptis.get_text(body.replace("&", "&amp;"), _TEXT_CONFIG)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser refuses fails one message
+        raise RenderError(f"no text part could be made from the HTML: {exc}") from exc
+    text = _TRAILING.sub("\n", text.replace("\xa0", " ") + "\n")
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip() + "\n"
 
 
-_BLANK_LINES = re.compile(r"\n{3,}")
+def _autoescape(name: str | None) -> bool:
+    return name not in ("subject", "text") and not (name or "").endswith(".txt")
 
 
 @lru_cache(maxsize=8)
@@ -240,28 +262,45 @@ def _files_loader(templates_dir: str) -> FileSystemLoader:
     return FileSystemLoader(templates_dir)
 
 
-def _environment(templates_dir: Path, sources: dict[str, str]) -> _BoundedEnvironment:
-    loader = ChoiceLoader([DictLoader(sources), _files_loader(str(templates_dir))])
-    return _BoundedEnvironment(loader)
+def _environment(templates_dir: Path) -> BoundedEnvironment:
+    # only the templates folder can be extended or included: a template's own parts are
+    # compiled by name, not loadable (no including itself)
+    return BoundedEnvironment(_files_loader(str(templates_dir)), _autoescape)
 
 
-def check_syntax(templates_dir: Path, field: str, source: str) -> None:
-    """Raise TemplateSyntaxError (with ``lineno``) for a template that does not compile."""
-    env = _environment(templates_dir, {field: source})
-    env.get_template(field)
+def _compile(env: BoundedEnvironment, part: str, source: str) -> Template:
+    code = env.compile(source, name=part)
+    # a plain dict of globals: Jinja's default ChainMap is copied (slowly) into every
+    # render's context
+    return env.template_class.from_code(env, code, dict(env.globals), None)
+
+
+def check_syntax(templates_dir: Path, part: str, source: str) -> None:
+    """Raise TemplateSyntaxError (with ``lineno``) for a template that does not compile,
+    TemplateNotFound for a layout or partial that does not exist."""
+    env = _environment(templates_dir)
+    tree = env.parse(source, name=part)
+    env.compile(tree, name=part)
+    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        target = node.template  # type: ignore[attr-defined]
+        if isinstance(target, nodes.Const) and isinstance(target.value, str):
+            try:
+                env.get_template(target.value)
+            except TemplateNotFound as exc:
+                if getattr(node, "ignore_missing", False):
+                    continue
+                raise TemplateSyntaxError(f"template {target.value!r} not found",
+                                          node.lineno, part) from exc
 
 
 def compile_template(
     templates_dir: Path, subject: str, html: str, text: str | None
 ) -> CompiledTemplate:
-    sources = {"subject": subject, "html": html}
-    if text is not None:
-        sources["text"] = text
-    env = _environment(templates_dir, sources)
+    env = _environment(templates_dir)
     return CompiledTemplate(
-        subject=env.get_template("subject"),
-        html=env.get_template("html"),
-        text=env.get_template("text") if text is not None else None,
+        subject=_compile(env, "subject", subject),
+        html=_compile(env, "html", html),
+        text=_compile(env, "text", text) if text is not None else None,
     )
 
 
@@ -274,6 +313,7 @@ def compiled_version(
 
 
 __all__ = [
-    "CompiledTemplate", "RenderError", "Rendered", "TemplateSyntaxError", "check_syntax",
-    "compile_template", "compiled_version", "html_to_text",
+    "PARTS", "CompiledTemplate", "RenderError", "RenderLimitError", "Rendered",
+    "TemplateSyntaxError", "check_syntax", "compile_template", "compiled_version",
+    "html_to_text",
 ]

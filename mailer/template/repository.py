@@ -20,9 +20,12 @@ async def add_version(
     subject: str,
     html: str,
     text: str | None,
+    format: str = "html",
+    source: str | None = None,
 ) -> TemplateVersion:
     row = TemplateVersion(
-        template_id=template_id, version=version, subject=subject, html=html, text=text
+        template_id=template_id, version=version, subject=subject, html=html, text=text,
+        format=format, source=source,
     )
     session.add(row)
     await session.flush()
@@ -46,6 +49,24 @@ async def current(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1])
+
+
+async def versions(session: AsyncSession, template_id: int) -> list[TemplateVersion]:
+    """Every version of a template, oldest first (the content columns are not needed)."""
+    rows = await session.execute(
+        select(TemplateVersion)
+        .where(TemplateVersion.template_id == template_id)
+        .order_by(TemplateVersion.version)
+    )
+    return list(rows.scalars())
+
+
+async def page(session: AsyncSession, after: int, limit: int) -> list[Template]:
+    """Templates by id after the cursor (keyset pagination)."""
+    rows = await session.execute(
+        select(Template).where(Template.id > after).order_by(Template.id).limit(limit)
+    )
+    return list(rows.scalars())
 
 
 async def version_by_id(session: AsyncSession, version_id: int) -> TemplateVersion | None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+TemplateFormat = Literal["html", "mjml"]
 
 
 class TemplateIn(BaseModel):
@@ -12,6 +15,7 @@ class TemplateIn(BaseModel):
     subject: str = Field(min_length=1, max_length=1000)
     html: str = Field(min_length=1, max_length=500_000)
     text: str | None = Field(default=None, max_length=500_000)
+    format: TemplateFormat = "html"
 
 
 class TemplateVersionIn(BaseModel):
@@ -21,6 +25,7 @@ class TemplateVersionIn(BaseModel):
     subject: str = Field(min_length=1, max_length=1000)
     html: str = Field(min_length=1, max_length=500_000)
     text: str | None = Field(default=None, max_length=500_000)
+    format: TemplateFormat = "html"
 
 
 class TemplateOut(BaseModel):
@@ -28,15 +33,42 @@ class TemplateOut(BaseModel):
     name: str
     version: int
     subject: str
-    html: str
+    html: str  # what is rendered: for MJML, the compiled HTML
     text: str | None
+    format: TemplateFormat
+    source: str | None  # the MJML source of an MJML version
+    created_at: datetime
+
+
+class VersionOut(BaseModel):
+    version: int
+    subject: str
+    format: TemplateFormat
+    created_at: datetime
+
+
+class TemplateDetail(TemplateOut):
+    versions: list[VersionOut]
+
+
+class TemplateSummary(BaseModel):
+    id: int
+    name: str
+    version: int
+    created_at: datetime
+
+
+class TemplatePage(BaseModel):
+    items: list[TemplateSummary]
+    next_cursor: str | None
 
 
 class RenderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: dict[str, Any] = Field(default_factory=dict)
-    email: str | None = None
+    email: str | None = Field(default=None, max_length=320)
+    mail_class: Literal["marketing", "transactional"] = "marketing"
 
 
 class RenderOut(BaseModel):

@@ -1,44 +1,86 @@
-"""Templates: versioned, syntax-checked on save, rendered in the sandbox."""
+"""Templates: versioned, syntax-checked on save (MJML compiled then), rendered in the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+from jinja2 import TemplateNotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailer.config import Settings
+from mailer.contact import repository as contacts
+from mailer.contact.addresses import normalise
 from mailer.errors import Invalid, NotFound
 from mailer.models import Template, TemplateVersion
 from mailer.template import repository
-from mailer.template.render import TemplateSyntaxError, check_syntax
-from mailer.template.schemas import TemplateIn, TemplateOut, TemplateVersionIn
+from mailer.template.content import MjmlError, mail_headers, mjml_to_html
+from mailer.template.render import (
+    RenderError,
+    TemplateSyntaxError,
+    check_syntax,
+    compiled_version,
+)
+from mailer.template.schemas import (
+    RenderIn,
+    RenderOut,
+    TemplateDetail,
+    TemplateIn,
+    TemplateOut,
+    TemplatePage,
+    TemplateSummary,
+    TemplateVersionIn,
+    VersionOut,
+)
 
 
 def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> None:
-    """A Jinja syntax error is a 422 naming the field and the line."""
-    for field, source in (("subject", subject), ("html", html), ("text", text)):
+    """A Jinja syntax error is a 422 naming the part (subject, html, text) and the line."""
+    for part, source in (("subject", subject), ("html", html), ("text", text)):
         if source is None:
             continue
         try:
-            check_syntax(templates_dir, field, source)
+            check_syntax(templates_dir, part, source)
         except TemplateSyntaxError as exc:
-            where = field if exc.name in (None, field) else f"{field} (in {exc.name})"
+            where = part if exc.name in (None, part) else f"{part} (in {exc.name})"
             message = f"{where}: line {exc.lineno}: {exc.message}"
-            raise Invalid(message, [{"path": ["body", field], "line": exc.lineno,
+            raise Invalid(message, [{"path": ["body", part], "line": exc.lineno,
                                      "message": exc.message or "syntax error"}]) from exc
-        except Exception as exc:  # missing layout and similar load errors
-            raise Invalid.at(["body", field], f"{field}: {exc}") from exc
+        except TemplateNotFound as exc:
+            raise Invalid.at(["body", part], f"{part}: template {exc.name!r} not found") from exc
+
+
+def content(templates_dir: Path, body: TemplateIn | TemplateVersionIn) -> tuple[str, str | None]:
+    """The HTML to store and render, and the MJML source (None for HTML); 422 if invalid.
+
+    Jinja is checked on what the author wrote, so the line numbers are theirs; MJML is
+    compiled once, here, and the result is checked again.
+    """
+    validate(templates_dir, body.subject, body.html, body.text)
+    if body.format == "html":
+        return body.html, None
+    try:
+        compiled = mjml_to_html(body.html)
+    except MjmlError as exc:
+        raise Invalid.at(["body", "html"], f"html: MJML: {exc}") from exc
+    validate(templates_dir, body.subject, compiled, None)
+    return compiled, body.html
 
 
 def _out(template: Template, version: TemplateVersion) -> TemplateOut:
     return TemplateOut(id=template.id, name=template.name, version=version.version,
-                       subject=version.subject, html=version.html, text=version.text)
+                       subject=version.subject, html=version.html, text=version.text,
+                       format=version.format, source=version.source,  # type: ignore[arg-type]
+                       created_at=version.created_at)
 
 
 async def create(session: AsyncSession, templates_dir: Path, body: TemplateIn) -> TemplateOut:
-    validate(templates_dir, body.subject, body.html, body.text)
+    html, source = content(templates_dir, body)
     template = await repository.insert(session, body.name)
-    version = await repository.add_version(session, template.id, 1, body.subject, body.html,
-                                           body.text)
+    version = await repository.add_version(session, template.id, 1, body.subject, html,
+                                           body.text, body.format, source)
+    await session.refresh(version)
     return _out(template, version)
 
 
@@ -46,7 +88,7 @@ async def new_version(
     session: AsyncSession, templates_dir: Path, template_id: int, body: TemplateVersionIn
 ) -> TemplateOut:
     """A new version; campaigns keep the version they were created with."""
-    validate(templates_dir, body.subject, body.html, body.text)
+    html, source = content(templates_dir, body)
     template = await repository.get_for_update(session, template_id)
     if template is None:
         raise NotFound(f"no template {template_id}")
@@ -54,15 +96,36 @@ async def new_version(
     if body.name:
         template.name = body.name
     version = await repository.add_version(session, template.id, template.current_version,
-                                           body.subject, body.html, body.text)
+                                           body.subject, html, body.text, body.format, source)
+    await session.refresh(version)
     return _out(template, version)
 
 
-async def get(session: AsyncSession, template_id: int) -> TemplateOut:
+async def get(session: AsyncSession, template_id: int) -> TemplateDetail:
+    """The current version, and every version's number, subject and date."""
     found = await repository.current(session, template_id)
     if found is None:
         raise NotFound(f"no template {template_id}")
-    return _out(*found)
+    versions = [
+        VersionOut(version=v.version, subject=v.subject, format=v.format,  # type: ignore[arg-type]
+                   created_at=v.created_at)
+        for v in await repository.versions(session, template_id)
+    ]
+    return TemplateDetail(**_out(*found).model_dump(), versions=versions)
+
+
+async def page(session: AsyncSession, cursor: str | None, limit: int) -> TemplatePage:
+    after = 0
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 19:
+            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
+        after = int(cursor)
+    rows = await repository.page(session, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [TemplateSummary(id=t.id, name=t.name, version=t.current_version,
+                             created_at=t.created_at) for t in rows]
+    return TemplatePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
 async def current_version(session: AsyncSession, template_id: int) -> TemplateVersion:
@@ -70,3 +133,46 @@ async def current_version(session: AsyncSession, template_id: int) -> TemplateVe
     if found is None:
         raise NotFound(f"no template {template_id}")
     return found[1]
+
+
+PREVIEW_EMAIL = "preview@example.com"
+
+
+async def render(session: AsyncSession, settings: Settings, template_id: int,
+                 body: RenderIn) -> RenderOut:
+    """The current version rendered as a message would be: with the contact named by
+    ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
+    version = await current_version(session, template_id)
+    contact: dict[str, Any] = {"email": PREVIEW_EMAIL, "attributes": {}, "tags": []}
+    if body.email is not None:
+        found = await contacts.get(session, normalise(body.email))
+        if found is None:
+            raise NotFound(f"no contact {normalise(body.email)}")
+        row = found[0]
+        contact = {"email": row.email, "attributes": row.attributes, "tags": list(row.tags)}
+    public = settings.public_url.rstrip("/")
+    unsubscribe_url = f"{public}/unsubscribe/preview"
+    context: dict[str, Any] = {
+        "contact": contact,
+        "data": body.data,
+        "unsubscribe_url": unsubscribe_url,
+        "postal_address": settings.postal_address,
+    }
+    if body.mail_class == "marketing":
+        context["campaign"] = {"id": 0, "name": "preview"}
+    compiled = compiled_version(settings.templates_dir, version.id, version.subject,
+                                version.html, version.text)
+    try:
+        # in a thread: the sandbox bounds the render's time; the event loop stays free
+        rendered = await asyncio.to_thread(compiled.render, context)
+    except RenderError as exc:
+        raise Invalid.at(["body", "data"], f"render failed: {exc}") from exc
+    headers = mail_headers(body.mail_class, unsubscribe_url,
+                           f"mailto:unsubscribe@{settings_domain(settings)}?subject=preview")
+    return RenderOut(subject=rendered.subject, html=rendered.html, text=rendered.text,
+                     headers=headers)
+
+
+def settings_domain(settings: Settings) -> str:
+    host = settings.public_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return host or "localhost"

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
-from mailer.sending.standin_client import StandinControl
+from mailer.local.standin_client import StandinControl
 from tests import factories
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-from mailer.sending.standin_client import fault
+from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
 

@@ -335,7 +335,7 @@ async def test_ses_pause_makes_transactional_mail_wait_not_fail(
     clean_standin,
     start_worker,
 ) -> None:
-    from mailer.sending.standin_client import fault
+    from mailer.local.standin_client import fault
 
     clean_standin.control.set_faults([fault("paused", count=1)])
     start_worker()

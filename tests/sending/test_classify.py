@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from mailer.sending.standin_client import fault
+from mailer.local.standin_client import fault
 from mailer.sending.transport import (
     ErrorKind,
     OutboundEmail,
@@ -182,12 +182,13 @@ async def test_stand_in_answers_through_the_transport_are_classified(
 
 async def test_a_fault_window_ends_by_itself(clean_standin: StandinProcess) -> None:
     url, control = clean_standin
-    control.set_faults([fault("credentials", for_s=0.5)])
     transport = SesTransport(url, max_in_flight=4, timeout=5)
     try:
+        await transport.open(["us-east-1"])  # the client is ready before the window opens
+        control.set_faults([fault("credentials", for_s=2)])
         with pytest.raises(SendError):
             await transport.send("us-east-1", EMAIL)
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.2)
         assert await transport.send("us-east-1", EMAIL)
     finally:
         await transport.close()

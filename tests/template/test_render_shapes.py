@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import html as lxml_html
 
+from mailer.template.content import fold_html, fold_text
 from mailer.template.render import _inline_css, compile_template, html_to_text
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -49,8 +51,8 @@ def _check(template_html: str, contexts: list[dict]) -> None:
         rendered = compiled.render(context)
         body = compiled.html.render(context)
         slow = _inline_css(body)
-        assert rendered.html == slow
-        assert rendered.text == html_to_text(slow)
+        assert rendered.html == fold_html(slow)
+        assert rendered.text == fold_text(html_to_text(slow))
 
 
 @settings(max_examples=150, deadline=None)
@@ -91,7 +93,7 @@ def test_plain_values_reuse_the_shape():
                    "unsubscribe_url": f"https://x.test/u/{i}"}
         rendered = compiled.render(context)
         assert f"Hello {name}" in rendered.text
-        assert f"Read issue {i} (https://x.test/{i})" in rendered.text
+        assert f"[Read issue {i}](https://x.test/{i})" in rendered.text
         assert 'style="' in rendered.html  # the layout's CSS was inlined
     # one shape served every message: the values all took the placeholder path
     assert len([d for d in compiled._shapes.values() if d is not None]) == 1
@@ -116,3 +118,44 @@ CSS = "<style>.lead { font-weight: bold } p { color: red }</style>"
 def test_values_that_would_change_the_result_give_the_full_paths_result(body, first, then):
     html = f"<html><head>{CSS}</head><body>{body}</body></html>"
     _check(html, [{"v": first}, {"v": then}, {"v": first}])
+
+
+markup = st.lists(
+    st.sampled_from(["<b>", "</b>", "<script>alert(1)</script>", "&amp;", "&", '"', "'", "<",
+                     ">", "Ann", " ", "é", "{{ 7*7 }}", "<a href='https://evil.test'>x</a>"]),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(contexts=st.lists(st.fixed_dictionaries({"a": markup, "b": markup, "c": markup}),
+                         min_size=1, max_size=4),
+       layout=st.booleans())
+def test_values_are_escaped_on_every_path(contexts, layout):
+    """Escaping on: whatever a value holds, it is text in the HTML (never markup), on the
+    per-shape path and the full path alike, and the same text in the text part."""
+    body = "<p class='lead'>{{ a }}</p><p><a href='https://x.test/?q={{ b }}'>{{ c }}</a></p>"
+    if layout:
+        html = '{% extends "layouts/default.html" %}{% block content %}' + body + "{% endblock %}"
+    else:
+        html = f"<html><head>{STYLE}</head><body>{body}</body></html>"
+    compiled = compile_template(TEMPLATES, "{{ a }}", html, None)
+    for context in contexts:
+        rendered = compiled.render(context)
+        assert rendered.subject == " ".join(context["a"].split())  # the subject is not HTML
+        tree = lxml_html.document_fromstring(rendered.html)
+        paragraphs = tree.xpath("//div[@class='content']/p" if layout else "//body/p")
+        assert paragraphs[0].text_content() == context["a"]
+        link = paragraphs[1].xpath("a")[0]
+        assert link.get("href") == "https://x.test/?q=" + context["b"]
+        assert link.text_content() == context["c"]
+        assert not tree.xpath("//script") and not tree.xpath("//b")
+        if context["a"].strip():
+            assert " ".join(context["a"].split()) in rendered.text
+
+
+def test_safe_only_where_the_template_says_so():
+    html = "<html><body><p>{{ v }}</p><div>{{ v | safe }}</div></body></html>"
+    rendered = compile_template(TEMPLATES, "{{ v }}", html, "{{ v }}").render({"v": "<b>x</b>"})
+    assert "<p>&lt;b&gt;x&lt;/b&gt;</p><div><b>x</b></div>" in rendered.html
+    assert rendered.subject == "<b>x</b>" and rendered.text == "<b>x</b>"  # not HTML

@@ -1,4 +1,4 @@
-"""Control clients for the SES stand-in (``mailer.sending.standin``), sync and async.
+"""Control clients for the SES stand-in (``mailer.local.standin``), sync and async.
 
 control = StandinControl("http://127.0.0.1:8025")
 control.set_faults([fault("throttle", count=3, region="us-east-1")])
@@ -119,6 +119,10 @@ class StandinControl:
 
     def stats(self) -> dict[str, Any]:
         return self._get("/stats")
+
+    def simulator(self) -> dict[str, Any]:
+        """The mailbox simulator's webhook and counters (published, failed, pending)."""
+        return self._get("/simulator")
 
     def sent(self, region: str | None = None) -> int:
         stats = self.stats()

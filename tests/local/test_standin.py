@@ -14,7 +14,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from mailer.sending.standin_client import AsyncStandinControl, fault
+from mailer.local.standin_client import AsyncStandinControl, fault
 from tests.fixtures.standin import StandinProcess, clean_standin, standin, start_standin
 
 __all__ = ["clean_standin", "standin"]  # fixtures used below

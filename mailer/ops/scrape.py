@@ -1,0 +1,131 @@
+"""The numbers /metrics reads at scrape time: facts of the whole system, kept in
+PostgreSQL and Redis (queue depths, suppressions, reputation, campaign progress, region
+quotas), so every API process answers the same whatever process did the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.config import Settings
+from mailer.ops.metrics import gauge
+from mailer.queues import QUEUES as ARQ_QUEUES
+from mailer.reputation import repository as reputation
+from mailer.reputation.service import region_rate
+
+QUEUES = tuple(ARQ_QUEUES.values())
+CAMPAIGN_STATS = (
+    "recipients",
+    "queued",
+    "sent",
+    "failed",
+    "suppressed",
+    "delivered",
+    "bounced",
+    "complained",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "resent",
+)
+
+_SUPPRESSIONS = text("SELECT scope, count(*) AS n FROM suppressions GROUP BY scope")
+# campaigns under way, and the last ones finished: bounded, whatever the history
+_CAMPAIGNS = text(
+    """
+    (SELECT c.id, c.status, s.* FROM campaigns c JOIN campaign_stats s ON s.campaign_id = c.id
+      WHERE c.status IN ('sending', 'paused', 'scheduled'))
+    UNION
+    (SELECT c.id, c.status, s.* FROM campaigns c JOIN campaign_stats s ON s.campaign_id = c.id
+      WHERE c.status IN ('completed', 'cancelled', 'failed') ORDER BY c.id DESC LIMIT 20)
+    """
+)
+
+
+async def families(session: AsyncSession, redis: Any, settings: Settings) -> list[Metric]:
+    out: list[Metric] = []
+    depths = []
+    for queue in QUEUES:
+        depths.append(([queue], float(await redis.zcard(queue))))
+    out.append(gauge("mailer_queue_depth", "Jobs waiting in an arq queue", ["queue"], depths))
+
+    rows = await session.execute(_SUPPRESSIONS)
+    out.append(
+        gauge(
+            "mailer_suppressions",
+            "Suppressed addresses",
+            ["scope"],
+            [([r.scope], float(r.n)) for r in rows],
+        )
+    )
+
+    sent = GaugeMetricFamily(
+        "mailer_reputation_sent",
+        "Sends counted for reputation (simulator traffic left out)",
+        labels=["mail_class", "region", "window"],
+    )
+    rate = GaugeMetricFamily(
+        "mailer_reputation_rate",
+        "Hard bounce and complaint rates",
+        labels=["mail_class", "region", "kind", "window"],
+    )
+    for row in await reputation.by_class_region(session):
+        for window in ("1h", "24h"):
+            n = int(getattr(row, f"sent_{window}"))
+            hard = int(getattr(row, f"hard_bounces_{window}"))
+            complaints = int(getattr(row, f"complaints_{window}"))
+            labels = [row.mail_class, row.region]
+            sent.add_metric([*labels, window], n)
+            rate.add_metric([*labels, "bounce", window], hard / n if n else 0.0)
+            rate.add_metric([*labels, "complaint", window], complaints / n if n else 0.0)
+    out += [sent, rate]
+    out.append(
+        gauge(
+            "mailer_auto_pause_threshold",
+            "Auto-pause thresholds",
+            ["kind"],
+            [
+                (["bounce"], settings.bounce_rate_threshold),
+                (["complaint"], settings.complaint_rate_threshold),
+                (["min_sends"], float(settings.auto_pause_min_sends)),
+            ],
+        )
+    )
+
+    progress = GaugeMetricFamily(
+        "mailer_campaign_messages", "Campaign counters", labels=["campaign_id", "status", "stat"]
+    )
+    done = GaugeMetricFamily(
+        "mailer_campaign_progress",
+        "Share of a campaign's recipients that are done",
+        labels=["campaign_id", "status"],
+    )
+    for row in await session.execute(_CAMPAIGNS):
+        cid = str(row.id)
+        for stat in CAMPAIGN_STATS:
+            progress.add_metric([cid, row.status, stat], float(getattr(row, stat)))
+        finished = row.sent + row.failed + row.suppressed
+        done.add_metric([cid, row.status], finished / row.recipients if row.recipients else 0.0)
+    out += [progress, done]
+
+    accounts = await reputation.accounts(session)
+    limit = GaugeMetricFamily(
+        "mailer_region_send_rate", "Send rate the limiter uses", labels=["region"]
+    )
+    quota = GaugeMetricFamily("mailer_region_quota_24h", "SES Max24HourSend", labels=["region"])
+    used = GaugeMetricFamily("mailer_region_sent_24h", "SES SentLast24Hours", labels=["region"])
+    enabled = GaugeMetricFamily(
+        "mailer_region_sending_enabled", "SES SendingEnabled", labels=["region"]
+    )
+    for region in settings.regions:
+        account = accounts.get(region)
+        limit.add_metric([region], region_rate(settings, region, account))
+        if account is not None and account.max_24h_send is not None:
+            quota.add_metric([region], account.max_24h_send)
+            used.add_metric([region], account.sent_last_24h or 0.0)
+            enabled.add_metric([region], 1.0 if account.sending_enabled else 0.0)
+    out += [limit, quota, used, enabled]
+    return out

@@ -1,0 +1,82 @@
+"""``/v1/suppressions`` (campaigns or admin scope) and the public unsubscribe pages."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from mailer.auth.dependencies import RequireScope, Session
+from mailer.suppression import service
+from mailer.suppression.schemas import Scope, Source, SuppressionIn, SuppressionOut, SuppressionPage
+
+router = APIRouter(tags=["suppressions"], dependencies=[RequireScope.depends("campaigns")])
+public_router = APIRouter(tags=["unsubscribe"])
+
+
+@router.get("/suppressions", response_model=SuppressionPage)
+async def list_suppressions(
+    session: Session,
+    reason: Annotated[str | None, Query(max_length=200)] = None,
+    scope: Scope | None = None,
+    source: Source | None = None,
+    cursor: Annotated[str | None, Query(max_length=700)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SuppressionPage:
+    return await service.page(session, cursor, limit, reason, scope, source)
+
+
+@router.get("/suppressions/{email}", response_model=SuppressionOut)
+async def get_suppression(email: str, session: Session) -> SuppressionOut:
+    return await service.get(session, email)
+
+
+@router.put("/suppressions/{email}", response_model=SuppressionOut)
+async def put_suppression(
+    email: str, body: SuppressionIn, session: Session, response: Response
+) -> SuppressionOut:
+    out, created = await service.put(session, email, body)
+    response.status_code = 201 if created else 200
+    return out
+
+
+@router.delete("/suppressions/{email}", status_code=204)
+async def delete_suppression(email: str, session: Session) -> Response:
+    await service.delete(session, email)
+    return Response(status_code=204)
+
+
+@lru_cache(maxsize=4)
+def _pages(directory: Path) -> Environment:
+    return Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape())
+
+
+def _page(request: Request, **context: object) -> HTMLResponse:
+    env = _pages(request.app.state.settings.templates_dir)
+    return HTMLResponse(env.get_template("unsubscribe.html").render(**context))
+
+
+@public_router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe_page(token: str, request: Request, session: Session) -> HTMLResponse:
+    """A small confirmation page with one button; nothing changes until it is pressed."""
+    await service.check_link(session, request.app.state.settings.secret_key, token)
+    return _page(request, done=False, action=f"/unsubscribe/{token}")
+
+
+@public_router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe(token: str, request: Request, session: Session) -> HTMLResponse:
+    """Unsubscribes at once, no login: RFC 8058 one-click (``List-Unsubscribe=One-Click``,
+    form-urlencoded or multipart) from mail clients, or the page's button."""
+    how = "page"
+    try:
+        form = await request.form()
+        if form.get("List-Unsubscribe") == "One-Click":
+            how = "one_click"
+    except Exception:  # noqa: BLE001 - an odd body from a mail client still unsubscribes
+        how = "post"
+    await service.unsubscribe(session, request.app.state.settings.secret_key, token, how)
+    return _page(request, done=True, action=None)

@@ -1,0 +1,148 @@
+"""What mailbox providers expect of a message's content and headers.
+
+- no line over 998 characters (RFC 5322 2.1.1): :func:`fold_html` and :func:`fold_text`
+  break long lines where a line break changes nothing (whitespace between words or
+  attributes);
+- marketing mail carries ``List-Unsubscribe`` (https and mailto) and
+  ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058); transactional mail only
+  when asked (:func:`mail_headers`);
+- MJML is compiled to HTML once, when the template is saved (:func:`mjml_to_html`).
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parseaddr
+
+import mrml
+
+MAX_LINE = 998  # octets, without the CRLF
+_SAFE_CHARS = MAX_LINE // 4  # a line of this many characters fits whatever they are in UTF-8
+
+_TOKEN = re.compile(r"<!--.*?-->|<[^>]*>?|[^<]+", re.S)
+# whitespace in a tag that is followed by an attribute name: a break there changes nothing
+_ATTR_GAP = re.compile(r"\s+(?=[A-Za-z_:][-\w:.]*=[\"'])")
+_SPACE = re.compile(r"[ \t]")
+
+
+def _octets(line: str) -> int:
+    return len(line) if len(line) <= _SAFE_CHARS and line.isascii() else len(line.encode())
+
+
+def longest_line(s: str) -> int:
+    """The longest line of ``s`` in UTF-8 octets."""
+    if len(s) <= _SAFE_CHARS:
+        return len(s.encode())
+    return max([len(line.encode()) if len(line) > _SAFE_CHARS else len(line)
+                for line in s.split("\n")])
+
+
+def _too_long(line: str) -> bool:
+    return len(line) > _SAFE_CHARS and len(line.encode()) > MAX_LINE
+
+
+def _fold(line: str, breaks: list[int]) -> str:
+    """Replace the whitespace at some of ``breaks`` (sorted offsets) with newlines so that
+    no piece is longer than MAX_LINE octets; a piece without a break point is split hard."""
+    out: list[str] = []
+    start = 0
+    last = -1
+    for at in [*breaks, len(line)]:
+        while _octets(line[start:at]) > MAX_LINE:
+            if last >= start:
+                out.append(line[start:last])
+                start = last + 1
+                last = -1
+            else:
+                fits = len(line[start:].encode()[:MAX_LINE].decode("utf-8", "ignore"))
+                out.append(line[start:start + fits])
+                start += fits
+        last = at
+    out.append(line[start:])
+    return "\n".join(out)
+
+
+def fold_html(html: str) -> str:
+    """HTML with no line over 998 characters, rendering the same."""
+    if longest_line(html) <= MAX_LINE:
+        return html
+    lines = html.split("\n")
+    for i, line in enumerate(lines):
+        if not _too_long(line):
+            continue
+        breaks: list[int] = []
+        for token in _TOKEN.finditer(line):
+            text = token.group()
+            if text.startswith("<!--"):
+                continue
+            gaps = _ATTR_GAP if text.startswith("<") else _SPACE
+            breaks.extend(token.start() + m.start() for m in gaps.finditer(text))
+        lines[i] = _fold(line, breaks)
+    return "\n".join(lines)
+
+
+def fold_text(text: str) -> str:
+    """Plain text with no line over 998 characters (broken between words)."""
+    if longest_line(text) <= MAX_LINE:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if _too_long(line):
+            lines[i] = _fold(line, [m.start() for m in _SPACE.finditer(line)])
+    return "\n".join(lines)
+
+
+def unsubscribe_mailto(from_address: str, token: str) -> str:
+    """``mailto:`` for List-Unsubscribe: the sender's domain, the token as the subject."""
+    domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+    return f"mailto:unsubscribe@{domain}?subject=unsubscribe-{token}"
+
+
+def mail_headers(
+    mail_class: str,
+    unsubscribe_url: str | None,
+    mailto: str | None = None,
+    *,
+    list_unsubscribe: bool | None = None,
+) -> dict[str, str]:
+    """Headers of one message by mail class.
+
+    Marketing mail always carries one-click List-Unsubscribe (RFC 8058: an https URL that
+    takes POST, and a mailto); other classes only when ``list_unsubscribe`` asks for it.
+    """
+    wanted = mail_class == "marketing" or bool(list_unsubscribe)
+    if not wanted or not unsubscribe_url:
+        return {}
+    targets = [f"<{unsubscribe_url}>"]
+    if mailto:
+        targets.append(f"<{mailto}>")
+    return {
+        "List-Unsubscribe": ", ".join(targets),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+class MjmlError(ValueError):
+    """MJML that does not compile; the message says where."""
+
+
+def mjml_to_html(source: str) -> str:
+    """Compile MJML (with MRML, the Rust port) to HTML; ``mj-include`` cannot read files."""
+    options = mrml.ParserOptions(include_loader=mrml.noop_loader())
+    try:
+        output = mrml.to_html(source, parser_options=options)
+    except Exception as exc:  # noqa: BLE001 - mrml raises OSError/ValueError with the position
+        raise MjmlError(str(exc)) from exc
+    return str(output.content)
+
+
+__all__ = [
+    "MAX_LINE",
+    "MjmlError",
+    "fold_html",
+    "fold_text",
+    "longest_line",
+    "mail_headers",
+    "mjml_to_html",
+    "unsubscribe_mailto",
+]

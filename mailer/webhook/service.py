@@ -1,0 +1,241 @@
+"""The feedback loop: verify → store once → answer → process in the events worker.
+
+The one place events take effect is :func:`process_batch` (and the per-type statements of
+``mailer.webhook.repository``); code that reacts to events (reputation, contact history)
+hooks in there.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailer.config import Settings, get_settings
+from mailer.db import after_commit, transaction
+from mailer.errors import MailerError
+from mailer.ops import metrics
+from mailer.queues import EVENTS_QUEUE
+from mailer.reputation import service as reputation
+from mailer.sending.batching import GroupWriter
+from mailer.webhook import repository as repo
+from mailer.webhook.ses import EventRow, NotAnEvent, read
+from mailer.webhook.sns import SnsMessage, check_url
+
+log = structlog.get_logger(__name__)
+
+PROCESS_JOB = "process_notifications"
+# set while a drain job is queued and has not started: further notifications need no job
+WAKE_KEY = "mailer:events:wake"
+WAKE_TTL_S = 5
+# the order types are applied within a batch; statuses only move forward whatever it is
+APPLY_ORDER = (
+    "send",
+    "delivery",
+    "delivery_delay",
+    "open",
+    "click",
+    "bounce",
+    "complaint",
+    "reject",
+    "rendering_failure",
+    "subscription",
+)
+
+
+class Unavailable(MailerError):
+    """The notification could not be stored: 503, so SNS delivers it again."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class ConfirmFailed(MailerError):
+    status_code = 502
+    code = "subscription_not_confirmed"
+
+
+async def wake(redis: Any) -> None:
+    """Make sure a drain job is coming (one per burst, not one per notification).
+
+    The flag is cleared by the job as it starts, before it reads, so a notification
+    committed before this call is either seen by the running job or wakes a new one.
+    """
+    try:
+        if await redis.set(WAKE_KEY, b"1", nx=True, ex=WAKE_TTL_S):
+            await redis.enqueue_job(PROCESS_JOB, _queue_name=EVENTS_QUEUE)
+    except (RedisError, OSError) as exc:
+        # stored is what counts: the events worker's reconciler picks the row up
+        log.warning("events_wake_failed", error=repr(exc))
+
+
+class NotificationStore:
+    """Stores verified notifications once, for many concurrent requests at a time.
+
+    Group commit: the requests of the same few milliseconds share one INSERT and one
+    transaction (``mailer.db.transaction``), so the API takes well over a thousand
+    notifications a second; each request is answered only after that commit. One wake-up
+    of the events worker per commit that stored a new notification, after the commit.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        arq: Any,
+        *,
+        delay: float = 0.002,
+        max_items: int = 200,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.arq = arq
+        self.writer: GroupWriter[tuple[str, str, str, bytes], dict[str, str]] = GroupWriter(
+            self._flush, delay=delay, max_items=max_items
+        )
+
+    async def store(self, message: SnsMessage, raw: bytes) -> bool:
+        """True when this SNS MessageId was new (False: an SNS retry of a stored one)."""
+        new = await self.writer.submit((message.message_id, message.topic_arn, message.type, raw))
+        return message.message_id in new
+
+    async def _flush(self, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+        try:
+            async with transaction(self.sessionmaker) as session:
+                new = await repo.store(session, items)
+                if "Notification" in new.values():
+                    after_commit(session, lambda: wake(self.arq))
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+            log.error("sns_store_failed", error=repr(exc), notifications=len(items))
+            raise Unavailable("the notification could not be stored; deliver it again") from exc
+        return new
+
+    async def close(self) -> None:
+        await self.writer.drain()
+
+
+async def receive(
+    store: NotificationStore, http: httpx.AsyncClient, message: SnsMessage, raw: bytes
+) -> bool:
+    """Store a verified SNS message once; True when it was new.
+
+    A SubscriptionConfirmation (its topic is allowed: verification checked it) is confirmed
+    by GETting its verified SubscribeURL before it is stored.
+    """
+    if message.type == "SubscriptionConfirmation":
+        await confirm(http, message.body["SubscribeURL"])
+    return await store.store(message, raw)
+
+
+async def confirm(http: httpx.AsyncClient, url: str) -> None:
+    check_url(url, path=None)
+    try:
+        answer = await http.get(url, timeout=10.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ConfirmFailed(f"confirming the subscription failed: {exc!r}") from exc
+    if answer.status_code != 200:
+        raise ConfirmFailed(f"confirming the subscription answered {answer.status_code}")
+    log.info("sns_subscription_confirmed", url=url.split("?", 1)[0])
+
+
+# -- processing (events worker) --------------------------------------------------------
+
+
+UNMATCHED_WAIT_S = 60.0
+RETRY_S = 5.0
+
+
+@dataclass
+class BatchReport:
+    notifications: int = 0
+    deferred: int = 0
+    events: int = 0
+    stored: int = 0
+    unmatched: int = 0
+    errors: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+def events_of(row: Any) -> list[EventRow]:
+    """The SES events of one stored notification (none for confirmations)."""
+    if row.type != "Notification":
+        return []
+    body = row.body if isinstance(row.body, dict) else orjson.loads(row.body)
+    try:
+        message = orjson.loads(body.get("Message") or "")
+    except orjson.JSONDecodeError as exc:
+        raise NotAnEvent("the message is not JSON") from exc
+    received = row.received_at or datetime.now(UTC)
+    return read(message, received)
+
+
+async def process_batch(
+    session: AsyncSession, rows: list[Any], unmatched_wait: float = UNMATCHED_WAIT_S,
+    settings: Settings | None = None,
+) -> BatchReport:
+    """Apply the events of claimed notifications and mark them processed.
+
+    One statement per event type for the whole batch (see ``repository``); a notification
+    that is not a readable SES event is marked processed with its error, never retried.
+    One that names an SES message id no message carries yet is put off (``RETRY_S``) while
+    it is younger than ``unmatched_wait``: SES can report on mail faster than the send's
+    outcome reaches the database. After that it is applied, the unknown ids counted.
+    """
+    parsed: list[tuple[Any, list[EventRow] | None, str | None]] = []
+    for row in rows:
+        try:
+            parsed.append((row, events_of(row), None))
+        except NotAnEvent as exc:
+            parsed.append((row, None, str(exc)[:500]))
+    known = await repo.known_ses_ids(
+        session, list({e.ses_message_id for _, events, _ in parsed for e in events or []})
+    )
+    now = datetime.now(UTC)
+    deferred = [
+        row.id
+        for row, events, _ in parsed
+        if events
+        and any(e.ses_message_id not in known for e in events)
+        and row.received_at is not None
+        and (now - row.received_at).total_seconds() < unmatched_wait
+    ]
+    await repo.defer(session, deferred, RETRY_S)
+    skip = set(deferred)
+    report = BatchReport(notifications=len(rows) - len(skip), deferred=len(skip))
+    by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
+    done: list[int] = []
+    errors: list[str | None] = []
+    for row, events, error in parsed:
+        if row.id in skip:
+            continue
+        done.append(row.id)
+        errors.append(error)
+        if error is not None:
+            report.errors += 1
+        for event in events or []:
+            by_type[event.type].append((row.id, event))
+    for kind in APPLY_ORDER:
+        items = by_type.get(kind)
+        if not items:
+            continue
+        applied = await repo.apply_events(session, kind, items)
+        report.events += len(items)
+        report.stored += applied.stored
+        report.unmatched += applied.unmatched
+        report.by_type[kind] = applied.stored
+        metrics.EVENTS.labels(kind).inc(applied.stored)
+    # auto-pause: checked right after the effects, in the same transaction (SPEC 8)
+    risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
+    if risky:
+        await reputation.after_events(session, settings or get_settings(), risky)
+    await repo.mark_processed(session, done, errors)
+    if report.unmatched:
+        # kept and counted: mail of another system, or from before a database restore
+        log.info("events_unmatched", count=report.unmatched)
+    return report

@@ -1,0 +1,48 @@
+"""Line folding (RFC 5322: no line over 998 octets) and headers by mail class."""
+
+from __future__ import annotations
+
+from lxml import html as lxml_html
+
+from mailer.template.content import fold_html, fold_text, mail_headers, unsubscribe_mailto
+
+
+def _octets(s: str) -> int:
+    return max(len(line.encode()) for line in s.split("\n"))
+
+
+def test_long_text_lines_break_between_words_counting_octets():
+    line = " ".join(["Grüße"] * 400)  # 2,399 characters, 2,799 octets
+    folded = fold_text(line)
+    assert _octets(folded) <= 998
+    assert folded.replace("\n", " ") == line
+    word = "ü" * 1200  # no space at all: split hard, on a character boundary
+    assert _octets(fold_text(word)) <= 998 and fold_text(word).replace("\n", "") == word
+
+
+def test_long_html_lines_break_where_rendering_does_not_change():
+    cells = "".join(f'<td class="c{i}" style="padding: 4px; color: #333">wörd {i}</td>'
+                    for i in range(60))
+    html = f"<html><body><table><tr>{cells}</tr></table><!-- {'x' * 50} --></body></html>"
+    folded = fold_html(html)
+    assert _octets(folded) <= 998 and "\n" in folded
+    before, after = lxml_html.document_fromstring(html), lxml_html.document_fromstring(folded)
+    # a newline for a space: the same text once HTML collapses whitespace
+    assert [" ".join(td.text_content().split()) for td in after.xpath("//td")] == [
+        td.text_content() for td in before.xpath("//td")]
+    assert [td.attrib for td in after.xpath("//td")] == [td.attrib for td in before.xpath("//td")]
+    short = "<p>short</p>\n<p>lines</p>"
+    assert fold_html(short) is short
+
+
+def test_marketing_mail_always_has_one_click_unsubscribe_transactional_only_when_asked():
+    mailto = unsubscribe_mailto("News Team <news@mailer.test>", "tok")
+    assert mailto == "mailto:unsubscribe@mailer.test?subject=unsubscribe-tok"
+    marketing = mail_headers("marketing", "https://m.test/unsubscribe/tok", mailto)
+    assert marketing == {
+        "List-Unsubscribe": f"<https://m.test/unsubscribe/tok>, <{mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    assert mail_headers("transactional", "https://m.test/unsubscribe/tok", mailto) == {}
+    assert mail_headers("transactional", "https://m.test/unsubscribe/tok", mailto,
+                        list_unsubscribe=True) == marketing
