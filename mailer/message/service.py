@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from arq import ArqRedis
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.campaign import repository as campaigns
@@ -207,10 +211,20 @@ def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int])
 
 
 async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None) -> None:
-    """One job on the transactional queue for ``ids`` (running it twice is harmless)."""
-    await redis.enqueue_job(
-        "send_messages", ids, _queue_name=TRANSACTIONAL_QUEUE, _defer_until=defer_until
-    )
+    """One job on the transactional queue for ``ids`` (running it twice is harmless).
+
+    What ``ArqRedis.enqueue_job`` writes (the job under its key, its id in the queue), in
+    one MULTI/EXEC round trip instead of three: its WATCH and EXISTS guard a caller-chosen
+    job id against a second enqueue, and this job's id is a fresh random one.
+    """
+    job_id = uuid4().hex
+    now = timestamp_ms()
+    score = to_unix_ms(defer_until) if defer_until is not None else now
+    job = serialize_job("send_messages", (ids,), {}, None, now, serializer=redis.job_serializer)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.psetex(job_key_prefix + job_id, score - now + redis.expires_extra_ms, job)
+        pipe.zadd(TRANSACTIONAL_QUEUE, {job_id: score})
+        await pipe.execute()
 
 
 async def get(session: AsyncSession, message_id: int) -> MessageOut:
