@@ -175,9 +175,6 @@ async def accept(
                 answers[i] = MessageAccepted(id=known.message_id, status=known.status)
             else:
                 repeats[i] = earlier  # type: ignore[assignment]
-    contacts = await repository.contact_ids(session, [r["email"] for r in rows.values()])
-    for row in rows.values():
-        row["contact_id"] = contacts.get(row["email"])
     order = list(rows)
     ids = await repository.insert_messages(session, [rows[i] for i in order])
     created = dict(zip(order, ids, strict=True))
@@ -298,13 +295,11 @@ async def test_send(
     emails = list(
         dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
     )
-    contacts = await repository.contact_ids(session, emails)
     ids = await repository.insert_messages(
         session,
         [
             {
                 "email": email,
-                "contact_id": contacts.get(email),
                 "mail_class": campaign.mail_class,
                 "template_version_id": campaign.template_version_id,
                 "from_address": campaign.from_address,
