@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.models import Event, IdempotencyKey, Message
+from mailer.models import Contact, Event, IdempotencyKey, Message
 
 
 async def lock_keys(session: AsyncSession, lock_ids: list[int]) -> None:
@@ -44,12 +44,26 @@ async def contact_ids(session: AsyncSession, emails: list[str]) -> dict[str, int
     return {r.email: r.id for r in rows}
 
 
+# each message's contact (a recipient need not be one) found by the INSERT itself: no
+# round trip of its own for the lookup
+_INSERT_MESSAGES = (
+    insert(Message)
+    .values(
+        contact_id=select(Contact.id)
+        .where(Contact.email == bindparam("contact_email"))
+        .scalar_subquery()
+    )
+    .returning(Message.id, sort_by_parameter_order=True)
+)
+
+
 async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert queued messages; their ids, in the order of ``rows``."""
+    """Insert queued messages, each linked to the contact of its ``email`` if there is one;
+    their ids, in the order of ``rows``."""
     if not rows:
         return []
     result = await session.execute(
-        insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
+        _INSERT_MESSAGES, [{**row, "contact_email": row["email"]} for row in rows]
     )
     return [r.id for r in result]
 

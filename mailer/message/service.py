@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from arq import ArqRedis
+from arq.constants import job_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.campaign import repository as campaigns
@@ -171,9 +175,6 @@ async def accept(
                 answers[i] = MessageAccepted(id=known.message_id, status=known.status)
             else:
                 repeats[i] = earlier  # type: ignore[assignment]
-    contacts = await repository.contact_ids(session, [r["email"] for r in rows.values()])
-    for row in rows.values():
-        row["contact_id"] = contacts.get(row["email"])
     order = list(rows)
     ids = await repository.insert_messages(session, [rows[i] for i in order])
     created = dict(zip(order, ids, strict=True))
@@ -207,10 +208,20 @@ def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int])
 
 
 async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None) -> None:
-    """One job on the transactional queue for ``ids`` (running it twice is harmless)."""
-    await redis.enqueue_job(
-        "send_messages", ids, _queue_name=TRANSACTIONAL_QUEUE, _defer_until=defer_until
-    )
+    """One job on the transactional queue for ``ids`` (running it twice is harmless).
+
+    What ``ArqRedis.enqueue_job`` writes (the job under its key, its id in the queue), in
+    one MULTI/EXEC round trip instead of three: its WATCH and EXISTS guard a caller-chosen
+    job id against a second enqueue, and this job's id is a fresh random one.
+    """
+    job_id = uuid4().hex
+    now = timestamp_ms()
+    score = to_unix_ms(defer_until) if defer_until is not None else now
+    job = serialize_job("send_messages", (ids,), {}, None, now, serializer=redis.job_serializer)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.psetex(job_key_prefix + job_id, score - now + redis.expires_extra_ms, job)
+        pipe.zadd(TRANSACTIONAL_QUEUE, {job_id: score})
+        await pipe.execute()
 
 
 async def get(session: AsyncSession, message_id: int) -> MessageOut:
@@ -284,13 +295,11 @@ async def test_send(
     emails = list(
         dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
     )
-    contacts = await repository.contact_ids(session, emails)
     ids = await repository.insert_messages(
         session,
         [
             {
                 "email": email,
-                "contact_id": contacts.get(email),
                 "mail_class": campaign.mail_class,
                 "template_version_id": campaign.template_version_id,
                 "from_address": campaign.from_address,
