@@ -28,8 +28,18 @@ if str(ROOT) not in sys.path:
 
 from mailer.template.render import compile_template  # noqa: E402
 
-FIELDS = ["first_name", "last_name", "city", "company", "plan", "order_id", "points",
-          "last_login", "coupon", "manager"]
+FIELDS = [
+    "first_name",
+    "last_name",
+    "city",
+    "company",
+    "plan",
+    "order_id",
+    "points",
+    "last_login",
+    "coupon",
+    "manager",
+]
 
 SUBJECT = "{{ contact.attributes.first_name }}, your {{ contact.attributes.plan }} update"
 HTML = """{% extends "layouts/default.html" %}
@@ -52,20 +62,29 @@ def contexts(n: int, apostrophe: bool = False) -> list[dict[str, Any]]:
     for i in range(n):
         attributes = {
             "first_name": f"Ann{i}" if not apostrophe else f"O'Ann{i}",
-            "last_name": f"Smith{i % 97}", "city": ["Berlin", "São Paulo", "New York"][i % 3],
-            "company": f"Acme {i % 13} Ltd", "plan": ["basic", "pro", "team"][i % 3],
-            "order_id": f"A-{100000 + i}", "points": str(i * 7 % 5000),
-            "last_login": f"2026-11-{1 + i % 28:02d}", "coupon": f"SAVE{i % 50}",
+            "last_name": f"Smith{i % 97}",
+            "city": ["Berlin", "São Paulo", "New York"][i % 3],
+            "company": f"Acme {i % 13} Ltd",
+            "plan": ["basic", "pro", "team"][i % 3],
+            "order_id": f"A-{100000 + i}",
+            "points": str(i * 7 % 5000),
+            "last_login": f"2026-11-{1 + i % 28:02d}",
+            "coupon": f"SAVE{i % 50}",
             "manager": ["Bo Li", "Zoë Martin", "Kim Park"][i % 3],
         }
-        out.append({
-            "contact": {"email": f"user{i}@example.com", "attributes": attributes,
-                        "tags": ["customer"]},
-            "campaign": {"id": 1, "name": "Spring"},
-            "data": {},
-            "unsubscribe_url": f"https://mailer.example.com/unsubscribe/{i}.abcdefghijklmnop",
-            "postal_address": "Mailer Inc., 1 Main Street, Springfield",
-        })
+        out.append(
+            {
+                "contact": {
+                    "email": f"user{i}@example.com",
+                    "attributes": attributes,
+                    "tags": ["customer"],
+                },
+                "campaign": {"id": 1, "name": "Spring"},
+                "data": {},
+                "unsubscribe_url": f"https://mailer.example.com/unsubscribe/{i}.abcdefghijklmnop",
+                "postal_address": "Mailer Inc., 1 Main Street, Springfield",
+            }
+        )
     return out
 
 
@@ -94,9 +113,11 @@ def main() -> None:
     slow_n = max(args.renders // 50, 200)
     slow = measure(slow_n, min(args.distinct, slow_n), True)
     print(f"load average (1 min) at start: {load:.2f} on {os.cpu_count()} CPUs")
-    print(f"default layout, 10 personalised fields, escaping on: {best:,.0f} renders/s "
-          f"(best of {args.repeat} x {args.renders:,}; target >= 30,000/s: "
-          f"{'ok' if best >= 30_000 else 'BELOW'}; ratio {best / 30_000:.2f})")
+    print(
+        f"default layout, 10 personalised fields, escaping on: {best:,.0f} renders/s "
+        f"(best of {args.repeat} x {args.renders:,}; target >= 30,000/s: "
+        f"{'ok' if best >= 30_000 else 'BELOW'}; ratio {best / 30_000:.2f})"
+    )
     print(f"values that need escaping (full path per message): {slow:,.0f} renders/s")
 
 

@@ -41,20 +41,30 @@ async def seed(settings: Settings, campaigns: int, regions: int, days: int) -> i
     started = time.perf_counter()
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO templates (name) VALUES ('bench')"))
-        await conn.execute(text(
-            "INSERT INTO template_versions (template_id, version, subject, html)"
-            " VALUES (1, 1, 'Hi', '<p>Hi</p>')"))
-        await conn.execute(text(
-            "INSERT INTO segments (name, filter) VALUES ('all', '{\"all\": []}')"))
-        await conn.execute(text(
-            "INSERT INTO campaigns (name, template_id, template_version_id, segment_id,"
-            " from_address, status) SELECT 'bench ' || g, 1, 1, 1, 'b@mailer.test', 'sending'"
-            " FROM generate_series(1, :n) g"), {"n": campaigns})
-        await conn.execute(text(
-            "INSERT INTO campaign_stats (campaign_id) SELECT id FROM campaigns"))
+        await conn.execute(
+            text(
+                "INSERT INTO template_versions (template_id, version, subject, html)"
+                " VALUES (1, 1, 'Hi', '<p>Hi</p>')"
+            )
+        )
+        await conn.execute(
+            text("INSERT INTO segments (name, filter) VALUES ('all', '{\"all\": []}')")
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO campaigns (name, template_id, template_version_id, segment_id,"
+                " from_address, status) SELECT 'bench ' || g, 1, 1, 1, 'b@mailer.test', 'sending'"
+                " FROM generate_series(1, :n) g"
+            ),
+            {"n": campaigns},
+        )
+        await conn.execute(
+            text("INSERT INTO campaign_stats (campaign_id) SELECT id FROM campaigns")
+        )
         # every minute of the week, every region: each campaign and the transactional mail
-        await conn.execute(text(
-            """
+        await conn.execute(
+            text(
+                """
             INSERT INTO reputation_minutes (minute, mail_class, region, configuration_set,
                                             campaign_id, sent, delivered, hard_bounces,
                                             soft_bounces, complaints)
@@ -64,7 +74,10 @@ async def seed(settings: Settings, campaigns: int, regions: int, days: int) -> i
               FROM generate_series(date_trunc('minute', now()) - make_interval(days => :days),
                                    date_trunc('minute', now()), interval '1 minute') m,
                    generate_series(1, :regions) r, generate_series(0, :campaigns) c
-            """), {"days": days, "regions": regions, "campaigns": campaigns})
+            """
+            ),
+            {"days": days, "regions": regions, "campaigns": campaigns},
+        )
         rows = (await conn.execute(text("SELECT count(*) FROM reputation_minutes"))).scalar_one()
     print(f"seeded {rows:,} minute rows in {time.perf_counter() - started:.1f} s")
     # what the send workers' compactor keeps it at: minutes for two hours, hours before
@@ -122,26 +135,35 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument(
-        "--database-url",
-        default="postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_reputation")
+        "--database-url", default="postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_reputation"
+    )
     args = parser.parse_args()
-    settings = Settings(database_url=args.database_url,
-                        regions=",".join(f"region-{r}" for r in range(1, args.regions + 1)))
+    settings = Settings(
+        database_url=args.database_url,
+        regions=",".join(f"region-{r}" for r in range(1, args.regions + 1)),
+    )
     asyncio.run(ensure_database(args.database_url))
     migrate(args.database_url)
     rows = asyncio.run(seed(settings, args.campaigns, args.regions, args.days))
     check_ms, report_ms, series_ms = asyncio.run(run(settings, args.repeat))
-    print(f"rollup rows: {rows:,} ({args.days} d × {args.regions} regions × "
-          f"{args.campaigns + 1} campaigns/transactional, compacted)")
-    print(f"auto-pause check after a bounce (campaign + class): {check_ms:.1f} ms median; "
-          f"target ≤ {CHECK_TARGET_MS:.0f} ms: "
-          f"{'PASS' if check_ms <= CHECK_TARGET_MS else 'FAIL'} "
-          f"(ratio {check_ms / CHECK_TARGET_MS:.2f})")
-    print(f"GET /v1/reputation report: {report_ms:.1f} ms median; target ≤ "
-          f"{REPORT_TARGET_MS:.0f} ms: {'PASS' if report_ms <= REPORT_TARGET_MS else 'FAIL'} "
-          f"(ratio {report_ms / REPORT_TARGET_MS:.2f})")
-    print(f"dashboard series (1 h per minute, 24 h per 30 min × 2 classes): "
-          f"{series_ms:.1f} ms median")
+    print(
+        f"rollup rows: {rows:,} ({args.days} d × {args.regions} regions × "
+        f"{args.campaigns + 1} campaigns/transactional, compacted)"
+    )
+    print(
+        f"auto-pause check after a bounce (campaign + class): {check_ms:.1f} ms median; "
+        f"target ≤ {CHECK_TARGET_MS:.0f} ms: "
+        f"{'PASS' if check_ms <= CHECK_TARGET_MS else 'FAIL'} "
+        f"(ratio {check_ms / CHECK_TARGET_MS:.2f})"
+    )
+    print(
+        f"GET /v1/reputation report: {report_ms:.1f} ms median; target ≤ "
+        f"{REPORT_TARGET_MS:.0f} ms: {'PASS' if report_ms <= REPORT_TARGET_MS else 'FAIL'} "
+        f"(ratio {report_ms / REPORT_TARGET_MS:.2f})"
+    )
+    print(
+        f"dashboard series (1 h per minute, 24 h per 30 min × 2 classes): {series_ms:.1f} ms median"
+    )
 
 
 if __name__ == "__main__":

@@ -149,7 +149,13 @@ def measure_worker(proc: StandinProcess, opts: Options, latency_ms: float) -> fl
 
     try:
         status, stats, _ = _run_campaign(
-            proc, opts, opts.calls, 1, "us-east-1=100000", timeout=600, on_tick=sample,
+            proc,
+            opts,
+            opts.calls,
+            1,
+            "us-east-1=100000",
+            timeout=600,
+            on_tick=sample,
             configure=lambda: proc.control.set_latency(latency_ms),
         )
         calls = proc.control.calls()
@@ -293,8 +299,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-flight", type=int, default=200, help="concurrent calls")
     parser.add_argument("--latencies", default="0,50", help="SES latencies (ms) to measure")
     parser.add_argument(
-        "--repeat", type=int, default=1,
-        help="bare loop and worker take turns N times, best of each"
+        "--repeat",
+        type=int,
+        default=1,
+        help="bare loop and worker take turns N times, best of each",
     )
     parser.add_argument("--uvloop", action="store_true", help="run the bare loop on uvloop")
     parser.add_argument("--raw-requests", type=int, default=100_000)
@@ -399,8 +407,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             if wanted("worker"):
                 worker_rows.append(
-                    Row(f"one worker, {latency:g} ms", worker.get(latency), "sends/s",
-                        worker_note)
+                    Row(f"one worker, {latency:g} ms", worker.get(latency), "sends/s", worker_note)
                 )
         rows.extend(bare_rows)
         rows.extend(worker_rows)

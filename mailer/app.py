@@ -107,8 +107,11 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         app.state.arq = await create_pool(redis_settings(settings))
         app.state.sns_http = httpx.AsyncClient()
         app.state.sns_certs = CertStore(
-            settings.sns_cert_dir, app.state.sns_http,
-            timeout=settings.sns_cert_timeout_seconds, max_bytes=settings.sns_cert_max_bytes)
+            settings.sns_cert_dir,
+            app.state.sns_http,
+            timeout=settings.sns_cert_timeout_seconds,
+            max_bytes=settings.sns_cert_max_bytes,
+        )
         app.state.sns_store = NotificationStore(app.state.sessionmaker, app.state.arq)
         try:
             yield
@@ -148,8 +151,10 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     app.add_middleware(
         BodyLimit,
         default_limit=settings.max_body_bytes,
-        limits={"/v1/contacts/imports": settings.max_import_bytes,
-                "/webhooks/sns": settings.sns_max_body_bytes},
+        limits={
+            "/v1/contacts/imports": settings.max_import_bytes,
+            "/webhooks/sns": settings.sns_max_body_bytes,
+        },
     )
     app.add_middleware(RequestContext)
     app.sns_endpoint = RequestContext(

@@ -18,8 +18,12 @@ from rich.table import Table
 if TYPE_CHECKING:
     from mailer.config import Settings
 
-app = typer.Typer(help="Bulk and transactional email on Amazon SES.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Bulk and transactional email on Amazon SES.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -44,14 +48,16 @@ def dev(
     api_port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
     pg_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 15432,
     redis_port: Annotated[int, typer.Option(help="Port of the embedded Redis.")] = 16379,
-    ses_port: Annotated[int, typer.Option("--ses-port", "--moto-port",
-                                          help="Port of the SES emulator.")] = 15000,
+    ses_port: Annotated[
+        int, typer.Option("--ses-port", "--moto-port", help="Port of the SES emulator.")
+    ] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
     from mailer.local.devstack import DevStack, StackError, log_tail, stack_config
 
-    config = stack_config(dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port,
-                          ses_port=ses_port)
+    config = stack_config(
+        dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port, ses_port=ses_port
+    )
     stack = DevStack(config, log=lambda line: err.print(f"[dim]{line}[/dim]"))
     # explicit, so that a launcher started with SIGINT ignored (a script's background job)
     # still stops cleanly
@@ -63,9 +69,13 @@ def dev(
         _print_stack(info)
         while (failed := stack.failed_service()) is None:
             time.sleep(0.5)
-        err.print(f"{failed.name} exited with code {failed.process.returncode}; "
-                  f"log {failed.log_path}:\n{log_tail(failed.log_path)}",
-                  style="red", markup=False, highlight=False)
+        err.print(
+            f"{failed.name} exited with code {failed.process.returncode}; "
+            f"log {failed.log_path}:\n{log_tail(failed.log_path)}",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
         code = 1
     except StackError as exc:
         err.print(str(exc), style="red", markup=False, highlight=False)
@@ -86,8 +96,11 @@ def _print_stack(info: dict[str, Any]) -> None:
     def origin(name: str) -> str:
         return "(embedded)" if name in embedded else "(from the environment)"
 
-    ses_note = ("mailbox simulator on, notifications to /webhooks/sns" if "ses" in embedded
-                else origin("ses"))
+    ses_note = (
+        "mailbox simulator on, notifications to /webhooks/sns"
+        if "ses" in embedded
+        else origin("ses")
+    )
     lines = [
         f"API          {info['api_url']}   (docs {info['api_url']}/docs)",
         f"PostgreSQL   {info['database_url']}   {origin('postgres')}",
@@ -106,17 +119,22 @@ def _print_stack(info: dict[str, Any]) -> None:
 def demo(
     dir: DirOption = DEFAULT_DIR,  # noqa: A002
     contacts: Annotated[int, typer.Option(help="How many contacts to seed.")] = 10_000,
-    api_url: Annotated[str | None, typer.Option(envvar="MAILER_API_URL",
-                                                help="API of a running stack.")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="MAILER_API_KEY",
-                                                help="Admin key for --api-url.")] = None,
+    api_url: Annotated[
+        str | None, typer.Option(envvar="MAILER_API_URL", help="API of a running stack.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="MAILER_API_KEY", help="Admin key for --api-url.")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the campaign.")] = 600.0,
 ) -> None:
     """Seed contacts, a template, a segment and a campaign; send it and show the numbers."""
     from mailer.local.demo import run_demo
 
-    raise typer.Exit(run_demo(dir, contacts=contacts, api_url=api_url, api_key=api_key,
-                              timeout=timeout, console=out))
+    raise typer.Exit(
+        run_demo(
+            dir, contacts=contacts, api_url=api_url, api_key=api_key, timeout=timeout, console=out
+        )
+    )
 
 
 # -- the processes -------------------------------------------------------------------------
@@ -141,15 +159,24 @@ def api(
 
     # httptools and uvloop (uvicorn[standard]) named, not left to "auto"; no access log
     # (a log line per request costs more than an SNS notification's whole handling)
-    uvicorn.run("mailer.app:create_app", factory=True, host=host, port=port,
-                proxy_headers=True, access_log=False, http="httptools", loop="uvloop",
-                server_header=False)
+    uvicorn.run(
+        "mailer.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        server_header=False,
+    )
 
 
 @app.command()
 def worker(
-    queues: Annotated[str | None, typer.Option(
-        help="Comma-separated queues to work on (default: all).")] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to work on (default: all).")
+    ] = None,
 ) -> None:
     """An arq worker."""
     from mailer.queues import QUEUES as known
@@ -176,8 +203,9 @@ def _settings() -> Settings:
     if info is None:
         return settings
     err.print(f"[dim]using the dev stack running from {DEFAULT_DIR}[/dim]")
-    return settings.model_copy(update={"database_url": info["database_url"],
-                                       "redis_url": info["redis_url"]})
+    return settings.model_copy(
+        update={"database_url": info["database_url"], "redis_url": info["redis_url"]}
+    )
 
 
 # -- import --------------------------------------------------------------------------------
@@ -185,10 +213,19 @@ def _settings() -> Settings:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="The CSV file (header row, an email column).",
-                                         exists=True, dir_okay=False, readable=True)],
-    tag: Annotated[list[str] | None, typer.Option(
-        "--tag", help="A tag for every imported contact; repeat for several.")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The CSV file (header row, an email column).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="A tag for every imported contact; repeat for several."),
+    ] = None,
 ) -> None:
     """Import contacts from a CSV file, with a progress bar; the bad rows at the end."""
     from mailer.errors import MailerError
@@ -205,9 +242,11 @@ def import_(
         out.print(table)
     if report.rejected > len(report.errors):
         out.print(f"(the first {len(report.errors):,} of {report.rejected:,} are listed)")
-    out.print(f"import {report.id} {report.status}: {report.total_rows:,} rows,"
-              f" {report.created:,} created, {report.updated:,} updated,"
-              f" {report.rejected:,} rejected")
+    out.print(
+        f"import {report.id} {report.status}: {report.total_rows:,} rows,"
+        f" {report.created:,} created, {report.updated:,} updated,"
+        f" {report.rejected:,} rejected"
+    )
     if report.status != "completed":
         err.print(f"[red]{report.failure}[/red]")
         raise typer.Exit(1)
@@ -228,8 +267,9 @@ async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
     engine = create_engine(settings, pool_size=2)
     sessionmaker = create_sessionmaker(engine)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      console=err) as progress:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err
+        ) as progress:
             reading = progress.add_task("reading", total=size)
 
             async def pieces() -> AsyncIterator[bytes]:
@@ -239,15 +279,24 @@ async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
 
             async with transaction(sessionmaker) as session:
                 accepted = await service.create_import(
-                    session, None, pieces(), "text/csv", tags,
-                    on_bytes=lambda n: progress.advance(reading, n))
+                    session,
+                    None,
+                    pieces(),
+                    "text/csv",
+                    tags,
+                    on_bytes=lambda n: progress.advance(reading, n),
+                )
                 staged = await service.get_import(session, accepted.id)
             merging = progress.add_task("importing", total=max(staged.total_rows, 1))
-            progress.columns = (TextColumn("{task.description}"), BarColumn(),
-                                TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"))
+            progress.columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            )
             progress.advance(merging, staged.rejected)
-            await service.run_import(sessionmaker, accepted.id,
-                                     on_chunk=lambda n: progress.advance(merging, n))
+            await service.run_import(
+                sessionmaker, accepted.id, on_chunk=lambda n: progress.advance(merging, n)
+            )
             progress.update(merging, completed=staged.total_rows)
         async with sessionmaker() as session:
             return await service.get_import(session, accepted.id)
@@ -268,8 +317,9 @@ def keys_create(
 
     unknown = [s for s in scope if s not in SCOPES]
     if unknown or not scope:
-        err.print(f"[red]unknown scope(s) {', '.join(unknown)}; "
-                  f"use some of {', '.join(SCOPES)}[/red]")
+        err.print(
+            f"[red]unknown scope(s) {', '.join(unknown)}; use some of {', '.join(SCOPES)}[/red]"
+        )
         raise typer.Exit(2)
     key_id, raw = asyncio.run(_create_key(name, scope))
     err.print(f"created key {key_id} '{name}' with scopes {', '.join(sorted(set(scope)))}")
@@ -326,8 +376,12 @@ def status(
         tables = asyncio.run(_status_tables(settings, limit))
     except (OSError, DBAPIError) as exc:
         url = make_url(settings.database_url).render_as_string(hide_password=True)
-        err.print(f"cannot read the status from {url} / {settings.redis_url}: "
-                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}", style="red", markup=False)
+        err.print(
+            f"cannot read the status from {url} / {settings.redis_url}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+            style="red",
+            markup=False,
+        )
         err.print("set MAILER_DATABASE_URL and MAILER_REDIS_URL, or run `mailer dev` here")
         raise typer.Exit(1) from None
     for table in tables:
@@ -359,17 +413,44 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
         await redis.aclose()
 
     ct = Table(title="campaigns")
-    for column in ("id", "name", "class", "status", "progress", "recipients", "sent", "failed",
-                   "suppressed", "delivered", "bounced", "complained"):
-        ct.add_column(column, justify="left" if column in ("name", "class", "status")
-                      else "right")
+    for column in (
+        "id",
+        "name",
+        "class",
+        "status",
+        "progress",
+        "recipients",
+        "sent",
+        "failed",
+        "suppressed",
+        "delivered",
+        "bounced",
+        "complained",
+    ):
+        ct.add_column(column, justify="left" if column in ("name", "class", "status") else "right")
     for c in campaigns:
         state = c.status + (f" ({c.paused_reason})" if c.paused_reason else "")
         done = c.sent + c.failed + c.suppressed
         progress = f"{done / c.recipients:.1%}" if c.recipients else "-"
-        ct.add_row(str(c.id), c.name, c.mail_class, state, progress,
-                   *(f"{n:,}" for n in (c.recipients, c.sent, c.failed, c.suppressed,
-                                        c.delivered, c.bounced, c.complained)))
+        ct.add_row(
+            str(c.id),
+            c.name,
+            c.mail_class,
+            state,
+            progress,
+            *(
+                f"{n:,}"
+                for n in (
+                    c.recipients,
+                    c.sent,
+                    c.failed,
+                    c.suppressed,
+                    c.delivered,
+                    c.bounced,
+                    c.complained,
+                )
+            ),
+        )
 
     qt = Table(title="queues")
     qt.add_column("queue")
@@ -378,42 +459,81 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
         qt.add_row(name, f"{depth:,}")
 
     rt = Table(title="regions (SES account)")
-    for column in ("region", "send rate (/s)", "24 h quota", "sent 24 h (SES)",
-                   "sent 24 h (here)", "sending", "enforcement", "production", "checked"):
-        rt.add_column(column, justify="right" if "sent" in column or "quota" in column
-                      or "rate" in column else "left")
+    for column in (
+        "region",
+        "send rate (/s)",
+        "24 h quota",
+        "sent 24 h (SES)",
+        "sent 24 h (here)",
+        "sending",
+        "enforcement",
+        "production",
+        "checked",
+    ):
+        rt.add_column(
+            column,
+            justify="right"
+            if "sent" in column or "quota" in column or "rate" in column
+            else "left",
+        )
     for g in rep.regions:
         rt.add_row(
-            g.region, f"{g.send_rate_limit:g}" + (" (override)" if g.rate_overridden else ""),
+            g.region,
+            f"{g.send_rate_limit:g}" + (" (override)" if g.rate_overridden else ""),
             f"{g.max_24h_send:,.0f}" if g.max_24h_send is not None else "-",
             f"{g.sent_last_24h:,.0f}" if g.sent_last_24h is not None else "-",
             f"{g.sent_24h_recorded:,}",
             {True: "enabled", False: "DISABLED", None: "-"}[g.sending_enabled],
             g.enforcement_status or "-",
             {True: "yes", False: "sandbox", None: "-"}[g.production_access],
-            g.checked_at.strftime("%H:%M:%S") if g.checked_at else (g.error or "never"))
+            g.checked_at.strftime("%H:%M:%S") if g.checked_at else (g.error or "never"),
+        )
 
     thresholds = rep.thresholds
-    rep_table = Table(title=f"reputation (bounce {thresholds['bounce_rate']:.2%}, complaint "
-                            f"{thresholds['complaint_rate']:.3%} after "
-                            f"{thresholds['min_sends']:.0f} sends)")
-    for column in ("mail class", "region", "status", "sent 1 h", "bounce 1 h", "complaint 1 h",
-                   "sent 24 h", "bounce 24 h", "complaint 24 h"):
-        rep_table.add_column(column, justify="left" if column in ("mail class", "region",
-                                                                  "status") else "right")
+    rep_table = Table(
+        title=f"reputation (bounce {thresholds['bounce_rate']:.2%}, complaint "
+        f"{thresholds['complaint_rate']:.3%} after "
+        f"{thresholds['min_sends']:.0f} sends)"
+    )
+    for column in (
+        "mail class",
+        "region",
+        "status",
+        "sent 1 h",
+        "bounce 1 h",
+        "complaint 1 h",
+        "sent 24 h",
+        "bounce 24 h",
+        "complaint 24 h",
+    ):
+        rep_table.add_column(
+            column, justify="left" if column in ("mail class", "region", "status") else "right"
+        )
     for r in rep.mail_classes:
-        rep_table.add_row(r.mail_class, r.region or "-", r.status,
-                          f"{r.last_1h.sent:,}", f"{r.last_1h.bounce_rate:.2%}",
-                          f"{r.last_1h.complaint_rate:.3%}", f"{r.last_24h.sent:,}",
-                          f"{r.last_24h.bounce_rate:.2%}", f"{r.last_24h.complaint_rate:.3%}")
+        rep_table.add_row(
+            r.mail_class,
+            r.region or "-",
+            r.status,
+            f"{r.last_1h.sent:,}",
+            f"{r.last_1h.bounce_rate:.2%}",
+            f"{r.last_1h.complaint_rate:.3%}",
+            f"{r.last_24h.sent:,}",
+            f"{r.last_24h.bounce_rate:.2%}",
+            f"{r.last_24h.complaint_rate:.3%}",
+        )
 
     pt = Table(title="recent automatic pauses")
     for column in ("when (UTC)", "scope", "class", "campaign", "reason", "resumed"):
         pt.add_column(column)
     for p in pauses:
-        pt.add_row(p.created_at.strftime("%Y-%m-%d %H:%M:%S"), p.scope, p.mail_class,
-                   str(p.campaign_id or "-"), p.reason,
-                   p.resumed_at.strftime("%H:%M:%S") if p.resumed_at else "-")
+        pt.add_row(
+            p.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            p.scope,
+            p.mail_class,
+            str(p.campaign_id or "-"),
+            p.reason,
+            p.resumed_at.strftime("%H:%M:%S") if p.resumed_at else "-",
+        )
     return [ct, qt, rt, rep_table, pt]
 
 

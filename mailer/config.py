@@ -88,8 +88,9 @@ class Settings(BaseSettings):
 
     # prometheus-client's multiprocess directory: the API's /metrics adds up its files
     metrics_dir: Path | None = Field(
-        default_factory=lambda: Path(d) if (d := os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-        else None
+        default_factory=lambda: (
+            Path(d) if (d := os.environ.get("PROMETHEUS_MULTIPROC_DIR")) else None
+        )
     )
 
     templates_dir: Path = Field(default_factory=resources.templates_dir)
@@ -99,8 +100,9 @@ class Settings(BaseSettings):
 
     # standard AWS variables: read here so that nothing else touches os.environ
     ses_endpoint_url: str | None = Field(
-        default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL_SESV2")
-        or os.environ.get("AWS_ENDPOINT_URL")
+        default_factory=lambda: (
+            os.environ.get("AWS_ENDPOINT_URL_SESV2") or os.environ.get("AWS_ENDPOINT_URL")
+        )
     )
 
     @field_validator("regions", mode="before")

@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from mailer.config import Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int = 10,
-                  pre_ping: bool = True) -> AsyncEngine:
+def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     """``pre_ping=False`` saves a round trip per checkout where every use already drops a
     broken connection and tries again (the workers' send path)."""
     return create_async_engine(

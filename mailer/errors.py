@@ -89,8 +89,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"path": [str(p) for p in err.get("loc", ())], "message": err.get("msg", ""),
-             "type": err.get("type", "")}
+            {
+                "path": [str(p) for p in err.get("loc", ())],
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
             for err in _clean(exc.errors())
         ]
         first = details[0] if details else {"path": [], "message": "invalid input"}

@@ -11,8 +11,18 @@ import structlog
 
 from mailer.config import Settings
 
-_REDACT = {"authorization", "api_key", "key", "secret", "password", "token", "cookie",
-           "unsubscribe_url", "subscribe_url", "secret_key"}
+_REDACT = {
+    "authorization",
+    "api_key",
+    "key",
+    "secret",
+    "password",
+    "token",
+    "cookie",
+    "unsubscribe_url",
+    "subscribe_url",
+    "secret_key",
+}
 # secrets inside any logged text: API keys (mk_<prefix>_<secret>), bearer credentials,
 # unsubscribe links (their token unsubscribes whoever holds it), SNS subscription tokens,
 # session cookies of the dashboard
@@ -20,8 +30,12 @@ _PATTERNS = [
     (re.compile(r"mk_[0-9a-f]{1,16}_[A-Za-z0-9_\-]+"), "mk_[redacted]"),
     (re.compile(r"(?i)(bearer\s+)\S+"), r"\1[redacted]"),
     (re.compile(r"(/unsubscribe/)[^\s\"'<>?#]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)([?&](?:token|signature|x-amz-signature|x-amz-security-token)=)[^&\s\"']+"),
-     r"\1[redacted]"),
+    (
+        re.compile(
+            r"(?i)([?&](?:token|signature|x-amz-signature|x-amz-security-token)=)[^&\s\"']+"
+        ),
+        r"\1[redacted]",
+    ),
     (re.compile(r"(mailer_session=)[^;\s\"']+"), r"\1[redacted]"),
 ]
 
@@ -36,8 +50,9 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
-        return {k: "[redacted]" if str(k).lower() in _REDACT else _scrub(v)
-                for k, v in value.items()}
+        return {
+            k: "[redacted]" if str(k).lower() in _REDACT else _scrub(v) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
@@ -77,11 +92,13 @@ def configure_logging(settings: Settings) -> None:
     if not getattr(logging.getLogRecordFactory(), "redacting", False):
         logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
     renderer = (
-        structlog.processors.JSONRenderer() if settings.log_json
+        structlog.processors.JSONRenderer()
+        if settings.log_json
         # plain tracebacks: rich ones with every frame's locals take seconds to render,
         # and the event loop (with the SES calls in flight) waits for them
-        else structlog.dev.ConsoleRenderer(colors=False,
-                                           exception_formatter=structlog.dev.plain_traceback)
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

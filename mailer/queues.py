@@ -9,7 +9,9 @@ IMPORT_QUEUE = "arq:imports"  # CSV contact imports (and the idempotency-key swe
 
 # ``mailer worker --queues`` names → arq queues
 QUEUES: dict[str, str] = {
-    "send": SEND_QUEUE, "transactional": TRANSACTIONAL_QUEUE, "events": EVENTS_QUEUE,
+    "send": SEND_QUEUE,
+    "transactional": TRANSACTIONAL_QUEUE,
+    "events": EVENTS_QUEUE,
     "imports": IMPORT_QUEUE,
 }
 

@@ -16,16 +16,20 @@ HTML = (
 )
 
 
-async def contacts(client: httpx.AsyncClient, headers: dict[str, str], n: int,
-                   prefix: str = "user") -> list[str]:
+async def contacts(
+    client: httpx.AsyncClient, headers: dict[str, str], n: int, prefix: str = "user"
+) -> list[str]:
     emails = [f"{prefix}{i}@example.test" for i in range(n)]
     sem = asyncio.Semaphore(20)
 
     async def put(i: int, email: str) -> None:
         async with sem:
             attributes = {"first_name": f"Name{i}"} if i % 2 == 0 else {}
-            r = await client.put(f"/v1/contacts/{email}", headers=headers,
-                                 json={"attributes": attributes, "tags": ["t"]})
+            r = await client.put(
+                f"/v1/contacts/{email}",
+                headers=headers,
+                json={"attributes": attributes, "tags": ["t"]},
+            )
             assert r.status_code in (200, 201), r.text
 
     await asyncio.gather(*(put(i, e) for i, e in enumerate(emails)))
@@ -39,10 +43,12 @@ async def template(client: httpx.AsyncClient, headers: dict[str, str], **body: A
     return r.json()
 
 
-async def segment(client: httpx.AsyncClient, headers: dict[str, str],
-                  tree: dict | None = None) -> dict:
-    r = await client.post("/v1/segments", headers=headers,
-                          json={"name": "everyone", "filter": tree or {"all": []}})
+async def segment(
+    client: httpx.AsyncClient, headers: dict[str, str], tree: dict | None = None
+) -> dict:
+    r = await client.post(
+        "/v1/segments", headers=headers, json={"name": "everyone", "filter": tree or {"all": []}}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -59,8 +65,11 @@ async def campaign(client: httpx.AsyncClient, headers: dict[str, str], **body: A
 
 
 async def wait_for_status(
-    client: httpx.AsyncClient, headers: dict[str, str], campaign_id: int,
-    statuses: set[str], timeout: float = 60.0,  # noqa: ASYNC109 - a polling deadline
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    campaign_id: int,
+    statuses: set[str],
+    timeout: float = 60.0,  # noqa: ASYNC109 - a polling deadline
 ) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
@@ -73,8 +82,9 @@ async def wait_for_status(
     raise AssertionError(f"campaign {campaign_id} not in {statuses} after {timeout}s: {body}")
 
 
-async def all_messages(client: httpx.AsyncClient, headers: dict[str, str],
-                       campaign_id: int, status: str | None = None) -> list[dict]:
+async def all_messages(
+    client: httpx.AsyncClient, headers: dict[str, str], campaign_id: int, status: str | None = None
+) -> list[dict]:
     items: list[dict] = []
     cursor = None
     while True:
@@ -83,8 +93,9 @@ async def all_messages(client: httpx.AsyncClient, headers: dict[str, str],
             params["cursor"] = cursor
         if status:
             params["status"] = status
-        r = await client.get(f"/v1/campaigns/{campaign_id}/messages", headers=headers,
-                             params=params)
+        r = await client.get(
+            f"/v1/campaigns/{campaign_id}/messages", headers=headers, params=params
+        )
         assert r.status_code == 200, r.text
         page = r.json()
         items.extend(page["items"])

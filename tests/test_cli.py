@@ -15,19 +15,28 @@ from mailer.models import ApiKey
 
 
 def mailer(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MAILER_DATABASE_URL": settings.database_url,
-           "MAILER_REDIS_URL": settings.redis_url}
+    env = {
+        **os.environ,
+        "MAILER_DATABASE_URL": settings.database_url,
+        "MAILER_REDIS_URL": settings.redis_url,
+    }
     return subprocess.run(
-        [sys.executable, "-m", "mailer.cli", *args], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "mailer.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 async def test_keys_create_prints_a_working_key_alone_on_the_last_line(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    result = mailer(settings, "keys", "create", "--name", "ci", "--scope", "campaigns",
-                    "--scope", "reputation")
+    result = mailer(
+        settings, "keys", "create", "--name", "ci", "--scope", "campaigns", "--scope", "reputation"
+    )
 
     assert result.returncode == 0, result.stderr
     raw = result.stdout.splitlines()[-1]
@@ -43,8 +52,9 @@ async def test_keys_create_prints_a_working_key_alone_on_the_last_line(
 async def test_keys_create_with_an_unknown_scope_exits_2_and_creates_nothing(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    result = mailer(settings, "keys", "create", "--name", "bad", "--scope", "campaigns",
-                    "--scope", "everything")
+    result = mailer(
+        settings, "keys", "create", "--name", "bad", "--scope", "campaigns", "--scope", "everything"
+    )
 
     assert result.returncode == 2
     assert "everything" in result.stderr
@@ -69,8 +79,10 @@ async def test_import_reads_a_file_with_a_progress_bar_and_lists_bad_rows(
     from sqlalchemy import text
 
     path = tmp_path / "contacts.csv"
-    path.write_text("email,name,tags\nok@example.test,Ok,a\nnot-an-address,No,\n"
-                    "OK@example.test,Again,\nfine@example.test,Fine,\n")
+    path.write_text(
+        "email,name,tags\nok@example.test,Ok,a\nnot-an-address,No,\n"
+        "OK@example.test,Again,\nfine@example.test,Fine,\n"
+    )
     result = mailer(settings, "import", str(path), "--tag", "fair")
 
     assert result.returncode == 0, result.stderr
@@ -78,8 +90,9 @@ async def test_import_reads_a_file_with_a_progress_bar_and_lists_bad_rows(
     assert "not-an-address" in result.stdout and "duplicate of row 2" in result.stdout
     assert "importing" in result.stderr  # the progress bar
     async with sessionmaker() as session:
-        rows = (await session.execute(text(
-            "SELECT email, tags FROM contacts ORDER BY email"))).all()
+        rows = (
+            await session.execute(text("SELECT email, tags FROM contacts ORDER BY email"))
+        ).all()
     assert rows == [("fine@example.test", ["fair"]), ("ok@example.test", ["a", "fair"])]
 
 

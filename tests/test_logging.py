@@ -38,6 +38,7 @@ def test_json_logs_carry_ids_and_no_secrets(settings: Settings, capsys) -> None:
 
 def test_standard_library_records_are_redacted_too(settings: Settings, caplog) -> None:  # type: ignore[no-untyped-def]
     configure_logging(settings.model_copy(update={"log_json": True}))
-    logging.getLogger("mailer.test.stdlib").warning('"GET %s HTTP/1.1" 200',
-                                                    "/unsubscribe/MTIz.tok")
+    logging.getLogger("mailer.test.stdlib").warning(
+        '"GET %s HTTP/1.1" 200', "/unsubscribe/MTIz.tok"
+    )
     assert "/unsubscribe/[redacted]" in caplog.text and "MTIz.tok" not in caplog.text

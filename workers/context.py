@@ -22,8 +22,9 @@ from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
 
 
-def region_rates(settings: Settings, quotas: dict[str, dict[str, float] | None]
-                 ) -> dict[str, float]:
+def region_rates(
+    settings: Settings, quotas: dict[str, dict[str, float] | None]
+) -> dict[str, float]:
     """Configured override, else SES GetAccount MaxSendRate, else the sandbox default."""
     rates = {}
     for region in settings.regions:
@@ -72,26 +73,37 @@ async def _build(ctx: dict[str, Any]) -> None:
     transport = SesTransport(
         settings.ses_endpoint_url,
         max_in_flight=settings.send_concurrency + settings.transactional_concurrency,
-        timeout=settings.ses_timeout_seconds)
+        timeout=settings.ses_timeout_seconds,
+    )
     quotas = await transport.open(settings.regions)
     redis = Redis.from_url(settings.redis_url)
     limiter = RateLimiter(redis, region_rates(settings, quotas))
-    health = RegionHealth(redis, settings.regions,
-                          failure_threshold=settings.region_failure_threshold,
-                          open_seconds=settings.region_open_seconds)
+    health = RegionHealth(
+        redis,
+        settings.regions,
+        failure_threshold=settings.region_failure_threshold,
+        open_seconds=settings.region_open_seconds,
+    )
 
     ctx.update(
-        settings=settings, engine=engine, sessionmaker=sessionmaker, transport=transport,
-        limiter=limiter, health=health, plain_redis=redis,
-        sender=Sender(settings, sessionmaker, transport, limiter, health,
-                      CampaignPauser(sessionmaker)),
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        transport=transport,
+        limiter=limiter,
+        health=health,
+        plain_redis=redis,
+        sender=Sender(
+            settings, sessionmaker, transport, limiter, health, CampaignPauser(sessionmaker)
+        ),
     )
     # the reconciler's own arq pool: it outlives either worker's
     arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     ctx["reconciler_redis"] = arq_redis
     ctx["reconciler"] = asyncio.create_task(reconcile_forever({**ctx, "redis": arq_redis}))
     ctx["account_poller"] = asyncio.create_task(
-        poll_accounts_forever(settings, sessionmaker, transport, limiter))
+        poll_accounts_forever(settings, sessionmaker, transport, limiter)
+    )
     ctx["rollup_compactor"] = asyncio.create_task(compact_forever(ctx))
 
 

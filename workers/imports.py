@@ -35,8 +35,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 class WorkerSettings:
     functions = [import_contacts]
     # Redis holds only what can be rebuilt: imports whose job was lost are enqueued again
-    cron_jobs = [cron(resume_imports, second={0}, run_at_startup=True),
-                 cron(sweep_idempotency_keys, minute=set(range(0, 60, 10)), second={30})]
+    cron_jobs = [
+        cron(resume_imports, second={0}, run_at_startup=True),
+        cron(sweep_idempotency_keys, minute=set(range(0, 60, 10)), second={30}),
+    ]
     queue_name = IMPORT_QUEUE
     on_startup = startup
     on_shutdown = shutdown

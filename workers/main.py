@@ -106,7 +106,8 @@ async def run(queues: list[str] | None = None) -> None:
     gc.set_threshold(20_000, 20, 20)
     loop = asyncio.get_running_loop()
     running: asyncio.Future[Any] = asyncio.ensure_future(
-        asyncio.gather(*(w.async_run() for w in workers)))
+        asyncio.gather(*(w.async_run() for w in workers))
+    )
     stop = asyncio.Event()
     draining: asyncio.Future[None] | None = None
 

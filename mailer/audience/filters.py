@@ -52,8 +52,20 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from mailer.errors import Invalid
 from mailer.models import Contact
 
-OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "starts_with",
-       "ends_with", "exists")
+OPS = (
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "exists",
+)
 ORDER_OPS = ("gt", "gte", "lt", "lte")
 TEXT_OPS = ("contains", "starts_with", "ends_with")
 MAX_DEPTH = 20
@@ -133,11 +145,14 @@ def _condition(node: dict[str, Any], path: Path) -> ColumnElement[bool]:
             present = Contact.attributes.has_key(key)
             return present if wanted else not_(present)
         return _attribute_condition(key, op, value, path)
-    raise _bad([*path, "field"],
-               f"unknown field {field!r}; use email, created_at, tags or attributes.<key>")
+    raise _bad(
+        [*path, "field"],
+        f"unknown field {field!r}; use email, created_at, tags or attributes.<key>",
+    )
 
 
 # --- values ----------------------------------------------------------------------------------
+
 
 def _check_string(value: str, path: Path) -> None:
     # PostgreSQL text holds no NUL; a lone surrogate cannot be sent as UTF-8
@@ -192,15 +207,19 @@ def _like_escape(value: str) -> str:
 
 def _pattern(op: str, value: str) -> str:
     escaped = _like_escape(value)
-    return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%",
-            "ends_with": f"%{escaped}"}[op]
+    return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%", "ends_with": f"%{escaped}"}[
+        op
+    ]
 
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     return {
-        "eq": lambda: column == value, "ne": lambda: column != value,
-        "gt": lambda: column > value, "gte": lambda: column >= value,
-        "lt": lambda: column < value, "lte": lambda: column <= value,
+        "eq": lambda: column == value,
+        "ne": lambda: column != value,
+        "gt": lambda: column > value,
+        "gte": lambda: column >= value,
+        "lt": lambda: column < value,
+        "lte": lambda: column <= value,
     }[op]()
 
 
@@ -209,6 +228,7 @@ def _not_for(op: str, field: str, path: Path) -> Invalid:
 
 
 # --- fields ----------------------------------------------------------------------------------
+
 
 def _email_condition(op: str, value: Any, path: Path) -> ColumnElement[bool]:
     column = Contact.email  # stored normalised: trimmed, lower-cased, never NULL
@@ -243,8 +263,10 @@ def _parse_datetime(value: Any, path: Path) -> datetime:
 def _date_condition(op: str, value: Any, path: Path) -> ColumnElement[bool]:
     column = Contact.created_at  # never NULL
     if op in ("in", "not_in"):
-        items = [_parse_datetime(v, [*path, "value", i]) for i, v in enumerate(
-            _list_of(value, path, "date-times", lambda v: isinstance(v, str)))]
+        items = [
+            _parse_datetime(v, [*path, "value", i])
+            for i, v in enumerate(_list_of(value, path, "date-times", lambda v: isinstance(v, str)))
+        ]
         expr = column.in_(items)
         return expr if op == "in" else not_(expr)
     if op in TEXT_OPS:
@@ -283,8 +305,9 @@ def _attribute_condition(key: str, op: str, value: Any, path: Path) -> ColumnEle
         return equal if op == "eq" else not_(equal)
     if op in ("in", "not_in"):
         items = _list_of(value, path, "JSON values", lambda v: True)
-        as_jsonb = cast(cast(literal([json.dumps(v) for v in items], ARRAY(Text)),
-                             ARRAY(Text)), ARRAY(JSONB))
+        as_jsonb = cast(
+            cast(literal([json.dumps(v) for v in items], ARRAY(Text)), ARRAY(Text)), ARRAY(JSONB)
+        )
         member = func.coalesce(item == any_(as_jsonb), false())
         return member if op == "in" else not_(member)
     if op in ORDER_OPS:
@@ -300,8 +323,9 @@ def _attribute_condition(key: str, op: str, value: Any, path: Path) -> ColumnEle
     like = item.astext.like(_pattern(op, v), escape="\\")
     if op == "contains":
         element = item.contains(func.jsonb_build_array(literal(v, Text)))
-        return func.coalesce(case((kind == "string", like), (kind == "array", element),
-                                  else_=false()), false())
+        return func.coalesce(
+            case((kind == "string", like), (kind == "array", element), else_=false()), false()
+        )
     return func.coalesce(case((kind == "string", like), else_=false()), false())
 
 

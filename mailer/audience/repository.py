@@ -56,8 +56,11 @@ async def count(session: AsyncSession, where: ColumnElement[bool]) -> tuple[int,
     """
     await custom_plans(session)
     suppressed = aliased(Suppression)
-    joined = outerjoin(Contact, suppressed, and_(
-        suppressed.email == Contact.email, suppressed.scope.in_(["all", "marketing"])))
+    joined = outerjoin(
+        Contact,
+        suppressed,
+        and_(suppressed.email == Contact.email, suppressed.scope.in_(["all", "marketing"])),
+    )
     mailable = and_(Contact.status == "subscribed", suppressed.email.is_(None))
     row = (
         await session.execute(

@@ -14,8 +14,9 @@ from mailer.models import Segment
 
 
 def _out(segment: Segment) -> SegmentOut:
-    return SegmentOut(id=segment.id, name=segment.name, filter=segment.filter,
-                      created_at=segment.created_at)
+    return SegmentOut(
+        id=segment.id, name=segment.name, filter=segment.filter, created_at=segment.created_at
+    )
 
 
 async def create(session: AsyncSession, name: str, tree: dict[str, Any]) -> SegmentOut:
@@ -34,8 +35,9 @@ async def read(session: AsyncSession, segment_id: int) -> SegmentOut:
     return _out(await get(session, segment_id))
 
 
-async def replace(session: AsyncSession, segment_id: int, name: str,
-                  tree: dict[str, Any]) -> SegmentOut:
+async def replace(
+    session: AsyncSession, segment_id: int, name: str, tree: dict[str, Any]
+) -> SegmentOut:
     """New name and filter. Campaigns whose audience is fixed keep it (their messages are
     rows already); a campaign not launched yet takes the new filter at launch."""
     compile_filter(tree)
@@ -58,8 +60,9 @@ async def page(session: AsyncSession, cursor: str | None, limit: int) -> Segment
     rows = await repository.page(session, parse_cursor(cursor), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return SegmentPage(items=[_out(s) for s in rows],
-                       next_cursor=str(rows[-1].id) if more and rows else None)
+    return SegmentPage(
+        items=[_out(s) for s in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    )
 
 
 async def count(session: AsyncSession, segment_id: int) -> CountOut:

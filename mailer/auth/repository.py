@@ -22,9 +22,13 @@ async def touch(session: AsyncSession, key_id: int, every_seconds: float) -> Non
     guard in WHERE keeps concurrent requests from writing the row again)."""
     await session.execute(
         update(ApiKey)
-        .where(ApiKey.id == key_id,
-               or_(ApiKey.last_used_at.is_(None),
-                   ApiKey.last_used_at < func.now() - timedelta(seconds=every_seconds)))
+        .where(
+            ApiKey.id == key_id,
+            or_(
+                ApiKey.last_used_at.is_(None),
+                ApiKey.last_used_at < func.now() - timedelta(seconds=every_seconds),
+            ),
+        )
         .values(last_used_at=func.now())
     )
 

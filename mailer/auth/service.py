@@ -39,8 +39,9 @@ async def create_key(session: AsyncSession, name: str, scopes: list[str]) -> tup
         raise Invalid.at("scopes", f"scopes must be some of {', '.join(SCOPES)}")
     prefix = secrets.token_hex(6)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = await repository.insert(session, name=name, prefix=prefix, key_hash=hash_key(raw),
-                                  scopes=sorted(set(scopes)))
+    key = await repository.insert(
+        session, name=name, prefix=prefix, key_hash=hash_key(raw), scopes=sorted(set(scopes))
+    )
     return key, raw
 
 

@@ -19,14 +19,16 @@ from mailer.locks import FENCED_SET
 from mailer.queues import SEND_QUEUE
 
 
-async def enqueue_start(redis: ArqRedis, campaign_id: int, *, at: datetime | None = None,
-                        job_id: str | None = None) -> None:
+async def enqueue_start(
+    redis: ArqRedis, campaign_id: int, *, at: datetime | None = None, job_id: str | None = None
+) -> None:
     """The one way to queue ``start_campaign`` (safe to run twice): now, or at ``at``.
 
     ``job_id`` makes it one pending start per id (arq refuses a job id it still knows).
     """
-    await redis.enqueue_job("start_campaign", campaign_id, _queue_name=SEND_QUEUE,
-                            _defer_until=at, _job_id=job_id)
+    await redis.enqueue_job(
+        "start_campaign", campaign_id, _queue_name=SEND_QUEUE, _defer_until=at, _job_id=job_id
+    )
 
 
 def batch_range(first_id: int, size: int, batch: int) -> tuple[int, int]:
@@ -53,9 +55,16 @@ class Fence:
     token: str
 
 
-async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, hi: int,
-                        defer_until: datetime | None = None,
-                        fence: Fence | None = None, begin: bool = False) -> str | None:
+async def enqueue_batch(
+    redis: ArqRedis,
+    campaign_id: int,
+    batch: int,
+    lo: int,
+    hi: int,
+    defer_until: datetime | None = None,
+    fence: Fence | None = None,
+    begin: bool = False,
+) -> str | None:
     """Make a new job the owner of the range and queue it; None if ``fence`` refused.
 
     ``begin``: the campaign is scheduled; the job turns it ``sending`` when it runs.
@@ -65,11 +74,21 @@ async def enqueue_batch(redis: ArqRedis, campaign_id: int, batch: int, lo: int, 
     if fence is None:
         await redis.set(owner, job_id, ex=_OWNER_TTL)
     elif not await redis.register_script(FENCED_SET)(
-            keys=[fence.lock_key, owner], args=[fence.token, job_id, _OWNER_TTL]):
+        keys=[fence.lock_key, owner], args=[fence.token, job_id, _OWNER_TTL]
+    ):
         return None
     extra = {"begin": True} if begin else {}
-    await redis.enqueue_job("send_batch", campaign_id, batch, lo, hi, _job_id=job_id,
-                            _queue_name=SEND_QUEUE, _defer_until=defer_until, **extra)
+    await redis.enqueue_job(
+        "send_batch",
+        campaign_id,
+        batch,
+        lo,
+        hi,
+        _job_id=job_id,
+        _queue_name=SEND_QUEUE,
+        _defer_until=defer_until,
+        **extra,
+    )
     return job_id
 
 
@@ -85,8 +104,11 @@ async def needs_jobs(redis: ArqRedis, campaign_id: int, batches: list[int]) -> l
         for batch in batches:
             pipe.get(_owner_key(campaign_id, batch))
         owners = await pipe.execute()
-    owned = [(batch, owner.decode()) for batch, owner in zip(batches, owners, strict=True)
-             if owner is not None]
+    owned = [
+        (batch, owner.decode())
+        for batch, owner in zip(batches, owners, strict=True)
+        if owner is not None
+    ]
     async with redis.pipeline(transaction=False) as pipe:
         for batch, job_id in owned:
             pipe.exists(result_key_prefix + job_id)
@@ -96,7 +118,7 @@ async def needs_jobs(redis: ArqRedis, campaign_id: int, batches: list[int]) -> l
         states = await pipe.execute()
     live = set()
     for i, (batch, _) in enumerate(owned):
-        complete, in_progress, score, beating = states[4 * i: 4 * i + 4]
+        complete, in_progress, score, beating = states[4 * i : 4 * i + 4]
         if complete:
             continue
         if (in_progress and beating) or (not in_progress and score is not None):

@@ -13,8 +13,18 @@ from mailer.types import Id
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
 
-MessageStatus = Literal["queued", "claimed", "sending", "sent", "delivered", "bounced",
-                        "complained", "failed", "suppressed", "cancelled"]
+MessageStatus = Literal[
+    "queued",
+    "claimed",
+    "sending",
+    "sent",
+    "delivered",
+    "bounced",
+    "complained",
+    "failed",
+    "suppressed",
+    "cancelled",
+]
 
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)
@@ -33,8 +43,9 @@ async def send_campaign(campaign_id: Id, session: Session, request: Request) -> 
 
 
 @router.post("/campaigns/{campaign_id}/test", status_code=202, response_model=TestSendOut)
-async def test_campaign(campaign_id: Id, body: TestSendIn, session: Session,
-                        request: Request) -> TestSendOut:
+async def test_campaign(
+    campaign_id: Id, body: TestSendIn, session: Session, request: Request
+) -> TestSendOut:
     """The rendered campaign to these addresses only, as tests: no stats, no state change."""
     return await messages.test_send(session, request.app.state.arq, campaign_id, body)
 
@@ -56,7 +67,8 @@ async def cancel_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 
 @router.get("/campaigns/{campaign_id}/messages", response_model=MessagePage)
 async def campaign_messages(
-    campaign_id: Id, session: Session,
+    campaign_id: Id,
+    session: Session,
     status: MessageStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -58,7 +58,10 @@ async def fix_audience(
     """
     columns = ["campaign_id", "contact_id", "email", "mail_class"]
     values: list[Any] = [
-        literal(campaign.id), Contact.id, Contact.email, literal(campaign.mail_class),
+        literal(campaign.id),
+        Contact.id,
+        Contact.email,
+        literal(campaign.mail_class),
     ]
     if campaign.send_at is not None and campaign.send_at > datetime.now(UTC):
         # fixed a little ahead of a scheduled start: no message is due before send_at
@@ -147,8 +150,7 @@ async def due_batches(
     """Batch numbers with queued work due now (or by ``due_by``)."""
     rows = await session.execute(
         _DUE_BATCHES,
-        {"id": campaign.id, "first": campaign.first_message_id, "size": size,
-         "due_by": due_by},
+        {"id": campaign.id, "first": campaign.first_message_id, "size": size, "due_by": due_by},
     )
     return [int(r.batch) for r in rows]
 

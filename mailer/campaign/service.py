@@ -34,12 +34,20 @@ TRANSITIONS = {
 
 def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
     return CampaignOut(
-        id=campaign.id, name=campaign.name, status=campaign.status,
-        paused_reason=campaign.paused_reason, template_id=campaign.template_id,
-        template_version=version, segment_id=campaign.segment_id,
-        from_address=campaign.from_address, reply_to=campaign.reply_to,
-        mail_class=campaign.mail_class, regions=campaign.regions, send_at=campaign.send_at,
-        created_at=campaign.created_at, started_at=campaign.started_at,
+        id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        paused_reason=campaign.paused_reason,
+        template_id=campaign.template_id,
+        template_version=version,
+        segment_id=campaign.segment_id,
+        from_address=campaign.from_address,
+        reply_to=campaign.reply_to,
+        mail_class=campaign.mail_class,
+        regions=campaign.regions,
+        send_at=campaign.send_at,
+        created_at=campaign.created_at,
+        started_at=campaign.started_at,
         finished_at=campaign.finished_at,
         stats=Stats(**{name: getattr(stats, name) for name in STAT_NAMES}),
     )
@@ -49,22 +57,33 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
     from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
     if body.mail_class not in settings.configuration_sets:
-        raise Invalid.at(["body", "mail_class"],
-                         f"unknown mail class; one of {', '.join(settings.configuration_sets)}")
+        raise Invalid.at(
+            ["body", "mail_class"],
+            f"unknown mail class; one of {', '.join(settings.configuration_sets)}",
+        )
     regions = body.regions or []
     unknown = [r for r in regions if r not in settings.regions]
     if unknown:
-        raise Invalid.at(["body", "regions"],
-                         f"unknown regions {unknown}; configured: {', '.join(settings.regions)}")
+        raise Invalid.at(
+            ["body", "regions"],
+            f"unknown regions {unknown}; configured: {', '.join(settings.regions)}",
+        )
     send_at = body.send_at
     if send_at is not None and send_at.tzinfo is None:
         send_at = send_at.replace(tzinfo=UTC)
     version = await templates.current_version(session, body.template_id)
     await audience.get(session, body.segment_id)
     campaign = await repository.insert_campaign(
-        session, name=body.name, template_id=body.template_id, template_version_id=version.id,
-        segment_id=body.segment_id, from_address=from_address, reply_to=reply_to,
-        mail_class=body.mail_class, regions=list(dict.fromkeys(regions)), send_at=send_at,
+        session,
+        name=body.name,
+        template_id=body.template_id,
+        template_version_id=version.id,
+        segment_id=body.segment_id,
+        from_address=from_address,
+        reply_to=reply_to,
+        mail_class=body.mail_class,
+        regions=list(dict.fromkeys(regions)),
+        send_at=send_at,
         status="draft",
     )
     return await get(session, campaign.id)
@@ -82,13 +101,16 @@ async def _transition(session: AsyncSession, campaign_id: int, action: str) -> C
     if campaign is None:
         raise NotFound(f"no campaign {campaign_id}")
     if campaign.status not in TRANSITIONS[action]:
-        raise Conflict(f"cannot {action} a campaign that is {campaign.status}",
-                       [{"status": campaign.status, "action": action}])
+        raise Conflict(
+            f"cannot {action} a campaign that is {campaign.status}",
+            [{"status": campaign.status, "action": action}],
+        )
     return campaign
 
 
-def _start_after_commit(session: AsyncSession, redis: ArqRedis, campaign_id: int,
-                        at: datetime | None = None) -> None:
+def _start_after_commit(
+    session: AsyncSession, redis: ArqRedis, campaign_id: int, at: datetime | None = None
+) -> None:
     after_commit(session, lambda: dispatch.enqueue_start(redis, campaign_id, at=at))
 
 
@@ -109,8 +131,9 @@ async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     return await get(session, campaign_id)
 
 
-async def pause(session: AsyncSession, campaign_id: int,
-                reason: str = "paused by user") -> CampaignOut:
+async def pause(
+    session: AsyncSession, campaign_id: int, reason: str = "paused by user"
+) -> CampaignOut:
     campaign = await _transition(session, campaign_id, "pause")
     campaign.status = "paused"
     campaign.paused_reason = reason
@@ -146,24 +169,37 @@ async def cancel(session: AsyncSession, campaign_id: int) -> CampaignOut:
     return await get(session, campaign_id)
 
 
-async def messages(session: AsyncSession, campaign_id: int, status: str | None,
-                   cursor: str | None, limit: int) -> MessagePage:
+async def messages(
+    session: AsyncSession, campaign_id: int, status: str | None, cursor: str | None, limit: int
+) -> MessagePage:
     if await repository.get(session, campaign_id) is None:
         raise NotFound(f"no campaign {campaign_id}")
     after = 0
     if cursor:
         # ASCII digits only ("²".isdigit() is true) and within bigint, else a 422, not a 500
-        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 19 or (
-            int(cursor) > MAX_ID
+        if (
+            not (cursor.isascii() and cursor.isdigit())
+            or len(cursor) > 19
+            or (int(cursor) > MAX_ID)
         ):
             raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
         after = int(cursor)
     rows = await repository.messages_page(session, campaign_id, status, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [MessageOut(id=m.id, email=m.email, status=m.status, error=m.error, region=m.region,
-                        ses_message_id=m.ses_message_id, attempts=m.attempts, sent_at=m.sent_at)
-             for m in rows]
+    items = [
+        MessageOut(
+            id=m.id,
+            email=m.email,
+            status=m.status,
+            error=m.error,
+            region=m.region,
+            ses_message_id=m.ses_message_id,
+            attempts=m.attempts,
+            sent_at=m.sent_at,
+        )
+        for m in rows
+    ]
     return MessagePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 

@@ -38,18 +38,24 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     # fixed ahead of its send_at: its batches wait in the queue until then
     send_at = campaign.send_at
     at = send_at if send_at is not None and send_at > datetime.now(UTC) else None
-    enqueued = await dispatch_campaign(settings, sessionmaker, redis, campaign, at=at,
-                                       begin=campaign.status == "scheduled")
+    enqueued = await dispatch_campaign(
+        settings, sessionmaker, redis, campaign, at=at, begin=campaign.status == "scheduled"
+    )
     sender: Sender | None = ctx.get("sender")
     if sender is not None:
         await sender.plan(campaign.id)  # compile its template before the first batch
     return enqueued
 
 
-async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                            redis: ArqRedis, campaign: Campaign,
-                            fence: dispatch.Fence | None = None,
-                            at: datetime | None = None, begin: bool = False) -> int:
+async def dispatch_campaign(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    campaign: Campaign,
+    fence: dispatch.Fence | None = None,
+    at: datetime | None = None,
+    begin: bool = False,
+) -> int:
     """Enqueue a job for every id range with due work that no live job holds (work due
     by ``at``, in jobs deferred to ``at``, when given; ``begin``: the jobs turn the
     scheduled campaign ``sending``)."""
@@ -63,8 +69,9 @@ async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker
     enqueued = 0
     for batch in await dispatch.needs_jobs(redis, campaign.id, batches):
         lo, hi = dispatch.batch_range(campaign.first_message_id, size, batch)
-        job = await dispatch.enqueue_batch(redis, campaign.id, batch, lo, hi, defer_until=at,
-                                           fence=fence, begin=begin)
+        job = await dispatch.enqueue_batch(
+            redis, campaign.id, batch, lo, hi, defer_until=at, fence=fence, begin=begin
+        )
         if job is None:
             break  # the round lost its lock: the current holder does the rest
         enqueued += 1
@@ -74,8 +81,9 @@ async def dispatch_campaign(settings: Settings, sessionmaker: async_sessionmaker
     return enqueued
 
 
-async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int,
-                     begin: bool = False) -> dict:
+async def send_batch(
+    ctx: dict[str, Any], campaign_id: int, batch: int, lo: int, hi: int, begin: bool = False
+) -> dict:
     """Send one id range of a campaign; re-enqueue itself for retries that come due later.
 
     ``begin``: queued ahead of a scheduled campaign's send_at; turn it ``sending`` first.
@@ -109,8 +117,9 @@ async def send_batch(ctx: dict[str, Any], campaign_id: int, batch: int, lo: int,
             await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when)
         elif campaign is not None and campaign.status == "scheduled" and begin:
             # ran a hair before the database's clock reached send_at: once more then
-            await dispatch.enqueue_batch(redis, campaign_id, batch, lo, hi, defer_until=when,
-                                         begin=True)
+            await dispatch.enqueue_batch(
+                redis, campaign_id, batch, lo, hi, defer_until=when, begin=True
+            )
         else:
             await dispatch.release(redis, campaign_id, batch)
     else:
@@ -130,11 +139,11 @@ class CampaignPauser:
     async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
         """SES refused the account or the class's configuration: pause its campaigns."""
         async with transaction(self.sessionmaker) as session:
-            paused = await repository.pause_class(session, mail_class, f"SES: {reason}",
-                                                  call_started)
+            paused = await repository.pause_class(
+                session, mail_class, f"SES: {reason}", call_started
+            )
         if paused:
-            log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused,
-                        reason=reason)
+            log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
 
     async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
         async with transaction(self.sessionmaker) as session:
@@ -143,8 +152,12 @@ class CampaignPauser:
             log.warning("campaign_error_rate_stop", campaign_id=campaign_id, reason=reason)
 
 
-async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                    redis: ArqRedis, fence: dispatch.Fence | None = None) -> None:
+async def reconcile(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: ArqRedis,
+    fence: dispatch.Fence | None = None,
+) -> None:
     """Rebuild from PostgreSQL what Redis or a dead worker lost, and start due campaigns."""
     async with transaction(sessionmaker) as session:
         await sending_repo.release_expired(session)
@@ -158,8 +171,9 @@ async def reconcile(settings: Settings, sessionmaker: async_sessionmaker[AsyncSe
             if campaign.id not in started:
                 # one pending start per campaign: a long audience fix-up must not collect a
                 # new start job every round (arq refuses a job id that is still known)
-                await dispatch.enqueue_start(redis, campaign.id,
-                                             job_id=f"reconcile-start:{campaign.id}")
+                await dispatch.enqueue_start(
+                    redis, campaign.id, job_id=f"reconcile-start:{campaign.id}"
+                )
             continue
         await dispatch_campaign(settings, sessionmaker, redis, campaign, fence)
     # transactional messages whose job was lost (their leases were released above)
@@ -182,8 +196,7 @@ async def reconcile_forever(ctx: dict[str, Any]) -> None:
                 began = time.monotonic()
                 keeper = asyncio.create_task(lock.keep(token))
                 try:
-                    await reconcile(settings, sessionmaker, redis,
-                                    dispatch.Fence(lock.key, token))
+                    await reconcile(settings, sessionmaker, redis, dispatch.Fence(lock.key, token))
                 finally:
                     keeper.cancel()
                     left = interval * 0.9 - (time.monotonic() - began)

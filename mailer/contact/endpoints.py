@@ -33,9 +33,15 @@ async def put_contact(
 @router.get("/contacts", response_model=ContactPage)
 async def list_contacts(
     session: Session,
-    filter: Annotated[str | None, Query(max_length=100_000, description=(
-        "a segment filter as JSON, e.g. {\"field\":\"tags\",\"op\":\"contains\","
-        "\"value\":\"vip\"}"))] = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=100_000,
+            description=(
+                'a segment filter as JSON, e.g. {"field":"tags","op":"contains","value":"vip"}'
+            ),
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ContactPage:
@@ -61,13 +67,19 @@ async def get_contact(email: str, session: Session) -> ContactOut:
 
 @router.post("/contacts/imports", status_code=202, response_model=ImportAccepted)
 async def create_import(
-    request: Request, session: Session,
+    request: Request,
+    session: Session,
     tag: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI default
 ) -> ImportAccepted:
     """The raw body is the CSV file, streamed (the app's BodyLimit caps it at
     max_import_bytes); ``?tag=T`` adds T to every imported contact."""
-    return await service.create_import(session, request.app.state.arq, request.stream(),
-                                       request.headers.get("content-type", ""), tag)
+    return await service.create_import(
+        session,
+        request.app.state.arq,
+        request.stream(),
+        request.headers.get("content-type", ""),
+        tag,
+    )
 
 
 @router.get("/contacts/imports/{import_id}", response_model=ImportOut)

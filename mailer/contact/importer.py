@@ -67,8 +67,8 @@ def _fast_valid_by_parts(address: str) -> bool:
         len(address) <= 254
         and _PLAIN_ADDRESS.fullmatch(address) is not None
         and address.index("@") <= 64
-        and "--" not in address[address.index("@"):]
-        and address[address.rindex(".") + 1:] not in _SPECIAL_USE_TLDS
+        and "--" not in address[address.index("@") :]
+        and address[address.rindex(".") + 1 :] not in _SPECIAL_USE_TLDS
     )
 
 
@@ -159,13 +159,14 @@ class Upload:
     def feed(self, data: bytes) -> Iterator[list[Record]]:
         self.bytes_received += len(data)
         for start in range(0, len(data), _SLICE):
-            buf = self._pending + data[start:start + _SLICE]
+            buf = self._pending + data[start : start + _SLICE]
             cut = self._boundary(buf)
             if cut < 0:
                 self._pending = buf
                 if self.header is None and len(buf) > _MAX_HEADER:
-                    raise Invalid.at(["body", "header"],
-                                     f"the header row is over {_MAX_HEADER} bytes")
+                    raise Invalid.at(
+                        ["body", "header"], f"the header row is over {_MAX_HEADER} bytes"
+                    )
                 continue
             self._pending = buf[cut:]
             yield self._parse(buf[:cut])
@@ -211,9 +212,15 @@ class Upload:
                 return []  # nothing but blank space so far
         has_nul = "\x00" in text  # PostgreSQL text cannot hold it
         has_separator = SEPARATOR in text
-        if (self.fast and self.header is not None and not undecodable and not has_nul
-                and not has_separator and '"' not in text
-                and text.count("\r") == text.count("\r\n")):
+        if (
+            self.fast
+            and self.header is not None
+            and not undecodable
+            and not has_nul
+            and not has_separator
+            and '"' not in text
+            and text.count("\r") == text.count("\r\n")
+        ):
             return self._parse_plain(text)
         reader = csv.reader(io.StringIO(text, newline=""))
         if self.header is None:
@@ -272,8 +279,9 @@ class Upload:
             if tags_at is not None and fields[tags_at]:
                 cell = fields[tags_at]
                 if ";" in cell or extra:
-                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
-                                           | self.extra_tags))
+                    tags = ";".join(
+                        sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags)
+                    )
                 else:
                     tags = cell.strip()
             status = None
@@ -283,8 +291,15 @@ class Upload:
                     self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
                     continue
                 status = STATUSES[cell]
-            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
-                                                 for i in value_columns]), tags, status))
+            records.append(
+                (
+                    row,
+                    email,
+                    "".join([SEPARATOR + fields[i].strip() for i in value_columns]),
+                    tags,
+                    status,
+                )
+            )
         self._line = base + reader.line_num
         return records
 
@@ -334,8 +349,9 @@ class Upload:
             if tags_at is not None and fields[tags_at]:
                 cell = fields[tags_at]
                 if ";" in cell or extra:
-                    tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""})
-                                           | self.extra_tags))
+                    tags = ";".join(
+                        sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags)
+                    )
                 else:
                     tags = cell.strip()
             status = None
@@ -345,12 +361,18 @@ class Upload:
                     self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
                     continue
                 status = STATUSES[cell]
-            records.append((row, email, "".join([SEPARATOR + fields[i].strip()
-                                                 for i in value_columns]), tags, status))
+            records.append(
+                (
+                    row,
+                    email,
+                    "".join([SEPARATOR + fields[i].strip() for i in value_columns]),
+                    tags,
+                    status,
+                )
+            )
         return records
 
-    def _read_header(self, reader: Iterator[list[str]], undecodable: bool,
-                     has_nul: bool) -> None:
+    def _read_header(self, reader: Iterator[list[str]], undecodable: bool, has_nul: bool) -> None:
         try:
             first = next(reader, None)
         except csv.Error as exc:

@@ -33,12 +33,17 @@ async def upsert(
     return int(row.id), bool(row.inserted)
 
 
-async def page(session: AsyncSession, where: ColumnElement[bool], after: int,
-               limit: int) -> list[tuple[Contact, bool]]:
+async def page(
+    session: AsyncSession, where: ColumnElement[bool], after: int, limit: int
+) -> list[tuple[Contact, bool]]:
     """Contacts matching ``where`` with ids after ``after``, by id, with their suppression."""
     suppressed = select(Suppression.email).where(Suppression.email == Contact.email).exists()
-    rows = await session.execute(select(Contact, suppressed).where(where, Contact.id > after)
-                                 .order_by(Contact.id).limit(limit))
+    rows = await session.execute(
+        select(Contact, suppressed)
+        .where(where, Contact.id > after)
+        .order_by(Contact.id)
+        .limit(limit)
+    )
     return [(row[0], bool(row[1])) for row in rows]
 
 
@@ -61,8 +66,9 @@ STATUS_CHANGE_SQL = """
 """
 
 
-async def record_status_change(session: AsyncSession, emails: list[str], status: str,
-                               source: str) -> list[int]:
+async def record_status_change(
+    session: AsyncSession, emails: list[str], status: str, source: str
+) -> list[int]:
     """Move the contacts at ``emails`` (normalised) to ``status`` ("subscribed" or
     "unsubscribed"), recording ``source`` ("api", "import", "unsubscribe_link",
     "complaint") and the time; the ids of the contacts that changed."""
@@ -70,8 +76,9 @@ async def record_status_change(session: AsyncSession, emails: list[str], status:
         raise ValueError(f"unknown contact status {status!r}")
     if source not in STATUS_SOURCES:
         raise ValueError(f"unknown status source {source!r}")
-    rows = await session.execute(text(STATUS_CHANGE_SQL),
-                                 {"emails": emails, "status": status, "source": source})
+    rows = await session.execute(
+        text(STATUS_CHANGE_SQL), {"emails": emails, "status": status, "source": source}
+    )
     return [int(r[0]) for r in rows]
 
 
@@ -132,22 +139,33 @@ _RECORD_ERASURE = text(
 )
 
 
-async def erase(session: AsyncSession, email: str, address_hmac: str) -> tuple[bool, int, int,
-                                                                               bool]:
+async def erase(
+    session: AsyncSession, email: str, address_hmac: str
+) -> tuple[bool, int, int, bool]:
     """(contact existed, messages erased, events erased, still suppressed)."""
     contact_id = (await session.execute(_ERASE_CONTACT, {"email": email})).scalar()
     if contact_id is not None:
         await session.execute(_ERASE_STATUS, {"id": contact_id})
-    messages = [int(m) for m in (await session.execute(
-        _ERASE_MESSAGES, {"email": email, "id": contact_id})).scalars()]
-    events = len((await session.execute(
-        _ERASE_EVENTS, {"email": email, "messages": messages})).all())
+    messages = [
+        int(m)
+        for m in (
+            await session.execute(_ERASE_MESSAGES, {"email": email, "id": contact_id})
+        ).scalars()
+    ]
+    events = len(
+        (await session.execute(_ERASE_EVENTS, {"email": email, "messages": messages})).all()
+    )
     await session.execute(_ERASE_NOTIFICATIONS, {"email": email})
     await session.execute(_ERASE_IMPORT_REPORTS, {"email": email})
     await session.execute(_ERASE_STAGED, {"email": email})
-    suppressed = bool((await session.execute(_RECORD_ERASURE, {
-        "hmac": address_hmac, "messages": len(messages), "events": events,
-        "email": email})).scalar_one())
+    suppressed = bool(
+        (
+            await session.execute(
+                _RECORD_ERASURE,
+                {"hmac": address_hmac, "messages": len(messages), "events": events, "email": email},
+            )
+        ).scalar_one()
+    )
     return contact_id is not None, len(messages), events, suppressed
 
 
@@ -160,6 +178,7 @@ async def get(session: AsyncSession, email: str) -> tuple[Contact, bool] | None:
 
 
 # --- imports -------------------------------------------------------------------------------
+
 
 async def create_import(session: AsyncSession) -> ContactImport:
     row = ContactImport()
@@ -175,8 +194,9 @@ async def get_import(session: AsyncSession, import_id: int) -> ContactImport | N
 Staged = list[tuple[int, str, str, str, str | None]]
 
 
-async def stager(session: AsyncSession,
-                 import_id: int) -> Callable[[Staged], Coroutine[Any, Any, None]]:
+async def stager(
+    session: AsyncSession, import_id: int
+) -> Callable[[Staged], Coroutine[Any, Any, None]]:
     """A function that COPYs good rows of an upload into the staging table, in the
     session's transaction (an upload cut short, by a 413 or a dropped connection, leaves
     nothing behind). It uses the driver connection alone, so one COPY may run while the
@@ -187,19 +207,36 @@ async def stager(session: AsyncSession,
 
     async def stage(records: Staged) -> None:
         await raw.copy_records_to_table(
-            "contact_import_rows", records=[(import_id, *r) for r in records],
-            columns=["import_id", "row", "email", "attribute_values", "tags", "status"])
+            "contact_import_rows",
+            records=[(import_id, *r) for r in records],
+            columns=["import_id", "row", "email", "attribute_values", "tags", "status"],
+        )
 
     return stage
 
 
-async def finish_upload(session: AsyncSession, import_id: int, *, read: int, rejected: int,
-                        errors: list[dict[str, object]], keys: list[str]) -> None:
+async def finish_upload(
+    session: AsyncSession,
+    import_id: int,
+    *,
+    read: int,
+    rejected: int,
+    errors: list[dict[str, object]],
+    keys: list[str],
+) -> None:
     await session.execute(
-        text("UPDATE contact_imports SET total_rows = :read, rejected = :rejected,"
-             " errors = CAST(:errors AS jsonb), attribute_keys = :keys WHERE id = :id"),
-        {"id": import_id, "read": read, "rejected": rejected, "errors": json.dumps(errors),
-         "keys": keys})
+        text(
+            "UPDATE contact_imports SET total_rows = :read, rejected = :rejected,"
+            " errors = CAST(:errors AS jsonb), attribute_keys = :keys WHERE id = :id"
+        ),
+        {
+            "id": import_id,
+            "read": read,
+            "rejected": rejected,
+            "errors": json.dumps(errors),
+            "keys": keys,
+        },
+    )
 
 
 _LOCK_IMPORT = text(
@@ -234,7 +271,8 @@ async def start_import(session: AsyncSession, import_id: int) -> None:
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
     await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
-        text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id})
+        text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id}
+    )
 
 
 # One chunk of staged rows (taken out of staging in the same statement) goes into contacts.
@@ -362,16 +400,18 @@ _INSERT_CHUNK = text(
 )
 
 
-async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], after: int,
-                      limit: int, room: int) -> Any:
+async def merge_chunk(
+    session: AsyncSession, import_id: int, keys: list[str], after: int, limit: int, room: int
+) -> Any:
     """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
     duplicates, duplicate_errors); last_row is None when nothing was left."""
     # The chunk's commit need not wait for the WAL flush: a crash loses at most the last
     # chunks committed, and merged_through, in the same transactions, is lost with them,
     # so the import resumes after its last durable chunk and merges the lost tail again.
     await session.execute(text("SET LOCAL synchronous_commit = off"))
-    last = (await session.execute(_CHUNK_END, {
-        "id": import_id, "after": after, "limit": limit})).scalar()
+    last = (
+        await session.execute(_CHUNK_END, {"id": import_id, "after": after, "limit": limit})
+    ).scalar()
     merge = _MERGE_CHUNK
     if last is not None:
         bounds = {"id": import_id, "after": after, "last": last}
@@ -379,10 +419,18 @@ async def merge_chunk(session: AsyncSession, import_id: int, keys: list[str], af
             await session.execute(_CHUNK_STATUS, bounds)
         else:
             merge = _INSERT_CHUNK
-    return (await session.execute(merge, {
-        "id": import_id, "keys": keys, "after": after, "last": last or after,
-        "room": max(room, 0),
-    })).one()
+    return (
+        await session.execute(
+            merge,
+            {
+                "id": import_id,
+                "keys": keys,
+                "after": after,
+                "last": last or after,
+                "room": max(room, 0),
+            },
+        )
+    ).one()
 
 
 _RECORD_CHUNK = text(
@@ -396,21 +444,42 @@ _RECORD_CHUNK = text(
 )
 
 
-async def record_chunk(session: AsyncSession, import_id: int, *, last_row: int, created: int,
-                       updated: int, rejected: int, errors: Any) -> None:
-    await session.execute(_RECORD_CHUNK, {
-        "id": import_id, "last_row": last_row, "created": created, "updated": updated,
-        "rejected": rejected, "errors": errors if isinstance(errors, str) else json.dumps(errors)})
+async def record_chunk(
+    session: AsyncSession,
+    import_id: int,
+    *,
+    last_row: int,
+    created: int,
+    updated: int,
+    rejected: int,
+    errors: Any,
+) -> None:
+    await session.execute(
+        _RECORD_CHUNK,
+        {
+            "id": import_id,
+            "last_row": last_row,
+            "created": created,
+            "updated": updated,
+            "rejected": rejected,
+            "errors": errors if isinstance(errors, str) else json.dumps(errors),
+        },
+    )
 
 
-async def finish_import(session: AsyncSession, import_id: int, status: str,
-                        failure: str | None = None) -> None:
+async def finish_import(
+    session: AsyncSession, import_id: int, status: str, failure: str | None = None
+) -> None:
     await session.execute(
-        text("DELETE FROM contact_import_rows WHERE import_id = :id"), {"id": import_id})
+        text("DELETE FROM contact_import_rows WHERE import_id = :id"), {"id": import_id}
+    )
     await session.execute(
-        text("UPDATE contact_imports SET status = :status, failure = :failure,"
-             " finished_at = now() WHERE id = :id"),
-        {"id": import_id, "status": status, "failure": failure})
+        text(
+            "UPDATE contact_imports SET status = :status, failure = :failure,"
+            " finished_at = now() WHERE id = :id"
+        ),
+        {"id": import_id, "status": status, "failure": failure},
+    )
 
 
 async def unfinished_imports(session: AsyncSession) -> list[int]:

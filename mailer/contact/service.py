@@ -64,8 +64,13 @@ def _check_attributes(value: Any, path: list[str | int]) -> None:
 
 def _out(contact: Contact, suppressed: bool) -> ContactOut:
     return ContactOut(
-        id=contact.id, email=contact.email, attributes=contact.attributes, tags=contact.tags,
-        status=contact.status, suppressed=suppressed, created_at=contact.created_at,
+        id=contact.id,
+        email=contact.email,
+        attributes=contact.attributes,
+        tags=contact.tags,
+        status=contact.status,
+        suppressed=suppressed,
+        created_at=contact.created_at,
         updated_at=contact.updated_at,
     )
 
@@ -77,8 +82,9 @@ async def get(session: AsyncSession, email: str) -> ContactOut:
     return _out(*found)
 
 
-async def page(session: AsyncSession, tree: dict[str, Any] | None, cursor: str | None,
-               limit: int) -> ContactPage:
+async def page(
+    session: AsyncSession, tree: dict[str, Any] | None, cursor: str | None, limit: int
+) -> ContactPage:
     """Contacts by id, ``limit`` at a time, optionally those a segment filter matches."""
     where: ColumnElement[bool] = true()
     if tree is not None:
@@ -87,8 +93,10 @@ async def page(session: AsyncSession, tree: dict[str, Any] | None, cursor: str |
     rows = await repository.page(session, where, parse_cursor(cursor), limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return ContactPage(items=[_out(c, s) for c, s in rows],
-                       next_cursor=str(rows[-1][0].id) if more and rows else None)
+    return ContactPage(
+        items=[_out(c, s) for c, s in rows],
+        next_cursor=str(rows[-1][0].id) if more and rows else None,
+    )
 
 
 def address_hmac(secret_key: str, address: str) -> str:
@@ -103,11 +111,11 @@ async def erase(session: AsyncSession, email: str, secret_key: str) -> ErasureOu
     """
     address = email.strip().lower()
     existed, messages, events, suppressed = await repository.erase(
-        session, address, address_hmac(secret_key, address))
+        session, address, address_hmac(secret_key, address)
+    )
     if not existed and not messages and not events:
         raise NotFound(f"no contact {address!r}")
-    return ErasureOut(email_erased=existed, messages=messages, events=events,
-                      suppressed=suppressed)
+    return ErasureOut(email_erased=existed, messages=messages, events=events, suppressed=suppressed)
 
 
 # --- CSV imports ---------------------------------------------------------------------------
@@ -120,14 +128,19 @@ _NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urle
 
 async def enqueue_import(redis: ArqRedis, import_id: int) -> None:
     # one job id per import: enqueuing it again while it is queued or running is a no-op
-    await redis.enqueue_job("import_contacts", import_id, _job_id=f"import:{import_id}",
-                            _queue_name=IMPORT_QUEUE)
+    await redis.enqueue_job(
+        "import_contacts", import_id, _job_id=f"import:{import_id}", _queue_name=IMPORT_QUEUE
+    )
 
 
-async def create_import(session: AsyncSession, redis: ArqRedis | None,
-                        body: AsyncIterable[bytes], content_type: str = "text/csv",
-                        tags: Iterable[str] = (),
-                        on_bytes: Callable[[int], None] | None = None) -> ImportAccepted:
+async def create_import(
+    session: AsyncSession,
+    redis: ArqRedis | None,
+    body: AsyncIterable[bytes],
+    content_type: str = "text/csv",
+    tags: Iterable[str] = (),
+    on_bytes: Callable[[int], None] | None = None,
+) -> ImportAccepted:
     """Stream an uploaded CSV file into the staging table and queue its import.
 
     Nothing of the file is held whole: each stretch is parsed and its good rows COPYed as
@@ -136,8 +149,10 @@ async def create_import(session: AsyncSession, redis: ArqRedis | None,
     The job is enqueued after commit (no ``redis``: the caller runs it, as the CLI does).
     """
     if content_type.lower().startswith(_NOT_CSV_TYPES):
-        raise Invalid.at(["header", "content-type"],
-                         f"send the CSV file itself as the body (text/csv), not {content_type}")
+        raise Invalid.at(
+            ["header", "content-type"],
+            f"send the CSV file itself as the body (text/csv), not {content_type}",
+        )
     extra = frozenset(t.strip() for t in tags if t.strip())
     row = await repository.create_import(session)
     import_id = row.id
@@ -165,9 +180,14 @@ async def create_import(session: AsyncSession, redis: ArqRedis | None,
         if copying is not None:  # the upload failed (413, 422, a dropped connection)
             with contextlib.suppress(BaseException):
                 await copying
-    await repository.finish_upload(session, import_id, read=upload.read,
-                                   rejected=upload.rejected, errors=upload.errors,
-                                   keys=upload.keys)
+    await repository.finish_upload(
+        session,
+        import_id,
+        read=upload.read,
+        rejected=upload.rejected,
+        errors=upload.errors,
+        keys=upload.keys,
+    )
     if redis is not None:
         after_commit(session, lambda: enqueue_import(redis, import_id))
     return ImportAccepted(id=import_id, status="pending")
@@ -178,16 +198,25 @@ async def get_import(session: AsyncSession, import_id: int) -> ImportOut:
     if row is None:
         raise NotFound(f"no import {import_id}")
     return ImportOut(
-        id=row.id, status=row.status, total_rows=row.total_rows, created=row.created,
-        updated=row.updated, rejected=row.rejected,
+        id=row.id,
+        status=row.status,
+        total_rows=row.total_rows,
+        created=row.created,
+        updated=row.updated,
+        rejected=row.rejected,
         errors=sorted((ImportRowError(**e) for e in row.errors), key=lambda e: e.row),
-        failure=row.failure, created_at=row.created_at, finished_at=row.finished_at,
+        failure=row.failure,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
     )
 
 
-async def run_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: int,
-                     chunk_rows: int = IMPORT_CHUNK_ROWS,
-                     on_chunk: Callable[[int], None] | None = None) -> str:
+async def run_import(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    import_id: int,
+    chunk_rows: int = IMPORT_CHUNK_ROWS,
+    on_chunk: Callable[[int], None] | None = None,
+) -> str:
     """Merge the staged rows of an import into contacts, chunk by chunk; its final status.
 
     Each chunk leaves staging, goes into contacts and is counted in one transaction, so a
@@ -204,8 +233,11 @@ async def run_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: 
         if state.status == "pending":
             started = time.perf_counter()
             await repository.start_import(session, import_id)
-            log.info("import_started", import_id=import_id,
-                     seconds=round(time.perf_counter() - started, 3))
+            log.info(
+                "import_started",
+                import_id=import_id,
+                seconds=round(time.perf_counter() - started, 3),
+            )
     done, keys = int(state.merged_through), list(state.attribute_keys)
     while True:
         async with transaction(sessionmaker) as session:
@@ -213,31 +245,45 @@ async def run_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: 
             if state is None or state.status != "running" or state.merged_through != done:
                 return "superseded"
             started = time.perf_counter()
-            chunk = await repository.merge_chunk(session, import_id, keys, done, chunk_rows,
-                                                 importer.MAX_ERRORS - state.kept)
-            log.info("import_chunk_merged", import_id=import_id, after=done,
-                     rows=int(chunk.good or 0) + int(chunk.duplicates or 0),
-                     seconds=round(time.perf_counter() - started, 3))
+            chunk = await repository.merge_chunk(
+                session, import_id, keys, done, chunk_rows, importer.MAX_ERRORS - state.kept
+            )
+            log.info(
+                "import_chunk_merged",
+                import_id=import_id,
+                after=done,
+                rows=int(chunk.good or 0) + int(chunk.duplicates or 0),
+                seconds=round(time.perf_counter() - started, 3),
+            )
             if chunk.last_row is None:
                 if state.accounted != state.total_rows:
                     # an UNLOGGED staging table is emptied by a database crash
                     await repository.finish_import(
-                        session, import_id, "failed",
-                        "the staged rows were lost (database restart): upload the file again")
+                        session,
+                        import_id,
+                        "failed",
+                        "the staged rows were lost (database restart): upload the file again",
+                    )
                     return "failed"
                 await repository.finish_import(session, import_id, "completed")
                 return "completed"
             await repository.record_chunk(
-                session, import_id, last_row=chunk.last_row, created=chunk.created,
-                updated=chunk.good - chunk.created, rejected=chunk.duplicates,
-                errors=chunk.duplicate_errors)
+                session,
+                import_id,
+                last_row=chunk.last_row,
+                created=chunk.created,
+                updated=chunk.good - chunk.created,
+                rejected=chunk.duplicates,
+                errors=chunk.duplicate_errors,
+            )
         done = int(chunk.last_row)
         if on_chunk is not None:
             on_chunk(int(chunk.good + chunk.duplicates))
 
 
-async def fail_import(sessionmaker: async_sessionmaker[AsyncSession], import_id: int,
-                      reason: str) -> None:
+async def fail_import(
+    sessionmaker: async_sessionmaker[AsyncSession], import_id: int, reason: str
+) -> None:
     async with transaction(sessionmaker) as session:
         state = await repository.lock_import(session, import_id)
         if state is not None and state.status in ("pending", "running"):

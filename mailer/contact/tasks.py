@@ -20,8 +20,12 @@ async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
         return await service.run_import(ctx["sessionmaker"], import_id)
     except Exception as exc:
         attempt = int(ctx.get("job_try") or 1)
-        log.warning("import_failed_attempt", import_id=import_id, attempt=attempt,
-                    error=f"{type(exc).__name__}: {exc}")
+        log.warning(
+            "import_failed_attempt",
+            import_id=import_id,
+            attempt=attempt,
+            error=f"{type(exc).__name__}: {exc}",
+        )
         if attempt < IMPORT_TRIES:
             raise Retry(defer=2 * attempt) from exc
         await service.fail_import(ctx["sessionmaker"], import_id, f"{type(exc).__name__}: {exc}")

@@ -18,8 +18,18 @@ DEMO_TAG = "mailer-demo"
 PUT_CONCURRENCY = 32
 FINAL = ("completed", "cancelled", "failed")
 
-FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken",
-               "Margaret", "Dennis")
+FIRST_NAMES = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Dennis",
+)
 
 TEMPLATE_HTML = """{% extends "layouts/default.html" %}
 {% block content %}
@@ -59,8 +69,9 @@ def run_demo(
     try:
         if target is None:
             console.print("no running stack found: starting the dev stack (mailer dev)")
-            stack = DevStack(stack_config(base_dir),
-                             log=lambda line: console.print(f"[dim]{line}[/dim]"))
+            stack = DevStack(
+                stack_config(base_dir), log=lambda line: console.print(f"[dim]{line}[/dim]")
+            )
             info = stack.start()
             target = Target(info["api_url"], info["admin_key"])
         else:
@@ -96,8 +107,9 @@ def _find_stack(base_dir: Path, api_url: str | None, api_key: str | None) -> Tar
 async def _demo(target: Target, contacts: int, wait_seconds: float, console: Console) -> int:
     headers = {"Authorization": f"Bearer {target.api_key}"}
     limits = httpx.Limits(max_connections=PUT_CONCURRENCY)
-    async with httpx.AsyncClient(base_url=target.api_url, headers=headers, timeout=60,
-                                 limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=target.api_url, headers=headers, timeout=60, limits=limits
+    ) as client:
         started = time.monotonic()
         # a tag of this run only: a kept dev database holds earlier runs' contacts too
         run_tag = f"{DEMO_TAG}-{int(time.time())}"
@@ -105,37 +117,51 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
         console.print(f"seeded {contacts:,} contacts in {time.monotonic() - started:.1f}s")
 
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        template = await _post(client, "/v1/templates", {
-            "name": f"demo newsletter {stamp}",
-            "subject": "Hello {{ contact.attributes.first_name | default('there') }}",
-            "html": TEMPLATE_HTML,
-        })
-        segment = await _post(client, "/v1/segments", {
-            "name": f"demo audience {stamp}",
-            # only the demo's own contacts, whatever else the stack holds
-            "filter": {"all": [{"field": "tags", "op": "contains", "value": run_tag}]},
-        })
-        campaign = await _post(client, "/v1/campaigns", {
-            "name": f"demo {stamp}",
-            "template_id": template["id"],
-            "segment_id": segment["id"],
-            "from_address": SENDER,
-        })
-        console.print(f"template {template['id']}, segment {segment['id']}, "
-                      f"campaign {campaign['id']}: sending")
+        template = await _post(
+            client,
+            "/v1/templates",
+            {
+                "name": f"demo newsletter {stamp}",
+                "subject": "Hello {{ contact.attributes.first_name | default('there') }}",
+                "html": TEMPLATE_HTML,
+            },
+        )
+        segment = await _post(
+            client,
+            "/v1/segments",
+            {
+                "name": f"demo audience {stamp}",
+                # only the demo's own contacts, whatever else the stack holds
+                "filter": {"all": [{"field": "tags", "op": "contains", "value": run_tag}]},
+            },
+        )
+        campaign = await _post(
+            client,
+            "/v1/campaigns",
+            {
+                "name": f"demo {stamp}",
+                "template_id": template["id"],
+                "segment_id": segment["id"],
+                "from_address": SENDER,
+            },
+        )
+        console.print(
+            f"template {template['id']}, segment {segment['id']}, "
+            f"campaign {campaign['id']}: sending"
+        )
         await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
         final = await _watch(client, campaign["id"], wait_seconds, console)
         code = _report(final, console)
         if code:
             await _show_failures(client, campaign["id"], console)
         else:
-            code = await _feedback(client, campaign["id"], _simulated(run_tag)[:contacts],
-                                   console)
+            code = await _feedback(client, campaign["id"], _simulated(run_tag)[:contacts], console)
     return code
 
 
-async def _post(client: httpx.AsyncClient, path: str, body: Any,
-                expect: tuple[int, ...] = (200, 201)) -> dict[str, Any]:
+async def _post(
+    client: httpx.AsyncClient, path: str, body: Any, expect: tuple[int, ...] = (200, 201)
+) -> dict[str, Any]:
     answer = await client.post(path, json=body)
     if answer.status_code not in expect:
         raise DemoError(f"POST {path} answered {answer.status_code}: {answer.text[:500]}")
@@ -159,8 +185,10 @@ def _simulated(run_tag: str) -> list[str]:
 def _contact(i: int, run_tag: str = "") -> tuple[str, dict[str, Any]]:
     simulated = _simulated(run_tag)
     email = simulated[i - 1] if run_tag and i <= len(simulated) else f"demo-{i:06d}@example.com"
-    attributes = {"first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
-                  "plan": ("free", "pro", "team")[i % 3]}
+    attributes = {
+        "first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
+        "plan": ("free", "pro", "team")[i % 3],
+    }
     return email, attributes
 
 
@@ -180,8 +208,11 @@ async def _import_csv(
     for i in range(1, count + 1):
         email, attrs = _contact(i, run_tag)
         rows.append(f"{email},{attrs['first_name']},{attrs['plan']},{DEMO_TAG};{run_tag}")
-    answer = await client.post("/v1/contacts/imports", content="\n".join(rows).encode(),
-                               headers={"Content-Type": "text/csv"})
+    answer = await client.post(
+        "/v1/contacts/imports",
+        content="\n".join(rows).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
     if answer.status_code != 202:
         return False
     import_id = answer.json()["id"]
@@ -195,8 +226,10 @@ async def _import_csv(
             if state.get("status") == "completed":
                 return True
             if state.get("status") == "failed":
-                console.print(f"[yellow]import failed ({state.get('errors')}); "
-                              "adding contacts one by one[/yellow]")
+                console.print(
+                    f"[yellow]import failed ({state.get('errors')}); "
+                    "adding contacts one by one[/yellow]"
+                )
                 return False
             await asyncio.sleep(0.5)
     console.print("[yellow]import did not finish in 120 s; adding contacts one by one[/yellow]")
@@ -218,11 +251,13 @@ async def _put_contacts(
             while not queue.empty() and not errors:
                 i = queue.get_nowait()
                 email, attrs = _contact(i, run_tag)
-                answer = await _put(client, f"/v1/contacts/{email}",
-                                    {"attributes": attrs, "tags": [DEMO_TAG, run_tag]})
+                answer = await _put(
+                    client,
+                    f"/v1/contacts/{email}",
+                    {"attributes": attrs, "tags": [DEMO_TAG, run_tag]},
+                )
                 if answer.status_code not in (200, 201):
-                    errors.append(f"PUT {email} answered {answer.status_code}: "
-                                  f"{answer.text[:300]}")
+                    errors.append(f"PUT {email} answered {answer.status_code}: {answer.text[:300]}")
                 progress.advance(task)
 
         await asyncio.gather(*(one_worker() for _ in range(PUT_CONCURRENCY)))
@@ -247,12 +282,19 @@ async def _put(client: httpx.AsyncClient, path: str, body: Any) -> httpx.Respons
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
-async def _watch(client: httpx.AsyncClient, campaign_id: int, wait_seconds: float,
-                 console: Console) -> dict[str, Any]:
+async def _watch(
+    client: httpx.AsyncClient, campaign_id: int, wait_seconds: float, console: Console
+) -> dict[str, Any]:
     """Poll the campaign until it ends (or stalls), with a progress bar."""
     deadline = time.monotonic() + wait_seconds
     started = time.monotonic()
@@ -268,9 +310,13 @@ async def _watch(client: httpx.AsyncClient, campaign_id: int, wait_seconds: floa
             done = sum(int(stats.get(k, 0)) for k in ("sent", "failed", "suppressed"))
             total = int(stats.get("recipients", 0)) or None
             elapsed = max(time.monotonic() - started, 1e-6)
-            progress.update(task, total=total, completed=done,
-                            description=f"sending ({campaign.get('status')})",
-                            rate=f"{int(stats.get('sent', 0)) / elapsed:,.0f}/s")
+            progress.update(
+                task,
+                total=total,
+                completed=done,
+                description=f"sending ({campaign.get('status')})",
+                rate=f"{int(stats.get('sent', 0)) / elapsed:,.0f}/s",
+            )
             if campaign.get("status") in FINAL:
                 return dict(campaign)
             if done != last_done:
@@ -293,19 +339,29 @@ def _report(campaign: dict[str, Any], console: Console) -> int:
         table.add_row(name, f"{int(value):,}")
     console.print(table)
     recipients = int(stats.get("recipients", 0))
-    ok = (campaign.get("status") == "completed" and recipients > 0
-          and int(stats.get("sent", 0)) == recipients)
+    ok = (
+        campaign.get("status") == "completed"
+        and recipients > 0
+        and int(stats.get("sent", 0)) == recipients
+    )
     if ok:
         console.print(f"[green]all {recipients:,} messages sent[/green]")
         return 0
     reason = campaign.get("paused_reason")
-    console.print(f"[red]not every message was sent (status {campaign.get('status')}"
-                  f"{', ' + reason if reason else ''})[/red]")
+    console.print(
+        f"[red]not every message was sent (status {campaign.get('status')}"
+        f"{', ' + reason if reason else ''})[/red]"
+    )
     return 1
 
 
-async def _feedback(client: httpx.AsyncClient, campaign_id: int, simulated: list[str],
-                    console: Console, timeout: float = 90.0) -> int:  # noqa: ASYNC109
+async def _feedback(
+    client: httpx.AsyncClient,
+    campaign_id: int,
+    simulated: list[str],
+    console: Console,
+    timeout: float = 90.0,
+) -> int:  # noqa: ASYNC109
     """Wait for the mailbox simulator's events to come back through SNS → /webhooks/sns →
     the events worker; show deliveries, bounces, complaints and the suppressed addresses."""
     wants_bounces = sum(1 for e in simulated if e.startswith(("bounce+", "suppressionlist+")))
@@ -319,10 +375,17 @@ async def _feedback(client: httpx.AsyncClient, campaign_id: int, simulated: list
             stats = answer.json().get("stats", {}) if answer.status_code == 200 else {}
             delivered, sent = int(stats.get("delivered", 0)), int(stats.get("sent", 0))
             bounced, complained = int(stats.get("bounced", 0)), int(stats.get("complained", 0))
-            progress.update(task, total=sent, completed=delivered + bounced,
-                            rate=f"{bounced} bounced, {complained} complained")
-            if (bounced >= wants_bounces and complained >= wants_complaints
-                    and delivered + bounced >= sent):
+            progress.update(
+                task,
+                total=sent,
+                completed=delivered + bounced,
+                rate=f"{bounced} bounced, {complained} complained",
+            )
+            if (
+                bounced >= wants_bounces
+                and complained >= wants_complaints
+                and delivered + bounced >= sent
+            ):
                 break
             await asyncio.sleep(0.5)
     table = Table(title="feedback from the mailbox simulator")
@@ -342,18 +405,24 @@ async def _feedback(client: httpx.AsyncClient, campaign_id: int, simulated: list
             suppressed.add_row(email, body["scope"], body["reason"])
             found += 1
     console.print(suppressed)
-    if (int(stats.get("bounced", 0)) < wants_bounces
-            or int(stats.get("complained", 0)) < wants_complaints or found < wants_bounces):
-        console.print("[red]the feedback loop did not close: no bounce or complaint came back "
-                      "(is the SES emulator the stack's mailbox simulator?)[/red]")
+    if (
+        int(stats.get("bounced", 0)) < wants_bounces
+        or int(stats.get("complained", 0)) < wants_complaints
+        or found < wants_bounces
+    ):
+        console.print(
+            "[red]the feedback loop did not close: no bounce or complaint came back "
+            "(is the SES emulator the stack's mailbox simulator?)[/red]"
+        )
         return 1
     console.print(f"[green]feedback loop closed: {found} addresses suppressed[/green]")
     return 0
 
 
 async def _show_failures(client: httpx.AsyncClient, campaign_id: int, console: Console) -> None:
-    answer = await client.get(f"/v1/campaigns/{campaign_id}/messages",
-                              params={"status": "failed", "limit": 5})
+    answer = await client.get(
+        f"/v1/campaigns/{campaign_id}/messages", params={"status": "failed", "limit": 5}
+    )
     if answer.status_code != 200:
         return
     body = answer.json()

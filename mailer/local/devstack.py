@@ -169,8 +169,11 @@ def _wait_port_free(port: int, timeout: float) -> None:
 
 
 def wait_until(
-    check: Callable[[], bool], what: str, process: subprocess.Popen[bytes] | None,
-    log_path: Path | None, timeout: float = READY_TIMEOUT,
+    check: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[bytes] | None,
+    log_path: Path | None,
+    timeout: float = READY_TIMEOUT,
 ) -> None:
     """Poll ``check`` until true; fail with the child's log tail on exit or timeout."""
     deadline = time.monotonic() + timeout
@@ -262,28 +265,69 @@ def start_postgres(base_dir: Path, port: int = 15432, database: str = "mailer") 
             entry = pwd.getpwnam(user)
             os.chown(data, entry.pw_uid, entry.pw_gid)
         data.chmod(0o700)
-        init = spawn("initdb", [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-                                "--auth=trust", "--encoding=UTF8", "--no-locale"],
-                     log_path, env=_pg_env(), user=user)
+        init = spawn(
+            "initdb",
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ],
+            log_path,
+            env=_pg_env(),
+            user=user,
+        )
         if init.wait(120) != 0:
             shutil.rmtree(data, ignore_errors=True)
             raise StackError(f"initdb failed; log {log_path}:\n{log_tail(log_path)}")
     _remove_stale_pid_file(data)
 
     argv = [
-        str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
         # a disposable development database: durability is not worth the fsyncs
-        "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-        "-c", "max_connections=200",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
     ]
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{database}"
-    psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-            "-d", "postgres", "-tAq", "-v", "ON_ERROR_STOP=1"]
+    psql = [
+        str(bin_dir / "psql"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-tAq",
+        "-v",
+        "ON_ERROR_STOP=1",
+    ]
 
     def ready() -> bool:
         out = subprocess.run(  # noqa: S603
-            [*psql, "-c", "SELECT 1"], capture_output=True, timeout=5, env=_pg_env(),
+            [*psql, "-c", "SELECT 1"],
+            capture_output=True,
+            timeout=5,
+            env=_pg_env(),
         )
         return out.returncode == 0
 
@@ -302,12 +346,18 @@ def start_postgres(base_dir: Path, port: int = 15432, database: str = "mailer") 
 
     exists = subprocess.run(  # noqa: S603
         [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],  # noqa: S608
-        capture_output=True, text=True, env=_pg_env(), check=False,
+        capture_output=True,
+        text=True,
+        env=_pg_env(),
+        check=False,
     )
     if exists.stdout.strip() != "1":
         created = subprocess.run(  # noqa: S603
             [*psql, "-c", f'CREATE DATABASE "{database}"'],
-            capture_output=True, text=True, env=_pg_env(), check=False,
+            capture_output=True,
+            text=True,
+            env=_pg_env(),
+            check=False,
         )
         if created.returncode != 0:
             _stop_quietly(process)
@@ -359,8 +409,21 @@ def start_redis(base_dir: Path, port: int = 16379) -> Service:
     work = base_dir / "redis"
     work.mkdir(parents=True, exist_ok=True)
     log_path = base_dir / "logs" / "redis.log"
-    argv = [str(_redis_server()), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(work), "--daemonize", "no"]
+    argv = [
+        str(_redis_server()),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(work),
+        "--daemonize",
+        "no",
+    ]
     for attempt in range(3):
         _wait_port_free(port, 5.0)
         process = spawn("redis", argv, log_path)
@@ -391,8 +454,11 @@ def verify_sender(endpoint: str, sender: str, regions: Sequence[str] = ("us-east
     domain = sender.rpartition("@")[2]
     for region in regions:
         client = boto3.client(
-            "sesv2", region_name=region, endpoint_url=endpoint,
-            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
+            "sesv2",
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106
         )
         for identity in (sender, domain):
             # botocore's ListEmailIdentities route is newer than moto's: ask one by one
@@ -463,9 +529,22 @@ def start_ses_standin(
     base_dir = Path(base_dir).resolve()
     signing = ensure_signing_files(base_dir / "sns")
     log_path = base_dir / "logs" / f"ses-{port}.log"
-    argv = [sys.executable, "-m", "mailer.local.standin", "--host", "127.0.0.1",
-            "--port", str(port), "--no-keep-bodies", "--sns-webhook", webhook_url,
-            "--sns-signing-dir", str(base_dir / "sns"), "--sns-topic-arn", DEFAULT_TOPIC]
+    argv = [
+        sys.executable,
+        "-m",
+        "mailer.local.standin",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-keep-bodies",
+        "--sns-webhook",
+        webhook_url,
+        "--sns-signing-dir",
+        str(base_dir / "sns"),
+        "--sns-topic-arn",
+        DEFAULT_TOPIC,
+    ]
     for part in region_rates.split(","):
         if "=" in part:
             argv += ["--rate", part.strip()]
@@ -476,8 +555,11 @@ def start_ses_standin(
         raise StackError(f"port {port} is in use: is another SES emulator running?")
     process = spawn("ses", argv, log_path, env={**os.environ, **AWS_TEST_ENV})
     wait_until(lambda: _port_open(port), "the SES stand-in", process, log_path)
-    return (Service("ses", f"http://127.0.0.1:{port}", process, log_path), signing.cert_dir,
-            DEFAULT_TOPIC)
+    return (
+        Service("ses", f"http://127.0.0.1:{port}", process, log_path),
+        signing.cert_dir,
+        DEFAULT_TOPIC,
+    )
 
 
 # -- the whole stack (mailer dev) ----------------------------------------------------------
@@ -518,13 +600,18 @@ class DevStack:
 
     def child_env(self) -> dict[str, str]:
         # fake credentials for the emulator; an endpoint of the user's keeps their own
-        aws = AWS_TEST_ENV if self.config.ses_endpoint is None else {
-            k: os.environ.get(k, v) for k, v in AWS_TEST_ENV.items()}
+        aws = (
+            AWS_TEST_ENV
+            if self.config.ses_endpoint is None
+            else {k: os.environ.get(k, v) for k, v in AWS_TEST_ENV.items()}
+        )
         feedback = {}
         if self.info.get("sns_cert_dir"):
             # the embedded emulator's notifications: its certificate and topic are trusted
-            feedback = {"MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
-                        "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"]}
+            feedback = {
+                "MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
+                "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"],
+            }
         return {
             **os.environ,
             **aws,
@@ -559,9 +646,12 @@ class DevStack:
         except BaseException:
             self.stop()
             raise
-        self.info.update(api_url=self.api_url, pid=os.getpid(), base_dir=str(cfg.base_dir),
-                         embedded=[s.name for s in self.services
-                                   if s.name not in ("api", "worker")])
+        self.info.update(
+            api_url=self.api_url,
+            pid=os.getpid(),
+            base_dir=str(cfg.base_dir),
+            embedded=[s.name for s in self.services if s.name not in ("api", "worker")],
+        )
         self.stack_file.write_text(json.dumps(self.info, indent=2))
         self.stack_file.chmod(0o600)  # holds an admin key
         return self.info
@@ -594,20 +684,27 @@ class DevStack:
         if cfg.ses_endpoint:
             self.info["ses_endpoint"] = cfg.ses_endpoint
         else:
-            self.log(f"starting the SES emulator with the mailbox simulator on "
-                     f"127.0.0.1:{cfg.ses_port}")
+            self.log(
+                f"starting the SES emulator with the mailbox simulator on 127.0.0.1:{cfg.ses_port}"
+            )
             ses, cert_dir, topic = start_ses_standin(
-                cfg.ses_port, cfg.base_dir, webhook_url=f"{self.api_url}/webhooks/sns",
-                region_rates=cfg.region_rates)
+                cfg.ses_port,
+                cfg.base_dir,
+                webhook_url=f"{self.api_url}/webhooks/sns",
+                region_rates=cfg.region_rates,
+            )
             self.services.append(ses)
             verify_sender(ses.url, cfg.sender, regions)
-            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir),
-                             sns_topic_arn=topic)
+            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir), sns_topic_arn=topic)
 
     def _run_cli(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "mailer.cli", *args], env=self.child_env(),
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "mailer.cli", *args],
+            env=self.child_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if out.returncode != 0:
             raise StackError(f"mailer {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
@@ -635,19 +732,37 @@ class DevStack:
         if _port_open(cfg.api_port, cfg.api_host):
             raise StackError(f"port {cfg.api_port} is in use: is another API running?")
         self.log(f"starting the API on {self.api_url} and one worker")
-        api = spawn("api", [sys.executable, "-m", "mailer.cli", "api", "--host", cfg.api_host,
-                            "--port", str(cfg.api_port)], logs / "api.log", env=env)
-        self.services.append(Service("api", self.api_url, api, logs / "api.log",
-                                     stop_signal=signal.SIGINT))
-        worker = spawn("worker", [sys.executable, "-m", "mailer.cli", "worker"],
-                       logs / "worker.log", env=env)
-        self.services.append(Service("worker", "", worker, logs / "worker.log",
-                                     stop_signal=signal.SIGINT))
-        wait_until(lambda: api_ready(self.api_url), "the API (/readyz)", api, logs / "api.log",
-                   timeout=60)
+        api = spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "mailer.cli",
+                "api",
+                "--host",
+                cfg.api_host,
+                "--port",
+                str(cfg.api_port),
+            ],
+            logs / "api.log",
+            env=env,
+        )
+        self.services.append(
+            Service("api", self.api_url, api, logs / "api.log", stop_signal=signal.SIGINT)
+        )
+        worker = spawn(
+            "worker", [sys.executable, "-m", "mailer.cli", "worker"], logs / "worker.log", env=env
+        )
+        self.services.append(
+            Service("worker", "", worker, logs / "worker.log", stop_signal=signal.SIGINT)
+        )
+        wait_until(
+            lambda: api_ready(self.api_url), "the API (/readyz)", api, logs / "api.log", timeout=60
+        )
         if worker.poll() is not None:
-            raise StackError(f"the worker exited with code {worker.returncode}:\n"
-                             f"{log_tail(logs / 'worker.log')}")
+            raise StackError(
+                f"the worker exited with code {worker.returncode}:\n{log_tail(logs / 'worker.log')}"
+            )
 
     def failed_service(self) -> Service | None:
         """The first child that exited although nobody stopped it."""
@@ -699,9 +814,13 @@ def stack_config(base_dir: Path, **ports: Any) -> StackConfig:
     settings = Settings()
     given = settings.model_fields_set  # fields that came from the environment
     if "regions" in given:
-        ports.setdefault("region_rates", ",".join(
-            f"{r}={settings.region_rates[r]:g}" if r in settings.region_rates else r
-            for r in settings.regions))
+        ports.setdefault(
+            "region_rates",
+            ",".join(
+                f"{r}={settings.region_rates[r]:g}" if r in settings.region_rates else r
+                for r in settings.regions
+            ),
+        )
     return StackConfig(
         base_dir=Path(base_dir).resolve(),
         database_url=settings.database_url if "database_url" in given else None,

@@ -59,16 +59,20 @@ FAULTS: dict[str, tuple[int, str, str]] = {
     "quota": (400, "LimitExceededException", "Daily message quota exceeded."),
     "region_down": (500, "InternalFailure", "Service unavailable in this region."),
     "credentials": (
-        403, "UnrecognizedClientException",
+        403,
+        "UnrecognizedClientException",
         "The security token included in the request is invalid.",
     ),
     "unverified_sender": (
-        400, "MessageRejected",
+        400,
+        "MessageRejected",
         "Email address is not verified. The following identities failed the check in "
         "region US-EAST-1: {sender}",
     ),
     "no_configuration_set": (
-        404, "NotFoundException", "Configuration set <{configuration_set}> does not exist.",
+        404,
+        "NotFoundException",
+        "Configuration set <{configuration_set}> does not exist.",
     ),
     "error": (400, "", ""),  # any answer: give ``code``, ``status`` and ``message``
     "timeout": (0, "", ""),
@@ -748,14 +752,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     sim = parser.add_argument_group("mailbox simulator (SNS notifications to a webhook)")
     sim.add_argument("--sns-webhook", metavar="URL", help="POST SES events here, signed as SNS")
-    sim.add_argument("--sns-signing-dir", type=Path, metavar="DIR",
-                     help="signing key and certs/ (made when missing; certs/ is the webhook's"
-                          " MAILER_SNS_CERT_DIR)")
+    sim.add_argument(
+        "--sns-signing-dir",
+        type=Path,
+        metavar="DIR",
+        help="signing key and certs/ (made when missing; certs/ is the webhook's"
+        " MAILER_SNS_CERT_DIR)",
+    )
     sim.add_argument("--sns-topic-arn", default=DEFAULT_TOPIC)
-    sim.add_argument("--sns-delay-ms", type=float, default=500.0,
-                     help="how long after the send an event is published")
-    sim.add_argument("--deliver-all", action="store_true",
-                     help="a Delivery for every accepted recipient, not only the simulator's")
+    sim.add_argument(
+        "--sns-delay-ms",
+        type=float,
+        default=500.0,
+        help="how long after the send an event is published",
+    )
+    sim.add_argument(
+        "--deliver-all",
+        action="store_true",
+        help="a Delivery for every accepted recipient, not only the simulator's",
+    )
     parser.set_defaults(record="full")
     return parser.parse_args(argv)
 
@@ -775,8 +790,9 @@ async def serve(args: argparse.Namespace) -> None:
         if args.sns_signing_dir is None:
             raise SystemExit("--sns-webhook needs --sns-signing-dir")
         signer = Signer(ensure_signing_files(args.sns_signing_dir), args.sns_topic_arn)
-        simulator = Simulator(signer, args.sns_webhook, delay=args.sns_delay_ms / 1000,
-                              deliver_all=args.deliver_all)
+        simulator = Simulator(
+            signer, args.sns_webhook, delay=args.sns_delay_ms / 1000, deliver_all=args.deliver_all
+        )
     app = Standin(config, simulator)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

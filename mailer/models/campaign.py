@@ -8,15 +8,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
 
-CAMPAIGN_STATUSES = (
-    "draft", "scheduled", "sending", "paused", "completed", "cancelled", "failed"
-)
+CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "completed", "cancelled", "failed")
 
 # the counters of GET /v1/campaigns/{id}.stats, kept in campaign_stats so that reading
 # them stays cheap on million-recipient campaigns
 STAT_NAMES = (
-    "recipients", "queued", "sent", "failed", "suppressed", "delivered", "bounced",
-    "complained", "opened", "clicked", "unsubscribed", "resent",
+    "recipients",
+    "queued",
+    "sent",
+    "failed",
+    "suppressed",
+    "delivered",
+    "bounced",
+    "complained",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "resent",
 )
 
 
@@ -25,9 +33,7 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
-    template_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("templates.id"), nullable=False
-    )
+    template_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("templates.id"), nullable=False)
     template_version_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("template_versions.id"), nullable=False
     )

@@ -46,9 +46,7 @@ class ContactImport(Base):
     created: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     updated: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     rejected: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
-    errors: Mapped[list[dict[str, Any]]] = mapped_column(
-        JSONB, nullable=False, server_default="[]"
-    )
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default="[]")
     # the CSV columns that become attributes, in the order of the staged attribute_values
     attribute_keys: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default="{}"

@@ -231,8 +231,9 @@ class RateLimiter:
         self.rates[region] = float(rate)
         metrics.RATE_LIMIT.labels(region).set(rate)
 
-    async def book(self, region: str, want: int, priority: int
-                   ) -> tuple[int, float, float, float, float]:
+    async def book(
+        self, region: str, want: int, priority: int
+    ) -> tuple[int, float, float, float, float]:
         """Book up to ``want`` slots: (booked, seconds to the first, seconds between them,
         seconds until more can be booked, Redis' time of the booking)."""
         rate = self.rates[region] * HEADROOM
@@ -267,14 +268,16 @@ class RateLimiter:
                 return
             self.late += 1
 
-    async def slow_down(self, region: str, factor: float = 0.85, floor: float = 0.2,
-                        every: float = 1.0) -> float:
+    async def slow_down(
+        self, region: str, factor: float = 0.85, floor: float = 0.2, every: float = 1.0
+    ) -> float:
         """SES throttled us: cut the region's rate by ``factor``, at most once per ``every``
         seconds across all processes (the throttling answers of one crowded second arrive
         together and are one signal); it recovers by 5 % of the rate per second."""
         rate = self.rates[region] * HEADROOM
-        return float(await self._slow(keys=[f"{self.prefix}:{region}"],
-                                      args=[floor, factor, rate, every]))
+        return float(
+            await self._slow(keys=[f"{self.prefix}:{region}"], args=[floor, factor, rate, every])
+        )
 
     async def calibrate(self, samples: int = 5) -> None:
         """A few round trips to Redis' clock before the first booking, so the first slots

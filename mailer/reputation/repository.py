@@ -339,8 +339,7 @@ _SERIES = text(
 )
 
 
-async def series(db: Db, mail_class: str | None, span_seconds: int,
-                 step_seconds: int) -> list[Any]:
+async def series(db: Db, mail_class: str | None, span_seconds: int, step_seconds: int) -> list[Any]:
     """(bin start, sent, hard bounces, complaints) of one class (None: all) per bin."""
     return list(
         await db.execute(

@@ -18,8 +18,9 @@ class GroupWriter(Generic[T, R]):
     ``max_items`` are waiting or ``delay`` seconds after the first one arrived.
     """
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[R]], delay: float,
-                 max_items: int) -> None:
+    def __init__(
+        self, flush: Callable[[list[T]], Awaitable[R]], delay: float, max_items: int
+    ) -> None:
         self._flush = flush
         self.delay = delay
         self.max_items = max_items

@@ -14,9 +14,16 @@ from redis.asyncio import Redis
 
 
 class RegionHealth:
-    def __init__(self, redis: Redis, regions: list[str], *, failure_threshold: int = 10,
-                 open_seconds: float = 15.0, refresh_seconds: float = 0.5,
-                 prefix: str = "mailer:region") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        regions: list[str],
+        *,
+        failure_threshold: int = 10,
+        open_seconds: float = 15.0,
+        refresh_seconds: float = 0.5,
+        prefix: str = "mailer:region",
+    ) -> None:
         self.redis = redis
         self.regions = list(regions)
         self.failure_threshold = failure_threshold
@@ -68,8 +75,9 @@ class RegionHealth:
         if count >= self.failure_threshold and region not in self._down:
             self._down.add(region)
             self._failures[region] = 0
-            await self.redis.set(f"{self.prefix}:{region}:open", "1",
-                                 px=int(self.open_seconds * 1000))
+            await self.redis.set(
+                f"{self.prefix}:{region}:open", "1", px=int(self.open_seconds * 1000)
+            )
 
     async def park(self, region: str, seconds: float) -> None:
         """Daily quota exhausted: no traffic to the region for ``seconds``."""

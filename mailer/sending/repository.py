@@ -139,8 +139,14 @@ class ContactView:
     status: str
 
 
-_SCREENED = ("test_campaign_name", "test_campaign_regions", "contact_attributes",
-             "contact_tags", "contact_status", "scopes")
+_SCREENED = (
+    "test_campaign_name",
+    "test_campaign_regions",
+    "contact_attributes",
+    "contact_tags",
+    "contact_status",
+    "scopes",
+)
 
 
 async def claim_messages(
@@ -154,11 +160,14 @@ async def claim_messages(
         message = Claimed(**values)
         message.suppressed = bool(set(extra["scopes"]) & set(scopes_for(message.mail_class)))
         if extra["contact_status"] is not None:
-            message.contact = ContactView(extra["contact_attributes"],
-                                          list(extra["contact_tags"]), extra["contact_status"])
+            message.contact = ContactView(
+                extra["contact_attributes"], list(extra["contact_tags"]), extra["contact_status"]
+            )
         if message.test_campaign_id is not None and extra["test_campaign_name"] is not None:
-            message.test_campaign = (extra["test_campaign_name"],
-                                     list(extra["test_campaign_regions"] or []))
+            message.test_campaign = (
+                extra["test_campaign_name"],
+                list(extra["test_campaign_regions"] or []),
+            )
         claimed.append(message)
     return claimed
 

@@ -54,8 +54,9 @@ T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=256)
-def _inline_template(templates_dir: Path, subject: str, html: str, text: str | None
-                     ) -> CompiledTemplate:
+def _inline_template(
+    templates_dir: Path, subject: str, html: str, text: str | None
+) -> CompiledTemplate:
     """Inline content of transactional messages, compiled once per distinct content."""
     return compile_template(templates_dir, subject, html, text)
 
@@ -162,8 +163,12 @@ class CampaignStates:
     sending: a pause must stop SES calls within 2 s even when polling stalls.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], refresh: float = 0.25,
-                 stale_after: float = 1.0):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        refresh: float = 0.25,
+        stale_after: float = 1.0,
+    ):
         self.sessionmaker = sessionmaker
         self.refresh = refresh
         self.stale_after = stale_after
@@ -248,8 +253,7 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-async def _invalidating(conn: AsyncConnection | AsyncSession,
-                        run: Callable[[], Awaitable[T]]) -> T:
+async def _invalidating(conn: AsyncConnection | AsyncSession, run: Callable[[], Awaitable[T]]) -> T:
     """``run()``; after a failure the connection is dropped, not pooled again: after a
     restart its protocol state may be broken ("another operation is in progress"), and
     a retry must not get it back."""
@@ -271,9 +275,15 @@ class BatchReport:
 class Sender:
     """One per worker process: the lanes' senders, limiter, region health and caches."""
 
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                 transport: Transport, limiter: RateLimiter, health: RegionHealth,
-                 pauser: Pauser | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        limiter: RateLimiter,
+        health: RegionHealth,
+        pauser: Pauser | None = None,
+    ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.engine = sessionmaker.kw["bind"]
@@ -282,9 +292,13 @@ class Sender:
         self.health = health
         self.states = CampaignStates(sessionmaker)
         self._queues: dict[str, asyncio.Queue[_Item]] = {
-            CAMPAIGN_LANE: asyncio.Queue(), TRANSACTIONAL_LANE: asyncio.Queue()}
-        self._pool_sizes = {CAMPAIGN_LANE: settings.send_concurrency,
-                            TRANSACTIONAL_LANE: settings.transactional_concurrency}
+            CAMPAIGN_LANE: asyncio.Queue(),
+            TRANSACTIONAL_LANE: asyncio.Queue(),
+        }
+        self._pool_sizes = {
+            CAMPAIGN_LANE: settings.send_concurrency,
+            TRANSACTIONAL_LANE: settings.transactional_concurrency,
+        }
         self._consumers: dict[str, list[asyncio.Task[None]]] = {}
         self.pauser = pauser
         self.errors = ErrorRate(settings.error_stop_window, settings.error_stop_failures)
@@ -324,13 +338,17 @@ class Sender:
         plan = self._plans.get(campaign_id)
         if plan is None:
             row = await self._read(
-                lambda session: _one(session.execute(_PLAN, {"id": campaign_id})))
-            template = compiled_version(self.settings.templates_dir, row.version_id, row.subject,
-                                        row.html, row.text)
+                lambda session: _one(session.execute(_PLAN, {"id": campaign_id}))
+            )
+            template = compiled_version(
+                self.settings.templates_dir, row.version_id, row.subject, row.html, row.text
+            )
             plan = SendPlan(
-                mail_class=row.mail_class, from_address=row.from_address,
+                mail_class=row.mail_class,
+                from_address=row.from_address,
                 reply_to=row.reply_to,
-                regions=list(row.regions) or list(self.settings.regions), template=template,
+                regions=list(row.regions) or list(self.settings.regions),
+                template=template,
                 configuration_set=self.settings.configuration_sets.get(row.mail_class),
                 campaign=CampaignRef(row.id, row.name),
             )
@@ -347,21 +365,20 @@ class Sender:
         claimed: list[Claimed] = []
         if not self.stopping:
             async with transaction(self.sessionmaker) as session:
-                claimed = await repo.claim(session, campaign_id, lo, hi, token, lease,
-                                           hi - lo + 1)
+                claimed = await repo.claim(session, campaign_id, lo, hi, token, lease, hi - lo + 1)
         report.claimed = len(claimed)
         if claimed:
             self.states.watch(campaign_id)
             renewer = asyncio.create_task(self._renew(token))
             try:
                 plan = await self.plan(campaign_id)
-                await self._send_claimed([(m, plan) for m in claimed], token, report,
-                                         CAMPAIGN_LANE)
+                await self._send_claimed([(m, plan) for m in claimed], token, report, CAMPAIGN_LANE)
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
         report.next_due = await self._read(
-            lambda session: repo.next_due(session, campaign_id, lo, hi))
+            lambda session: repo.next_due(session, campaign_id, lo, hi)
+        )
         return report
 
     async def send_messages(self, ids: list[int]) -> BatchReport:
@@ -372,8 +389,9 @@ class Sender:
         claimed: list[Claimed] = []
         if not self.stopping:
             # a bare connection: fewer round trips than a session, each one counts here
-            claimed = await self._write(lambda conn: repo.claim_messages(
-                conn, ids, token, self.settings.lease_seconds))
+            claimed = await self._write(
+                lambda conn: repo.claim_messages(conn, ids, token, self.settings.lease_seconds)
+            )
         report.claimed = len(claimed)
         if claimed:
             renewer = asyncio.create_task(self._renew(token))
@@ -388,11 +406,17 @@ class Sender:
     def message_plan(self, m: Claimed) -> SendPlan:
         """The plan of a transactional message: its own content, sender and class."""
         if m.template_version_id is not None:
-            template = compiled_version(self.settings.templates_dir, m.template_version_id,
-                                        m.subject or "", m.html or "", m.text)
+            template = compiled_version(
+                self.settings.templates_dir,
+                m.template_version_id,
+                m.subject or "",
+                m.html or "",
+                m.text,
+            )
         else:
-            template = _inline_template(self.settings.templates_dir, m.subject or "",
-                                        m.html or "", m.text)
+            template = _inline_template(
+                self.settings.templates_dir, m.subject or "", m.html or "", m.text
+            )
         campaign = None
         regions = list(self.settings.regions)
         if m.test_campaign_id is not None and m.test_campaign is not None:
@@ -400,14 +424,19 @@ class Sender:
             campaign = CampaignRef(m.test_campaign_id, name)
             regions = tested_regions or regions
         return SendPlan(
-            mail_class=m.mail_class, from_address=m.from_address or "", reply_to=m.reply_to,
-            regions=regions, template=template,
+            mail_class=m.mail_class,
+            from_address=m.from_address or "",
+            reply_to=m.reply_to,
+            regions=regions,
+            template=template,
             configuration_set=self.settings.configuration_sets.get(m.mail_class),
-            campaign=campaign, test=m.test_campaign_id is not None,
+            campaign=campaign,
+            test=m.test_campaign_id is not None,
         )
 
-    async def _send_claimed(self, work: list[tuple[Claimed, SendPlan]], token: str,
-                            report: BatchReport, lane: str) -> None:
+    async def _send_claimed(
+        self, work: list[tuple[Claimed, SendPlan]], token: str, report: BatchReport, lane: str
+    ) -> None:
         """Suppression, then the lane's senders; outcomes group-committed as they come."""
         claimed = [m for m, _ in work]
 
@@ -431,12 +460,11 @@ class Sender:
         # hidden by the other senders (an outcome's wait only holds its batch's end). A
         # transactional message has few companions and waits for its own mark: 1 ms.
         mark_delay = 0.005 if lane == CAMPAIGN_LANE else 0.001
-        marks: GroupWriter[int, set[int]] = GroupWriter(flush_marks, delay=mark_delay,
-                                                        max_items=200)
-        records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05,
-                                                         max_items=500)
-        contacts, suppressed = await self._screen([(m, p) for m, p in work
-                                                   if m.suppressed is None])
+        marks: GroupWriter[int, set[int]] = GroupWriter(
+            flush_marks, delay=mark_delay, max_items=200
+        )
+        records: GroupWriter[Outcome, int] = GroupWriter(flush_outcomes, delay=0.05, max_items=500)
+        contacts, suppressed = await self._screen([(m, p) for m, p in work if m.suppressed is None])
         await self.health.refresh()
 
         pending: list[asyncio.Future[Any]] = []
@@ -447,18 +475,21 @@ class Sender:
             else:  # screened by its claim
                 contact, is_suppressed = message.contact, message.suppressed
             if contact is None and plan.campaign_id is not None:
-                pending.append(records.add(Outcome(message.id, "cancelled",
-                                                   error="contact erased")))
+                pending.append(
+                    records.add(Outcome(message.id, "cancelled", error="contact erased"))
+                )
             elif is_suppressed or (
                 # unsubscribing stops marketing mail only; a recipient need not be a contact
-                plan.mail_class == "marketing" and contact is not None
+                plan.mail_class == "marketing"
+                and contact is not None
                 and contact.status != "subscribed"
             ):
                 pending.append(records.add(Outcome(message.id, "suppressed")))
             else:
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._queues[lane].put_nowait(
-                    _Item(plan, message, contact, token, marks, records, done))
+                    _Item(plan, message, contact, token, marks, records, done)
+                )
                 pending.append(done)
         self._ensure_pool(lane)
         results = await asyncio.gather(*pending, return_exceptions=True)
@@ -475,18 +506,23 @@ class Sender:
                 name = "recorded"
             report.outcomes[name] = report.outcomes.get(name, 0) + 1
 
-    async def _screen(self, work: list[tuple[Claimed, SendPlan]]
-                      ) -> tuple[dict[int, Any], dict[str, set[str]]]:
+    async def _screen(
+        self, work: list[tuple[Claimed, SendPlan]]
+    ) -> tuple[dict[int, Any], dict[str, set[str]]]:
         """Contacts by id and suppressed addresses by mail class, for claimed messages."""
         if not work:
             return {}, {}
-        contacts = await self._read(lambda session: repo.contacts(
-            session, [m.contact_id for m, _ in work if m.contact_id is not None]))
+        contacts = await self._read(
+            lambda session: repo.contacts(
+                session, [m.contact_id for m, _ in work if m.contact_id is not None]
+            )
+        )
         suppressed: dict[str, set[str]] = {}
         for mail_class in {plan.mail_class for _, plan in work}:
             emails = [m.email for m, p in work if p.mail_class == mail_class]
             suppressed[mail_class] = await self._read(
-                functools.partial(_suppressed, emails=emails, mail_class=mail_class))
+                functools.partial(_suppressed, emails=emails, mail_class=mail_class)
+            )
         return contacts, suppressed
 
     def _ensure_pool(self, lane: str) -> None:
@@ -502,8 +538,9 @@ class Sender:
         while True:
             item = await queue.get()
             try:
-                outcome = await self._send_one(item.plan, item.message, item.contact, item.token,
-                                               item.marks)
+                outcome = await self._send_one(
+                    item.plan, item.message, item.contact, item.token, item.marks
+                )
             except Exception as exc:  # noqa: BLE001 - the batch reports it; the lease recovers
                 if not item.done.done():
                     item.done.set_exception(exc)
@@ -528,9 +565,11 @@ class Sender:
         public = self.settings.public_url.rstrip("/")
         unsubscribe_url = f"{public}/unsubscribe/{token}"
         context: dict[str, Any] = {
-            "contact": {"email": message.email,
-                        "attributes": contact.attributes if contact is not None else {},
-                        "tags": list(contact.tags) if contact is not None else []},
+            "contact": {
+                "email": message.email,
+                "attributes": contact.attributes if contact is not None else {},
+                "tags": list(contact.tags) if contact is not None else [],
+            },
             "data": message.data or {},
             "unsubscribe_url": unsubscribe_url,
             "postal_address": self.settings.postal_address,
@@ -538,8 +577,9 @@ class Sender:
         if plan.campaign is not None:
             context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
         rendered = plan.template.render(context)
-        headers = mail_headers(plan.mail_class, unsubscribe_url,
-                               unsubscribe_mailto(plan.from_address, token))
+        headers = mail_headers(
+            plan.mail_class, unsubscribe_url, unsubscribe_mailto(plan.from_address, token)
+        )
         if message.headers:
             headers.update(message.headers)
         tags = {"mail_class": plan.mail_class}
@@ -551,9 +591,15 @@ class Sender:
         if message.tags:
             tags.update(message.tags)
         return OutboundEmail(
-            to=message.email, from_address=plan.from_address, subject=rendered.subject,
-            html=rendered.html, text=rendered.text, reply_to=plan.reply_to, headers=headers,
-            tags=tags, configuration_set=plan.configuration_set,
+            to=message.email,
+            from_address=plan.from_address,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            reply_to=plan.reply_to,
+            headers=headers,
+            tags=tags,
+            configuration_set=plan.configuration_set,
         )
 
     def _may_send(self, plan: SendPlan) -> bool:
@@ -575,8 +621,14 @@ class Sender:
         delay = None if plan.campaign_id is not None else self._held_for(plan.mail_class)
         return Outcome(message.id, "release", delay=delay)
 
-    async def _send_one(self, plan: SendPlan, message: Claimed, contact: Any, token: str,
-                        marks: GroupWriter[int, set[int]]) -> Outcome | None:
+    async def _send_one(
+        self,
+        plan: SendPlan,
+        message: Claimed,
+        contact: Any,
+        token: str,
+        marks: GroupWriter[int, set[int]],
+    ) -> Outcome | None:
         # one of the pool's senders: the pool size bounds the calls in flight
         if not self._may_send(plan):
             return self._not_now(plan, message)
@@ -609,16 +661,18 @@ class Sender:
         self.health.success(region)
         return Outcome(message.id, "sent", sid=sid, region=region)
 
-    async def _failed(self, plan: SendPlan, message: Claimed, region: str,
-                      exc: SendError, call_started: datetime) -> Outcome:
+    async def _failed(
+        self, plan: SendPlan, message: Claimed, region: str, exc: SendError, call_started: datetime
+    ) -> Outcome:
         reason = exc.reason[:1000]
         if exc.kind is ErrorKind.THROTTLED:
             now = time.monotonic()
             if now - self._slowed.get(region, 0.0) > 0.2:
                 self._slowed[region] = now
                 await self.limiter.slow_down(region)
-            return Outcome(message.id, "throttled", region=region, error=reason,
-                           delay=0.5 + random.random())
+            return Outcome(
+                message.id, "throttled", region=region, error=reason, delay=0.5 + random.random()
+            )
         if exc.kind is ErrorKind.QUOTA:
             await self.health.park(region, self.settings.quota_park_seconds)
             return Outcome(message.id, "throttled", region=region, error=reason, delay=1.0)
@@ -638,8 +692,12 @@ class Sender:
         await self.health.failure(region)
         attempts = message.attempts + 1
         if attempts >= self.settings.transient_max_attempts:
-            return Outcome(message.id, "failed", region=region,
-                           error=f"gave up after {attempts} attempts: {reason}")
+            return Outcome(
+                message.id,
+                "failed",
+                region=region,
+                error=f"gave up after {attempts} attempts: {reason}",
+            )
         # exponential backoff with full jitter
         delay = self.settings.retry_base_seconds * (2 ** (attempts - 1)) * (0.5 + random.random())
         return Outcome(message.id, "retry", region=region, error=reason, delay=delay)
@@ -664,8 +722,10 @@ class Sender:
         since = self.errors.note(campaign_id, outcome.outcome == "failed")
         if since is None or self.pauser is None:
             return
-        reason = (f"error-rate stop: {self.errors.failures} of the last "
-                  f"{self.errors.window} sends failed; last: {outcome.error}")
+        reason = (
+            f"error-rate stop: {self.errors.failures} of the last "
+            f"{self.errors.window} sends failed; last: {outcome.error}"
+        )
         try:
             await self.pauser.stop_campaign(campaign_id, reason[:1000], since)
         except Exception as exc:  # noqa: BLE001 - the window fills again and tries again
@@ -702,8 +762,7 @@ class _Item:
     done: asyncio.Future[Any]
 
 
-async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str
-                      ) -> set[str]:
+async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str) -> set[str]:
     return await repo.suppressed(session, emails, mail_class)
 
 

@@ -78,26 +78,43 @@ class Transport(Protocol):
 
 
 _THROTTLED = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
-_TRANSIENT = {"InternalFailure", "InternalError", "ServiceUnavailable",
-              "ServiceUnavailableException"}
+_TRANSIENT = {
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+}
 # A problem of the account or its configuration, not of the message: every other message
 # would meet it too, so failing them one by one would burn the audience.
 _ACCOUNT = {
     # credentials refused or expired
-    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
-    "ExpiredTokenException", "InvalidAccessKeyId", "MissingAuthenticationToken",
-    "IncompleteSignature", "AuthFailure",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
+    "AuthFailure",
     # signature or clock skew
-    "InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
     "RequestTimeTooSkewed",
     # permissions
-    "AccessDenied", "AccessDeniedException", "OptInRequired",
+    "AccessDenied",
+    "AccessDeniedException",
+    "OptInRequired",
     # sender identity and configuration
-    "MailFromDomainNotVerifiedException", "MailFromDomainNotVerified",
-    "ConfigurationSetDoesNotExist", "ConfigurationSetDoesNotExistException",
+    "MailFromDomainNotVerifiedException",
+    "MailFromDomainNotVerified",
+    "ConfigurationSetDoesNotExist",
+    "ConfigurationSetDoesNotExistException",
     # sending paused or stopped for the account or the configuration set
-    "SendingPausedException", "AccountSendingPausedException",
-    "ConfigurationSetSendingPausedException", "AccountSuspendedException",
+    "SendingPausedException",
+    "AccountSendingPausedException",
+    "ConfigurationSetSendingPausedException",
+    "AccountSuspendedException",
 }
 # The message's own problem (its recipient or content): that message fails.
 _PERMANENT = {
@@ -252,8 +269,13 @@ class SesTransport:
             answer = await client.send_email(**send_email_params(email))
         except Exception as exc:  # noqa: BLE001 - every failure is classified here
             error = classify(exc, email)
-            metrics.ses_call(region, "SendEmail", started, error_code(exc, error),
-                             error.kind is ErrorKind.THROTTLED)
+            metrics.ses_call(
+                region,
+                "SendEmail",
+                started,
+                error_code(exc, error),
+                error.kind is ErrorKind.THROTTLED,
+            )
             raise error from exc
         metrics.ses_call(region, "SendEmail", started)
         return str(answer["MessageId"])

@@ -33,8 +33,9 @@ def longest_line(s: str) -> int:
     """The longest line of ``s`` in UTF-8 octets."""
     if len(s) <= _SAFE_CHARS:
         return len(s.encode())
-    return max([len(line.encode()) if len(line) > _SAFE_CHARS else len(line)
-                for line in s.split("\n")])
+    return max(
+        [len(line.encode()) if len(line) > _SAFE_CHARS else len(line) for line in s.split("\n")]
+    )
 
 
 def _too_long(line: str) -> bool:
@@ -55,7 +56,7 @@ def _fold(line: str, breaks: list[int]) -> str:
                 last = -1
             else:
                 fits = len(line[start:].encode()[:MAX_LINE].decode("utf-8", "ignore"))
-                out.append(line[start:start + fits])
+                out.append(line[start : start + fits])
                 start += fits
         last = at
     out.append(line[start:])

@@ -54,7 +54,8 @@ class CompiledTemplate:
     text: Template | None
     # per output shape: the CSS-inlined HTML and the derived text with holes for the values
     _shapes: dict[tuple[str | None, ...], _Derived | None] = field(
-        default_factory=dict, compare=False, repr=False)
+        default_factory=dict, compare=False, repr=False
+    )
 
     def render(self, context: dict[str, Any]) -> Rendered:
         """One message; RenderError (RenderLimitError for a sandbox limit) if it fails."""
@@ -80,7 +81,8 @@ class CompiledTemplate:
         body = "".join(chunks)
         if len(body) > MAX_OUTPUT_CHARS or (text and len(text) > MAX_OUTPUT_CHARS):
             raise RenderLimitError(
-                f"output limit: the render produced more than {MAX_OUTPUT_CHARS:,} characters")
+                f"output limit: the render produced more than {MAX_OUTPUT_CHARS:,} characters"
+            )
         if text is not None:
             text = fold_text(text)
         derived = self._derive(chunks, body, text is None)
@@ -88,8 +90,9 @@ class CompiledTemplate:
             html, derived_text = derived
             return Rendered(subject, html, text or derived_text)
         inlined = _inline_css(body)
-        return Rendered(subject=subject, html=fold_html(inlined),
-                        text=text or fold_text(html_to_text(inlined)))
+        return Rendered(
+            subject=subject, html=fold_html(inlined), text=text or fold_text(html_to_text(inlined))
+        )
 
     def _derive(self, chunks: list[str], body: str, need_text: bool) -> tuple[str, str] | None:
         """CSS inlining and the text part without parsing this message's HTML.
@@ -124,8 +127,10 @@ class CompiledTemplate:
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that escaping, inlining and text conversion leave alone: words split by spaces
 # (a word: no whitespace, what \s matches spelt out, which the regex engine tests faster)
-_WORD = "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000" \
+_WORD = (
+    "[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
     "<>&\"'\ue000-\ue002]++"
+)
 _PLAIN = re.compile(f"{_WORD}(?: {_WORD})*+")
 # all of a message's values, joined by "\ue000" (which no plain value holds: "\n" could be
 # in one, and text conversion makes a space of it), each plain
@@ -177,8 +182,9 @@ class _Holes:
         characters counted as 4 octets each): only then is folding worth a look."""
         if self.static_longest > limit:
             return True
-        return any(own + 4 * sum([len(values[i]) for i in held]) > limit
-                   for own, held in self.lines)
+        return any(
+            own + 4 * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
+        )
 
     def fill(self, values: list[str]) -> str:
         buf: list[str] = [""] * self.size
@@ -255,28 +261,40 @@ def _new_context(template: Template, context: dict[str, Any]) -> Context:
         if sorted(vars(probe)) != _CONTEXT_ATTRS or sorted(vars(probe.eval_ctx)) != _EVAL_ATTRS:
             return template.new_context(context)  # a Jinja whose contexts hold other state
         fixed = template.__dict__["_mailer_fixed"] = (
-            template.environment, template.name, template.globals, template.blocks,
-            probe.eval_ctx.autoescape)
+            template.environment,
+            template.name,
+            template.globals,
+            template.blocks,
+            probe.eval_ctx.autoescape,
+        )
     env, name, globals_, blocks, autoescape = fixed
     eval_ctx = _new_object(EvalContext)
     eval_ctx.__dict__ = {"environment": env, "autoescape": autoescape, "volatile": False}
     ctx = _new_object(Context)
     ctx.__dict__ = {
-        "parent": {**globals_, **context}, "vars": {}, "environment": env,
-        "eval_ctx": eval_ctx, "exported_vars": set(), "name": name,
-        "globals_keys": set(globals_), "blocks": {k: [v] for k, v in blocks.items()}}
+        "parent": {**globals_, **context},
+        "vars": {},
+        "environment": env,
+        "eval_ctx": eval_ctx,
+        "exported_vars": set(),
+        "name": name,
+        "globals_keys": set(globals_),
+        "blocks": {k: [v] for k, v in blocks.items()},
+    }
     return ctx
 
 
 _new_object = object.__new__
-_CONTEXT_ATTRS = sorted(["parent", "vars", "environment", "eval_ctx", "exported_vars", "name",
-                         "globals_keys", "blocks"])
+_CONTEXT_ATTRS = sorted(
+    ["parent", "vars", "environment", "eval_ctx", "exported_vars", "name", "globals_keys", "blocks"]
+)
 _EVAL_ATTRS = ["autoescape", "environment", "volatile"]
 
 
 # @media rules stay in a <style> (the responsive layout needs them); the rest is inlined
-_INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False,
-                                 keep_at_rules=True)
+_INLINER = css_inline.CSSInliner(
+    keep_style_tags=False, load_remote_stylesheets=False, keep_at_rules=True
+)
 
 
 def _inline_css(body: str) -> str:
@@ -291,11 +309,14 @@ def _inline_css(body: str) -> str:
 # layout tables of an email read as blocks of text, not as a grid padded to its cells
 _TABLE_TAGS = ("table", "tbody", "thead", "tfoot", "tr", "td", "th")
 _TEXT_CONFIG = ParserConfig(
-    css={**CSS_PROFILES["strict"],
-         **{tag: HtmlElement(tag, display=Display.block) for tag in _TABLE_TAGS}},
+    css={
+        **CSS_PROFILES["strict"],
+        **{tag: HtmlElement(tag, display=Display.block) for tag in _TABLE_TAGS},
+    },
     display_links=True,
     custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
-        start_tag_mapping=dict.fromkeys(_TABLE_TAGS), end_tag_mapping=dict.fromkeys(_TABLE_TAGS)),
+        start_tag_mapping=dict.fromkeys(_TABLE_TAGS), end_tag_mapping=dict.fromkeys(_TABLE_TAGS)
+    ),
 )
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING = re.compile(r"[ \t]+\n")
@@ -352,8 +373,9 @@ def check_syntax(templates_dir: Path, part: str, source: str) -> None:
             except TemplateNotFound as exc:
                 if getattr(node, "ignore_missing", False):
                     continue
-                raise TemplateSyntaxError(f"template {target.value!r} not found",
-                                          node.lineno, part) from exc
+                raise TemplateSyntaxError(
+                    f"template {target.value!r} not found", node.lineno, part
+                ) from exc
 
 
 def compile_template(
@@ -376,7 +398,14 @@ def compiled_version(
 
 
 __all__ = [
-    "PARTS", "CompiledTemplate", "RenderError", "RenderLimitError", "Rendered",
-    "TemplateSyntaxError", "check_syntax", "compile_template", "compiled_version",
+    "PARTS",
+    "CompiledTemplate",
+    "RenderError",
+    "RenderLimitError",
+    "Rendered",
+    "TemplateSyntaxError",
+    "check_syntax",
+    "compile_template",
+    "compiled_version",
     "html_to_text",
 ]

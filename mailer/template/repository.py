@@ -24,8 +24,13 @@ async def add_version(
     source: str | None = None,
 ) -> TemplateVersion:
     row = TemplateVersion(
-        template_id=template_id, version=version, subject=subject, html=html, text=text,
-        format=format, source=source,
+        template_id=template_id,
+        version=version,
+        subject=subject,
+        html=html,
+        text=text,
+        format=format,
+        source=source,
     )
     session.add(row)
     await session.flush()

@@ -43,8 +43,16 @@ def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> 
         except TemplateSyntaxError as exc:
             where = part if exc.name in (None, part) else f"{part} (in {exc.name})"
             message = f"{where}: line {exc.lineno}: {exc.message}"
-            raise Invalid(message, [{"path": ["body", part], "line": exc.lineno,
-                                     "message": exc.message or "syntax error"}]) from exc
+            raise Invalid(
+                message,
+                [
+                    {
+                        "path": ["body", part],
+                        "line": exc.lineno,
+                        "message": exc.message or "syntax error",
+                    }
+                ],
+            ) from exc
         except TemplateNotFound as exc:
             raise Invalid.at(["body", part], f"{part}: template {exc.name!r} not found") from exc
 
@@ -69,17 +77,25 @@ def content(templates_dir: Path, body: TemplateIn | TemplateVersionIn) -> tuple[
 
 
 def _out(template: Template, version: TemplateVersion) -> TemplateOut:
-    return TemplateOut(id=template.id, name=template.name, version=version.version,
-                       subject=version.subject, html=version.html, text=version.text,
-                       format=version.format, source=version.source,  # type: ignore[arg-type]
-                       created_at=version.created_at)
+    return TemplateOut(
+        id=template.id,
+        name=template.name,
+        version=version.version,
+        subject=version.subject,
+        html=version.html,
+        text=version.text,
+        format=version.format,
+        source=version.source,  # type: ignore[arg-type]
+        created_at=version.created_at,
+    )
 
 
 async def create(session: AsyncSession, templates_dir: Path, body: TemplateIn) -> TemplateOut:
     html, source = content(templates_dir, body)
     template = await repository.insert(session, body.name)
-    version = await repository.add_version(session, template.id, 1, body.subject, html,
-                                           body.text, body.format, source)
+    version = await repository.add_version(
+        session, template.id, 1, body.subject, html, body.text, body.format, source
+    )
     await session.refresh(version)
     return _out(template, version)
 
@@ -95,8 +111,16 @@ async def new_version(
     template.current_version += 1
     if body.name:
         template.name = body.name
-    version = await repository.add_version(session, template.id, template.current_version,
-                                           body.subject, html, body.text, body.format, source)
+    version = await repository.add_version(
+        session,
+        template.id,
+        template.current_version,
+        body.subject,
+        html,
+        body.text,
+        body.format,
+        source,
+    )
     await session.refresh(version)
     return _out(template, version)
 
@@ -107,8 +131,12 @@ async def get(session: AsyncSession, template_id: int) -> TemplateDetail:
     if found is None:
         raise NotFound(f"no template {template_id}")
     versions = [
-        VersionOut(version=v.version, subject=v.subject, format=v.format,  # type: ignore[arg-type]
-                   created_at=v.created_at)
+        VersionOut(
+            version=v.version,
+            subject=v.subject,
+            format=v.format,  # type: ignore[arg-type]
+            created_at=v.created_at,
+        )
         for v in await repository.versions(session, template_id)
     ]
     return TemplateDetail(**_out(*found).model_dump(), versions=versions)
@@ -123,8 +151,10 @@ async def page(session: AsyncSession, cursor: str | None, limit: int) -> Templat
     rows = await repository.page(session, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [TemplateSummary(id=t.id, name=t.name, version=t.current_version,
-                             created_at=t.created_at) for t in rows]
+    items = [
+        TemplateSummary(id=t.id, name=t.name, version=t.current_version, created_at=t.created_at)
+        for t in rows
+    ]
     return TemplatePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
@@ -138,8 +168,9 @@ async def current_version(session: AsyncSession, template_id: int) -> TemplateVe
 PREVIEW_EMAIL = "preview@example.com"
 
 
-async def render(session: AsyncSession, settings: Settings, template_id: int,
-                 body: RenderIn) -> RenderOut:
+async def render(
+    session: AsyncSession, settings: Settings, template_id: int, body: RenderIn
+) -> RenderOut:
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
     from mailer.template.content import mail_headers  # on first use (validate)
@@ -163,17 +194,22 @@ async def render(session: AsyncSession, settings: Settings, template_id: int,
     }
     if body.mail_class == "marketing":
         context["campaign"] = {"id": 0, "name": "preview"}
-    compiled = compiled_version(settings.templates_dir, version.id, version.subject,
-                                version.html, version.text)
+    compiled = compiled_version(
+        settings.templates_dir, version.id, version.subject, version.html, version.text
+    )
     try:
         # in a thread: the sandbox bounds the render's time; the event loop stays free
         rendered = await asyncio.to_thread(compiled.render, context)
     except RenderError as exc:
         raise Invalid.at(["body", "data"], f"render failed: {exc}") from exc
-    headers = mail_headers(body.mail_class, unsubscribe_url,
-                           f"mailto:unsubscribe@{settings_domain(settings)}?subject=preview")
-    return RenderOut(subject=rendered.subject, html=rendered.html, text=rendered.text,
-                     headers=headers)
+    headers = mail_headers(
+        body.mail_class,
+        unsubscribe_url,
+        f"mailto:unsubscribe@{settings_domain(settings)}?subject=preview",
+    )
+    return RenderOut(
+        subject=rendered.subject, html=rendered.html, text=rendered.text, headers=headers
+    )
 
 
 def settings_domain(settings: Settings) -> str:

@@ -269,8 +269,9 @@ _BY_TYPE = {
             where="AND subtype = 'unsubscribe_all'",
         ),
         # SES's own subscription management: its unsubscribe link
-        _UNSUBSCRIBE_CONTACTS.format(where="subtype = 'unsubscribe_all'",
-                                     source="unsubscribe_link"),
+        _UNSUBSCRIBE_CONTACTS.format(
+            where="subtype = 'unsubscribe_all'", source="unsubscribe_link"
+        ),
     ),
 }
 

@@ -176,7 +176,9 @@ def events_of(row: Any) -> list[EventRow]:
 
 
 async def process_batch(
-    session: AsyncSession, rows: list[Any], unmatched_wait: float = UNMATCHED_WAIT_S,
+    session: AsyncSession,
+    rows: list[Any],
+    unmatched_wait: float = UNMATCHED_WAIT_S,
     settings: Settings | None = None,
 ) -> BatchReport:
     """Apply the events of claimed notifications and mark them processed.

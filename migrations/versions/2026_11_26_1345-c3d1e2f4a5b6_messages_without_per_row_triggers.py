@@ -40,9 +40,16 @@ def downgrade() -> None:
     op.create_index("ix_messages_ses_message_id", "messages", ["ses_message_id"])
     op.create_foreign_key(
         op.f("fk_messages_template_version_id_template_versions"),
-        "messages", "template_versions", ["template_version_id"], ["id"],
+        "messages",
+        "template_versions",
+        ["template_version_id"],
+        ["id"],
     )
     op.create_foreign_key(
         op.f("fk_messages_campaign_id_campaigns"),
-        "messages", "campaigns", ["campaign_id"], ["id"], ondelete="CASCADE",
+        "messages",
+        "campaigns",
+        ["campaign_id"],
+        ["id"],
+        ondelete="CASCADE",
     )

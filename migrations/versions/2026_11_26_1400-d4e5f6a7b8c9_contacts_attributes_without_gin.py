@@ -29,5 +29,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_index("ix_contacts_attributes", "contacts", ["attributes"],
-                    postgresql_using="gin")
+    op.create_index("ix_contacts_attributes", "contacts", ["attributes"], postgresql_using="gin")

@@ -22,8 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("template_versions",
-                  sa.Column("format", sa.Text(), nullable=False, server_default="html"))
+    op.add_column(
+        "template_versions", sa.Column("format", sa.Text(), nullable=False, server_default="html")
+    )
     op.add_column("template_versions", sa.Column("source", sa.Text(), nullable=True))
 
 

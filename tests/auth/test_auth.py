@@ -286,10 +286,12 @@ async def test_create_key_rejects_unknown_or_no_scopes(sessionmaker: Sessionmake
 
 async def _last_used(sessionmaker: Sessionmaker, raw: str) -> datetime | None:
     async with sessionmaker() as session:
-        return (await session.execute(
-            text("SELECT last_used_at FROM api_keys WHERE key_hash = :h"),
-            {"h": hashlib.sha256(raw.encode()).hexdigest()},
-        )).scalar_one()
+        return (
+            await session.execute(
+                text("SELECT last_used_at FROM api_keys WHERE key_hash = :h"),
+                {"h": hashlib.sha256(raw.encode()).hexdigest()},
+            )
+        ).scalar_one()
 
 
 async def test_last_used_at_is_written_at_most_once_a_minute(
@@ -306,9 +308,12 @@ async def test_last_used_at_is_written_at_most_once_a_minute(
     assert await _last_used(sessionmaker, raw) == first
     # a minute and more later: written again
     async with transaction(sessionmaker) as session:
-        await session.execute(text(
-            "UPDATE api_keys SET last_used_at = now() - interval '61 seconds' WHERE key_hash = :h"
-        ), {"h": hashlib.sha256(raw.encode()).hexdigest()})
+        await session.execute(
+            text(
+                "UPDATE api_keys SET last_used_at = now() - interval '61 seconds' WHERE key_hash = :h"
+            ),
+            {"h": hashlib.sha256(raw.encode()).hexdigest()},
+        )
     stale = await _last_used(sessionmaker, raw)
     assert (await client.get("/v1/templates/1", headers=headers)).status_code == 404
     latest = await _last_used(sessionmaker, raw)
@@ -321,6 +326,7 @@ async def test_a_refused_key_is_not_marked_used(
 ) -> None:
     raw = await make_key("campaigns")
     await _revoke(sessionmaker, raw)
-    assert (await client.get("/v1/templates/1",
-                             headers={"Authorization": f"Bearer {raw}"})).status_code == 401
+    assert (
+        await client.get("/v1/templates/1", headers={"Authorization": f"Bearer {raw}"})
+    ).status_code == 401
     assert await _last_used(sessionmaker, raw) is None

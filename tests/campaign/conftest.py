@@ -29,8 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def app(request: pytest.FixtureRequest, settings: Settings,
-              engine: AsyncEngine) -> AsyncIterator[object]:
+async def app(
+    request: pytest.FixtureRequest, settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[object]:
     """The API, with the regions of the test's ``regions`` marker when it has one."""
     from mailer.app import create_app
 
@@ -38,21 +39,28 @@ async def app(request: pytest.FixtureRequest, settings: Settings,
     app_settings = settings
     if marker is not None:
         spec = ",".join(marker.args)
-        parsed = Settings(database_url=settings.database_url, redis_url=settings.redis_url,
-                          regions=spec)
+        parsed = Settings(
+            database_url=settings.database_url, redis_url=settings.redis_url, regions=spec
+        )
         app_settings = settings.model_copy(
-            update={"regions": parsed.regions, "region_rates": parsed.region_rates})
+            update={"regions": parsed.regions, "region_rates": parsed.region_rates}
+        )
     application = create_app(app_settings)
     async with application.router.lifespan_context(application):
         yield application
 
 
-async def seed_contacts(engine: AsyncEngine, n: int, prefix: str = "user",
-                        attributes: Callable[[int], dict[str, Any]] | None = None) -> list[str]:
+async def seed_contacts(
+    engine: AsyncEngine,
+    n: int,
+    prefix: str = "user",
+    attributes: Callable[[int], dict[str, Any]] | None = None,
+) -> list[str]:
     """Insert ``n`` subscribed contacts ``{prefix}{i}@example.test`` in one statement."""
     emails = [f"{prefix}{i}@example.test" for i in range(n)]
-    attrs = [json.dumps(attributes(i) if attributes else {"first_name": f"Name{i}"})
-             for i in range(n)]
+    attrs = [
+        json.dumps(attributes(i) if attributes else {"first_name": f"Name{i}"}) for i in range(n)
+    ]
     async with engine.begin() as conn:
         await conn.execute(
             text("""

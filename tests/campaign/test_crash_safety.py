@@ -46,8 +46,10 @@ async def test_sigkilled_worker_work_is_taken_up_and_resends_are_counted(
     # (5 s, renewed every 1.7 s) cannot lapse this early
     await asyncio.sleep(0.3)
     in_flight = await _count(
-        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
-        id=campaign["id"])
+        engine,
+        "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"],
+    )
     assert 0 < sent_at_kill < n
 
     second = start_worker(MAILER_REGIONS=RATE, MAILER_SEND_BATCH_SIZE="100")
@@ -121,11 +123,16 @@ async def test_survivor_takes_over_a_killed_workers_share_within_the_shared_rate
     doomed.kill()
     await asyncio.sleep(0.3)
     in_flight = await _count(
-        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
-        id=campaign["id"])
+        engine,
+        "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"],
+    )
     held = await _count(
-        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id"
-                " AND status IN ('claimed', 'sending')", id=campaign["id"])
+        engine,
+        "SELECT count(*) FROM messages WHERE campaign_id = :id"
+        " AND status IN ('claimed', 'sending')",
+        id=campaign["id"],
+    )
     assert held > 0  # the dead worker held work that only the lease gives back
 
     done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
@@ -156,8 +163,10 @@ async def test_sigterm_mid_campaign_records_calls_in_flight_and_hands_over_held_
 
     await wait_sent(control, 200)
     in_flight = await _count(
-        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
-        id=campaign["id"])
+        engine,
+        "SELECT count(*) FROM messages WHERE campaign_id = :id AND status = 'sending'",
+        id=campaign["id"],
+    )
     stopped.process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(stopped.process.wait, 60)
     assert code == 0, stopped.log()
@@ -166,8 +175,11 @@ async def test_sigterm_mid_campaign_records_calls_in_flight_and_hands_over_held_
 
     # every call SES accepted is recorded; nothing is left claimed or in flight
     held = await _count(
-        engine, "SELECT count(*) FROM messages WHERE campaign_id = :id"
-                " AND status IN ('claimed', 'sending')", id=campaign["id"])
+        engine,
+        "SELECT count(*) FROM messages WHERE campaign_id = :id"
+        " AND status IN ('claimed', 'sending')",
+        id=campaign["id"],
+    )
     assert held == 0
     body = (await client.get(f"/v1/campaigns/{campaign['id']}", headers=admin)).json()
     accepted = control.sent()

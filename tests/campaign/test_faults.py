@@ -23,13 +23,16 @@ async def test_fault_mix_loses_nothing_and_throttling_never_fails_a_message(
     control = clean_standin.control
     n = 300
     emails = await seed_contacts(engine, n)
-    control.set_faults([
-        fault("throttle", count=30),
-        fault("error500", count=5),
-        fault("timeout", count=3, hold_s=3),
-    ])
-    start_worker(MAILER_REGIONS="us-east-1=200", MAILER_SES_TIMEOUT_SECONDS="1",
-                 MAILER_SEND_BATCH_SIZE="100")
+    control.set_faults(
+        [
+            fault("throttle", count=30),
+            fault("error500", count=5),
+            fault("timeout", count=3, hold_s=3),
+        ]
+    )
+    start_worker(
+        MAILER_REGIONS="us-east-1=200", MAILER_SES_TIMEOUT_SECONDS="1", MAILER_SEND_BATCH_SIZE="100"
+    )
     campaign = await launch(client, admin)
 
     done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
@@ -126,9 +129,11 @@ async def test_rejections_and_template_errors_fail_only_their_messages(
     control = clean_standin.control
     n = 40
     emails = await seed_contacts(
-        engine, n, attributes=lambda i: {} if i == 7 else {"code": f"c{i}"})
+        engine, n, attributes=lambda i: {} if i == 7 else {"code": f"c{i}"}
+    )
     template = await factories.template(
-        client, admin, subject="Your code {{ contact.attributes.code.upper() }}")
+        client, admin, subject="Your code {{ contact.attributes.code.upper() }}"
+    )
     control.set_faults([fault("reject", count=3, message="Illegal address")])
     start_worker()
     campaign = await launch(client, admin, template_id=template["id"])
@@ -140,13 +145,15 @@ async def test_rejections_and_template_errors_fail_only_their_messages(
     assert len(failed) == 4
     broken = failed.pop("user7@example.test")
     assert "code" in broken["error"] and broken["ses_message_id"] is None
-    assert all("MessageRejected" in m["error"] and "Illegal address" in m["error"]
-               for m in failed.values())
+    assert all(
+        "MessageRejected" in m["error"] and "Illegal address" in m["error"] for m in failed.values()
+    )
     seen = recipients(control)
     assert set(seen) == set(emails) - set(failed) - {"user7@example.test"}
     assert all(
         m["Content"]["Simple"]["Subject"]["Data"].startswith("Your code C")
-        for m in control.messages())
+        for m in control.messages()
+    )
 
 
 @pytest.mark.regions("us-east-1=150", "eu-west-1=150")
@@ -160,8 +167,11 @@ async def test_broken_region_is_probed_cheaply_and_comes_back_when_it_heals(
     n = 900
     emails = await seed_contacts(engine, n)
     control.set_faults([fault("region_down", region="eu-west-1")])
-    start_worker(MAILER_REGIONS="us-east-1=150,eu-west-1=150", MAILER_SEND_BATCH_SIZE="100",
-                 MAILER_REGION_OPEN_SECONDS="1")
+    start_worker(
+        MAILER_REGIONS="us-east-1=150,eu-west-1=150",
+        MAILER_SEND_BATCH_SIZE="100",
+        MAILER_REGION_OPEN_SECONDS="1",
+    )
     campaign = await launch(client, admin, regions=["us-east-1", "eu-west-1"])
 
     def eu() -> dict:
@@ -313,8 +323,12 @@ async def test_error_rate_stop_pauses_a_campaign_whose_sends_keep_failing(
     n = 400
     emails = await seed_contacts(engine, n)
     control.set_faults([fault("reject", message="Illegal address")])
-    start_worker(MAILER_REGIONS="us-east-1=100", MAILER_SEND_BATCH_SIZE="100",
-                 MAILER_ERROR_STOP_WINDOW="20", MAILER_ERROR_STOP_FAILURES="10")
+    start_worker(
+        MAILER_REGIONS="us-east-1=100",
+        MAILER_SEND_BATCH_SIZE="100",
+        MAILER_ERROR_STOP_WINDOW="20",
+        MAILER_ERROR_STOP_FAILURES="10",
+    )
     campaign = await launch(client, admin)
 
     paused = await factories.wait_for_status(client, admin, campaign["id"], {"paused"}, 20)

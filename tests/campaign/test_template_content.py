@@ -44,15 +44,17 @@ async def test_html_and_script_in_contact_attributes_are_escaped_in_html_and_pla
     evil = {
         "first_name": '<a href="https://evil.example">Reset your password</a>',
         "company": "<script>alert(document.cookie)</script>",
-        "city": "Tom & Jerry's \"place\" <b>",
+        "city": 'Tom & Jerry\'s "place" <b>',
     }
     await seed_contacts(engine, 1, attributes=lambda i: evil)
     start_worker()
-    html = ('{% extends "layouts/default.html" %}{% block content %}'
-            "<p>Hi {{ contact.attributes.first_name }}</p>"
-            "<p>From {{ contact.attributes.company }} in {{ contact.attributes.city }}</p>"
-            '<p><a href="https://mailer.test/?c={{ contact.attributes.city }}">go</a></p>'
-            "{% endblock %}")
+    html = (
+        '{% extends "layouts/default.html" %}{% block content %}'
+        "<p>Hi {{ contact.attributes.first_name }}</p>"
+        "<p>From {{ contact.attributes.company }} in {{ contact.attributes.city }}</p>"
+        '<p><a href="https://mailer.test/?c={{ contact.attributes.city }}">go</a></p>'
+        "{% endblock %}"
+    )
     campaign = await _send(client, admin, html, subject="{{ contact.attributes.city }}")
     await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
     (call,) = clean_standin.control.messages()
@@ -62,11 +64,14 @@ async def test_html_and_script_in_contact_attributes_are_escaped_in_html_and_pla
     tree = lxml_html.document_fromstring(body)
     assert not tree.xpath("//script") and not tree.xpath("//b")
     assert [a.get("href") for a in tree.xpath("//a")][:1] == [
-        "https://mailer.test/?c=" + evil["city"]]
+        "https://mailer.test/?c=" + evil["city"]
+    ]
     paragraphs = [p.text_content() for p in tree.xpath("//div[@class='content']/p")]
-    assert paragraphs[:2] == [f"Hi {evil['first_name']}",
-                              f"From {evil['company']} in {evil['city']}"]
-    assert "Hi &lt;a href=\"https://evil.example\"&gt;Reset your password&lt;/a&gt;" in body
+    assert paragraphs[:2] == [
+        f"Hi {evil['first_name']}",
+        f"From {evil['company']} in {evil['city']}",
+    ]
+    assert 'Hi &lt;a href="https://evil.example"&gt;Reset your password&lt;/a&gt;' in body
     assert "&lt;script&gt;alert(document.cookie)&lt;/script&gt;" in body
     text = simple["Body"]["Text"]["Data"]
     assert f"Hi {evil['first_name']}" in text
@@ -82,8 +87,13 @@ BOMBS = {
     "big": "{{ 'x' * 1000000000 }}",
     "internal": "{{ contact|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
 }
-EXPECTED = {"loop": "loop limit", "slow": "time limit", "deep": "recursion limit",
-            "big": "output limit", "internal": "unsafe"}
+EXPECTED = {
+    "loop": "loop limit",
+    "slow": "time limit",
+    "deep": "recursion limit",
+    "big": "output limit",
+    "internal": "unsafe",
+}
 
 
 async def test_a_payload_in_a_campaign_template_fails_only_its_messages(
@@ -91,24 +101,35 @@ async def test_a_payload_in_a_campaign_template_fails_only_its_messages(
 ):
     kinds = list(BOMBS)
     emails = await seed_contacts(
-        engine, 40, attributes=lambda i: {"first_name": f"Name{i}",
-                                          **({"evil": kinds[i]} if i < len(kinds) else {})})
+        engine,
+        40,
+        attributes=lambda i: {
+            "first_name": f"Name{i}",
+            **({"evil": kinds[i]} if i < len(kinds) else {}),
+        },
+    )
     worker = start_worker()
-    branches = "".join(f"{{% if contact.attributes.get('evil') == '{kind}' %}}{bomb}{{% endif %}}"
-                       for kind, bomb in BOMBS.items())
-    html = ('{% extends "layouts/default.html" %}{% block content %}'
-            "<p>Hi {{ contact.attributes.first_name }}</p>" + branches + "{% endblock %}")
+    branches = "".join(
+        f"{{% if contact.attributes.get('evil') == '{kind}' %}}{bomb}{{% endif %}}"
+        for kind, bomb in BOMBS.items()
+    )
+    html = (
+        '{% extends "layouts/default.html" %}{% block content %}'
+        "<p>Hi {{ contact.attributes.first_name }}</p>" + branches + "{% endblock %}"
+    )
     campaign = await _send(client, admin, html)
     done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 90)
     assert done["stats"]["sent"] == 35 and done["stats"]["failed"] == 5, worker.log()
 
-    failed = {m["email"]: m for m in await factories.all_messages(
-        client, admin, campaign["id"], status="failed")}
+    failed = {
+        m["email"]: m
+        for m in await factories.all_messages(client, admin, campaign["id"], status="failed")
+    }
     for i, kind in enumerate(kinds):
         assert EXPECTED[kind] in failed[emails[i]]["error"], failed[emails[i]]
         assert "0x" not in failed[emails[i]]["error"]
     sent_to = {c["Destination"]["ToAddresses"][0] for c in clean_standin.control.messages()}
-    assert sent_to == set(emails[len(kinds):])
+    assert sent_to == set(emails[len(kinds) :])
 
     # the worker is healthy: the next campaign goes out whole
     assert worker.process.poll() is None
@@ -131,9 +152,19 @@ GOLDEN_SUBJECT = "Grüße, {{ contact.attributes.first_name }} — Ihre Bestellu
 
 def _normalised(call: dict, campaign_id: int) -> dict:
     """The call as it reaches SES, with the ids and the token of this run replaced."""
-    raw = json.dumps({k: call[k] for k in (
-        "FromEmailAddress", "Destination", "Content", "EmailTags", "ConfigurationSetName")},
-        ensure_ascii=False)
+    raw = json.dumps(
+        {
+            k: call[k]
+            for k in (
+                "FromEmailAddress",
+                "Destination",
+                "Content",
+                "EmailTags",
+                "ConfigurationSetName",
+            )
+        },
+        ensure_ascii=False,
+    )
     raw = re.sub(r"/unsubscribe/[A-Za-z0-9_.=-]+", "/unsubscribe/TOKEN", raw)
     raw = re.sub(r"unsubscribe-[A-Za-z0-9_.=-]+", "unsubscribe-TOKEN", raw)
     raw = raw.replace(f"c={campaign_id}", "c=CAMPAIGN")
@@ -145,11 +176,13 @@ def _normalised(call: dict, campaign_id: int) -> dict:
 
 
 async def test_golden_marketing_message(client, admin, engine, clean_standin, start_worker):
-    await seed_contacts(engine, 1, prefix="kunde",
-                        attributes=lambda i: {"first_name": "Zoë", "order": "A-17"})
+    await seed_contacts(
+        engine, 1, prefix="kunde", attributes=lambda i: {"first_name": "Zoë", "order": "A-17"}
+    )
     start_worker(MAILER_PUBLIC_URL="https://mailer.example", MAILER_POSTAL_ADDRESS=POSTAL)
-    campaign = await _send(client, admin, GOLDEN_HTML, subject=GOLDEN_SUBJECT,
-                           from_address="news@mailer.test")
+    campaign = await _send(
+        client, admin, GOLDEN_HTML, subject=GOLDEN_SUBJECT, from_address="news@mailer.test"
+    )
     await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 60)
     (call,) = clean_standin.control.messages()
     got = _normalised(call, campaign["id"])
@@ -162,9 +195,11 @@ async def test_golden_marketing_message(client, admin, engine, clean_standin, st
     simple = _simple(call)
     assert simple["Subject"] == {"Data": "Grüße, Zoë — Ihre Bestellung 🎉", "Charset": "UTF-8"}
     headers = {h["Name"]: h["Value"] for h in simple["Headers"]}
-    assert re.fullmatch(r"<https://mailer\.example/unsubscribe/[^>]+>, "
-                        r"<mailto:unsubscribe@mailer\.test\?subject=unsubscribe-[^>]+>",
-                        headers["List-Unsubscribe"])
+    assert re.fullmatch(
+        r"<https://mailer\.example/unsubscribe/[^>]+>, "
+        r"<mailto:unsubscribe@mailer\.test\?subject=unsubscribe-[^>]+>",
+        headers["List-Unsubscribe"],
+    )
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     html = simple["Body"]["Html"]["Data"]
     assert simple["Body"]["Html"]["Charset"] == "UTF-8"

@@ -19,11 +19,13 @@ from mailer.db import transaction
 CSV = "text/csv"
 
 
-async def upload(client: httpx.AsyncClient, headers: dict[str, str], body: str | bytes,
-                 content_type: str = CSV) -> httpx.Response:
+async def upload(
+    client: httpx.AsyncClient, headers: dict[str, str], body: str | bytes, content_type: str = CSV
+) -> httpx.Response:
     content = body.encode() if isinstance(body, str) else body
-    return await client.post("/v1/contacts/imports", content=content,
-                             headers={**headers, "Content-Type": content_type})
+    return await client.post(
+        "/v1/contacts/imports", content=content, headers={**headers, "Content-Type": content_type}
+    )
 
 
 async def run(client, admin, sessionmaker, body: str, **kwargs) -> dict:  # type: ignore[no-untyped-def]
@@ -50,13 +52,21 @@ async def count(engine, sql: str) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_good_rows_are_imported_with_attributes_and_tags(client, admin, sessionmaker):
-    report = await run(client, admin, sessionmaker,
-                       "email,first_name,city,tags\n"
-                       "ada@example.test,Ada,London,vip;news\n"
-                       " Bob@Example.TEST ,Bob,,news\n")
+    report = await run(
+        client,
+        admin,
+        sessionmaker,
+        "email,first_name,city,tags\n"
+        "ada@example.test,Ada,London,vip;news\n"
+        " Bob@Example.TEST ,Bob,,news\n",
+    )
     assert report["status"] == "completed"
     assert (report["total_rows"], report["created"], report["updated"], report["rejected"]) == (
-        2, 2, 0, 0)
+        2,
+        2,
+        0,
+        0,
+    )
     assert report["errors"] == [] and report["finished_at"] is not None
     ada = await contact(client, admin, "ada@example.test")
     assert ada["attributes"] == {"first_name": "Ada", "city": "London"}
@@ -67,15 +77,19 @@ async def test_good_rows_are_imported_with_attributes_and_tags(client, admin, se
 
 
 async def test_bad_rows_are_reported_with_their_line_and_skipped(client, admin, sessionmaker):
-    report = await run(client, admin, sessionmaker,
-                       "email,name\n"
-                       "good1@example.test,One\n"
-                       "not-an-address,Two\n"
-                       ",Three\n"
-                       "\n"
-                       "good2@example.test,Four,extra\n"
-                       "bad@localhost,Five\n"
-                       '"good3@example.test","Six, with a comma"\n')
+    report = await run(
+        client,
+        admin,
+        sessionmaker,
+        "email,name\n"
+        "good1@example.test,One\n"
+        "not-an-address,Two\n"
+        ",Three\n"
+        "\n"
+        "good2@example.test,Four,extra\n"
+        "bad@localhost,Five\n"
+        '"good3@example.test","Six, with a comma"\n',
+    )
     assert (report["total_rows"], report["created"], report["rejected"]) == (6, 2, 4)
     errors = {e["row"]: e for e in report["errors"]}
     assert set(errors) == {3, 4, 6, 7}  # lines of the file; the header is line 1
@@ -85,26 +99,29 @@ async def test_bad_rows_are_reported_with_their_line_and_skipped(client, admin, 
     assert errors[6]["reason"] == "expected 2 fields, found 3"
     assert errors[7]["email"] == "bad@localhost"
     assert (await contact(client, admin, "good3@example.test"))["attributes"] == {
-        "name": "Six, with a comma"}
+        "name": "Six, with a comma"
+    }
     r = await client.get("/v1/contacts/good2@example.test", headers=admin)
     assert r.status_code == 404
 
 
 async def test_reimport_updates_and_merges(client, admin, sessionmaker):
-    await run(client, admin, sessionmaker,
-              "email,first_name,city,tags\na@example.test,Ann,Oslo,news\n")
-    report = await run(client, admin, sessionmaker,
-                       "email,city,plan,tags\n"
-                       "a@example.test,Bergen,pro,vip\n"
-                       "new@example.test,Rome,,\n")
+    await run(
+        client, admin, sessionmaker, "email,first_name,city,tags\na@example.test,Ann,Oslo,news\n"
+    )
+    report = await run(
+        client,
+        admin,
+        sessionmaker,
+        "email,city,plan,tags\na@example.test,Bergen,pro,vip\nnew@example.test,Rome,,\n",
+    )
     assert (report["created"], report["updated"], report["rejected"]) == (1, 1, 0)
     a = await contact(client, admin, "a@example.test")
     assert a["attributes"] == {"first_name": "Ann", "city": "Bergen", "plan": "pro"}
     assert a["tags"] == ["news", "vip"]
 
 
-async def test_same_file_twice_changes_nothing_the_second_time(client, admin, sessionmaker,
-                                                               engine):
+async def test_same_file_twice_changes_nothing_the_second_time(client, admin, sessionmaker, engine):
     body = "email,tags\nx@example.test,a;b\ny@example.test,\n"
     await run(client, admin, sessionmaker, body)
     before = await count(engine, "SELECT sum(xmin::text::bigint) FROM contacts")
@@ -113,47 +130,63 @@ async def test_same_file_twice_changes_nothing_the_second_time(client, admin, se
     assert await count(engine, "SELECT sum(xmin::text::bigint) FROM contacts") == before
 
 
-async def test_addresses_are_one_contact_whatever_their_case(client, admin, sessionmaker,
-                                                             engine):
-    r = await client.put("/v1/contacts/Mixed@Example.test", headers=admin,
-                         json={"attributes": {"a": 1}, "tags": []})
+async def test_addresses_are_one_contact_whatever_their_case(client, admin, sessionmaker, engine):
+    r = await client.put(
+        "/v1/contacts/Mixed@Example.test", headers=admin, json={"attributes": {"a": 1}, "tags": []}
+    )
     assert r.status_code == 201
-    report = await run(client, admin, sessionmaker,
-                       "EMAIL,Name\nA@B.test,First\na@b.test,Second\nMIXED@example.TEST,M\n")
+    report = await run(
+        client,
+        admin,
+        sessionmaker,
+        "EMAIL,Name\nA@B.test,First\na@b.test,Second\nMIXED@example.TEST,M\n",
+    )
     # a repeated address is a bad row: the first one is imported, the repeat reported
     assert (report["created"], report["updated"], report["rejected"], report["total_rows"]) == (
-        1, 1, 1, 3)
+        1,
+        1,
+        1,
+        3,
+    )
     assert [(e["row"], e["reason"]) for e in report["errors"]] == [
-        (3, "duplicate of row 2 (the first one is imported)")]
+        (3, "duplicate of row 2 (the first one is imported)")
+    ]
     assert await count(engine, "SELECT count(*) FROM contacts") == 2
     assert (await contact(client, admin, "a@b.test"))["attributes"] == {"Name": "First"}
     assert (await contact(client, admin, "mixed@example.test"))["attributes"] == {
-        "a": 1, "Name": "M"}
+        "a": 1,
+        "Name": "M",
+    }
 
 
 async def test_unsubscribed_contacts_stay_unsubscribed(client, admin, sessionmaker):
     await client.put("/v1/contacts/gone@example.test", headers=admin, json={})
     async with transaction(sessionmaker) as session:
-        await session.execute(text("UPDATE contacts SET status = 'unsubscribed',"
-                                   " unsubscribed_at = now()"))
+        await session.execute(
+            text("UPDATE contacts SET status = 'unsubscribed', unsubscribed_at = now()")
+        )
     await run(client, admin, sessionmaker, "email,tags\ngone@example.test,news\n")
     gone = await contact(client, admin, "gone@example.test")
     assert gone["status"] == "unsubscribed" and gone["tags"] == ["news"]
 
 
-@pytest.mark.parametrize(("body", "content_type", "says"), [
-    ("name,city\nAda,London\n", CSV, "no 'email' column"),
-    ("", CSV, "empty"),
-    ("   \n", CSV, "empty"),
-    (b"em\xf6ail\nbjork@example.test\n", CSV, "not UTF-8"),
-    (b"email\x00,x\n", CSV, "NUL"),
-    ("email,email\na@b.test,a@b.test\n", CSV, "appears twice"),
-    ("email,,city\n", CSV, "no name"),
-    ('{"email": "a@b.test"}', "application/json", "text/csv"),
-    ("email," + "x" * 70_000 + "\na@b.test,1\n", CSV, "header row is over"),
-])
-async def test_an_unusable_file_is_a_422_and_stores_nothing(client, admin, engine, body,
-                                                            content_type, says):
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        ("name,city\nAda,London\n", CSV, "no 'email' column"),
+        ("", CSV, "empty"),
+        ("   \n", CSV, "empty"),
+        (b"em\xf6ail\nbjork@example.test\n", CSV, "not UTF-8"),
+        (b"email\x00,x\n", CSV, "NUL"),
+        ("email,email\na@b.test,a@b.test\n", CSV, "appears twice"),
+        ("email,,city\n", CSV, "no name"),
+        ('{"email": "a@b.test"}', "application/json", "text/csv"),
+        ("email," + "x" * 70_000 + "\na@b.test,1\n", CSV, "header row is over"),
+    ],
+)
+async def test_an_unusable_file_is_a_422_and_stores_nothing(
+    client, admin, engine, body, content_type, says
+):
     r = await upload(client, admin, body, content_type)
     assert r.status_code == 422, r.text
     error = r.json()["error"]
@@ -170,7 +203,7 @@ async def test_an_upload_over_the_limit_is_a_413(settings, engine, admin_key):
 
     async def streamed():  # no Content-Length: the limit holds on the bytes received
         for i in range(0, len(body), 100):
-            yield body[i:i + 100].encode()
+            yield body[i : i + 100].encode()
 
     headers = {"Authorization": f"Bearer {admin_key}", "Content-Type": CSV}
     async with app.router.lifespan_context(app):
@@ -206,8 +239,15 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
         await repository.start_import(session, import_id)
     async with transaction(sessionmaker) as session:
         chunk = await repository.merge_chunk(session, import_id, [], 0, 3, 10)
-        await repository.record_chunk(session, import_id, last_row=chunk.last_row,
-                                      created=chunk.created, updated=0, rejected=0, errors=[])
+        await repository.record_chunk(
+            session,
+            import_id,
+            last_row=chunk.last_row,
+            created=chunk.created,
+            updated=0,
+            rejected=0,
+            errors=[],
+        )
     assert await count(sessionmaker.kw["bind"], "SELECT count(*) FROM contacts") == 3
     assert await service.run_import(sessionmaker, import_id, chunk_rows=3) == "completed"
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
@@ -217,8 +257,10 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
 async def test_two_runs_at_once_count_every_row_once(client, admin, sessionmaker, engine):
     body = "email\n" + "".join(f"u{i}@example.test\n" for i in range(50))
     import_id = (await upload(client, admin, body)).json()["id"]
-    results = await asyncio.gather(service.run_import(sessionmaker, import_id, chunk_rows=5),
-                                   service.run_import(sessionmaker, import_id, chunk_rows=5))
+    results = await asyncio.gather(
+        service.run_import(sessionmaker, import_id, chunk_rows=5),
+        service.run_import(sessionmaker, import_id, chunk_rows=5),
+    )
     assert "completed" in results
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert (report["status"], report["total_rows"], report["created"]) == ("completed", 50, 50)
@@ -308,11 +350,34 @@ async def test_an_import_whose_job_redis_lost_still_runs(client, admin, redis, s
 
 
 TRICKY = [
-    "a@b.co", "a.b@c.d.museum", "a..b@c.com", ".a@b.com", "a.@b.com", "a@-b.com", "a@b-.com",
-    "a@b.c", "a@b.123", "a@localhost", "a@b.local", "a@x.onion", "a@b.invalid", "a@in-addr.arpa",
-    "a@xn--nxasmq6b.com", "a@xn--zz.com", "a@ab--cd.com", "a@b.test", "x" * 65 + "@b.com",
-    "a@" + "b" * 64 + ".com", "a@" + ("b" * 60 + ".") * 5 + "com", "o'neil@b.com",
-    "a+tag@b.com", "a{b}@c.org", "a@b_c.com", "a b@c.com", "a@b..com", "a@.b.com",
+    "a@b.co",
+    "a.b@c.d.museum",
+    "a..b@c.com",
+    ".a@b.com",
+    "a.@b.com",
+    "a@-b.com",
+    "a@b-.com",
+    "a@b.c",
+    "a@b.123",
+    "a@localhost",
+    "a@b.local",
+    "a@x.onion",
+    "a@b.invalid",
+    "a@in-addr.arpa",
+    "a@xn--nxasmq6b.com",
+    "a@xn--zz.com",
+    "a@ab--cd.com",
+    "a@b.test",
+    "x" * 65 + "@b.com",
+    "a@" + "b" * 64 + ".com",
+    "a@" + ("b" * 60 + ".") * 5 + "com",
+    "o'neil@b.com",
+    "a+tag@b.com",
+    "a{b}@c.org",
+    "a@b_c.com",
+    "a b@c.com",
+    "a@b..com",
+    "a@.b.com",
 ]
 
 
@@ -330,8 +395,7 @@ def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}",
-                     fullmatch=True))
+@given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}", fullmatch=True))
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
     assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
     if importer.fast_valid(address):
@@ -339,57 +403,76 @@ def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
 
 
 async def test_attribute_values_are_kept_as_written(client, admin, sessionmaker):
-    await run(client, admin, sessionmaker,
-              'email,note,city\nq@example.test,"He said ""hi"" \\ to Zoë",Zürich\n')
+    await run(
+        client,
+        admin,
+        sessionmaker,
+        'email,note,city\nq@example.test,"He said ""hi"" \\ to Zoë",Zürich\n',
+    )
     assert (await contact(client, admin, "q@example.test"))["attributes"] == {
-        "note": 'He said "hi" \\ to Zoë', "city": "Zürich"}
+        "note": 'He said "hi" \\ to Zoë',
+        "city": "Zürich",
+    }
 
 
 BAD_ROWS_CSV = (
-    b"email,first_name,note,tags\n"                          # 1
-    b"keep@example.test,Kim,plain,news\n"                    # 2 good
-    b"not-an-address,Nope,,\n"                               # 3 invalid address
-    b",Empty,,\n"                                            # 4 no address
-    b"KEEP@example.test,Again,,\n"                           # 5 duplicate of row 2
-    b"few@example.test,Few\n"                                # 6 wrong column count
-    b"many@example.test,Many,x,y,z\n"                        # 7 wrong column count
-) + (
-    b"latin@example.test,Bj\xf6rk,,\n"                      # 8 bad encoding
-) + (
-    "big@example.test,Big," + "x" * (importer.MAX_FIELD + 1) + ",\n"   # 9 oversized field
-    "nul@example.test,N\x00ul,,\n"                          # 10 NUL byte
-    '"quoted@example.test","Ann, ""Q""","two\nlines",a;b\n'  # 11-12 good, quoted newline
-    "zoe@example.test,Zoë,日本 😀,\n"                        # 13 good, non-ASCII
-    "\n"                                                    # 14 blank: skipped
-    "bad@localhost,Local,,\n"                               # 15 invalid address
-    "last@example.test,Last,,vip"                           # 16 good, no final newline
-).encode()
+    (
+        b"email,first_name,note,tags\n"  # 1
+        b"keep@example.test,Kim,plain,news\n"  # 2 good
+        b"not-an-address,Nope,,\n"  # 3 invalid address
+        b",Empty,,\n"  # 4 no address
+        b"KEEP@example.test,Again,,\n"  # 5 duplicate of row 2
+        b"few@example.test,Few\n"  # 6 wrong column count
+        b"many@example.test,Many,x,y,z\n"  # 7 wrong column count
+    )
+    + (
+        b"latin@example.test,Bj\xf6rk,,\n"  # 8 bad encoding
+    )
+    + (
+        "big@example.test,Big," + "x" * (importer.MAX_FIELD + 1) + ",\n"  # 9 oversized field
+        "nul@example.test,N\x00ul,,\n"  # 10 NUL byte
+        '"quoted@example.test","Ann, ""Q""","two\nlines",a;b\n'  # 11-12 good, quoted newline
+        "zoe@example.test,Zoë,日本 😀,\n"  # 13 good, non-ASCII
+        "\n"  # 14 blank: skipped
+        "bad@localhost,Local,,\n"  # 15 invalid address
+        "last@example.test,Last,,vip"  # 16 good, no final newline
+    ).encode()
+)
 
 BAD_ROWS = {
-    3: "not a valid email address", 4: "no email address",
+    3: "not a valid email address",
+    4: "no email address",
     5: "duplicate of row 2 (the first one is imported)",
-    6: "expected 4 fields, found 2", 7: "expected 4 fields, found 5",
-    8: "the row is not UTF-8 text", 9: f"field 3 is over {importer.MAX_FIELD} characters",
-    10: "the row contains a NUL byte", 15: "not a valid email address",
+    6: "expected 4 fields, found 2",
+    7: "expected 4 fields, found 5",
+    8: "the row is not UTF-8 text",
+    9: f"field 3 is over {importer.MAX_FIELD} characters",
+    10: "the row contains a NUL byte",
+    15: "not a valid email address",
 }
 
 
 async def _upload_in_pieces(client, admin, body: bytes, size: int) -> int:  # type: ignore[no-untyped-def]
     async def pieces():  # cut anywhere: mid-record, mid-quote, mid-UTF-8 sequence
         for i in range(0, len(body), size):
-            yield body[i:i + size]
+            yield body[i : i + size]
 
-    r = await client.post("/v1/contacts/imports", content=pieces(),
-                          headers={**admin, "Content-Type": CSV})
+    r = await client.post(
+        "/v1/contacts/imports", content=pieces(), headers={**admin, "Content-Type": CSV}
+    )
     assert r.status_code == 202, r.text
     return int(r.json()["id"])
 
 
 @pytest.mark.parametrize("piece", [len(BAD_ROWS_CSV), 1, 7, 64])
 async def test_every_bad_row_is_reported_and_every_good_row_imported(
-        client, admin, sessionmaker, engine, piece):
-    await client.put("/v1/contacts/other@example.test", headers=admin,
-                     json={"attributes": {"x": 1}, "tags": ["old"]})
+    client, admin, sessionmaker, engine, piece
+):
+    await client.put(
+        "/v1/contacts/other@example.test",
+        headers=admin,
+        json={"attributes": {"x": 1}, "tags": ["old"]},
+    )
     before = await contact(client, admin, "other@example.test")
     import_id = await _upload_in_pieces(client, admin, BAD_ROWS_CSV, piece)
     assert await service.run_import(sessionmaker, import_id, chunk_rows=2) == "completed"
@@ -402,15 +485,23 @@ async def test_every_bad_row_is_reported_and_every_good_row_imported(
     emails = {e["row"]: e["email"] for e in report["errors"]}
     assert emails[5] == "keep@example.test" and emails[8] == "latin@example.test"
     assert (report["total_rows"], report["created"], report["updated"], report["rejected"]) == (
-        13, 4, 0, 9)
+        13,
+        4,
+        0,
+        9,
+    )
 
     assert (await contact(client, admin, "keep@example.test"))["attributes"] == {
-        "first_name": "Kim", "note": "plain"}
+        "first_name": "Kim",
+        "note": "plain",
+    }
     quoted = await contact(client, admin, "quoted@example.test")
     assert quoted["attributes"] == {"first_name": 'Ann, "Q"', "note": "two\nlines"}
     assert quoted["tags"] == ["a", "b"]
     assert (await contact(client, admin, "zoe@example.test"))["attributes"] == {
-        "first_name": "Zoë", "note": "日本 😀"}
+        "first_name": "Zoë",
+        "note": "日本 😀",
+    }
     assert (await contact(client, admin, "last@example.test"))["tags"] == ["vip"]
     # nothing else changed: no bad row's contact, the unrelated contact as it was
     assert await count(engine, "SELECT count(*) FROM contacts") == 5
@@ -419,8 +510,11 @@ async def test_every_bad_row_is_reported_and_every_good_row_imported(
 
 
 async def test_a_tag_query_parameter_tags_every_imported_contact(client, admin, sessionmaker):
-    r = await client.post("/v1/contacts/imports?tag=fair&tag=2026", headers={
-        **admin, "Content-Type": CSV}, content=b"email,tags\na@example.test,x\nb@example.test,\n")
+    r = await client.post(
+        "/v1/contacts/imports?tag=fair&tag=2026",
+        headers={**admin, "Content-Type": CSV},
+        content=b"email,tags\na@example.test,x\nb@example.test,\n",
+    )
     import_id = r.json()["id"]
     assert await service.run_import(sessionmaker, import_id) == "completed"
     assert (await contact(client, admin, "a@example.test"))["tags"] == ["2026", "fair", "x"]
@@ -437,9 +531,15 @@ async def test_progress_is_visible_while_the_import_runs(client, admin, sessionm
         seen.append((r.json()["status"], r.json()["created"]))
 
     pending: list[asyncio.Task[None]] = []
-    assert await service.run_import(
-        sessionmaker, import_id, chunk_rows=3,
-        on_chunk=lambda n: pending.append(asyncio.ensure_future(look(n)))) == "completed"
+    assert (
+        await service.run_import(
+            sessionmaker,
+            import_id,
+            chunk_rows=3,
+            on_chunk=lambda n: pending.append(asyncio.ensure_future(look(n))),
+        )
+        == "completed"
+    )
     await asyncio.gather(*pending)
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert report["total_rows"] == 10 and report["created"] == 10
@@ -447,36 +547,47 @@ async def test_progress_is_visible_while_the_import_runs(client, admin, sessionm
 
 
 plain_lines = st.lists(
-    st.lists(st.sampled_from([*"ab@.x ,;-_\t", "a@b.test", "X@Y.TEST", "c@d.test,N,t"]),
-             max_size=12).map("".join), max_size=30)
+    st.lists(
+        st.sampled_from([*"ab@.x ,;-_\t", "a@b.test", "X@Y.TEST", "c@d.test,N,t"]), max_size=12
+    ).map("".join),
+    max_size=30,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(lines=plain_lines, crlf=st.booleans(), piece=st.integers(1, 200),
-       final_newline=st.booleans())
+@given(
+    lines=plain_lines, crlf=st.booleans(), piece=st.integers(1, 200), final_newline=st.booleans()
+)
 def test_plain_stretches_parse_as_the_csv_reader_does(lines, crlf, piece, final_newline):
     end = "\r\n" if crlf else "\n"
     body = ("email,name,tags" + end + end.join(lines) + (end if final_newline else "")).encode()
 
     def parse(fast: bool) -> tuple:
         upload = importer.Upload(fast=fast)
-        records = [r for i in range(0, len(body), piece)
-                   for batch in upload.feed(body[i:i + piece]) for r in batch]
+        records = [
+            r
+            for i in range(0, len(body), piece)
+            for batch in upload.feed(body[i : i + piece])
+            for r in batch
+        ]
         records += upload.close()
         return records, upload.errors, upload.read, upload.rejected
 
     assert parse(True) == parse(False)
 
 
-async def test_a_status_column_changes_status_and_is_recorded(client, admin, sessionmaker,
-                                                              engine):
+async def test_a_status_column_changes_status_and_is_recorded(client, admin, sessionmaker, engine):
     await client.put("/v1/contacts/old@example.test", headers=admin, json={})
-    report = await run(client, admin, sessionmaker,
-                       "email,status,city\n"
-                       "old@example.test,Unsubscribed,Oslo\n"
-                       "new@example.test,unsubscribed,\n"
-                       "plain@example.test,,\n"
-                       "odd@example.test,maybe,\n")
+    report = await run(
+        client,
+        admin,
+        sessionmaker,
+        "email,status,city\n"
+        "old@example.test,Unsubscribed,Oslo\n"
+        "new@example.test,unsubscribed,\n"
+        "plain@example.test,,\n"
+        "odd@example.test,maybe,\n",
+    )
     assert (report["created"], report["updated"], report["rejected"]) == (2, 1, 1)
     assert report["errors"][0]["reason"].startswith("status must be")
     old = await contact(client, admin, "old@example.test")
@@ -484,11 +595,18 @@ async def test_a_status_column_changes_status_and_is_recorded(client, admin, ses
     assert (await contact(client, admin, "new@example.test"))["status"] == "unsubscribed"
     assert (await contact(client, admin, "plain@example.test"))["status"] == "subscribed"
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT c.email, s.status, s.source FROM contact_status_changes s"
-            " JOIN contacts c ON c.id = s.contact_id ORDER BY c.email"))).all()
-    assert rows == [("new@example.test", "unsubscribed", "import"),
-                    ("old@example.test", "unsubscribed", "import")]
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.email, s.status, s.source FROM contact_status_changes s"
+                    " JOIN contacts c ON c.id = s.contact_id ORDER BY c.email"
+                )
+            )
+        ).all()
+    assert rows == [
+        ("new@example.test", "unsubscribed", "import"),
+        ("old@example.test", "unsubscribed", "import"),
+    ]
     # the same file again changes nothing and records nothing
     await run(client, admin, sessionmaker, "email,status\nold@example.test,unsubscribed\n")
     assert await count(engine, "SELECT count(*) FROM contact_status_changes") == 2

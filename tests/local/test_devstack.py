@@ -62,13 +62,19 @@ async def test_services_answer_and_stop(tmp_path: Path) -> None:
 
         assert redis.Redis.from_url(rd.url).ping()
 
-        ses = boto3.client("sesv2", region_name="us-east-1", endpoint_url=moto.url,
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        ses = boto3.client(
+            "sesv2",
+            region_name="us-east-1",
+            endpoint_url=moto.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         # botocore's ListEmailIdentities route is newer than moto's; ask for each identity
         for identity in ("demo@mailer.test", "mailer.test"):
             assert ses.get_email_identity(EmailIdentity=identity)["IdentityType"]
         sent = ses.send_email(
-            FromEmailAddress="demo@mailer.test", Destination={"ToAddresses": ["a@example.com"]},
+            FromEmailAddress="demo@mailer.test",
+            Destination={"ToAddresses": ["a@example.com"]},
             Content={"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi"}}}},
         )
         assert sent["MessageId"]
@@ -100,7 +106,8 @@ LAUNCHER = textwrap.dedent("""
 def _launch(base: Path) -> tuple[subprocess.Popen[str], list[int]]:
     launcher = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, str(base), *(str(p) for p in KILL_PORTS.values())],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert launcher.stdout is not None
     line = launcher.stdout.readline()

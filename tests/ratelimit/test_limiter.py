@@ -11,8 +11,12 @@ from redis.asyncio import Redis
 from mailer.ratelimit.limiter import HEADROOM, RateLimiter
 
 
-async def grant_times(limiters: list[RateLimiter], region: str, senders: int,
-                      meanwhile: Callable[[], Awaitable[object]]) -> list[float]:
+async def grant_times(
+    limiters: list[RateLimiter],
+    region: str,
+    senders: int,
+    meanwhile: Callable[[], Awaitable[object]],
+) -> list[float]:
     """``senders`` tasks per limiter acquire slots of ``region`` back to back while
     ``meanwhile()`` runs; the sorted times their slots were granted."""
     grants: list[float] = []

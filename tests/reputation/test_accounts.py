@@ -23,8 +23,11 @@ def _limiter_rate(metrics_dir: Path) -> float | None:
 
 async def _stored_rate(engine) -> float | None:  # type: ignore[no-untyped-def]
     async with engine.connect() as conn:
-        return (await conn.execute(text(
-            "SELECT max_send_rate FROM region_accounts WHERE region = 'us-east-1'"))).scalar()
+        return (
+            await conn.execute(
+                text("SELECT max_send_rate FROM region_accounts WHERE region = 'us-east-1'")
+            )
+        ).scalar()
 
 
 async def _until(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -36,8 +39,11 @@ async def _until(predicate, within: float = 30.0) -> None:  # type: ignore[no-un
 
 async def test_override_wins_over_getaccount(engine, clean_standin, start_worker, tmp_path):  # type: ignore[no-untyped-def]
     clean_standin.control.set_rates({"us-east-1": 80})
-    start_worker(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), MAILER_REGIONS="us-east-1=150",
-                 MAILER_ACCOUNT_POLL_SECONDS="0.3")
+    start_worker(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+        MAILER_REGIONS="us-east-1=150",
+        MAILER_ACCOUNT_POLL_SECONDS="0.3",
+    )
 
     async def stored(rate: float) -> bool:
         return await _stored_rate(engine) == rate
@@ -49,11 +55,18 @@ async def test_override_wins_over_getaccount(engine, clean_standin, start_worker
     assert _limiter_rate(tmp_path) == 150
 
 
-async def test_without_override_the_limiter_follows_ses(engine, clean_standin, start_worker,  # type: ignore[no-untyped-def]
-                                                         tmp_path):
+async def test_without_override_the_limiter_follows_ses(
+    engine,
+    clean_standin,
+    start_worker,  # type: ignore[no-untyped-def]
+    tmp_path,
+):
     clean_standin.control.set_rates({"us-east-1": 80})
-    start_worker(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), MAILER_REGIONS="us-east-1",
-                 MAILER_ACCOUNT_POLL_SECONDS="0.3")
+    start_worker(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+        MAILER_REGIONS="us-east-1",
+        MAILER_ACCOUNT_POLL_SECONDS="0.3",
+    )
 
     async def limiter(rate: float) -> bool:
         return _limiter_rate(tmp_path) == rate

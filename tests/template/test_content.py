@@ -21,15 +21,17 @@ def test_long_text_lines_break_between_words_counting_octets():
 
 
 def test_long_html_lines_break_where_rendering_does_not_change():
-    cells = "".join(f'<td class="c{i}" style="padding: 4px; color: #333">wörd {i}</td>'
-                    for i in range(60))
+    cells = "".join(
+        f'<td class="c{i}" style="padding: 4px; color: #333">wörd {i}</td>' for i in range(60)
+    )
     html = f"<html><body><table><tr>{cells}</tr></table><!-- {'x' * 50} --></body></html>"
     folded = fold_html(html)
     assert _octets(folded) <= 998 and "\n" in folded
     before, after = lxml_html.document_fromstring(html), lxml_html.document_fromstring(folded)
     # a newline for a space: the same text once HTML collapses whitespace
     assert [" ".join(td.text_content().split()) for td in after.xpath("//td")] == [
-        td.text_content() for td in before.xpath("//td")]
+        td.text_content() for td in before.xpath("//td")
+    ]
     assert [td.attrib for td in after.xpath("//td")] == [td.attrib for td in before.xpath("//td")]
     short = "<p>short</p>\n<p>lines</p>"
     assert fold_html(short) is short
@@ -44,5 +46,9 @@ def test_marketing_mail_always_has_one_click_unsubscribe_transactional_only_when
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     assert mail_headers("transactional", "https://m.test/unsubscribe/tok", mailto) == {}
-    assert mail_headers("transactional", "https://m.test/unsubscribe/tok", mailto,
-                        list_unsubscribe=True) == marketing
+    assert (
+        mail_headers(
+            "transactional", "https://m.test/unsubscribe/tok", mailto, list_unsubscribe=True
+        )
+        == marketing
+    )

@@ -60,11 +60,13 @@ def _check(template_html: str, contexts: list[dict]) -> None:
     pieces=st.lists(st.sampled_from(PIECES), min_size=1, max_size=8),
     layout=st.booleans(),
     contexts=st.lists(
-        st.fixed_dictionaries({
-            "v": st.lists(values, min_size=19, max_size=19),
-            "flag": st.booleans(),
-            "items": st.lists(values, max_size=3),
-        }),
+        st.fixed_dictionaries(
+            {
+                "v": st.lists(values, min_size=19, max_size=19),
+                "flag": st.booleans(),
+                "items": st.lists(values, max_size=3),
+            }
+        ),
         min_size=1,
         max_size=4,
     ),
@@ -89,8 +91,12 @@ def test_plain_values_reuse_the_shape():
     compiled = compile_template(TEMPLATES, "s", html, None)
     names = ["Ann", "Bo Li", "Zoë", "x" * 50]
     for i, name in enumerate(names):
-        context = {"name": name, "link": f"https://x.test/{i}", "title": f"issue {i}",
-                   "unsubscribe_url": f"https://x.test/u/{i}"}
+        context = {
+            "name": name,
+            "link": f"https://x.test/{i}",
+            "title": f"issue {i}",
+            "unsubscribe_url": f"https://x.test/u/{i}",
+        }
         rendered = compiled.render(context)
         assert f"Hello {name}" in rendered.text
         assert f"[Read issue {i}](https://x.test/{i})" in rendered.text
@@ -113,7 +119,7 @@ CSS = "<style>.lead { font-weight: bold } p { color: red }</style>"
         ("<p>in {{ v }} today.</p>", "Paris", "New\nYork"),  # a line break: not one plain value
         ("<p>{{ v }}</p>", "Ann", "<b>Ann</b> &amp; co"),  # markup in a value
         ("<a href='{{ v }}'>link</a>", "https://x.test/1", "https://x.test/?a=1&b=2"),
-        ("<p title=\"{{ v }}\">t</p>", "plain", 'say "hi"'),
+        ('<p title="{{ v }}">t</p>', "plain", 'say "hi"'),
     ],
 )
 def test_values_that_would_change_the_result_give_the_full_paths_result(body, first, then):
@@ -122,16 +128,35 @@ def test_values_that_would_change_the_result_give_the_full_paths_result(body, fi
 
 
 markup = st.lists(
-    st.sampled_from(["<b>", "</b>", "<script>alert(1)</script>", "&amp;", "&", '"', "'", "<",
-                     ">", "Ann", " ", "é", "{{ 7*7 }}", "<a href='https://evil.test'>x</a>"]),
+    st.sampled_from(
+        [
+            "<b>",
+            "</b>",
+            "<script>alert(1)</script>",
+            "&amp;",
+            "&",
+            '"',
+            "'",
+            "<",
+            ">",
+            "Ann",
+            " ",
+            "é",
+            "{{ 7*7 }}",
+            "<a href='https://evil.test'>x</a>",
+        ]
+    ),
     max_size=6,
 ).map("".join)
 
 
 @settings(max_examples=100, deadline=None)
-@given(contexts=st.lists(st.fixed_dictionaries({"a": markup, "b": markup, "c": markup}),
-                         min_size=1, max_size=4),
-       layout=st.booleans())
+@given(
+    contexts=st.lists(
+        st.fixed_dictionaries({"a": markup, "b": markup, "c": markup}), min_size=1, max_size=4
+    ),
+    layout=st.booleans(),
+)
 def test_values_are_escaped_on_every_path(contexts, layout):
     """Escaping on: whatever a value holds, it is text in the HTML (never markup), on the
     per-shape path and the full path alike, and the same text in the text part."""

@@ -68,10 +68,12 @@ PAYLOADS = [
     ("html", "{% import 'subject' as s %}", NOT_FOUND),
     # huge ranges, nested loops, recursion
     ("html", "{{ range(10**9)|list|length }}", "range limit"),
-    ("html", "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
-     "loop limit"),
-    ("html", "{% for x in [1] recursive %}{{ loop(range(9000)) }}{% endfor %}",
-     "recursion limit"),
+    (
+        "html",
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "loop limit",
+    ),
+    ("html", "{% for x in [1] recursive %}{{ loop(range(9000)) }}{% endfor %}", "recursion limit"),
     ("html", "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion limit"),
     ("html", "{% macro f() %}{{ f() }}{{ f() }}{% endmacro %}{{ f() }}", "recursion limit"),
     ("html", "{% block content %}{{ self.content() }}{% endblock %}", "recursion limit"),
@@ -88,23 +90,41 @@ PAYLOADS = [
     ("html", "{{ contact|tojson(indent=999999999) }}", "limit"),
     ("html", "{{ ([[1] * 1000] * 2000)|sum(start=[]) }}", "sum limit"),
     ("html", "{% for i in range(9000) %}{{ 'x' * 100 }}{% endfor %}", "output limit"),
-    ("html", "{% for i in range(9000) %}" + "static text " * 10 + "{% endfor %}",
-     "output limit"),
-    ("html", "{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}"
-             "{% endif %}{% endmacro %}{{ d('ab', 30) }}", "output limit"),
+    ("html", "{% for i in range(9000) %}" + "static text " * 10 + "{% endfor %}", "output limit"),
+    (
+        "html",
+        "{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}"
+        "{% endif %}{% endmacro %}{{ d('ab', 30) }}",
+        "output limit",
+    ),
     ("html", "{{ ('x' * 400000) ~ ('y' * 400000) }}", "output limit"),
     # slow renders
-    ("html", "{% for i in range(10000) %}{{ range(10000)|list|sort|first }}{% endfor %}",
-     "time limit"),
+    (
+        "html",
+        "{% for i in range(10000) %}{{ range(10000)|list|sort|first }}{% endfor %}",
+        "time limit",
+    ),
 ]
 
-CONTEXT = {"contact": {"email": "a@example.test", "attributes": {"first_name": "Ann"},
-                       "tags": ["t"]}, "data": {}, "unsubscribe_url": "https://x.test/u"}
+CONTEXT = {
+    "contact": {"email": "a@example.test", "attributes": {"first_name": "Ann"}, "tags": ["t"]},
+    "data": {},
+    "unsubscribe_url": "https://x.test/u",
+}
 
 
 def _leaks(text: str, secrets: list[str]) -> list[str]:
-    markers = ["<class '", "<built-in", "<function", "<module", " at 0x", "Traceback",
-               'File "/', "site-packages", *secrets]
+    markers = [
+        "<class '",
+        "<built-in",
+        "<function",
+        "<module",
+        " at 0x",
+        "Traceback",
+        'File "/',
+        "site-packages",
+        *secrets,
+    ]
     return [m for m in markers if m in text]
 
 
@@ -129,24 +149,34 @@ def test_each_payload_is_stopped_with_a_clear_error(part, payload, expected):
 
 
 def test_limits_raise_the_limit_error():
-    compiled = compile_template(TEMPLATES, "s", "{% for i in range(10000) %}"
-                                "{% for j in range(10000) %}{% endfor %}{% endfor %}", None)
+    compiled = compile_template(
+        TEMPLATES,
+        "s",
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        None,
+    )
     with pytest.raises(RenderLimitError, match="loop limit: more than 20,000"):
         compiled.render(CONTEXT)
 
 
 def test_data_still_flows_through_filters():
-    html = ("{{ contact.tags|map('upper')|join(', ') }} {{ range(3)|map('string')|join('-') }}"
-            " {{ contact.attributes|dictsort|first|last }} {{ contact.attributes|tojson }}"
-            " {{ '%s has %d'|format(contact.attributes.first_name, 2) }} {{ [1, 2] }}")
+    html = (
+        "{{ contact.tags|map('upper')|join(', ') }} {{ range(3)|map('string')|join('-') }}"
+        " {{ contact.attributes|dictsort|first|last }} {{ contact.attributes|tojson }}"
+        " {{ '%s has %d'|format(contact.attributes.first_name, 2) }} {{ [1, 2] }}"
+    )
     rendered = compile_template(TEMPLATES, "s", html, None).render(CONTEXT)
     assert rendered.text == 'T 0-1-2 Ann {"first_name": "Ann"} Ann has 2 [1, 2]\n'
 
 
 def test_a_budget_is_per_render():
     """Limits count one render: many renders of a template near a limit all succeed."""
-    compiled = compile_template(TEMPLATES, "s", "{% for i in range(9000) %}{{ i }}{% endfor %}"
-                                "{% for i in range(9000) %}.{% endfor %}", None)
+    compiled = compile_template(
+        TEMPLATES,
+        "s",
+        "{% for i in range(9000) %}{{ i }}{% endfor %}{% for i in range(9000) %}.{% endfor %}",
+        None,
+    )
     for _ in range(5):
         assert compiled.render(CONTEXT).html.startswith("0123")
 
@@ -161,8 +191,9 @@ async def test_over_the_api_payloads_are_refused_or_stopped_and_nothing_leaks(
         assert r.status_code in (201, 422), (payload, r.text)
         if r.status_code == 201:
             assert not _leaks(r.text, secrets)
-            r = await client.post(f"/v1/templates/{r.json()['id']}/render", headers=admin,
-                                  json={"data": {}})
+            r = await client.post(
+                f"/v1/templates/{r.json()['id']}/render", headers=admin, json={"data": {}}
+            )
             assert r.status_code == 422, (payload, r.text)
         error = r.json()["error"]
         assert expected in error["message"], (payload, error)
@@ -170,10 +201,16 @@ async def test_over_the_api_payloads_are_refused_or_stopped_and_nothing_leaks(
 
     # the API is as it was: a normal template still renders
     assert (await client.get("/healthz")).status_code == 200
-    r = await client.post("/v1/templates", headers=admin, json={
-        "name": "ok", "subject": "Hi {{ contact.attributes.first_name | default('you') }}",
-        "html": '{% extends "layouts/default.html" %}{% block content %}<p>Fine</p>'
-                "{% endblock %}"})
+    r = await client.post(
+        "/v1/templates",
+        headers=admin,
+        json={
+            "name": "ok",
+            "subject": "Hi {{ contact.attributes.first_name | default('you') }}",
+            "html": '{% extends "layouts/default.html" %}{% block content %}<p>Fine</p>'
+            "{% endblock %}",
+        },
+    )
     assert r.status_code == 201
     r = await client.post(f"/v1/templates/{r.json()['id']}/render", headers=admin, json={})
     assert r.status_code == 200 and r.json()["subject"] == "Hi you"

@@ -19,29 +19,42 @@ async def _create(client, admin, **body):
 async def test_put_makes_a_new_version_and_get_lists_them(client, admin):
     created = (await _create(client, admin, subject="v1 subject")).json()
     assert created["version"] == 1 and created["format"] == "html"
-    r = await client.put(f"/v1/templates/{created['id']}", headers=admin,
-                         json={"subject": "v2 subject", "html": "<p>two</p>"})
+    r = await client.put(
+        f"/v1/templates/{created['id']}",
+        headers=admin,
+        json={"subject": "v2 subject", "html": "<p>two</p>"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2
     got = (await client.get(f"/v1/templates/{created['id']}", headers=admin)).json()
     assert got["version"] == 2 and got["subject"] == "v2 subject" and got["html"] == "<p>two</p>"
     assert [(v["version"], v["subject"]) for v in got["versions"]] == [
-        (1, "v1 subject"), (2, "v2 subject")]
+        (1, "v1 subject"),
+        (2, "v2 subject"),
+    ]
 
 
 async def test_a_campaign_keeps_the_version_it_was_created_with(client, admin):
     template = await factories.template(client, admin, subject="first {{ campaign.name }}")
     campaign = await factories.campaign(client, admin, template_id=template["id"])
-    r = await client.put(f"/v1/templates/{template['id']}", headers=admin,
-                         json={"subject": "second", "html": "<p>x</p>"})
+    r = await client.put(
+        f"/v1/templates/{template['id']}",
+        headers=admin,
+        json={"subject": "second", "html": "<p>x</p>"},
+    )
     assert r.status_code == 200
     from sqlalchemy import text
 
     async with client._transport.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        subject = (await conn.execute(text(
-            "SELECT v.subject FROM campaigns c JOIN template_versions v"
-            " ON v.id = c.template_version_id WHERE c.id = :id"), {"id": campaign["id"]}
-        )).scalar_one()
+        subject = (
+            await conn.execute(
+                text(
+                    "SELECT v.subject FROM campaigns c JOIN template_versions v"
+                    " ON v.id = c.template_version_id WHERE c.id = :id"
+                ),
+                {"id": campaign["id"]},
+            )
+        ).scalar_one()
     assert subject == "first {{ campaign.name }}"
 
 
@@ -61,9 +74,11 @@ async def test_list_is_cursor_paginated(client, admin):
 
 
 async def test_unknown_template_is_404(client, admin):
-    for method, path, body in [("GET", "/v1/templates/999", None),
-                               ("PUT", "/v1/templates/999", {"subject": "s", "html": "h"}),
-                               ("POST", "/v1/templates/999/render", {})]:
+    for method, path, body in [
+        ("GET", "/v1/templates/999", None),
+        ("PUT", "/v1/templates/999", {"subject": "s", "html": "h"}),
+        ("POST", "/v1/templates/999/render", {}),
+    ]:
         r = await client.request(method, path, headers=admin, json=body)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json()["error"]["code"] == "not_found"
@@ -83,24 +98,38 @@ async def test_syntax_errors_name_the_part_and_the_line(client, admin):
         assert error["message"].startswith(f"{part}:"), error
         assert error["details"][0]["path"] == ["body", part]
         assert f"line {line}" in error["message"]
-    r = await client.put(f"/v1/templates/{(await _create(client, admin)).json()['id']}",
-                         headers=admin, json={"subject": "s", "html": "{% for %}"})
+    r = await client.put(
+        f"/v1/templates/{(await _create(client, admin)).json()['id']}",
+        headers=admin,
+        json={"subject": "s", "html": "{% for %}"},
+    )
     assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == ["body", "html"]
     listed = (await client.get("/v1/templates", headers=admin)).json()["items"]
     assert len(listed) == 1 and listed[0]["version"] == 1  # nothing was stored
 
 
 async def test_render_uses_the_named_contact_and_data(client, admin):
-    r = await client.put("/v1/contacts/ada@example.test", headers=admin,
-                         json={"attributes": {"first_name": "Ada"}, "tags": ["vip"]})
+    r = await client.put(
+        "/v1/contacts/ada@example.test",
+        headers=admin,
+        json={"attributes": {"first_name": "Ada"}, "tags": ["vip"]},
+    )
     assert r.status_code == 201
-    template = (await _create(
-        client, admin, subject="Hi {{ contact.attributes.first_name | default('there') }}",
-        html=LAYOUT.replace("{{ name }}", "{{ contact.email }} {{ data.order }}"
-                            " {{ contact.tags | join(',') }}"),
-    )).json()
-    r = await client.post(f"/v1/templates/{template['id']}/render", headers=admin,
-                          json={"email": " ADA@example.test", "data": {"order": "A-17"}})
+    template = (
+        await _create(
+            client,
+            admin,
+            subject="Hi {{ contact.attributes.first_name | default('there') }}",
+            html=LAYOUT.replace(
+                "{{ name }}", "{{ contact.email }} {{ data.order }} {{ contact.tags | join(',') }}"
+            ),
+        )
+    ).json()
+    r = await client.post(
+        f"/v1/templates/{template['id']}/render",
+        headers=admin,
+        json={"email": " ADA@example.test", "data": {"order": "A-17"}},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["subject"] == "Hi Ada"
@@ -109,11 +138,15 @@ async def test_render_uses_the_named_contact_and_data(client, admin):
     assert body["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert body["headers"]["List-Unsubscribe"].startswith("<http://mailer.test/unsubscribe/")
 
-    r = await client.post(f"/v1/templates/{template['id']}/render", headers=admin,
-                          json={"data": {"order": "B"}})
+    r = await client.post(
+        f"/v1/templates/{template['id']}/render", headers=admin, json={"data": {"order": "B"}}
+    )
     assert r.status_code == 200 and r.json()["subject"] == "Hi there"
-    r = await client.post(f"/v1/templates/{template['id']}/render", headers=admin,
-                          json={"email": "nobody@example.test"})
+    r = await client.post(
+        f"/v1/templates/{template['id']}/render",
+        headers=admin,
+        json={"email": "nobody@example.test"},
+    )
     assert r.status_code == 404 and "nobody@example.test" in r.json()["error"]["message"]
 
 
@@ -156,8 +189,7 @@ async def test_mjml_errors_are_422(client, admin):
     r = await _create(client, admin, html="<mjml><mj-body><mj-section>", format="mjml")
     assert r.status_code == 422, r.text
     assert r.json()["error"]["message"].startswith("html: MJML:")
-    r = await _create(client, admin, html="<mjml><mj-body>{% if %}</mj-body></mjml>",
-                      format="mjml")
+    r = await _create(client, admin, html="<mjml><mj-body>{% if %}</mj-body></mjml>", format="mjml")
     assert r.status_code == 422 and "line 1" in r.json()["error"]["message"]
     r = await _create(client, admin, html=MJML, format="xml")
     assert r.status_code == 422
@@ -176,14 +208,24 @@ RECEIPT = """{% extends "layouts/plain.html" %}
 
 async def test_golden_transactional_layout_render(client, admin):
     """The plain layout for transactional mail: no unsubscribe footer, no List-Unsubscribe."""
-    r = await client.put("/v1/contacts/zoe@example.test", headers=admin,
-                         json={"attributes": {"first_name": "Zoë"}, "tags": []})
+    r = await client.put(
+        "/v1/contacts/zoe@example.test",
+        headers=admin,
+        json={"attributes": {"first_name": "Zoë"}, "tags": []},
+    )
     assert r.status_code == 201
-    template = (await _create(client, admin, subject="Ihre Bestellung {{ data.order }} ✓",
-                              html=RECEIPT)).json()
-    r = await client.post(f"/v1/templates/{template['id']}/render", headers=admin, json={
-        "email": "zoe@example.test", "mail_class": "transactional",
-        "data": {"order": "A-17", "items": ["Tee", "Kekse <3"], "total": "12,50"}})
+    template = (
+        await _create(client, admin, subject="Ihre Bestellung {{ data.order }} ✓", html=RECEIPT)
+    ).json()
+    r = await client.post(
+        f"/v1/templates/{template['id']}/render",
+        headers=admin,
+        json={
+            "email": "zoe@example.test",
+            "mail_class": "transactional",
+            "data": {"order": "A-17", "items": ["Tee", "Kekse <3"], "total": "12,50"},
+        },
+    )
     assert r.status_code == 200, r.text
     got = r.json()
     path = GOLDEN / "transactional_render.json"
