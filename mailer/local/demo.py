@@ -360,8 +360,8 @@ async def _feedback(
     campaign_id: int,
     simulated: list[str],
     console: Console,
-    timeout: float = 90.0,
-) -> int:  # noqa: ASYNC109
+    timeout: float = 90.0,  # noqa: ASYNC109
+) -> int:
     """Wait for the mailbox simulator's events to come back through SNS → /webhooks/sns →
     the events worker; show deliveries, bounces, complaints and the suppressed addresses."""
     wants_bounces = sum(1 for e in simulated if e.startswith(("bounce+", "suppressionlist+")))

@@ -84,8 +84,8 @@ def _out(template: Template, version: TemplateVersion) -> TemplateOut:
         subject=version.subject,
         html=version.html,
         text=version.text,
-        format=version.format,
-        source=version.source,  # type: ignore[arg-type]
+        format=version.format,  # type: ignore[arg-type]
+        source=version.source,
         created_at=version.created_at,
     )
 

@@ -310,7 +310,8 @@ async def test_last_used_at_is_written_at_most_once_a_minute(
     async with transaction(sessionmaker) as session:
         await session.execute(
             text(
-                "UPDATE api_keys SET last_used_at = now() - interval '61 seconds' WHERE key_hash = :h"
+                "UPDATE api_keys SET last_used_at = now() - interval '61 seconds'"
+                " WHERE key_hash = :h"
             ),
             {"h": hashlib.sha256(raw.encode()).hexdigest()},
         )
