@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailer import devstack
+from mailer.local import devstack
 from mailer.app import create_app
 from mailer.config import Settings
 from tests.conftest import _count

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from mailer import devstack
+from mailer.local import devstack
 from mailer.config import Settings
 from mailer.db import create_engine, create_sessionmaker, transaction
 from tests import factories
