@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailer.local import devstack
 from mailer.app import create_app
 from mailer.config import Settings
+from mailer.local import devstack
 from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from mailer.local import devstack
 from mailer.config import Settings
 from mailer.db import create_engine, create_sessionmaker, transaction
+from mailer.local import devstack
 from tests import factories
 from tests.campaign.conftest import recipients, seed_contacts, wait_sent
 from tests.fixtures.database import migrate
