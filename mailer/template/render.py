@@ -150,7 +150,13 @@ class _Holes:
 
     __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest")
 
-    def __init__(self, rendered: str, holes: int) -> None:
+    def __init__(self, rendered: str, holes: int, fold: Callable[[str], str]) -> None:
+        # a line without values comes out of ``fold`` the same for every message (folding
+        # works line by line): fold it once here, so messages only look at lines with values
+        rendered = "\n".join(
+            line if "\ue000" in line or len(line.encode()) <= MAX_LINE else fold(line)
+            for line in rendered.split("\n")
+        )
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
         self.statics = pieces[0::2]
         self.order = [int(i) for i in pieces[1::2]]
@@ -231,7 +237,7 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined, holes), _Holes(text, holes))
+        return cls(_Holes(inlined, holes, fold_html), _Holes(text, holes, fold_text))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
         html = self.html.fill(values)
