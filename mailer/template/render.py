@@ -148,7 +148,7 @@ _PAD = "\ue002" + "w" * 40
 class _Holes:
     """A derived part: its static pieces and which value goes between each two."""
 
-    __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest")
+    __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest", "value_longest")
 
     def __init__(self, rendered: str, holes: int, fold: Callable[[str], str]) -> None:
         # a line without values comes out of ``fold`` the same for every message (folding
@@ -182,12 +182,15 @@ class _Holes:
                 self.lines.append((own, held))
             else:
                 self.static_longest = max(self.static_longest, own)
+        self.value_longest = max([own for own, _ in self.lines], default=0)
 
     def may_exceed(self, values: list[str], limit: int) -> bool:
         """Whether a line of the filled part could be over ``limit`` octets (a value's
         characters counted as 4 octets each): only then is folding worth a look."""
         if self.static_longest > limit:
             return True
+        if self.value_longest + 4 * sum(map(len, values)) <= limit:
+            return False  # the common case, in one cheap bound over all values
         return any(
             own + 4 * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
         )
