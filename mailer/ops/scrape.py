@@ -11,26 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.config import Settings
+from mailer.models import STAT_NAMES
 from mailer.ops.metrics import gauge
 from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
 
 QUEUES = tuple(ARQ_QUEUES.values())
-CAMPAIGN_STATS = (
-    "recipients",
-    "queued",
-    "sent",
-    "failed",
-    "suppressed",
-    "delivered",
-    "bounced",
-    "complained",
-    "opened",
-    "clicked",
-    "unsubscribed",
-    "resent",
-)
 
 _SUPPRESSIONS = text("SELECT scope, count(*) AS n FROM suppressions GROUP BY scope")
 # campaigns under way, and the last ones finished: bounded, whatever the history
@@ -105,7 +92,7 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
     )
     for row in await session.execute(_CAMPAIGNS):
         cid = str(row.id)
-        for stat in CAMPAIGN_STATS:
+        for stat in STAT_NAMES:
             progress.add_metric([cid, row.status, stat], float(getattr(row, stat)))
         finished = row.sent + row.failed + row.suppressed
         done.add_metric([cid, row.status], finished / row.recipients if row.recipients else 0.0)
