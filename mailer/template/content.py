@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email.utils import parseaddr
 
 import mrml
@@ -63,6 +64,77 @@ def _fold(line: str, breaks: list[int]) -> str:
     return "\n".join(out)
 
 
+def _html_breaks(line: str) -> list[int]:
+    """Where a line of HTML may be broken: whitespace between words of text, and before
+    an attribute inside a tag (never in a comment)."""
+    breaks: list[int] = []
+    for token in _TOKEN.finditer(line):
+        text = token.group()
+        if text.startswith("<!--"):
+            continue
+        gaps = _ATTR_GAP if text.startswith("<") else _SPACE
+        breaks.extend(token.start() + m.start() for m in gaps.finditer(text))
+    return breaks
+
+
+def _fold_ascii(line: str, last_break: Callable[[int, int], int]) -> str:
+    """:func:`_fold` for an ASCII line (one octet a character), asking ``last_break`` for
+    the last break point in ``[start, limit]`` (or -1) at each cut instead of listing them
+    all: the same pieces, without walking every word of a long line."""
+    out: list[str] = []
+    start = 0
+    while len(line) - start > MAX_LINE:
+        at = last_break(start, start + MAX_LINE)
+        if at >= start:
+            out.append(line[start:at])
+            start = at + 1
+        else:
+            out.append(line[start : start + MAX_LINE])
+            start += MAX_LINE
+    out.append(line[start:])
+    return "\n".join(out)
+
+
+def _last_text_break(line: str) -> Callable[[int, int], int]:
+    def last_break(start: int, limit: int) -> int:
+        return max(line.rfind(" ", start, limit + 1), line.rfind("\t", start, limit + 1))
+
+    return last_break
+
+
+def _last_html_break(line: str) -> Callable[[int, int], int]:
+    """The last of :func:`_html_breaks` in ``[start, limit]``, for a line with no comment.
+
+    Every ``<`` opens a tag or lies inside one (text is ``[^<]+``), and a tag runs to the
+    first ``>`` after it: a position is in a tag exactly when the last ``<`` before it has
+    no ``>`` between them. Walking back from ``limit``, text is searched for a space or a
+    tab, a tag for its attribute gaps.
+    """
+
+    def last_break(start: int, limit: int) -> int:
+        pos = limit
+        while pos >= start:
+            lt = line.rfind("<", 0, pos + 1)
+            gt = line.find(">", lt, pos) if lt >= 0 else -1
+            if lt < 0 or gt >= 0:  # pos is in text, which begins after the tag's ">"
+                begin = max(start, gt + 1)
+                at = max(line.rfind(" ", begin, pos + 1), line.rfind("\t", begin, pos + 1))
+                if at >= begin:
+                    return at
+                pos = begin - 1
+                continue
+            end = line.find(">", lt)
+            tag = line[lt : end + 1] if end >= 0 else line[lt:]
+            gaps = [lt + m.start() for m in _ATTR_GAP.finditer(tag)]
+            for at in reversed(gaps):
+                if start <= at <= pos:
+                    return at
+            pos = lt - 1
+        return -1
+
+    return last_break
+
+
 def fold_html(html: str) -> str:
     """HTML with no line over 998 characters, rendering the same."""
     if longest_line(html) <= MAX_LINE:
@@ -71,14 +143,10 @@ def fold_html(html: str) -> str:
     for i, line in enumerate(lines):
         if not _too_long(line):
             continue
-        breaks: list[int] = []
-        for token in _TOKEN.finditer(line):
-            text = token.group()
-            if text.startswith("<!--"):
-                continue
-            gaps = _ATTR_GAP if text.startswith("<") else _SPACE
-            breaks.extend(token.start() + m.start() for m in gaps.finditer(text))
-        lines[i] = _fold(line, breaks)
+        if line.isascii() and "<!--" not in line:
+            lines[i] = _fold_ascii(line, _last_html_break(line))
+        else:
+            lines[i] = _fold(line, _html_breaks(line))
     return "\n".join(lines)
 
 
@@ -88,7 +156,11 @@ def fold_text(text: str) -> str:
         return text
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if _too_long(line):
+        if not _too_long(line):
+            continue
+        if line.isascii():
+            lines[i] = _fold_ascii(line, _last_text_break(line))
+        else:
             lines[i] = _fold(line, [m.start() for m in _SPACE.finditer(line)])
     return "\n".join(lines)
 

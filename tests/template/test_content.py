@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import html as lxml_html
 
-from mailer.template.content import fold_html, fold_text, mail_headers, unsubscribe_mailto
+from mailer.template.content import (
+    _SPACE,
+    _fold,
+    _fold_ascii,
+    _html_breaks,
+    _last_html_break,
+    _last_text_break,
+    fold_html,
+    fold_text,
+    mail_headers,
+    unsubscribe_mailto,
+)
 
 
 def _octets(s: str) -> int:
@@ -35,6 +48,46 @@ def test_long_html_lines_break_where_rendering_does_not_change():
     assert [td.attrib for td in after.xpath("//td")] == [td.attrib for td in before.xpath("//td")]
     short = "<p>short</p>\n<p>lines</p>"
     assert fold_html(short) is short
+
+
+# pieces of ASCII HTML lines, long ones included: tags (nested "<", unclosed), attributes
+# with all kinds of whitespace before them, words, runs of spaces and tabs, stray ">"
+_PIECES = st.sampled_from(
+    [
+        "<td",
+        "<a",
+        "<b>",
+        "</i> ",
+        ">",
+        "</td>",
+        " ",
+        "  ",
+        "\t",
+        "\x0c",
+        "\r",
+        'href="',
+        'class="c"',
+        "'",
+        '"',
+        "=",
+        "<",
+        "word",
+        "x" * 300,
+        "y" * 1100,
+        " z" * 200,
+        ' style="padding: 4px"' * 20,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=60))
+def test_fast_folding_of_ascii_lines_cuts_exactly_where_the_token_walk_does(pieces):
+    line = "".join(pieces)
+    line *= 1 + 2000 // len(line)  # over 998 characters, ASCII, no comment
+    assert _fold_ascii(line, _last_html_break(line)) == _fold(line, _html_breaks(line))
+    text_breaks = [m.start() for m in _SPACE.finditer(line)]
+    assert _fold_ascii(line, _last_text_break(line)) == _fold(line, text_breaks)
 
 
 def test_marketing_mail_always_has_one_click_unsubscribe_transactional_only_when_asked():
