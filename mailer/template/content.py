@@ -39,10 +39,6 @@ def longest_line(s: str) -> int:
     )
 
 
-def _too_long(line: str) -> bool:
-    return len(line) > _SAFE_CHARS and len(line.encode()) > MAX_LINE
-
-
 def _fold(line: str, breaks: list[int]) -> str:
     """Replace the whitespace at some of ``breaks`` (sorted offsets) with newlines so that
     no piece is longer than MAX_LINE octets; a piece without a break point is split hard."""
@@ -135,34 +131,51 @@ def _last_html_break(line: str) -> Callable[[int, int], int]:
     return last_break
 
 
+def _fold_lines(s: str, fold_ascii: Callable[[str], str], fold_other: Callable[[str], str]) -> str:
+    """``s`` with each line over MAX_LINE octets folded (``s`` itself when none is)."""
+    if len(s) <= _SAFE_CHARS:
+        return s
+    lines = s.split("\n")
+    folded = False
+    for i, line in enumerate(lines):
+        if len(line) <= _SAFE_CHARS:
+            continue
+        if line.isascii():
+            if len(line) > MAX_LINE:
+                lines[i] = fold_ascii(line)
+                folded = True
+        elif len(line.encode()) > MAX_LINE:
+            lines[i] = fold_other(line)
+            folded = True
+    return "\n".join(lines) if folded else s
+
+
+def _fold_html_ascii(line: str) -> str:
+    if "<!--" in line:
+        return _fold(line, _html_breaks(line))
+    return _fold_ascii(line, _last_html_break(line))
+
+
+def _fold_html_other(line: str) -> str:
+    return _fold(line, _html_breaks(line))
+
+
+def _fold_text_ascii(line: str) -> str:
+    return _fold_ascii(line, _last_text_break(line))
+
+
+def _fold_text_other(line: str) -> str:
+    return _fold(line, [m.start() for m in _SPACE.finditer(line)])
+
+
 def fold_html(html: str) -> str:
     """HTML with no line over 998 characters, rendering the same."""
-    if longest_line(html) <= MAX_LINE:
-        return html
-    lines = html.split("\n")
-    for i, line in enumerate(lines):
-        if not _too_long(line):
-            continue
-        if line.isascii() and "<!--" not in line:
-            lines[i] = _fold_ascii(line, _last_html_break(line))
-        else:
-            lines[i] = _fold(line, _html_breaks(line))
-    return "\n".join(lines)
+    return _fold_lines(html, _fold_html_ascii, _fold_html_other)
 
 
 def fold_text(text: str) -> str:
     """Plain text with no line over 998 characters (broken between words)."""
-    if longest_line(text) <= MAX_LINE:
-        return text
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if not _too_long(line):
-            continue
-        if line.isascii():
-            lines[i] = _fold_ascii(line, _last_text_break(line))
-        else:
-            lines[i] = _fold(line, [m.start() for m in _SPACE.finditer(line)])
-    return "\n".join(lines)
+    return _fold_lines(text, _fold_text_ascii, _fold_text_other)
 
 
 def unsubscribe_mailto(from_address: str, token: str) -> str:
