@@ -44,5 +44,6 @@ class WorkerSettings:
     job_timeout = 600
     max_tries = 5
     poll_delay = 0.05
+    idle_poll_delay = 0.5  # after a quiet spell (workers.polling)
     keep_result = 0
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

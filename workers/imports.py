@@ -48,5 +48,6 @@ class WorkerSettings:
     job_timeout = 1800
     max_tries = IMPORT_TRIES
     poll_delay = 0.2
+    idle_poll_delay = 1.0  # after a quiet spell (workers.polling)
     keep_result = 3600
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

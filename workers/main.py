@@ -24,6 +24,7 @@ from arq.worker import Worker
 from mailer.config import Settings, get_settings
 from mailer.queues import OWN_PROCESS
 from mailer.queues import QUEUES as QUEUE_NAMES
+from workers.polling import BackoffWorker
 
 log = structlog.get_logger(__name__)
 
@@ -92,12 +93,12 @@ async def run(queues: list[str] | None = None) -> None:
     names = list(dict.fromkeys(queues or QUEUES))
     apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
     children = [ChildWorker(q) for q in apart]
-    workers = []
+    workers: list[Worker] = []
     for queue in (q for q in names if q not in apart):
         options = worker_settings(queue)
         options["redis_settings"] = RedisSettings.from_dsn(settings.redis_url)
         options["handle_signals"] = False
-        workers.append(Worker(**options))
+        workers.append(BackoffWorker(**options))
     # the modules and settings loaded so far live as long as the process: keep them out of
     # every collection, and collect the young generation less often (a send makes many
     # short-lived objects; the default threshold of 700 runs a collection every few sends)

@@ -1,0 +1,62 @@
+"""The workers' queues poll fast while busy and back off when idle (workers.polling)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from arq.connections import RedisSettings, create_pool
+from redis.asyncio import Redis
+
+from mailer.config import Settings
+from workers.polling import BackoffWorker
+
+QUEUE = "arq:test-backoff"
+
+
+async def _job(ctx: dict[str, Any], n: int) -> int:
+    ctx["done"].append((n, time.monotonic()))
+    return n
+
+
+class _Counting(BackoffWorker):
+    polls = 0
+
+    async def _poll_iteration(self) -> None:
+        type(self).polls += 1
+        await super()._poll_iteration()
+
+
+async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settings, redis: Redis):
+    done: list[tuple[int, float]] = []
+    worker = _Counting(
+        functions=[_job],
+        queue_name=QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        handle_signals=False,
+        poll_delay=0.01,
+        idle_poll_delay=0.2,
+        busy_seconds=0.3,
+        ctx={"done": done},
+    )
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    running = asyncio.ensure_future(worker.async_run())
+    try:
+        await asyncio.sleep(2.0)
+        # 2 s at 0.01 s would be ~200 polls; backing off to 0.2 s leaves about 15
+        assert _Counting.polls < 40, _Counting.polls
+        enqueued = time.monotonic()
+        await pool.enqueue_job("_job", 1, _queue_name=QUEUE)
+        while not done:
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - enqueued < 5.0, "the idle worker never picked the job up"
+        # busy again: polls at poll_delay for busy_seconds after a job
+        polls = _Counting.polls
+        await asyncio.sleep(0.2)
+        assert _Counting.polls - polls >= 8
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await worker.close()
+        await pool.aclose()
