@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import formataddr, parseaddr
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -66,6 +67,7 @@ def mailbox_address(mailbox: str) -> str:
     return parseaddr(mailbox)[1] or mailbox
 
 
+@lru_cache(maxsize=1024)
 def encode_mailbox(mailbox: str) -> str:
     """The mailbox as it goes to SES: a non-ASCII display name RFC 2047-encoded."""
     if "<" not in mailbox:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from functools import lru_cache
+
+
+@lru_cache(maxsize=4)
+def _keyed(secret: str) -> hmac.HMAC:
+    # the key's inner and outer pads, hashed once: each token copies them (every message
+    # of a campaign gets a token)
+    return hmac.new(secret.encode(), b"unsubscribe:", hashlib.sha256)
 
 
 def _mac(secret: str, message_id: int) -> str:
-    digest = hmac.new(secret.encode(), f"unsubscribe:{message_id}".encode(), hashlib.sha256)
+    digest = _keyed(secret).copy()
+    digest.update(str(message_id).encode())
     return base64.urlsafe_b64encode(digest.digest()[:18]).decode().rstrip("=")
 
 

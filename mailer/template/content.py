@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from email.utils import parseaddr
+from functools import lru_cache
 
 import mrml
 
@@ -180,8 +181,12 @@ def fold_text(text: str) -> str:
 
 def unsubscribe_mailto(from_address: str, token: str) -> str:
     """``mailto:`` for List-Unsubscribe: the sender's domain, the token as the subject."""
-    domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
-    return f"mailto:unsubscribe@{domain}?subject=unsubscribe-{token}"
+    return f"mailto:unsubscribe@{_domain(from_address)}?subject=unsubscribe-{token}"
+
+
+@lru_cache(maxsize=1024)
+def _domain(from_address: str) -> str:
+    return parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
 
 
 def mail_headers(
