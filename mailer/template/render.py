@@ -184,12 +184,13 @@ class _Holes:
                 self.static_longest = max(self.static_longest, own)
         self.value_longest = max([own for own, _ in self.lines], default=0)
 
-    def may_exceed(self, values: list[str], limit: int) -> bool:
+    def may_exceed(self, values: list[str], size: int, limit: int) -> bool:
         """Whether a line of the filled part could be over ``limit`` octets (a value's
-        characters counted as 4 octets each): only then is folding worth a look."""
+        characters counted as 4 octets each; ``size``: all of them): only then is folding
+        worth a look."""
         if self.static_longest > limit:
             return True
-        if self.value_longest + 4 * sum(map(len, values)) <= limit:
+        if self.value_longest + 4 * size <= limit:
             return False  # the common case, in one cheap bound over all values
         return any(
             own + 4 * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
@@ -243,13 +244,14 @@ class _Derived:
         return cls(_Holes(inlined, holes, fold_html), _Holes(text, holes, fold_text))
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
+        size = sum(map(len, values))
         html = self.html.fill(values)
-        if self.html.may_exceed(values, MAX_LINE):
+        if self.html.may_exceed(values, size, MAX_LINE):
             html = fold_html(html)
         if not need_text:
             return html, ""
         text = self.text.fill(values)
-        if self.text.may_exceed(values, MAX_LINE):
+        if self.text.may_exceed(values, size, MAX_LINE):
             text = fold_text(text)
         return html, text
 
@@ -273,10 +275,12 @@ def _new_context(template: Template, context: dict[str, Any]) -> Context:
             template.environment,
             template.name,
             template.globals,
+            # only read (Jinja takes set differences of it): one set for every render
+            frozenset(template.globals),
             template.blocks,
             probe.eval_ctx.autoescape,
         )
-    env, name, globals_, blocks, autoescape = fixed
+    env, name, globals_, globals_keys, blocks, autoescape = fixed
     eval_ctx = _new_object(EvalContext)
     eval_ctx.__dict__ = {"environment": env, "autoescape": autoescape, "volatile": False}
     ctx = _new_object(Context)
@@ -287,7 +291,7 @@ def _new_context(template: Template, context: dict[str, Any]) -> Context:
         "eval_ctx": eval_ctx,
         "exported_vars": set(),
         "name": name,
-        "globals_keys": set(globals_),
+        "globals_keys": globals_keys,
         "blocks": {k: [v] for k, v in blocks.items()},
     }
     return ctx
