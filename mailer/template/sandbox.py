@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import operator
 import re
-import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -92,29 +92,28 @@ class _NoBudget(Budget):
 _UNBOUNDED = _NoBudget()
 
 
-class _Local(threading.local):
-    budget: Budget = _UNBOUNDED  # the default of every thread: outside a render
-
-
-_local = _Local()
+# the budget of the render running in this thread or task (a context variable: previews
+# render in threads, and reading one costs half of a thread-local's attribute)
+_BUDGET: ContextVar[Budget] = ContextVar("render_budget", default=_UNBOUNDED)
+_current = _BUDGET.get
 
 
 def current() -> Budget:
-    return _local.budget
+    return _current()
 
 
 class budget:  # noqa: N801 - used as ``with budget():``
     """Give the renders inside the block one fresh :class:`Budget`."""
 
-    __slots__ = ("_previous",)
+    __slots__ = ("_token",)
 
     def __enter__(self) -> Budget:
-        self._previous = _local.budget
-        _local.budget = new = Budget()
+        new = Budget()
+        self._token = _BUDGET.set(new)
         return new
 
     def __exit__(self, *exc: object) -> None:
-        _local.budget = self._previous
+        _BUDGET.reset(self._token)
 
 
 _SCALARS = (str, int, float, bool, type(None), Decimal)
@@ -161,7 +160,7 @@ def _finalize(value: Any) -> Any:
         s = str(value)  # StrictUndefined raises here, naming the variable
     else:
         raise SecurityError(f"a {type(value).__name__} cannot be output")
-    b = _local.budget
+    b = _current()
     b.chars += len(s)
     if b.chars > MAX_OUTPUT_CHARS:
         b.charge(0)
@@ -174,7 +173,7 @@ _new_str = str.__new__
 def _out_text(value: Any) -> str:
     """``{{ value }}`` in the subject or the text part: finalized, not escaped."""
     if type(value) is str:
-        b = _local.budget
+        b = _current()
         b.chars += len(value)
         if b.chars > MAX_OUTPUT_CHARS:
             b.charge(0)
@@ -185,7 +184,7 @@ def _out_text(value: Any) -> str:
 def _out_html(value: Any) -> Markup:
     """``{{ value }}`` in HTML: finalized and escaped in one call (the hot path)."""
     if type(value) is str:
-        b = _local.budget
+        b = _current()
         b.chars += len(value)
         if b.chars > MAX_OUTPUT_CHARS:
             b.charge(0)
