@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,9 +145,11 @@ def measure_worker(proc: StandinProcess, opts: Options, latency_ms: float) -> fl
     to the last SES call as the stand-in saw them, so it is SES calls/s.
     """
     cpu: list[float] = [0.0]
+    samples: list[tuple[float, float]] = []  # (monotonic time, worker CPU seconds)
 
     def sample(pool: engine.Workers) -> None:
         cpu[0] = process_cpu_seconds(pool.pids()[0])
+        samples.append((time.monotonic(), cpu[0]))
 
     try:
         status, stats, _ = _run_campaign(
@@ -166,10 +169,18 @@ def measure_worker(proc: StandinProcess, opts: Options, latency_ms: float) -> fl
         raise RuntimeError(f"campaign {status}: {stats}")
     rate, _ = _calls_rate(calls)
     WORKER_CPU[latency_ms] = cpu[0] / opts.calls
+    # while sending: the CPU between the samples around the first and the last SES call
+    # (the stand-in's times are time.monotonic() too), without start-up and idle time
+    times = sorted(c["t"] for c in calls)
+    during = [(t, c) for t, c in samples if times[0] <= t <= times[-1]]
+    if len(during) >= 2:
+        sent = sum(1 for t in times if during[0][0] <= t <= during[-1][0])
+        SENDING_CPU[latency_ms] = (during[-1][1] - during[0][1]) / max(sent, 1)
     return rate
 
 
 WORKER_CPU: dict[float, float] = {}
+SENDING_CPU: dict[float, float] = {}
 
 
 def measure_rate_accuracy(
@@ -390,7 +401,8 @@ def main(argv: list[str] | None = None) -> None:
                         worker[latency] = value
                         worker_note = (
                             f"worker CPU {WORKER_CPU[latency] * 1e6:.0f} us/message "
-                            f"(all of it); best of {opts.repeat}"
+                            f"(all of it), {SENDING_CPU.get(latency, 0.0) * 1e6:.0f} while "
+                            f"sending; best of {opts.repeat}"
                         )
             assert best is not None
             bare[latency] = best.per_second
