@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
             timeout=settings.sns_cert_timeout_seconds,
             max_bytes=settings.sns_cert_max_bytes,
         )
-        app.state.sns_store = NotificationStore(app.state.sessionmaker, app.state.arq)
+        app.state.sns_store = NotificationStore(engine, app.state.arq)
         try:
             yield
         finally:

@@ -81,10 +81,11 @@ class RequestContext:
                 message = {**message, "headers": [*message.get("headers", []), header]}
             await send(message)
 
+        # every structlog line of the request carries its id (bind and reset by token:
+        # bound_contextvars scans the whole context twice a request)
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            # every structlog line of the request carries its id
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception(
                 "unhandled error in %s %s (request id %s)",
@@ -97,6 +98,8 @@ class RequestContext:
             body = error_body("internal", f"internal error; quote request id {request_id}")
             body["error"]["request_id"] = request_id
             await send_json(send_with_id, 500, body)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class BadJson(Exception):

@@ -16,18 +16,29 @@ class GroupWriter(Generic[T, R]):
     ``await writer.submit(item)`` returns once the flush holding the item is done, with the
     flush's result; a failed flush raises in every submitter. A flush starts when
     ``max_items`` are waiting or ``delay`` seconds after the first one arrived.
+
+    With ``max_in_flight``, a flush also waits while that many are under way, and the items
+    that came in meanwhile go together as soon as one ends (they are not held for a timer):
+    the batch grows with the load and the flush's own latency, with no wait when idle.
     """
 
     def __init__(
-        self, flush: Callable[[list[T]], Awaitable[R]], delay: float, max_items: int
+        self,
+        flush: Callable[[list[T]], Awaitable[R]],
+        delay: float,
+        max_items: int,
+        *,
+        max_in_flight: int | None = None,
     ) -> None:
         self._flush = flush
         self.delay = delay
         self.max_items = max_items
+        self.max_in_flight = max_in_flight
         self._items: list[T] = []
         self._future: asyncio.Future[R] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
 
     async def submit(self, item: T) -> R:
         return await asyncio.shield(self.add(item))
@@ -41,7 +52,9 @@ class GroupWriter(Generic[T, R]):
         loop = asyncio.get_running_loop()
         if self._future is None:
             self._future = loop.create_future()
-            self._timer = loop.call_later(self.delay, self._start)
+            if self.max_in_flight is None or self._in_flight < self.max_in_flight:
+                self._timer = loop.call_later(self.delay, self._start)
+            # else: the flush under way that ends first starts this one
         future = self._future
         self._items.append(item)
         if len(self._items) >= self.max_items:
@@ -56,6 +69,7 @@ class GroupWriter(Generic[T, R]):
         self._items, self._future = [], None
         if future is None or not items:
             return
+        self._in_flight += 1
         task = asyncio.create_task(self._run(items, future))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -69,6 +83,10 @@ class GroupWriter(Generic[T, R]):
             # nobody may be left to retrieve it
             future.exception() if future.done() else None
             return
+        finally:
+            self._in_flight -= 1
+            if self.max_in_flight is not None and self._items and self._timer is None:
+                self._start()  # what came in while the flushes were busy
         if not future.done():
             future.set_result(result)
 

@@ -25,31 +25,28 @@ from mailer.webhook.ses import EventRow
 # -- notifications --------------------------------------------------------------------
 
 # the verified messages of many concurrent requests in one statement (group commit); an SNS
-# retry of a stored MessageId inserts nothing and is not returned
-_STORE = text(
-    """
+# retry of a stored MessageId inserts nothing and is not returned. Sent on the driver
+# connection, outside BEGIN: the statement is its own transaction (mailer.db.HeldConnections)
+_STORE = """
     INSERT INTO sns_notifications (sns_message_id, topic_arn, type, body)
     SELECT m, t, k, CAST(b AS jsonb)
-      FROM unnest(CAST(:ids AS text[]), CAST(:topics AS text[]), CAST(:types AS text[]),
-                  CAST(:bodies AS text[])) AS x(m, t, k, b)
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(m, t, k, b)
     ON CONFLICT (sns_message_id) DO NOTHING
     RETURNING sns_message_id, type
-    """
-)
+"""
 
 
-async def store(session: AsyncSession, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
-    """Store (message id, topic, type, raw body) rows once; the new ones: id → type."""
-    rows = await session.execute(
+async def store(driver: Any, items: Sequence[tuple[str, str, str, bytes]]) -> dict[str, str]:
+    """Store (message id, topic, type, raw body) rows once, committed when this returns;
+    the new ones: id → type. ``driver`` is an asyncpg connection outside a transaction."""
+    rows = await driver.fetch(
         _STORE,
-        {
-            "ids": [i[0] for i in items],
-            "topics": [i[1] for i in items],
-            "types": [i[2] for i in items],
-            "bodies": [i[3].decode() for i in items],
-        },
+        [i[0] for i in items],
+        [i[1] for i in items],
+        [i[2] for i in items],
+        [i[3].decode() for i in items],
     )
-    return {r.sns_message_id: r.type for r in rows}
+    return {r[0]: r[1] for r in rows}
 
 
 # oldest first; SKIP LOCKED lets several events workers drain side by side

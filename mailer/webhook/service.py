@@ -7,20 +7,22 @@ hooks in there.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailer.config import Settings, get_settings
-from mailer.db import after_commit, transaction
+from mailer.db import HeldConnections
 from mailer.errors import MailerError
 from mailer.ops import metrics
 from mailer.queues import EVENTS_QUEUE
@@ -77,47 +79,148 @@ async def wake(redis: Any) -> None:
         log.warning("events_wake_failed", error=repr(exc))
 
 
+class Waker:
+    """:func:`wake` after commits, at most one call at a time and one per ``interval``.
+
+    A commit asks for a wake-up and goes on (its answer does not wait for Redis); a commit
+    that asks while a call is under way gets one more call after it, which starts after
+    that commit, so no stored notification is left without a wake-up that follows it.
+    """
+
+    def __init__(self, redis: Any, interval: float = 0.05) -> None:
+        self.redis = redis
+        self.interval = interval
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        if self._task is not None:
+            self._again = True
+            return
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._again = False
+                await wake(self.redis)
+                if not self._again:
+                    return
+                await asyncio.sleep(self.interval)
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+# a held connection a restart or failover broke (asyncpg may only notice as "another
+# operation is in progress", its protocol state left behind): one more try, afresh
+_STALE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
+_NOT_STORED = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one flush did: the MessageIds stored by it (id → type), those it could not."""
+
+    new: dict[str, str]
+    failed: frozenset[str] = frozenset()
+
+
 class NotificationStore:
     """Stores verified notifications once, for many concurrent requests at a time.
 
-    Group commit: the requests of the same few milliseconds share one INSERT and one
-    transaction (``mailer.db.transaction``), so the API takes well over a thousand
-    notifications a second; each request is answered only after that commit. One wake-up
-    of the events worker per commit that stored a new notification, after the commit.
+    Group commit: the requests that arrive while a flush is under way go together in the
+    next one, ONE ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for all of them, so the
+    batch grows with the load and an idle API does not wait. The statement runs on a held
+    driver connection outside BEGIN (``mailer.db.HeldConnections``): its own transaction,
+    committed when it answers, and each request is answered only after that. A flush that
+    fails fails every request in it (503, SNS delivers again), except that a statement the
+    database refuses for its data is split so only the notification at fault fails. A
+    retry after a lost answer may find its rows stored already: they are then not new
+    here, and the events worker's reconciler wakes for them.
+
+    One wake-up of the events worker per burst that stored a new notification
+    (:class:`Waker`), after the commit; the answers do not wait for it.
     """
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         arq: Any,
         *,
-        delay: float = 0.002,
-        max_items: int = 200,
+        max_in_flight: int = 2,
+        max_items: int = 500,
     ) -> None:
-        self.sessionmaker = sessionmaker
-        self.arq = arq
-        self.writer: GroupWriter[tuple[str, str, str, bytes], dict[str, str]] = GroupWriter(
-            self._flush, delay=delay, max_items=max_items
+        self.connections = HeldConnections(engine)
+        self.waker = Waker(arq)
+        self.writer: GroupWriter[tuple[str, str, str, bytes], Stored] = GroupWriter(
+            self._flush, delay=0.0, max_items=max_items, max_in_flight=max_in_flight
         )
 
     async def store(self, message: SnsMessage, raw: bytes) -> bool:
         """True when this SNS MessageId was new (False: an SNS retry of a stored one)."""
-        new = await self.writer.submit((message.message_id, message.topic_arn, message.type, raw))
-        return message.message_id in new
+        item = (message.message_id, message.topic_arn, message.type, raw)
+        stored = await self.writer.submit(item)
+        if message.message_id in stored.failed:
+            raise Unavailable("the notification could not be stored; deliver it again")
+        return message.message_id in stored.new
 
-    async def _flush(self, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+    async def _flush(self, items: list[tuple[str, str, str, bytes]]) -> Stored:
         try:
-            async with transaction(self.sessionmaker) as session:
-                new = await repo.store(session, items)
-                if "Notification" in new.values():
-                    after_commit(session, lambda: wake(self.arq))
-        except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
-            log.error("sns_store_failed", error=repr(exc), notifications=len(items))
-            raise Unavailable("the notification could not be stored; deliver it again") from exc
-        return new
+            stored = Stored(await self._insert(items))
+        except _NOT_STORED as exc:
+            refused = isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _STALE)
+            if len(items) == 1 or not refused:
+                log.error("sns_store_failed", error=repr(exc)[:300], notifications=len(items))
+                return Stored({}, frozenset(i[0] for i in items))
+            stored = await self._one_by_one(items)
+        if "Notification" in stored.new.values():
+            self.waker.request()
+        return stored
+
+    async def _one_by_one(self, items: list[tuple[str, str, str, bytes]]) -> Stored:
+        new: dict[str, str] = {}
+        failed: set[str] = set()
+        for item in items:
+            try:
+                new.update(await self._insert([item]))
+            except _NOT_STORED as exc:
+                log.error("sns_store_failed", error=repr(exc)[:300], message_id=item[0])
+                failed.add(item[0])
+        return Stored(new, frozenset(failed))
+
+    async def _insert(self, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+        try:
+            return await self._insert_once(items)
+        except _STALE as exc:
+            log.warning("sns_store_retry", error=repr(exc)[:300])
+            return await self._insert_once(items)
+
+    async def _insert_once(self, items: list[tuple[str, str, str, bytes]]) -> dict[str, str]:
+        async with self.connections.driver() as driver:
+            return await repo.store(driver, items)
 
     async def close(self) -> None:
         await self.writer.drain()
+        await self.waker.close()
+        await self.connections.close()
 
 
 async def receive(
