@@ -176,25 +176,15 @@ async def accept(
             else:
                 repeats[i] = earlier  # type: ignore[assignment]
     order = list(rows)
-    ids = await repository.insert_messages(session, [rows[i] for i in order])
+    for i in order:
+        if i in keyed:
+            rows[i].update(idempotency_key=keyed[i], request_hash=hashes[i])
+    ids = await repository.insert_messages(session, [rows[i] for i in order], api_key_id)
     created = dict(zip(order, ids, strict=True))
     for i, message_id in created.items():
         answers[i] = MessageAccepted(id=message_id, status="queued")
     for i, earlier in repeats.items():
         answers[i] = MessageAccepted(id=created[earlier], status="queued")
-    await repository.insert_keys(
-        session,
-        [
-            {
-                "api_key_id": api_key_id,
-                "key": keyed[i],
-                "request_hash": hashes[i],
-                "message_id": message_id,
-            }
-            for i, message_id in created.items()
-            if i in keyed
-        ],
-    )
     if ids:
         enqueue_after_commit(session, redis, ids)
     return [a for a in answers if a is not None]
