@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -86,13 +87,23 @@ class KeyCache:
         self.sessionmaker = sessionmaker
         self.ttl = ttl
         self._keys: dict[str, tuple[float, ApiKey]] = {}
+        self._lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
 
     async def authenticate(self, raw: str) -> ApiKey | None:
         digest = hash_key(raw)
-        now = time.monotonic()
         hit = self._keys.get(digest)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        # one lookup per key at a time: the requests that find the entry expired together
+        # share it instead of each taking a connection
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._lookup(raw, digest))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, raw: str, digest: str) -> ApiKey | None:
         # its own connection in autocommit, as ``RequireScope`` looks a key up
         async with self.sessionmaker() as session:
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -102,5 +113,5 @@ class KeyCache:
         elif self.ttl > 0:
             if len(self._keys) >= self.MAX_ENTRIES:
                 self._keys.clear()
-            self._keys[digest] = (now + self.ttl, key)
+            self._keys[digest] = (time.monotonic() + self.ttl, key)
         return key

@@ -1,11 +1,11 @@
 """Group commit of single ``POST /v1/messages``: concurrent requests share a transaction.
 
-One request alone costs a transaction of its own (BEGIN, the key lock, the key lookup, the
-INSERTs, COMMIT) and a Redis enqueue; at a thousand a second those round trips are the
-work. Requests that arrive while a group is being committed wait for the next group, which
-takes them all (up to ``group_size``) through :func:`mailer.message.service.accept` in one
-transaction and one enqueue, exactly as ``POST /v1/messages/batch`` takes its items. A lone
-request is a group of one and waits for nobody.
+One request alone costs a transaction of its own (BEGIN, the INSERT of its message and key,
+COMMIT) and a Redis enqueue; at a thousand a second those round trips are the work.
+Requests that arrive while a group is being committed wait for the next group, which takes
+them all (up to ``group_size``) through :func:`mailer.message.service.accept` in one
+transaction and one enqueue, exactly as ``POST /v1/messages/batch`` takes its items. A
+lone request is a group of one and waits for nobody.
 
 Each request is answered only after the commit of its group and the group's after-commit
 work (the enqueue). Should the group's transaction fail, each of its requests is tried

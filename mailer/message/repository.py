@@ -10,26 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Event, IdempotencyKey, Message
 
-# one round trip for every key of a batch: the locks are taken in ascending order (the
-# aggregate consumes the ordered subquery row by row), so two batches sharing keys never
-# deadlock
-_LOCK_KEYS = text(
-    """
-    SELECT count(pg_advisory_xact_lock(id))
-      FROM (SELECT DISTINCT id FROM unnest(CAST(:ids AS bigint[])) AS id ORDER BY id) AS ids
-    """
-)
-
-
-async def lock_keys(session: AsyncSession, lock_ids: list[int]) -> None:
-    """Serialise requests that carry the same idempotency key (for this transaction).
-
-    A request that waits here sees the other's key and message once that one has committed.
-    """
-    if lock_ids:
-        await session.execute(_LOCK_KEYS, {"ids": lock_ids})
-
-
 _KEYS = text(
     """
     SELECT k.key, k.request_hash, k.message_id, m.status
@@ -75,8 +55,12 @@ _JSONB = frozenset({"data", "tags", "headers"})
 # Any number of messages, and the idempotency keys of those that carry one, in one
 # statement of one round trip: the rows arrive as one array per column, so the statement
 # and its parameters are the same size whatever the count. Ids are drawn first (``input``
-# is materialised once: it is volatile), which is how each row's id is answered in the
-# order of ``rows``; each message's contact (a recipient need not be one) is found here.
+# is materialised once: it is volatile), so that each row's id is answered in the order of
+# ``rows``. A key stored already (or being stored by a transaction in flight, which ON
+# CONFLICT waits for) is not stored again, and its row's message is not inserted:
+# ``created`` is false for it, and the caller reads the stored key. No lock is needed: the
+# key's primary key serialises concurrent requests that carry it. Each message's contact
+# (a recipient need not be one) is found here too.
 _INSERT_MESSAGES = text(
     """
     WITH input AS (
@@ -94,6 +78,13 @@ _INSERT_MESSAGES = text(
                  html, text_body, data, tags, headers, test_campaign_id, idempotency_key,
                  request_hash, ord
                )
+    ), keys_in AS (
+        INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id)
+        SELECT :api_key_id, i.idempotency_key, i.request_hash, i.id
+          FROM input i
+         WHERE i.idempotency_key IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING message_id
     ), messages_in AS (
         INSERT INTO messages (
             id, contact_id, email, from_address, reply_to, mail_class, template_version_id,
@@ -104,23 +95,23 @@ _INSERT_MESSAGES = text(
                i.html, i.text_body, CAST(i.data AS jsonb), CAST(i.tags AS jsonb),
                CAST(i.headers AS jsonb), i.test_campaign_id
           FROM input i
-    ), keys_in AS (
-        INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id)
-        SELECT :api_key_id, i.idempotency_key, i.request_hash, i.id
-          FROM input i
-         WHERE i.idempotency_key IS NOT NULL
+         WHERE i.idempotency_key IS NULL OR i.id IN (SELECT message_id FROM keys_in)
+        RETURNING id
     )
-    SELECT id FROM input ORDER BY ord
+    SELECT i.id, i.id IN (SELECT id FROM messages_in) AS created
+      FROM input i
+     ORDER BY i.ord
     """
 )
 
 
 async def insert_messages(
     session: AsyncSession, rows: list[dict[str, Any]], api_key_id: int | None = None
-) -> list[int]:
+) -> list[tuple[int, bool]]:
     """Insert queued messages, each linked to the contact of its ``email`` if there is
     one, with the idempotency key (``idempotency_key``, ``request_hash``) of each row that
-    has one, held by ``api_key_id``; their ids, in the order of ``rows``."""
+    has one, held by ``api_key_id``. For each row, in the order of ``rows``: its message
+    id and whether it was inserted (False: its key was stored already, nothing was)."""
     if not rows:
         return []
     params: dict[str, Any] = {"api_key_id": api_key_id}
@@ -130,7 +121,7 @@ async def insert_messages(
             values = [None if v is None else json.dumps(v) for v in values]
         params[column] = values
     result = await session.execute(_INSERT_MESSAGES, params)
-    return [r.id for r in result]
+    return [(r.id, r.created) for r in result]
 
 
 async def get(session: AsyncSession, message_id: int) -> Message | None:
