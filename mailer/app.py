@@ -12,10 +12,13 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
+from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
+from mailer.message.intake import Intake
 from mailer.middleware import JsonGuard, RequestContext, send_json
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
@@ -72,22 +75,25 @@ async def _reject_too_large(send: Send, limit: int) -> None:
 
 
 class MailerAPI(FastAPI):
-    """The FastAPI app, with ``POST /webhooks/sns`` dispatched before the middleware stack
-    and the router to its own lean handler (``mailer.webhook.endpoints.SnsEndpoint``,
-    inside the same ``RequestContext`` and ``BodyLimit``): SNS posts thousands a second."""
+    """The FastAPI app, with the two hot POSTs dispatched before the middleware stack and
+    the router to lean handlers of their own, inside the same ``RequestContext`` and
+    ``BodyLimit``: ``/webhooks/sns`` (``mailer.webhook.endpoints.SnsEndpoint``; SNS posts
+    thousands a second) and ``/v1/messages`` (``mailer.message.endpoints.MessagesEndpoint``,
+    which hands whatever it does not accept to :meth:`routed`)."""
 
-    sns_endpoint: ASGIApp | None = None
+    lean_posts: dict[str, ASGIApp] = {}  # noqa: RUF012 - replaced per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.sns_endpoint is not None
-            and scope["type"] == "http"
-            and scope["path"] == SNS_PATH
-            and scope["method"] == "POST"
-        ):
-            scope["app"] = self
-            await self.sns_endpoint(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            lean = self.lean_posts.get(scope["path"])
+            if lean is not None:
+                scope["app"] = self
+                await lean(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The middleware stack and the router, whatever the path."""
         await super().__call__(scope, receive, send)
 
 
@@ -113,9 +119,25 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
             max_bytes=settings.sns_cert_max_bytes,
         )
         app.state.sns_store = NotificationStore(engine, app.state.arq)
+        app.state.api_keys = KeyCache(app.state.sessionmaker, settings.api_key_cache_seconds)
+        # the intake's own connections, without the pre-ping round trip per checkout: a
+        # group on a broken connection fails before its commit, and each of its requests
+        # is then tried again alone (on a fresh connection)
+        intake_engine = create_engine(
+            settings, pool_size=settings.intake_concurrency, pre_ping=False
+        )
+        app.state.intake = Intake(
+            create_sessionmaker(intake_engine),
+            settings,
+            app.state.arq,
+            group_size=settings.intake_group_size,
+            concurrency=settings.intake_concurrency,
+        )
         try:
             yield
         finally:
+            await app.state.intake.close()
+            await intake_engine.dispose()
             await app.state.sns_store.close()
             await app.state.sns_http.aclose()
             await app.state.arq.aclose()
@@ -157,7 +179,12 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         },
     )
     app.add_middleware(RequestContext)
-    app.sns_endpoint = RequestContext(
-        BodyLimit(SnsEndpoint(app.state), settings.sns_max_body_bytes, {})
-    )
+    app.lean_posts = {
+        SNS_PATH: RequestContext(
+            BodyLimit(SnsEndpoint(app.state), settings.sns_max_body_bytes, {})
+        ),
+        MESSAGES_PATH: RequestContext(
+            BodyLimit(MessagesEndpoint(app.state, app.routed), settings.max_body_bytes, {})
+        ),
+    }
     return app

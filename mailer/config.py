@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     error_stop_failures: int = 50
     account_poll_seconds: float = 60.0  # how often each region's SES GetAccount is read
 
+    # POST /v1/messages keeps a key it authenticated this long (per API process): a revoked
+    # key is refused there at most this much later; every other route looks keys up per
+    # request (0 turns the cache off)
+    api_key_cache_seconds: float = 2.0
+    # single POST /v1/messages are committed in groups (mailer.message.intake): at most
+    # this many per transaction, and this many transactions at once
+    intake_group_size: int = 200
+    intake_concurrency: int = 2
+
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000

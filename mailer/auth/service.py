@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.auth import repository
 from mailer.errors import Invalid
@@ -67,3 +69,49 @@ async def authenticate(session: AsyncSession, raw: str) -> ApiKey | None:
 
 def allows(key: ApiKey, scope: str) -> bool:
     return "admin" in key.scopes or scope in key.scopes
+
+
+class KeyCache:
+    """Keys authenticated in the last ``ttl`` seconds, for the hot POST /v1/messages path.
+
+    A hit costs no round trip. The honest price: a key revoked in the database keeps
+    working there for at most ``ttl`` seconds in each API process (every other route looks
+    the key up per request). Entries are found by the key's SHA-256, never by the secret,
+    and only live keys are kept: an unknown or revoked key is looked up every time.
+    ``last_used_at`` stays within :data:`LAST_USED_EVERY` + ``ttl`` of the truth.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl: float) -> None:
+        self.sessionmaker = sessionmaker
+        self.ttl = ttl
+        self._keys: dict[str, tuple[float, ApiKey]] = {}
+        self._lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
+
+    async def authenticate(self, raw: str) -> ApiKey | None:
+        digest = hash_key(raw)
+        hit = self._keys.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        # one lookup per key at a time: the requests that find the entry expired together
+        # share it instead of each taking a connection
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._lookup(raw, digest))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, raw: str, digest: str) -> ApiKey | None:
+        # its own connection in autocommit, as ``RequireScope`` looks a key up
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            key = await authenticate(session, raw)
+        if key is None:
+            self._keys.pop(digest, None)
+        elif self.ttl > 0:
+            if len(self._keys) >= self.MAX_ENTRIES:
+                self._keys.clear()
+            self._keys[digest] = (time.monotonic() + self.ttl, key)
+        return key

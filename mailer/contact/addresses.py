@@ -18,12 +18,43 @@ def normalise(raw: str) -> str:
 def valid_address(raw: str, path: list[str | int] | str = "email") -> str:
     """The normalised address, or a 422 naming ``path``."""
     address = normalise(raw)
+    if _plainly_valid(address):
+        return address
     # test_environment admits the reserved .test domain used by the demo and tests
     try:
         validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
         raise Invalid.at(path, f"not a valid email address: {exc}") from exc
     return address
+
+
+# A dot-atom local part of the plainest characters, which email_validator accepts whatever
+# the domain: such an address is valid exactly when its domain is (and it is not too long).
+# Domains repeat (a million recipients share a few thousand), local parts do not, and most
+# of validate_email's cost is the domain's IDNA checks: those run once per domain.
+_PLAIN_LOCAL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
+MAX_LOCAL, MAX_ADDRESS = 64, 254
+
+
+def _plainly_valid(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    return (
+        bool(at)
+        and len(local) <= MAX_LOCAL
+        and len(address) <= MAX_ADDRESS
+        and domain.isascii()  # an IDN's length is its ASCII form's
+        and _PLAIN_LOCAL.fullmatch(local) is not None
+        and _valid_domain(domain)
+    )
+
+
+@lru_cache(maxsize=4096)
+def _valid_domain(domain: str) -> bool:
+    try:
+        validate_email(f"a@{domain}", check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return False  # the whole address is checked again, for its message
+    return True
 
 
 # "Display Name <address>" (the name optionally quoted) or a bare address
@@ -36,6 +67,22 @@ def valid_mailbox(raw: str, path: list[str | int] | str = "email") -> str:
     """An RFC 5322 mailbox, ``Name <address>`` or a bare address, normalised: the address
     part validated and lower-cased as :func:`valid_address` does, the name kept as given
     (Unicode; :func:`encode_mailbox` encodes it for the wire). A 422 naming ``path``."""
+    known = _valid_mailboxes.get(raw)
+    if known is not None:
+        return known
+    mailbox = _valid_mailbox(raw, path)
+    if len(_valid_mailboxes) >= MAX_KNOWN_MAILBOXES:
+        _valid_mailboxes.clear()
+    _valid_mailboxes[raw] = mailbox
+    return mailbox
+
+
+# senders repeat: every message of a sender names the same few mailboxes (valid ones only)
+_valid_mailboxes: dict[str, str] = {}
+MAX_KNOWN_MAILBOXES = 1024
+
+
+def _valid_mailbox(raw: str, path: list[str | int] | str) -> str:
     match = _MAILBOX.match(raw)
     if match is None:
         if "<" in raw or ">" in raw or '"' in raw:

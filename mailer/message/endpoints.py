@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.auth.service import allows
 from mailer.errors import Invalid, MailerError, error_body
 from mailer.message import service
 from mailer.message.schemas import (
@@ -17,6 +20,7 @@ from mailer.message.schemas import (
     MessageOut,
     MessagePage,
 )
+from mailer.middleware import BadJson, is_json, parse_json
 from mailer.types import Id
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
@@ -121,3 +125,94 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
     return await service.page(session, to, status, cursor, limit)
+
+
+MESSAGES_PATH = "/v1/messages"
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+class MessagesEndpoint:
+    """``POST /v1/messages`` for the common case as a bare ASGI app: what the route above
+    does, without the router and dependency machinery, each message committed in a group
+    with the others arriving meanwhile (``mailer.message.intake``).
+
+    Only a request that passes every check is answered here: a JSON body the guard admits,
+    a live key with the scope (``KeyCache``), a sane Idempotency-Key and a valid
+    ``MessageIn``. Anything else is handed to ``fallback`` (the whole app, its body
+    replayed), so every refusal (401, 403, 422 with its path, 413) is the app's own.
+    """
+
+    def __init__(self, state: Any, fallback: ASGIApp) -> None:
+        self.state = state  # the app's state: the lifespan fills it
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        accepted = await self._accept(scope, raw)
+        if accepted is None:
+            await self.fallback(scope, _replay(raw, receive), send)
+            return
+        if isinstance(accepted, MailerError):
+            status = accepted.status_code
+            payload = orjson.dumps(error_body(accepted.code, accepted.message, accepted.details))
+        else:
+            status, payload = 202, orjson.dumps({"id": accepted.id, "status": accepted.status})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _accept(self, scope: Scope, raw: bytes) -> MessageAccepted | MailerError | None:
+        """The answer, or None for a request the app itself must answer."""
+        query = scope["query_string"]
+        if b"%00" in query or b"\x00" in query or not raw or not is_json(scope):
+            return None
+        try:
+            value = parse_json(raw)
+        except BadJson:
+            return None
+        authorization = idempotency_key = None
+        for name, header in scope["headers"]:
+            if name == b"authorization" and authorization is None:
+                authorization = header.decode("latin-1")
+            elif name == b"idempotency-key" and idempotency_key is None:
+                idempotency_key = header.decode("latin-1")
+        scheme, _, secret = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None
+        key = await self.state.api_keys.authenticate(secret.strip())
+        if key is None or not allows(key, "transactional"):
+            return None
+        try:
+            checked = service.check_key(idempotency_key, ["header", "Idempotency-Key"])
+            body = MessageIn.model_validate(value)
+        except (Invalid, ValidationError):
+            return None
+        scope.setdefault("state", {})["api_key"] = key
+        return await self.state.intake.accept(key.id, service.Request(body, checked, ["body"]))
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    """The body again, then whatever the client sends next (its going away)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replayed

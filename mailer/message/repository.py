@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.models import Contact, Event, IdempotencyKey, Message
-
-
-async def lock_keys(session: AsyncSession, lock_ids: list[int]) -> None:
-    """Serialise requests that carry the same idempotency key (for this transaction).
-
-    Taken in ascending order, so two batches sharing keys never deadlock. A request that
-    waits here sees the other's key and message once that one has committed.
-    """
-    for lock_id in sorted(set(lock_ids)):
-        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-
+from mailer.models import Event, IdempotencyKey, Message
 
 _KEYS = text(
     """
@@ -44,33 +34,94 @@ async def contact_ids(session: AsyncSession, emails: list[str]) -> dict[str, int
     return {r.email: r.id for r in rows}
 
 
-# each message's contact (a recipient need not be one) found by the INSERT itself: no
-# round trip of its own for the lookup
-_INSERT_MESSAGES = (
-    insert(Message)
-    .values(
-        contact_id=select(Contact.id)
-        .where(Contact.email == bindparam("contact_email"))
-        .scalar_subquery()
+_COLUMNS = (
+    "email",
+    "from_address",
+    "reply_to",
+    "mail_class",
+    "template_version_id",
+    "subject",
+    "html",
+    "text_body",
+    "data",
+    "tags",
+    "headers",
+    "test_campaign_id",
+    "idempotency_key",
+    "request_hash",
+)
+_JSONB = frozenset({"data", "tags", "headers"})
+
+# Any number of messages, and the idempotency keys of those that carry one, in one
+# statement of one round trip: the rows arrive as one array per column, so the statement
+# and its parameters are the same size whatever the count. Ids are drawn first (``input``
+# is materialised once: it is volatile), so that each row's id is answered in the order of
+# ``rows``. A key stored already (or being stored by a transaction in flight, which ON
+# CONFLICT waits for) is not stored again, and its row's message is not inserted:
+# ``created`` is false for it, and the caller reads the stored key. No lock is needed: the
+# key's primary key serialises concurrent requests that carry it. Each message's contact
+# (a recipient need not be one) is found here too.
+_INSERT_MESSAGES = text(
+    """
+    WITH input AS (
+        SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id, u.*
+          FROM unnest(
+                 CAST(:email AS text[]), CAST(:from_address AS text[]),
+                 CAST(:reply_to AS text[]), CAST(:mail_class AS text[]),
+                 CAST(:template_version_id AS bigint[]), CAST(:subject AS text[]),
+                 CAST(:html AS text[]), CAST(:text_body AS text[]), CAST(:data AS text[]),
+                 CAST(:tags AS text[]), CAST(:headers AS text[]),
+                 CAST(:test_campaign_id AS bigint[]), CAST(:idempotency_key AS text[]),
+                 CAST(:request_hash AS text[])
+               ) WITH ORDINALITY AS u(
+                 email, from_address, reply_to, mail_class, template_version_id, subject,
+                 html, text_body, data, tags, headers, test_campaign_id, idempotency_key,
+                 request_hash, ord
+               )
+    ), keys_in AS (
+        INSERT INTO idempotency_keys (api_key_id, key, request_hash, message_id)
+        SELECT :api_key_id, i.idempotency_key, i.request_hash, i.id
+          FROM input i
+         WHERE i.idempotency_key IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING message_id
+    ), messages_in AS (
+        INSERT INTO messages (
+            id, contact_id, email, from_address, reply_to, mail_class, template_version_id,
+            subject, html, text, data, tags, headers, test_campaign_id
+        )
+        SELECT i.id, (SELECT c.id FROM contacts c WHERE c.email = i.email), i.email,
+               i.from_address, i.reply_to, i.mail_class, i.template_version_id, i.subject,
+               i.html, i.text_body, CAST(i.data AS jsonb), CAST(i.tags AS jsonb),
+               CAST(i.headers AS jsonb), i.test_campaign_id
+          FROM input i
+         WHERE i.idempotency_key IS NULL OR i.id IN (SELECT message_id FROM keys_in)
+        RETURNING id
     )
-    .returning(Message.id, sort_by_parameter_order=True)
+    SELECT i.id, i.id IN (SELECT id FROM messages_in) AS created
+      FROM input i
+     ORDER BY i.ord
+    """
 )
 
 
-async def insert_messages(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert queued messages, each linked to the contact of its ``email`` if there is one;
-    their ids, in the order of ``rows``."""
+async def insert_messages(
+    session: AsyncSession, rows: list[dict[str, Any]], api_key_id: int | None = None
+) -> list[tuple[int, bool]]:
+    """Insert queued messages, each linked to the contact of its ``email`` if there is
+    one, with the idempotency key (``idempotency_key``, ``request_hash``) of each row that
+    has one, held by ``api_key_id``. For each row, in the order of ``rows``: its message
+    id and whether it was inserted (False: its key was stored already, nothing was)."""
     if not rows:
         return []
-    result = await session.execute(
-        _INSERT_MESSAGES, [{**row, "contact_email": row["email"]} for row in rows]
-    )
-    return [r.id for r in result]
-
-
-async def insert_keys(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(IdempotencyKey), rows)
+    params: dict[str, Any] = {"api_key_id": api_key_id}
+    for column in _COLUMNS:
+        values = [row.get(column) for row in rows]
+        if column in _JSONB:
+            values = [None if v is None else json.dumps(v) for v in values]
+        params[column] = values
+    result = await session.execute(_INSERT_MESSAGES, params)
+    return [(r.id, r.created) for r in result]
 
 
 async def get(session: AsyncSession, message_id: int) -> Message | None:

@@ -28,7 +28,7 @@ from mailer.campaign.schemas import TestSendIn
 from mailer.config import Settings
 from mailer.contact.addresses import valid_address, valid_mailbox
 from mailer.db import after_commit
-from mailer.errors import Conflict, Invalid, MailerError, NotFound
+from mailer.errors import Conflict, Invalid, MailerError, NotFound, Unavailable
 from mailer.message import repository
 from mailer.message.schemas import (
     EventOut,
@@ -61,12 +61,6 @@ def request_hash(body: MessageIn) -> str:
         body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def lock_id(api_key_id: int, key: str) -> int:
-    """The advisory lock of one (API key, idempotency key): a signed 64-bit number."""
-    digest = hashlib.sha256(f"{api_key_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def check_key(key: str | None, path: list[str | int]) -> str | None:
@@ -154,47 +148,52 @@ async def accept(
             answers[i] = exc
     keyed: dict[int, str] = {i: k for i in rows if (k := requests[i].key) is not None}
     hashes = {i: request_hash(requests[i].body) for i in keyed}
+
+    def conflict(i: int) -> Conflict:
+        return Conflict(
+            "this Idempotency-Key was used with another body",
+            [{"path": [*requests[i].path], "idempotency_key": keyed[i]}],
+        )
+
     repeats: dict[int, int] = {}  # item -> the earlier item of this batch with its key
-    if keyed:
-        await repository.lock_keys(session, [lock_id(api_key_id, k) for k in keyed.values()])
-        stored = await repository.find_keys(session, api_key_id, list(keyed.values()))
-        first_with: dict[str, int] = {}
-        for i, key in keyed.items():
-            known, earlier = stored.get(key), first_with.get(key)
-            if known is None and earlier is None:
-                first_with[key] = i
-                continue
+    first_with: dict[str, int] = {}
+    for i, key in keyed.items():
+        earlier = first_with.setdefault(key, i)
+        if earlier != i:
             rows.pop(i)
-            same = known.request_hash if known is not None else hashes[earlier]  # type: ignore[index]
-            if same != hashes[i]:
-                answers[i] = Conflict(
-                    "this Idempotency-Key was used with another body",
-                    [{"path": [*requests[i].path], "idempotency_key": key}],
-                )
-            elif known is not None:
-                answers[i] = MessageAccepted(id=known.message_id, status=known.status)
+            if hashes[earlier] != hashes[i]:
+                answers[i] = conflict(i)
             else:
-                repeats[i] = earlier  # type: ignore[assignment]
+                repeats[i] = earlier
     order = list(rows)
-    ids = await repository.insert_messages(session, [rows[i] for i in order])
-    created = dict(zip(order, ids, strict=True))
-    for i, message_id in created.items():
-        answers[i] = MessageAccepted(id=message_id, status="queued")
-    for i, earlier in repeats.items():
-        answers[i] = MessageAccepted(id=created[earlier], status="queued")
-    await repository.insert_keys(
-        session,
-        [
-            {
-                "api_key_id": api_key_id,
-                "key": keyed[i],
-                "request_hash": hashes[i],
-                "message_id": message_id,
-            }
-            for i, message_id in created.items()
-            if i in keyed
-        ],
+    for i in order:
+        if i in keyed:
+            rows[i].update(idempotency_key=keyed[i], request_hash=hashes[i])
+    inserted = dict(
+        zip(
+            order,
+            await repository.insert_messages(session, [rows[i] for i in order], api_key_id),
+            strict=True,
+        )
     )
+    # keys stored before (or by a transaction that committed while ours waited for it)
+    known = [keyed[i] for i, (_, created) in inserted.items() if not created]
+    stored = await repository.find_keys(session, api_key_id, known) if known else {}
+    ids = []
+    for i, (message_id, created) in inserted.items():
+        if created:
+            ids.append(message_id)
+            answers[i] = MessageAccepted(id=message_id, status="queued")
+        elif (key_row := stored.get(keyed[i])) is None:
+            # swept between the two statements: the caller may simply send it again
+            answers[i] = Unavailable("this Idempotency-Key changed meanwhile; retry")
+        elif key_row.request_hash != hashes[i]:
+            answers[i] = conflict(i)
+        else:
+            answers[i] = MessageAccepted(id=key_row.message_id, status=key_row.status)
+    for i, earlier_item in repeats.items():
+        first = answers[earlier_item]
+        answers[i] = conflict(i) if isinstance(first, Conflict) else first
     if ids:
         enqueue_after_commit(session, redis, ids)
     return [a for a in answers if a is not None]
@@ -295,7 +294,7 @@ async def test_send(
     emails = list(
         dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
     )
-    ids = await repository.insert_messages(
+    inserted = await repository.insert_messages(
         session,
         [
             {
@@ -310,5 +309,6 @@ async def test_send(
             for email in emails
         ],
     )
+    ids = [message_id for message_id, _ in inserted]  # no keys: every row is inserted
     enqueue_after_commit(session, redis, ids)
     return TestSendOut(messages=[MessageAccepted(id=i, status="queued") for i in ids])

@@ -12,8 +12,10 @@ processes are a few milliseconds late). A slot not used is lost; nothing is ever
 twice. A sender woken too late for its slot (a busy event loop) books a new one rather
 than bunch up with the calls after it.
 
-Transactional mail goes first: it books further ahead, and while a transactional sender
-waits for a slot anywhere, marketing books nothing in that region.
+Transactional mail goes first: a booked slot goes, when it comes, to the best sender then
+waiting in the process (a transactional sender takes the next slot marketing booked, without
+waiting behind marketing's horizon); it books further ahead; and while a transactional
+sender waits for a slot anywhere, marketing books nothing in that region.
 """
 
 from __future__ import annotations
@@ -113,11 +115,6 @@ class _Waiter:
     future: asyncio.Future[float] = field(compare=False)
 
 
-def _grant(future: asyncio.Future[float], slot: float) -> None:
-    if not future.done():
-        future.set_result(slot)
-
-
 class _Clock:
     """Redis' clock in this process' ``loop.time()``: every process wakes its senders on
     the one schedule Redis keeps, whatever delays its own answers had.
@@ -150,12 +147,24 @@ class _RegionBucket:
         self.limiter = limiter
         self.region = region
         self.waiters: list[_Waiter] = []
+        self.booked = 0  # slots booked that have not come yet
         self.wakeup = asyncio.Event()
         # set when transactional mail starts waiting: it ends a nap taken while short
         self.urgent = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         # until when slots count as scarce: the last booking that came up short, + 1 s
         self.saturated_until = 0.0
+
+    def _use_slot(self, slot: float) -> None:
+        """A booked slot has come: it goes to the best waiter now, whichever it was booked
+        for, so transactional mail takes the next slot marketing booked in this process
+        (and the marketing sender books again). No waiter: the slot goes unused."""
+        self.booked -= 1
+        while self.waiters:
+            waiter = heapq.heappop(self.waiters)
+            if not waiter.future.done():
+                waiter.future.set_result(slot)
+                return
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -170,15 +179,17 @@ class _RegionBucket:
             except Exception:  # noqa: BLE001 - Redis away: no slots until it is back
                 await asyncio.sleep(0.2)
         while True:
-            while not self.waiters:
-                self.wakeup.clear()
-                await self.wakeup.wait()
             self.waiters = [w for w in self.waiters if not w.future.done()]
             heapq.heapify(self.waiters)
-            if not self.waiters:
+            # the best ``booked`` waiters take the slots booked already, as those come:
+            # only the others need a booking
+            unbooked = sorted(self.waiters)[self.booked :]
+            if not unbooked:
+                self.wakeup.clear()
+                await self.wakeup.wait()
                 continue
-            priority = self.waiters[0].priority
-            want = sum(1 for w in self.waiters if w.priority == priority)
+            priority = unbooked[0].priority
+            want = sum(1 for w in unbooked if w.priority == priority)
             sent = loop.time()
             try:
                 booking = await limiter.book(self.region, want, priority)
@@ -191,12 +202,10 @@ class _RegionBucket:
             clock = limiter.clock
             clock.sample(sent, loop.time(), redis_now)
             base = clock.local(redis_now)
+            self.booked += granted
             for i in range(granted):
-                if not self.waiters:
-                    break  # booked for senders that gave up: those slots go unused
-                waiter = heapq.heappop(self.waiters)
                 slot = base + first + i * interval
-                loop.call_at(slot, _grant, waiter.future, slot)
+                loop.call_at(slot, self._use_slot, slot)
             if granted < want:
                 self.saturated_until = loop.time() + 1.0
                 nap = min(max(wait, POLL_SECONDS), 0.25)
