@@ -232,27 +232,29 @@ async def run_import(
             return str(state.status)
         if state.status == "pending":
             started = time.perf_counter()
-            await repository.start_import(session, import_id)
+            await repository.start_import(session, import_id, importer.MAX_ERRORS)
             log.info(
                 "import_started",
                 import_id=import_id,
                 seconds=round(time.perf_counter() - started, 3),
             )
     done, keys = int(state.merged_through), list(state.attribute_keys)
+    fresh: bool | None = None  # none of the addresses left is a contact: checked once a run
     while True:
         async with transaction(sessionmaker) as session:
             state = await repository.lock_import(session, import_id)
             if state is None or state.status != "running" or state.merged_through != done:
                 return "superseded"
             started = time.perf_counter()
-            chunk = await repository.merge_chunk(
-                session, import_id, keys, done, chunk_rows, importer.MAX_ERRORS - state.kept
-            )
+            if fresh is None:
+                fresh = not await repository.meets_contacts(session, import_id, done)
+            chunk = await repository.merge_chunk(session, import_id, keys, done, chunk_rows, fresh)
             log.info(
                 "import_chunk_merged",
                 import_id=import_id,
                 after=done,
-                rows=int(chunk.good or 0) + int(chunk.duplicates or 0),
+                rows=chunk.good,
+                fresh=fresh,
                 seconds=round(time.perf_counter() - started, 3),
             )
             if chunk.last_row is None:
@@ -273,12 +275,10 @@ async def run_import(
                 last_row=chunk.last_row,
                 created=chunk.created,
                 updated=chunk.good - chunk.created,
-                rejected=chunk.duplicates,
-                errors=chunk.duplicate_errors,
             )
-        done = int(chunk.last_row)
+        done = chunk.last_row
         if on_chunk is not None:
-            on_chunk(int(chunk.good + chunk.duplicates))
+            on_chunk(chunk.good)
 
 
 async def fail_import(
