@@ -255,8 +255,8 @@ async def lock_import(session: AsyncSession, import_id: int) -> Any:
 # A repeated address inside one file is a bad row: the first occurrence is imported, the
 # later ones are reported. Found here, in one hash aggregate over the staged rows, because
 # remembering every address while the upload streams would cost the API that memory. The
-# repeats are reported (and counted as rejected) at once, in the same transaction: the
-# chunks then merge the rows with no duplicate_of and need not count them.
+# repeats are reported (and counted as rejected) at once, in the same transaction; the
+# chunks merge only the rows without duplicate_of. Marking again marks nothing new.
 _MARK_DUPLICATES = text(
     """
     WITH marked AS (
@@ -264,6 +264,7 @@ _MARK_DUPLICATES = text(
           FROM (SELECT email, min(row) AS first_row FROM contact_import_rows
                  WHERE import_id = :id GROUP BY email HAVING count(*) > 1) d
          WHERE r.import_id = :id AND r.email = d.email AND r.row > d.first_row
+           AND r.duplicate_of IS NULL
         RETURNING r.row, r.email, r.duplicate_of
     )
     UPDATE contact_imports
@@ -280,17 +281,21 @@ _MARK_DUPLICATES = text(
 )
 
 
-async def start_import(session: AsyncSession, import_id: int, max_errors: int) -> None:
-    """Ready the staged rows of an import for its chunks: statistics, repeats reported."""
+async def start_import(session: AsyncSession, import_id: int) -> None:
     # the staged rows are fresh: without statistics the chunks would be planned as tiny.
-    # A small sample is enough for that (the rows are scanned whole below anyway).
+    # A small sample is enough for that.
     await session.execute(text("SET LOCAL default_statistics_target = 10"))
     await session.execute(text("ANALYZE contact_import_rows"))
-    await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    await session.execute(_MARK_DUPLICATES, {"id": import_id, "max_errors": max_errors})
     await session.execute(
         text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id}
     )
+
+
+async def mark_duplicates(session: AsyncSession, import_id: int, max_errors: int) -> None:
+    """Mark (and report, up to ``max_errors`` errors in all) the repeated addresses of an
+    import: needed before a chunk that is not ``fresh`` (see merge_chunk)."""
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
+    await session.execute(_MARK_DUPLICATES, {"id": import_id, "max_errors": max_errors})
 
 
 # Chunks are ranges of row numbers (lines of the file), from the first staged row after
@@ -368,7 +373,9 @@ _MEETS_CONTACTS = text(
 
 # _MERGE_CHUNK for a chunk none of whose addresses is a contact yet. A contact created by
 # another transaction after the check makes the INSERT fail on the unique email: the chunk
-# rolls back whole and the job's retry checks again and merges it with _MERGE_CHUNK.
+# rolls back whole; so does a repeat of an address inside the file (duplicate_of is only
+# marked when needed: most files have no repeats, and the marking costs a hash aggregate
+# over every staged row). The job then marks the repeats, checks again and goes on.
 _INSERT_CHUNK = text(
     f"""
     WITH inserted AS (
@@ -381,11 +388,6 @@ _INSERT_CHUNK = text(
     )
     SELECT count(*) AS good, count(*) AS created FROM inserted
     """  # noqa: S608 - constant SQL pieces, no input
-)
-
-# The merged range leaves staging (plain DELETE: no rows handed back).
-_DROP_CHUNK = text(
-    "DELETE FROM contact_import_rows WHERE import_id = :id AND row > :after AND row <= :last"
 )
 
 _NO_ROW = 2**62  # past any row number
@@ -415,8 +417,12 @@ async def merge_chunk(
     fresh: bool | None = None,
 ) -> Chunk:
     """Merge the staged rows of the next ``limit`` rows after row ``after`` into contacts
-    and drop them from staging. ``fresh``: none of them is a contact yet (True), some may
-    be (False), or find out (None)."""
+    (they stay staged until the import finishes: merged_through tells what is left).
+
+    ``fresh``: none of them is a contact yet (True), some may be (False), or find out
+    (None). A fresh chunk is a plain INSERT, which fails on the unique email when the file
+    repeats an address not marked yet (or a contact was created meanwhile); a chunk that
+    is not fresh needs the repeats marked first (mark_duplicates)."""
     # The chunk's commit need not wait for the WAL flush: a crash loses at most the last
     # chunks committed, and merged_through, in the same transactions, is lost with them,
     # so the import resumes after its last durable chunk and merges the lost tail again.
@@ -431,7 +437,6 @@ async def merge_chunk(
         await session.execute(_CHUNK_STATUS, bounds)
     merge = _INSERT_CHUNK if fresh else _MERGE_CHUNK
     row = (await session.execute(merge, {**bounds, "keys": keys})).one()
-    await session.execute(_DROP_CHUNK, bounds)
     return Chunk(bounds["last"], int(row.good), int(row.created))
 
 

@@ -159,6 +159,31 @@ async def test_addresses_are_one_contact_whatever_their_case(client, admin, sess
     }
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 3, 1000])
+async def test_repeats_in_a_new_file_are_reported_wherever_they_fall(
+    client, admin, sessionmaker, engine, chunk_rows
+):
+    # none of the addresses is a contact yet: the chunks are plain INSERTs until a repeat
+    # (in the same chunk or after its first row's chunk) makes one fail
+    body = "email,n\na@x.test,1\nb@x.test,2\nA@x.test,3\nc@x.test,4\nb@x.test,5\na@x.test,6\n"
+    report = await run(client, admin, sessionmaker, body, chunk_rows=chunk_rows)
+    assert (report["created"], report["updated"], report["rejected"], report["total_rows"]) == (
+        3,
+        0,
+        3,
+        6,
+    )
+    assert [(e["row"], e["reason"]) for e in report["errors"]] == [
+        (4, "duplicate of row 2 (the first one is imported)"),
+        (6, "duplicate of row 3 (the first one is imported)"),
+        (7, "duplicate of row 2 (the first one is imported)"),
+    ]
+    assert (await contact(client, admin, "a@x.test"))["attributes"] == {"n": "1"}
+    assert (await contact(client, admin, "b@x.test"))["attributes"] == {"n": "2"}
+    assert await count(engine, "SELECT count(*) FROM contacts") == 3
+    assert await count(engine, "SELECT count(*) FROM contact_import_rows") == 0
+
+
 async def test_unsubscribed_contacts_stay_unsubscribed(client, admin, sessionmaker):
     await client.put("/v1/contacts/gone@example.test", headers=admin, json={})
     async with transaction(sessionmaker) as session:
@@ -236,7 +261,7 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
     # as left by a worker that died after committing its first chunk of 3 rows
     async with transaction(sessionmaker) as session:
         await repository.lock_import(session, import_id)
-        await repository.start_import(session, import_id, importer.MAX_ERRORS)
+        await repository.start_import(session, import_id)
     async with transaction(sessionmaker) as session:
         chunk = await repository.merge_chunk(session, import_id, [], 0, 3)
         assert chunk.last_row is not None
