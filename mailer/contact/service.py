@@ -220,9 +220,10 @@ async def run_import(
 ) -> str:
     """Merge the staged rows of an import into contacts, chunk by chunk; its final status.
 
-    Each chunk leaves staging, goes into contacts and is counted in one transaction, so a
-    re-run after a crash neither skips nor double-counts rows; a re-run of a finished
-    import does nothing; of two runs at once, one stops ("superseded").
+    Each chunk (a range of rows) goes into contacts and is counted, with the row it
+    reached (merged_through), in one transaction, so a re-run after a crash neither skips
+    nor double-counts rows; the staged rows go when the import finishes. A re-run of a
+    finished import does nothing; of two runs at once, one stops ("superseded").
     ``on_chunk(rows)`` reports progress (the CLI's bar).
     """
     async with transaction(sessionmaker) as session:
