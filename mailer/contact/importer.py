@@ -33,6 +33,7 @@ _MAX_HEADER = 64 * 1024
 _MAX_RECORD_BYTES = 1 << 20
 _SLICE = 64 * 1024  # bytes parsed at a time, however large the chunks that arrive
 _TAG_CELLS = 4096  # distinct tags cells remembered (files repeat a few)
+_TAG_CELL_CHARS = 200  # and only short ones
 # the white space str.strip removes (\s is the same set): ASCII, then any
 _ASCII_SPACE = tuple(c for c in map(chr, range(128)) if c.isspace() and c not in "\r\n")
 _EDGE_SPACE = re.compile(r"(?:^|,)[^\S\r\n]|[^\S\r\n](?:,|$)", re.MULTILINE)
@@ -316,9 +317,10 @@ class Upload:
             tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags))
         else:
             tags = cell.strip()
-        if len(self._tag_cells) >= _TAG_CELLS:
-            self._tag_cells.clear()
-        self._tag_cells[cell] = tags
+        if len(cell) <= _TAG_CELL_CHARS:  # the memory stays small whatever the file
+            if len(self._tag_cells) >= _TAG_CELLS:
+                self._tag_cells.clear()
+            self._tag_cells[cell] = tags
         return tags
 
     def _parse_plain(self, text: str) -> list[Record]:
