@@ -102,6 +102,26 @@ def start_api(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def database_cpu(name: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving database ``name`` (their
+    process titles name it; backends that exited are not counted, so sample while the
+    connections are open)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("postgres:") and f" {name} " in f"{title} ":
+                total += cpu_seconds(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
 async def wait_up(base: str) -> None:
     async with httpx.AsyncClient(base_url=base) as client:
         for _ in range(300):
@@ -156,7 +176,10 @@ async def main() -> None:
         await wait_up(base)
         idle = psutil.Process(api.pid).memory_info().rss / 1e6
         async with httpx.AsyncClient(base_url=base, timeout=600) as client:
+            database = args.database_url.rsplit("/", 1)[-1].split("?")[0]
+            api_process = psutil.Process(api.pid)
             for run in range(2 if args.again else 1):
+                cpu0 = (cpu_seconds(api_process), database_cpu(database))
                 t0 = time.perf_counter()
                 with RssSampler(api.pid) as rss:
                     r = await client.post(
@@ -165,8 +188,12 @@ async def main() -> None:
                 assert r.status_code == 202, r.text
                 import_id = r.json()["id"]
                 t1 = time.perf_counter()
+                cpu1 = (cpu_seconds(api_process), database_cpu(database))
+                job0 = cpu_seconds(psutil.Process())
+                # the job's pooled connections stay open until the engine is disposed
                 status = await service.run_import(sessionmaker, import_id)
                 t2 = time.perf_counter()
+                cpu2 = (cpu_seconds(psutil.Process()), database_cpu(database))
                 report = (
                     await client.get(f"/v1/contacts/imports/{import_id}", headers=headers)
                 ).json()
@@ -182,6 +209,14 @@ async def main() -> None:
                     f" rejected {report['rejected']:,} of {report['total_rows']:,}"
                 )
                 print(f"  API process RSS: {idle:.0f} MB idle, {peak:.0f} MB peak during upload")
+                us = 1e6 / args.rows
+                print(
+                    f"  CPU a row: upload: API {(cpu1[0] - cpu0[0]) * us:.1f} us,"
+                    f" PostgreSQL {(cpu1[1] - cpu0[1]) * us:.1f} us;"
+                    f" merge: job {(cpu2[0] - job0) * us:.1f} us,"
+                    f" PostgreSQL {(cpu2[1] - cpu1[1]) * us:.1f} us"
+                    " (PostgreSQL: the backends open at the end of each phase)"
+                )
                 note = "" if args.rows == 1_000_000 else f" (for {args.rows:,} rows)"
                 print(
                     f"  ratios: time {TARGET_SECONDS:.0f} s / measured ="

@@ -19,6 +19,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
@@ -31,7 +32,11 @@ _MAX_HEADER = 64 * 1024
 # a stretch with no record boundary (an unbalanced quote) is cut here all the same
 _MAX_RECORD_BYTES = 1 << 20
 _SLICE = 64 * 1024  # bytes parsed at a time, however large the chunks that arrive
-_MAX_REPORTED_EMAIL = 320
+_TAG_CELLS = 4096  # distinct tags cells remembered (files repeat a few)
+_TAG_CELL_CHARS = 200  # and only short ones
+# the white space str.strip removes (\s is the same set): ASCII, then any
+_ASCII_SPACE = tuple(c for c in map(chr, range(128)) if c.isspace() and c not in "\r\n")
+_EDGE_SPACE = re.compile(r"(?:^|,)[^\S\r\n]|[^\S\r\n](?:,|$)", re.MULTILINE)
 
 # A plain dot-atom address with an LDH domain and an alphabetic TLD, already lower-cased.
 # Every address this accepts, email-validator accepts too (tests/contact/test_imports.py
@@ -151,6 +156,10 @@ class Upload:
     errors: list[dict[str, object]] = field(default_factory=list)
     _pending: bytes = b""
     _line: int = 0  # physical lines parsed so far
+    _tag_cells: dict[str, str] = field(default_factory=dict)  # tags cell -> staged tags
+
+    def __post_init__(self) -> None:
+        self._extra = ";".join(sorted(self.extra_tags))
 
     @property
     def keys(self) -> list[str]:
@@ -226,12 +235,6 @@ class Upload:
         if self.header is None:
             self._read_header(reader, undecodable, has_nul)
         records: list[Record] = []
-        header = self.header
-        assert header is not None
-        email_at, tags_at, width = header.email, header.tags, header.width
-        status_at = header.status
-        value_columns = [i for _, i in header.attributes]
-        extra = ";".join(sorted(self.extra_tags))
         base = self._line
         last = reader.line_num
         while True:
@@ -245,131 +248,137 @@ class Upload:
                 self._reject(row, "", f"malformed CSV: {exc}")
                 continue
             row, last = base + last + 1, reader.line_num
-            raw = fields[email_at].strip() if len(fields) > email_at else ""
-            if not raw and not any(f.strip() for f in fields):
-                continue  # a blank line
-            self.read += 1
-            if len(fields) != width:
-                self._reject(row, raw, f"expected {width} fields, found {len(fields)}")
-                continue
-            if undecodable and not _is_text(fields):
-                self._reject(row, raw, "the row is not UTF-8 text")
-                continue
-            if has_nul and any("\x00" in f for f in fields):
-                self._reject(row, raw, "the row contains a NUL byte")
-                continue
-            if has_separator and any(SEPARATOR in f for f in fields):
-                self._reject(row, raw, "the row contains the control character U+001F")
-                continue
-            longest = max(map(len, fields))
-            if longest > MAX_FIELD:
-                at = next(i for i, f in enumerate(fields) if len(f) == longest)
-                self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
-                continue
-            if not raw:
-                self._reject(row, raw, "no email address")
-                continue
-            email = raw.lower()
-            if not fast_valid(email):
-                problem = address_problem(email)
-                if problem is not None:
-                    self._reject(row, raw, problem)
-                    continue
-            tags = extra
-            if tags_at is not None and fields[tags_at]:
-                cell = fields[tags_at]
-                if ";" in cell or extra:
-                    tags = ";".join(
-                        sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags)
-                    )
-                else:
-                    tags = cell.strip()
-            status = None
-            if status_at is not None:
-                cell = fields[status_at].strip().lower()
-                if cell not in STATUSES:
-                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
-                    continue
-                status = STATUSES[cell]
-            records.append(
-                (
-                    row,
-                    email,
-                    "".join([SEPARATOR + fields[i].strip() for i in value_columns]),
-                    tags,
-                    status,
-                )
-            )
+            self._row(row, fields, records, undecodable, has_nul, has_separator)
         self._line = base + reader.line_num
         return records
 
-    def _parse_plain(self, text: str) -> list[Record]:
-        """A stretch without quotes, odd bytes or bare CRs: a line is a record and its
-        fields are what lies between commas, as the csv reader would find, only faster."""
+    def _row(
+        self,
+        row: int,
+        fields: list[str],
+        records: list[Record],
+        undecodable: bool = False,
+        has_nul: bool = False,
+        has_separator: bool = False,
+    ) -> None:
+        """Check one row (its fields as the csv reader gives them): its record appended to
+        ``records``, or the row rejected; a blank line is neither. The flags say what its
+        stretch holds (bytes that are not UTF-8, NUL, U+001F) and the row is checked for."""
         header = self.header
         assert header is not None
-        email_at, tags_at, width = header.email, header.tags, header.width
-        status_at = header.status
-        value_columns = [i for _, i in header.attributes]
-        extra = ";".join(sorted(self.extra_tags))
-        records: list[Record] = []
+        raw = fields[header.email].strip() if len(fields) > header.email else ""
+        if not raw and not any(f.strip() for f in fields):
+            return  # a blank line
+        self.read += 1
+        if len(fields) != header.width:
+            self._reject(row, raw, f"expected {header.width} fields, found {len(fields)}")
+            return
+        if undecodable and not _is_text(fields):
+            self._reject(row, raw, "the row is not UTF-8 text")
+            return
+        if has_nul and any("\x00" in f for f in fields):
+            self._reject(row, raw, "the row contains a NUL byte")
+            return
+        if has_separator and any(SEPARATOR in f for f in fields):
+            self._reject(row, raw, "the row contains the control character U+001F")
+            return
+        longest = max(map(len, fields))
+        if longest > MAX_FIELD:
+            at = next(i for i, f in enumerate(fields) if len(f) == longest)
+            self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
+            return
+        if not raw:
+            self._reject(row, raw, "no email address")
+            return
+        email = raw.lower()
+        problem = address_problem(email)
+        if problem is not None:
+            self._reject(row, raw, problem)
+            return
+        status = None
+        if header.status is not None:
+            cell = fields[header.status].strip().lower()
+            if cell not in STATUSES:
+                self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
+                return
+            status = STATUSES[cell]
+        values = "".join([SEPARATOR + fields[i].strip() for _, i in header.attributes])
+        tags = self._tags(fields[header.tags]) if header.tags is not None else self._extra
+        records.append((row, email, values, tags, status))
+
+    def _tags(self, cell: str) -> str:
+        """A tags cell as staged: the tags (and the extra ones) sorted, ";"-joined."""
+        known = self._tag_cells.get(cell)
+        if known is not None:
+            return known
+        if not cell:
+            tags = self._extra
+        elif ";" in cell or self.extra_tags:
+            tags = ";".join(sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags))
+        else:
+            tags = cell.strip()
+        if len(cell) <= _TAG_CELL_CHARS:  # the memory stays small whatever the file
+            if len(self._tag_cells) >= _TAG_CELLS:
+                self._tag_cells.clear()
+            self._tag_cells[cell] = tags
+        return tags
+
+    def _parse_plain(self, text: str) -> list[Record]:
+        """A stretch without quotes, odd bytes or bare CRs: a line is a record and its
+        fields are what lies between commas, as the csv reader would find, only faster.
+
+        The common row (the right number of fields, none too long, a plain address, no
+        status column) is taken here; any other goes through ``_row``."""
+        header = self.header
+        assert header is not None
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")  # every CR is in a CRLF (checked by _parse)
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()  # the stretch ends with a newline
-        row = self._line
+        first = self._line + 1
         self._line += len(lines)
-        for line in lines:
-            row += 1
-            if line.endswith("\r"):
-                line = line[:-1]
+        records: list[Record] = []
+        if header.status is not None:
+            for row, line in enumerate(lines, first):
+                self._row(row, line.split(","), records)
+            return records
+        # no field of the stretch starts or ends with white space: nothing to strip
+        clean = _no_edge_space(text)
+        email_at, width, tags_at = header.email, header.width, header.tags
+        columns = [i for _, i in header.attributes]
+        one = columns[0] if len(columns) == 1 else None
+        several = itemgetter(*columns) if len(columns) > 1 else None
+        tag_cells, extra, fast = self._tag_cells, self._extra, _FAST_ADDRESS.fullmatch
+        append, taken = records.append, 0
+        for row, line in enumerate(lines, first):
             fields = line.split(",")
-            raw = fields[email_at].strip() if len(fields) > email_at else ""
-            if not raw and not line.replace(",", "").strip():
-                continue  # a blank line
-            self.read += 1
-            if len(fields) != width:
-                self._reject(row, raw, f"expected {width} fields, found {len(fields)}")
+            if len(fields) != width or len(line) > MAX_FIELD:
+                self._row(row, fields, records)
                 continue
-            if len(line) > MAX_FIELD:
-                longest = max(map(len, fields))
-                if longest > MAX_FIELD:
-                    at = next(i for i, f in enumerate(fields) if len(f) == longest)
-                    self._reject(row, raw, f"field {at + 1} is over {MAX_FIELD} characters")
-                    continue
-            if not raw:
-                self._reject(row, raw, "no email address")
+            email = fields[email_at]
+            if not clean:
+                email = email.strip()
+            email = email.lower()
+            if len(email) > 254 or fast(email) is None:
+                self._row(row, fields, records)
                 continue
-            email = raw.lower()
-            if not fast_valid(email):
-                problem = address_problem(email)
-                if problem is not None:
-                    self._reject(row, raw, problem)
-                    continue
-            tags = extra
-            if tags_at is not None and fields[tags_at]:
-                cell = fields[tags_at]
-                if ";" in cell or extra:
-                    tags = ";".join(
-                        sorted(({t.strip() for t in cell.split(";")} - {""}) | self.extra_tags)
-                    )
-                else:
-                    tags = cell.strip()
-            status = None
-            if status_at is not None:
-                cell = fields[status_at].strip().lower()
-                if cell not in STATUSES:
-                    self._reject(row, raw, "status must be subscribed or unsubscribed (or empty)")
-                    continue
-                status = STATUSES[cell]
-            records.append(
-                (
-                    row,
-                    email,
-                    "".join([SEPARATOR + fields[i].strip() for i in value_columns]),
-                    tags,
-                    status,
-                )
-            )
+            if several is not None:
+                values = several(fields)
+                if not clean:
+                    values = [v.strip() for v in values]
+                values = SEPARATOR + SEPARATOR.join(values)
+            elif one is not None:
+                values = SEPARATOR + (fields[one] if clean else fields[one].strip())
+            else:
+                values = ""
+            if tags_at is None:
+                tags = extra
+            else:
+                tags = tag_cells.get(fields[tags_at]) or self._tags(fields[tags_at])
+            append((row, email, values, tags, None))
+            taken += 1
+        self.read += taken
         return records
 
     def _read_header(self, reader: Iterator[list[str]], undecodable: bool, has_nul: bool) -> None:
@@ -386,6 +395,25 @@ class Upload:
         if has_nul and any("\x00" in f for f in first):
             raise Invalid.at(["body", "header"], "not a CSV file: the header has NUL bytes")
         self.header = parse_header(first)
+
+
+def _no_edge_space(text: str) -> bool:
+    """True when no field of a plain stretch (CRLFs made LFs) starts or ends with white
+    space. Plain substring searches where the text is ASCII (a regex scan costs ~50 ns a
+    character), the regex only for a non-ASCII stretch."""
+    if not text.isascii():
+        return _EDGE_SPACE.search(text) is None
+    for space in _ASCII_SPACE:
+        if space in text and (
+            "," + space in text
+            or space + "," in text
+            or "\n" + space in text
+            or space + "\n" in text
+            or text.startswith(space)
+            or text.endswith(space)
+        ):
+            return False
+    return True
 
 
 def _is_text(fields: list[str]) -> bool:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -254,39 +254,53 @@ async def lock_import(session: AsyncSession, import_id: int) -> Any:
 
 # A repeated address inside one file is a bad row: the first occurrence is imported, the
 # later ones are reported. Found here, in one hash aggregate over the staged rows, because
-# remembering every address while the upload streams would cost the API that memory.
+# remembering every address while the upload streams would cost the API that memory. The
+# repeats are reported (and counted as rejected) at once, in the same transaction; the
+# chunks merge only the rows without duplicate_of. Marking again marks nothing new.
 _MARK_DUPLICATES = text(
     """
-    UPDATE contact_import_rows r SET duplicate_of = d.first_row
-      FROM (SELECT email, min(row) AS first_row FROM contact_import_rows
-             WHERE import_id = :id GROUP BY email HAVING count(*) > 1) d
-     WHERE r.import_id = :id AND r.email = d.email AND r.row > d.first_row
+    WITH marked AS (
+        UPDATE contact_import_rows r SET duplicate_of = d.first_row
+          FROM (SELECT email, min(row) AS first_row FROM contact_import_rows
+                 WHERE import_id = :id GROUP BY email HAVING count(*) > 1) d
+         WHERE r.import_id = :id AND r.email = d.email AND r.row > d.first_row
+           AND r.duplicate_of IS NULL
+        RETURNING r.row, r.email, r.duplicate_of
+    )
+    UPDATE contact_imports
+       SET rejected = rejected + (SELECT count(*) FROM marked),
+           errors = errors || (
+               SELECT coalesce(jsonb_agg(jsonb_build_object(
+                          'row', row, 'email', email, 'reason',
+                          'duplicate of row ' || duplicate_of || ' (the first one is imported)')
+                          ORDER BY row), '[]')
+                 FROM (SELECT row, email, duplicate_of FROM marked
+                        ORDER BY row LIMIT greatest(:max_errors - jsonb_array_length(errors), 0)) e)
+     WHERE id = :id
     """
 )
 
 
 async def start_import(session: AsyncSession, import_id: int) -> None:
-    # the staged rows are fresh: without statistics the chunks would be planned as tiny
+    # the staged rows are fresh: without statistics the chunks would be planned as tiny.
+    # A small sample is enough for that.
+    await session.execute(text("SET LOCAL default_statistics_target = 10"))
     await session.execute(text("ANALYZE contact_import_rows"))
-    await session.execute(text("SET LOCAL work_mem = '128MB'"))
-    await session.execute(_MARK_DUPLICATES, {"id": import_id})
     await session.execute(
         text("UPDATE contact_imports SET status = 'running' WHERE id = :id"), {"id": import_id}
     )
 
 
-# One chunk of staged rows (taken out of staging in the same statement) goes into contacts.
-# Attributes merge key by key and tags unite; status is left alone, so an unsubscribed
-# contact stays unsubscribed. Rows that would not change are not rewritten (a re-import of
-# the same file costs no new row versions), and are counted as updated all the same.
-_CHUNK_END = text(
-    """
-    SELECT coalesce(
-        (SELECT row FROM contact_import_rows WHERE import_id = :id AND row > :after
-          ORDER BY row OFFSET :limit - 1 LIMIT 1),
-        (SELECT max(row) FROM contact_import_rows WHERE import_id = :id))
-    """
-)
+async def mark_duplicates(session: AsyncSession, import_id: int, max_errors: int) -> None:
+    """Mark (and report, up to ``max_errors`` errors in all) the repeated addresses of an
+    import: needed before a chunk that is not ``fresh`` (see merge_chunk)."""
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
+    await session.execute(_MARK_DUPLICATES, {"id": import_id, "max_errors": max_errors})
+
+
+# Chunks are ranges of row numbers (lines of the file), from the first staged row after
+# the last one merged; a range holds at most ``limit`` rows (fewer where lines were bad).
+_NEXT_ROW = text("SELECT min(row) FROM contact_import_rows WHERE import_id = :id AND row > :after")
 
 # A "status" column moves existing contacts (recorded, source "import"); run before the
 # merge, as one statement cannot update a row twice.
@@ -307,26 +321,26 @@ _CHUNK_STATUS = text(
     """
 )
 
-# The chunk's staged rows (taken out of staging in the same statement) go into contacts.
-# Attributes merge key by key and tags unite; status is left alone (see _CHUNK_STATUS), so
-# an unsubscribed contact stays unsubscribed. Rows that would not change are not rewritten
-# (a re-import of the same file costs no new row versions), and count as updated all the
-# same. A contact created unsubscribed has that recorded.
+_CHUNK_ROWS = """
+    SELECT email,
+           jsonb_strip_nulls(jsonb_object(
+               CAST(:keys AS text[]), (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
+           string_to_array(tags, ';'), coalesce(status, 'subscribed'),
+           CASE WHEN status = 'unsubscribed' THEN now() END
+      FROM contact_import_rows
+     WHERE import_id = :id AND row > :after AND row <= :last AND duplicate_of IS NULL
+"""
+
+# The chunk's staged rows go into contacts. Attributes merge key by key and tags unite;
+# status is left alone (see _CHUNK_STATUS), so an unsubscribed contact stays unsubscribed.
+# Rows that would not change are not rewritten (a re-import of the same file costs no new
+# row versions), and count as updated all the same. A contact created unsubscribed has
+# that recorded.
 _MERGE_CHUNK = text(
-    """
-    WITH chunk AS (
-        DELETE FROM contact_import_rows
-         WHERE import_id = :id AND row > :after AND row <= :last
-        RETURNING row, email, attribute_values, tags, status, duplicate_of
-    ), upserted AS (
+    f"""
+    WITH upserted AS (
         INSERT INTO contacts AS c (email, attributes, tags, status, unsubscribed_at)
-        SELECT email,
-               jsonb_strip_nulls(jsonb_object(
-                   CAST(:keys AS text[]),
-                   (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
-               string_to_array(tags, ';'), coalesce(status, 'subscribed'),
-               CASE WHEN status = 'unsubscribed' THEN now() END
-          FROM chunk WHERE duplicate_of IS NULL
+        {_CHUNK_ROWS}
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
                tags = CASE WHEN c.tags @> EXCLUDED.tags THEN c.tags
@@ -339,131 +353,109 @@ _MERGE_CHUNK = text(
         INSERT INTO contact_status_changes (contact_id, status, source)
         SELECT id, status, 'import' FROM upserted WHERE inserted AND status = 'unsubscribed'
     )
-    SELECT (SELECT max(row) FROM chunk) AS last_row,
-           (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
-           (SELECT count(*) FROM upserted WHERE inserted) AS created,
-           (SELECT count(*) FROM chunk WHERE duplicate_of IS NOT NULL) AS duplicates,
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'row', row, 'email', email, 'reason',
-                       'duplicate of row ' || duplicate_of || ' (the first one is imported)')
-                       ORDER BY row), '[]')
-              FROM (SELECT row, email, duplicate_of FROM chunk WHERE duplicate_of IS NOT NULL
-                     ORDER BY row LIMIT :room) d) AS duplicate_errors
-    """
+    SELECT (SELECT count(*) FROM contact_import_rows
+             WHERE import_id = :id AND row > :after AND row <= :last
+               AND duplicate_of IS NULL) AS good,
+           (SELECT count(*) FROM upserted WHERE inserted) AS created
+    """  # noqa: S608 - constant SQL pieces, no input
 )
 
-
-# Whether any address of the chunk is already a contact. When none is (a first import of
-# a file), the chunk needs neither _CHUNK_STATUS nor ON CONFLICT: a plain INSERT … SELECT
-# costs about half of the upsert's speculative insertion.
-_CHUNK_MEETS_CONTACTS = text(
+# Whether any address still to merge is already a contact. When none is (a first import
+# of a file), the chunks need neither _CHUNK_STATUS nor ON CONFLICT: a plain INSERT …
+# SELECT costs about half of the upsert's speculative insertion.
+_MEETS_CONTACTS = text(
     """
     SELECT EXISTS (SELECT 1 FROM contact_import_rows r JOIN contacts c ON c.email = r.email
-                    WHERE r.import_id = :id AND r.row > :after AND r.row <= :last)
+                    WHERE r.import_id = :id AND r.row > :after AND r.row <= :last
+                      AND r.duplicate_of IS NULL)
     """
 )
 
 # _MERGE_CHUNK for a chunk none of whose addresses is a contact yet. A contact created by
 # another transaction after the check makes the INSERT fail on the unique email: the chunk
-# rolls back whole and the job's retry merges it with _MERGE_CHUNK.
+# rolls back whole; so does a repeat of an address inside the file (duplicate_of is only
+# marked when needed: most files have no repeats, and the marking costs a hash aggregate
+# over every staged row). The job then marks the repeats, checks again and goes on.
 _INSERT_CHUNK = text(
-    """
-    WITH chunk AS (
-        DELETE FROM contact_import_rows
-         WHERE import_id = :id AND row > :after AND row <= :last
-        RETURNING row, email, attribute_values, tags, status, duplicate_of
-    ), inserted AS (
+    f"""
+    WITH inserted AS (
         INSERT INTO contacts (email, attributes, tags, status, unsubscribed_at)
-        SELECT email,
-               jsonb_strip_nulls(jsonb_object(
-                   CAST(:keys AS text[]),
-                   (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
-               string_to_array(tags, ';'), coalesce(status, 'subscribed'),
-               CASE WHEN status = 'unsubscribed' THEN now() END
-          FROM chunk WHERE duplicate_of IS NULL
+        {_CHUNK_ROWS}
         RETURNING id, status
     ), recorded AS (
         INSERT INTO contact_status_changes (contact_id, status, source)
         SELECT id, status, 'import' FROM inserted WHERE status = 'unsubscribed'
     )
-    SELECT (SELECT max(row) FROM chunk) AS last_row,
-           (SELECT count(*) FROM chunk WHERE duplicate_of IS NULL) AS good,
-           (SELECT count(*) FROM inserted) AS created,
-           (SELECT count(*) FROM chunk WHERE duplicate_of IS NOT NULL) AS duplicates,
-           (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                       'row', row, 'email', email, 'reason',
-                       'duplicate of row ' || duplicate_of || ' (the first one is imported)')
-                       ORDER BY row), '[]')
-              FROM (SELECT row, email, duplicate_of FROM chunk WHERE duplicate_of IS NOT NULL
-                     ORDER BY row LIMIT :room) d) AS duplicate_errors
-    """
+    SELECT count(*) AS good, count(*) AS created FROM inserted
+    """  # noqa: S608 - constant SQL pieces, no input
 )
+
+_NO_ROW = 2**62  # past any row number
+
+
+class Chunk(NamedTuple):
+    last_row: int | None  # the end of the merged range; None: nothing was left
+    good: int  # rows merged (created or updated)
+    created: int
+
+
+async def meets_contacts(
+    session: AsyncSession, import_id: int, after: int, last: int = _NO_ROW
+) -> bool:
+    """Whether an address staged after row ``after`` (through ``last``), not a repeat, is
+    already a contact."""
+    bounds = {"id": import_id, "after": after, "last": last}
+    return bool((await session.execute(_MEETS_CONTACTS, bounds)).scalar())
 
 
 async def merge_chunk(
-    session: AsyncSession, import_id: int, keys: list[str], after: int, limit: int, room: int
-) -> Any:
-    """Merge the next ``limit`` staged rows after row ``after``: (last_row, good, created,
-    duplicates, duplicate_errors); last_row is None when nothing was left."""
+    session: AsyncSession,
+    import_id: int,
+    keys: list[str],
+    after: int,
+    limit: int,
+    fresh: bool | None = None,
+) -> Chunk:
+    """Merge the staged rows of the next ``limit`` rows after row ``after`` into contacts
+    (they stay staged until the import finishes: merged_through tells what is left).
+
+    ``fresh``: none of them is a contact yet (True), some may be (False), or find out
+    (None). A fresh chunk is a plain INSERT, which fails on the unique email when the file
+    repeats an address not marked yet (or a contact was created meanwhile); a chunk that
+    is not fresh needs the repeats marked first (mark_duplicates)."""
     # The chunk's commit need not wait for the WAL flush: a crash loses at most the last
     # chunks committed, and merged_through, in the same transactions, is lost with them,
     # so the import resumes after its last durable chunk and merges the lost tail again.
     await session.execute(text("SET LOCAL synchronous_commit = off"))
-    last = (
-        await session.execute(_CHUNK_END, {"id": import_id, "after": after, "limit": limit})
-    ).scalar()
-    merge = _MERGE_CHUNK
-    if last is not None:
-        bounds = {"id": import_id, "after": after, "last": last}
-        if (await session.execute(_CHUNK_MEETS_CONTACTS, bounds)).scalar():
-            await session.execute(_CHUNK_STATUS, bounds)
-        else:
-            merge = _INSERT_CHUNK
-    return (
-        await session.execute(
-            merge,
-            {
-                "id": import_id,
-                "keys": keys,
-                "after": after,
-                "last": last or after,
-                "room": max(room, 0),
-            },
-        )
-    ).one()
+    first = (await session.execute(_NEXT_ROW, {"id": import_id, "after": after})).scalar()
+    if first is None:
+        return Chunk(None, 0, 0)
+    bounds = {"id": import_id, "after": after, "last": int(first) + limit - 1}
+    if fresh is None:
+        fresh = not await meets_contacts(session, import_id, after, bounds["last"])
+    if not fresh:
+        await session.execute(_CHUNK_STATUS, bounds)
+    merge = _INSERT_CHUNK if fresh else _MERGE_CHUNK
+    row = (await session.execute(merge, {**bounds, "keys": keys})).one()
+    return Chunk(bounds["last"], int(row.good), int(row.created))
 
 
 _RECORD_CHUNK = text(
     """
     UPDATE contact_imports
        SET merged_through = :last_row, created = created + :created,
-           updated = updated + :updated, rejected = rejected + :rejected,
-           errors = errors || CAST(:errors AS jsonb)
+           updated = updated + :updated
      WHERE id = :id
     """
 )
 
 
 async def record_chunk(
-    session: AsyncSession,
-    import_id: int,
-    *,
-    last_row: int,
-    created: int,
-    updated: int,
-    rejected: int,
-    errors: Any,
+    session: AsyncSession, import_id: int, *, last_row: int, created: int, updated: int
 ) -> None:
     await session.execute(
         _RECORD_CHUNK,
-        {
-            "id": import_id,
-            "last_row": last_row,
-            "created": created,
-            "updated": updated,
-            "rejected": rejected,
-            "errors": errors if isinstance(errors, str) else json.dumps(errors),
-        },
+        {"id": import_id, "last_row": last_row, "created": created, "updated": updated},
     )
 
 

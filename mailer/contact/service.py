@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from arq import ArqRedis
 from sqlalchemy import ColumnElement, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.audience import repository as audience_repository
@@ -219,9 +220,10 @@ async def run_import(
 ) -> str:
     """Merge the staged rows of an import into contacts, chunk by chunk; its final status.
 
-    Each chunk leaves staging, goes into contacts and is counted in one transaction, so a
-    re-run after a crash neither skips nor double-counts rows; a re-run of a finished
-    import does nothing; of two runs at once, one stops ("superseded").
+    Each chunk (a range of rows) goes into contacts and is counted, with the row it
+    reached (merged_through), in one transaction, so a re-run after a crash neither skips
+    nor double-counts rows; the staged rows go when the import finishes. A re-run of a
+    finished import does nothing; of two runs at once, one stops ("superseded").
     ``on_chunk(rows)`` reports progress (the CLI's bar).
     """
     async with transaction(sessionmaker) as session:
@@ -239,46 +241,81 @@ async def run_import(
                 seconds=round(time.perf_counter() - started, 3),
             )
     done, keys = int(state.merged_through), list(state.attribute_keys)
+    # checked once a run: whether an address left is a contact already ("fresh": none is),
+    # and the repeats marked only when needed (a chunk that is not fresh, or a fresh one
+    # that failed on a repeated address)
+    fresh: bool | None = None
+    marked = False
     while True:
-        async with transaction(sessionmaker) as session:
-            state = await repository.lock_import(session, import_id)
-            if state is None or state.status != "running" or state.merged_through != done:
-                return "superseded"
-            started = time.perf_counter()
-            chunk = await repository.merge_chunk(
-                session, import_id, keys, done, chunk_rows, importer.MAX_ERRORS - state.kept
-            )
-            log.info(
-                "import_chunk_merged",
-                import_id=import_id,
-                after=done,
-                rows=int(chunk.good or 0) + int(chunk.duplicates or 0),
-                seconds=round(time.perf_counter() - started, 3),
-            )
-            if chunk.last_row is None:
-                if state.accounted != state.total_rows:
-                    # an UNLOGGED staging table is emptied by a database crash
-                    await repository.finish_import(
-                        session,
-                        import_id,
-                        "failed",
-                        "the staged rows were lost (database restart): upload the file again",
-                    )
-                    return "failed"
-                await repository.finish_import(session, import_id, "completed")
-                return "completed"
-            await repository.record_chunk(
-                session,
-                import_id,
-                last_row=chunk.last_row,
-                created=chunk.created,
-                updated=chunk.good - chunk.created,
-                rejected=chunk.duplicates,
-                errors=chunk.duplicate_errors,
-            )
-        done = int(chunk.last_row)
+        try:
+            async with transaction(sessionmaker) as session:
+                state = await repository.lock_import(session, import_id)
+                if state is None or state.status != "running" or state.merged_through != done:
+                    return "superseded"
+                started = time.perf_counter()
+                if fresh is None:
+                    fresh = not await repository.meets_contacts(session, import_id, done)
+                if not fresh and not marked:
+                    await repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
+                    marked = True
+                chunk = await repository.merge_chunk(
+                    session, import_id, keys, done, chunk_rows, fresh
+                )
+                log.info(
+                    "import_chunk_merged",
+                    import_id=import_id,
+                    after=done,
+                    rows=chunk.good,
+                    fresh=fresh,
+                    seconds=round(time.perf_counter() - started, 3),
+                )
+                if chunk.last_row is None:
+                    return await _finish(session, import_id, state)
+                await repository.record_chunk(
+                    session,
+                    import_id,
+                    last_row=chunk.last_row,
+                    created=chunk.created,
+                    updated=chunk.good - chunk.created,
+                )
+        except IntegrityError as exc:
+            if not (fresh and _email_taken(exc)):
+                raise
+            # a repeated address in the file (or a contact created meanwhile): mark the
+            # repeats and look again; a second time, merge the rest as updates
+            log.info("import_chunk_conflict", import_id=import_id, after=done, marked=marked)
+            if not marked:
+                async with transaction(sessionmaker) as session:
+                    state = await repository.lock_import(session, import_id)
+                    if state is None or state.status != "running" or state.merged_through != done:
+                        return "superseded"
+                    await repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
+                marked, fresh = True, None
+            else:
+                fresh = False
+            continue
+        done = chunk.last_row
         if on_chunk is not None:
-            on_chunk(int(chunk.good + chunk.duplicates))
+            on_chunk(chunk.good)
+
+
+def _email_taken(exc: IntegrityError) -> bool:
+    # the unique email of contacts (SQLSTATE 23505, unique_violation)
+    return getattr(exc.orig, "sqlstate", None) == "23505" and "uq_contacts_email" in str(exc)
+
+
+async def _finish(session: AsyncSession, import_id: int, state: Any) -> str:
+    if state.accounted != state.total_rows:
+        # an UNLOGGED staging table is emptied by a database crash
+        await repository.finish_import(
+            session,
+            import_id,
+            "failed",
+            "the staged rows were lost (database restart): upload the file again",
+        )
+        return "failed"
+    await repository.finish_import(session, import_id, "completed")
+    return "completed"
 
 
 async def fail_import(
