@@ -104,7 +104,9 @@ async def _build(ctx: dict[str, Any]) -> None:
     ctx["account_poller"] = asyncio.create_task(
         poll_accounts_forever(settings, sessionmaker, transport, limiter)
     )
-    ctx["rollup_compactor"] = asyncio.create_task(compact_forever(ctx))
+    # the shared context has no arq "redis" (each queue's worker has its own): the
+    # compactor's lock goes through the plain client
+    ctx["rollup_compactor"] = asyncio.create_task(compact_forever({**ctx, "redis": redis}))
 
 
 async def _close(ctx: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 
 from mailer.db import transaction
@@ -60,3 +62,38 @@ async def test_compaction_keeps_the_sums_and_recent_minutes(engine, sessionmaker
             )
         ).scalar_one()
     assert odd == 0
+
+
+async def test_a_worker_compacts_the_rollups_when_it_starts(engine, start_worker) -> None:  # type: ignore[no-untyped-def]
+    """``mailer worker`` runs the compactor (its first round at start-up): old minutes
+    become hours without anyone calling it."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+            INSERT INTO reputation_minutes (minute, mail_class, region, configuration_set,
+                                            campaign_id, sent)
+            SELECT m, 'marketing', 'us-east-1', 'marketing', 7, 10
+              FROM generate_series(date_trunc('minute', now()) - interval '4 hours',
+                                   date_trunc('minute', now()) - interval '3 hours',
+                                   interval '1 minute') m
+            """
+            )
+        )
+
+    async def rows() -> tuple[int, int]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(text("SELECT count(*), sum(sent) FROM reputation_minutes"))
+            ).one()
+            return int(row[0]), int(row[1])
+
+    before = await rows()
+    worker = start_worker()
+    for _ in range(300):  # 30 s at most: the worker's start-up, then one round
+        if (await rows())[0] < before[0]:
+            break
+        await asyncio.sleep(0.1)
+    after = await rows()
+    assert after[0] < before[0] and after[1] == before[1], worker.log()
+    assert "reputation_compact_failed" not in worker.log()
