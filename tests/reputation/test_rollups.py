@@ -64,9 +64,10 @@ async def test_compaction_keeps_the_sums_and_recent_minutes(engine, sessionmaker
     assert odd == 0
 
 
-async def test_a_worker_compacts_the_rollups_when_it_starts(engine, start_worker) -> None:  # type: ignore[no-untyped-def]
+async def test_a_worker_compacts_the_rollups_when_it_starts(engine, redis, start_worker) -> None:  # type: ignore[no-untyped-def]
     """``mailer worker`` runs the compactor (its first round at start-up): old minutes
-    become hours without anyone calling it."""
+    become hours without anyone calling it. (``redis``: emptied first, so no earlier
+    test's worker holds the compactor's round lock.)"""
     async with engine.begin() as conn:
         await conn.execute(
             text(
