@@ -31,15 +31,6 @@ def _octets(line: str) -> int:
     return len(line) if len(line) <= _SAFE_CHARS and line.isascii() else len(line.encode())
 
 
-def longest_line(s: str) -> int:
-    """The longest line of ``s`` in UTF-8 octets."""
-    if len(s) <= _SAFE_CHARS:
-        return len(s.encode())
-    return max(
-        [len(line.encode()) if len(line) > _SAFE_CHARS else len(line) for line in s.split("\n")]
-    )
-
-
 def _fold(line: str, breaks: list[int]) -> str:
     """Replace the whitespace at some of ``breaks`` (sorted offsets) with newlines so that
     no piece is longer than MAX_LINE octets; a piece without a break point is split hard."""
@@ -92,11 +83,13 @@ def _fold_ascii(line: str, last_break: Callable[[int, int], int]) -> str:
     return "\n".join(out)
 
 
-def _last_text_break(line: str) -> Callable[[int, int], int]:
-    def last_break(start: int, limit: int) -> int:
-        return max(line.rfind(" ", start, limit + 1), line.rfind("\t", start, limit + 1))
+def _last_space(line: str, start: int, limit: int) -> int:
+    """The last space or tab of ``line[start : limit + 1]`` (its offset in ``line``), or -1."""
+    return max(line.rfind(" ", start, limit + 1), line.rfind("\t", start, limit + 1))
 
-    return last_break
+
+def _last_text_break(line: str) -> Callable[[int, int], int]:
+    return lambda start, limit: _last_space(line, start, limit)
 
 
 def _last_html_break(line: str) -> Callable[[int, int], int]:
@@ -115,7 +108,7 @@ def _last_html_break(line: str) -> Callable[[int, int], int]:
             gt = line.find(">", lt, pos) if lt >= 0 else -1
             if lt < 0 or gt >= 0:  # pos is in text, which begins after the tag's ">"
                 begin = max(start, gt + 1)
-                at = max(line.rfind(" ", begin, pos + 1), line.rfind("\t", begin, pos + 1))
+                at = _last_space(line, begin, pos)
                 if at >= begin:
                     return at
                 pos = begin - 1
@@ -232,7 +225,6 @@ __all__ = [
     "MjmlError",
     "fold_html",
     "fold_text",
-    "longest_line",
     "mail_headers",
     "mjml_to_html",
     "unsubscribe_mailto",
