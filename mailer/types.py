@@ -6,7 +6,7 @@ below 1, is a 422 before any query runs (never an asyncpg overflow, never a 500)
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import Field
@@ -17,3 +17,17 @@ MAX_ID = 2**63 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 # an id in a JSON body: {"template_id": ...}
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+# a message's status, as the list routes filter by it (campaign and transactional mail)
+MessageStatus = Literal[
+    "queued",
+    "claimed",
+    "sending",
+    "sent",
+    "delivered",
+    "bounced",
+    "complained",
+    "failed",
+    "suppressed",
+    "cancelled",
+]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
@@ -9,22 +9,9 @@ from mailer.campaign import service
 from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage, TestSendIn
 from mailer.message import service as messages
 from mailer.message.schemas import TestSendOut
-from mailer.types import Id
+from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
-
-MessageStatus = Literal[
-    "queued",
-    "claimed",
-    "sending",
-    "sent",
-    "delivered",
-    "bounced",
-    "complained",
-    "failed",
-    "suppressed",
-    "cancelled",
-]
 
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
@@ -21,22 +21,9 @@ from mailer.message.schemas import (
     MessagePage,
 )
 from mailer.middleware import BadJson, is_json, parse_json
-from mailer.types import Id
+from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
-
-MessageStatus = Literal[
-    "queued",
-    "claimed",
-    "sending",
-    "sent",
-    "delivered",
-    "bounced",
-    "complained",
-    "failed",
-    "suppressed",
-    "cancelled",
-]
 
 
 @router.post("/messages", status_code=202, response_model=MessageAccepted)
