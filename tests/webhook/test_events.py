@@ -334,6 +334,28 @@ async def test_unreadable_message_is_kept_with_its_error(
     )
 
 
+async def test_a_nul_in_a_bounce_does_not_lose_it(
+    client, admin, engine, sessionmaker, sns_signer: Signer
+) -> None:
+    """A bounce whose diagnostic holds a NUL (\\u0000 in the SES JSON, which jsonb
+    refuses) still bounces the message and suppresses the address."""
+    email = "reader@example.test"
+    _, ses = await seed_sent(client, admin, engine, [email])
+    payload = ses_event("Bounce", ses[email], [email])
+    payload["bounce"]["bouncedRecipients"][0]["diagnosticCode"] = "smtp; 550 no\u0000such user"
+    assert (await post(client, sns_signer.notification(payload))).status_code == 200
+    assert await process(sessionmaker) == 1
+    assert (await _message(engine, email))[0] == "bounced"
+    assert await _scalar(engine, "SELECT count(*) FROM suppressions WHERE email = :e", e=email) == 1
+    assert (
+        await _scalar(engine, "SELECT count(*) FROM sns_notifications WHERE error IS NOT NULL") == 0
+    )
+    diagnostic = await _scalar(
+        engine, "SELECT data::text FROM events WHERE type = 'bounce' AND email = :e", e=email
+    )
+    assert "no\ufffdsuch user" in str(diagnostic)
+
+
 @pytest.mark.parametrize("kind", NOTIFICATION_TYPES)
 async def test_the_same_event_in_both_formats_counts_once(
     client, admin, engine, sessionmaker, sns_signer, kind

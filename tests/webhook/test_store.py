@@ -36,9 +36,11 @@ async def stored_ids(engine: AsyncEngine) -> set[str]:
 async def test_a_notification_the_database_refuses_fails_alone(
     app, engine: AsyncEngine, sns_signer: Signer
 ) -> None:
-    """PostgreSQL's jsonb holds no \\u0000: that one is 5xx, the rest of its batch stored."""
+    """A row the database refuses (here a type longer than its column, which verification
+    never lets through) is 5xx alone; the rest of its batch is stored."""
     good, good_raw = message(sns_signer, delivery())
-    bad, bad_raw = message(sns_signer, "nul \u0000 here")
+    bad, bad_raw = message(sns_signer, delivery())
+    bad = SnsMessage("Notification" * 10, bad.message_id, TOPIC, bad.body)
     store = app.state.sns_store
     results = await asyncio.gather(
         store.store(good, good_raw), store.store(bad, bad_raw), return_exceptions=True
@@ -46,6 +48,24 @@ async def test_a_notification_the_database_refuses_fails_alone(
     assert results[0] is True
     assert isinstance(results[1], Unavailable) and results[1].status_code == 503
     assert await stored_ids(engine) == {good.message_id}
+
+
+async def test_a_nul_in_a_notification_is_stored_not_refused(
+    client, engine: AsyncEngine, sns_signer: Signer
+) -> None:
+    """jsonb holds no \\u0000: a genuine notification with one is stored (the NUL made
+    U+FFFD) and answered 200, not 503 until SNS gives up on it."""
+    body = sns_signer.notification("nul \u0000 here")
+    r = await post(client, body)
+    assert r.status_code == 200, r.text
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                text("SELECT body->>'Message' FROM sns_notifications WHERE sns_message_id = :m"),
+                {"m": body["MessageId"]},
+            )
+        ).scalar_one()
+    assert kept == "nul \ufffd here"
 
 
 async def test_a_connection_lost_between_flushes_is_replaced(
