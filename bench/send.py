@@ -64,6 +64,8 @@ class Options:
     rate_seconds: float
     repeat: int
     rss_seconds: float
+    database_url: str = engine.DATABASE_URL
+    fixup_connections: int | None = None
 
 
 # -- the bare client loop (the yardstick) ----------------------------------------------
@@ -248,6 +250,13 @@ def measure_audience_fixup(opts: Options) -> float:
             str(Path(__file__).with_name("audience.py")),
             "--contacts",
             str(opts.recipients),
+            "--database-url",
+            opts.database_url,
+            *(
+                ["--connections", str(opts.fixup_connections)]
+                if opts.fixup_connections is not None
+                else []
+            ),
         ],
         capture_output=True,
         text=True,
@@ -353,6 +362,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", default="", help="comma-separated parts: bare,worker,rate,rss,fixup (default all)"
     )
+    parser.add_argument(
+        "--database-url",
+        default=engine.DATABASE_URL,
+        help="the audience fix-up's database (the other parts: MAILER_BENCH_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--fixup-connections", type=int, default=None, help="bench/audience.py --connections"
+    )
+    parser.add_argument("--standin-port", type=int, default=None, help="a free port when unset")
     parser.add_argument("--pin", action="store_true", help="stand-in on CPU 1, this on CPU 0")
     parser.add_argument("--skip-ceiling", action="store_true")
     args = parser.parse_args(argv)
@@ -368,13 +386,16 @@ def main(argv: list[str] | None = None) -> None:
         rate_seconds=args.rate_seconds,
         repeat=max(args.repeat, 1),
         rss_seconds=args.rss_seconds,
+        database_url=args.database_url,
+        fixup_connections=args.fixup_connections,
     )
     only = {p.strip() for p in args.only.split(",") if p.strip()}
 
     def wanted(part: str) -> bool:
         return not only or part in only
 
-    engine.prepare_database()
+    if only != {"fixup"}:
+        engine.prepare_database()  # bench/audience.py migrates its own
     loop_name = "uvloop" if opts.uvloop else "asyncio"
     rows: list[Row] = []
     bare: dict[float, float] = {}
@@ -383,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     rss: dict[str, float] | None = None
 
     pin_to_cpu(0 if args.pin else None)
-    with standin(record="none", cpu=1 if args.pin else None) as proc:
+    with standin(record="none", cpu=1 if args.pin else None, port=args.standin_port) as proc:
         if not args.skip_ceiling and wanted("bare"):
             raw, cpu_per_request = measure_standin_ceiling(proc, opts)
             rows.append(

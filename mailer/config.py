@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     # sending engine
     send_batch_size: int = 500
+    # a campaign's audience fix-up: INSERT … SELECTs of contact id ranges on this many
+    # connections at once (one core each), parts of this many contact ids at least
+    audience_fixup_connections: int = 2
+    audience_fixup_part_min: int = 50_000
     send_concurrency: int = 64
     # the transactional lane's own senders per worker process (its SES calls in flight)
     transactional_concurrency: int = 16

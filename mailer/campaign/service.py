@@ -214,11 +214,19 @@ def _start_at(send_at: datetime | None) -> datetime | None:
     return None if send_at is None else send_at - START_LEAD
 
 
-async def start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Campaign | None:
+async def start(
+    session: AsyncSession,
+    redis: ArqRedis,
+    campaign_id: int,
+    *,
+    connections: int = 1,
+    part_min: int = 50_000,
+) -> Campaign | None:
     """Fix the audience (once) of a campaign that is sending, or scheduled within
     ``START_LEAD`` of its send_at (or past it: then it is turned ``sending``); the
     campaign, or None when there is nothing to hand out. Asked earlier (clocks differ by
-    a few ms), it is asked again at the right time."""
+    a few ms), it is asked again at the right time. ``connections``, ``part_min``: see
+    :func:`repository.fix_audience`."""
     campaign = await repository.get(session, campaign_id, lock=True)
     if campaign is None:
         return None
@@ -233,24 +241,42 @@ async def start(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Cam
             campaign.started_at = campaign.started_at or now
         elif campaign.audience_fixed_at is None:
             segment = await audience.get(session, campaign.segment_id)
-            await repository.fix_audience(session, campaign, compile_filter(segment.filter))
+            await repository.fix_audience(
+                session,
+                campaign,
+                compile_filter(segment.filter),
+                connections=connections,
+                part_min=part_min,
+            )
             await session.flush()
         if campaign.status == "scheduled":
             return campaign
-    return await _fix_audience(session, campaign)
+    return await _fix_audience(session, campaign, connections, part_min)
 
 
-async def fix_audience(session: AsyncSession, campaign_id: int) -> Campaign | None:
+async def fix_audience(
+    session: AsyncSession, campaign_id: int, *, connections: int = 1, part_min: int = 50_000
+) -> Campaign | None:
     """Fix the audience of a sending campaign once; None when it is not sending."""
     campaign = await repository.get(session, campaign_id, lock=True)
-    return None if campaign is None else await _fix_audience(session, campaign)
+    return (
+        None if campaign is None else await _fix_audience(session, campaign, connections, part_min)
+    )
 
 
-async def _fix_audience(session: AsyncSession, campaign: Campaign) -> Campaign | None:
+async def _fix_audience(
+    session: AsyncSession, campaign: Campaign, connections: int, part_min: int
+) -> Campaign | None:
     if campaign.status != "sending":
         return None
     if campaign.audience_fixed_at is None:
         segment = await audience.get(session, campaign.segment_id)
-        await repository.fix_audience(session, campaign, compile_filter(segment.filter))
+        await repository.fix_audience(
+            session,
+            campaign,
+            compile_filter(segment.filter),
+            connections=connections,
+            part_min=part_min,
+        )
     await session.flush()
     return campaign

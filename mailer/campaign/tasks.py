@@ -32,7 +32,13 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
     settings, sessionmaker, redis = _deps(ctx)
     async with transaction(sessionmaker) as session:
-        campaign = await service.start(session, redis, campaign_id)
+        campaign = await service.start(
+            session,
+            redis,
+            campaign_id,
+            connections=settings.audience_fixup_connections,
+            part_min=settings.audience_fixup_part_min,
+        )
     if campaign is None:
         return 0
     # fixed ahead of its send_at: its batches wait in the queue until then
