@@ -408,16 +408,25 @@ async def meets_contacts(
     return bool((await session.execute(_MEETS_CONTACTS, bounds)).scalar())
 
 
-async def merge_chunk(
+async def next_range(
+    session: AsyncSession, import_id: int, after: int, limit: int
+) -> tuple[int, int] | None:
+    """The next chunk after row ``after``: (after, last), the range from the first staged
+    row after it that holds at most ``limit`` rows; None when no row is left."""
+    first = (await session.execute(_NEXT_ROW, {"id": import_id, "after": after})).scalar()
+    return None if first is None else (after, int(first) + limit - 1)
+
+
+async def merge_range(
     session: AsyncSession,
     import_id: int,
     keys: list[str],
     after: int,
-    limit: int,
+    last: int,
     fresh: bool | None = None,
 ) -> Chunk:
-    """Merge the staged rows of the next ``limit`` rows after row ``after`` into contacts
-    (they stay staged until the import finishes: merged_through tells what is left).
+    """Merge the staged rows after row ``after`` through ``last`` into contacts (they stay
+    staged until the import finishes: merged_through tells what is left).
 
     ``fresh``: none of them is a contact yet (True), some may be (False), or find out
     (None). A fresh chunk is a plain INSERT, which fails on the unique email when the file
@@ -427,17 +436,49 @@ async def merge_chunk(
     # chunks committed, and merged_through, in the same transactions, is lost with them,
     # so the import resumes after its last durable chunk and merges the lost tail again.
     await session.execute(text("SET LOCAL synchronous_commit = off"))
-    first = (await session.execute(_NEXT_ROW, {"id": import_id, "after": after})).scalar()
-    if first is None:
-        return Chunk(None, 0, 0)
-    bounds = {"id": import_id, "after": after, "last": int(first) + limit - 1}
+    bounds = {"id": import_id, "after": after, "last": last}
     if fresh is None:
-        fresh = not await meets_contacts(session, import_id, after, bounds["last"])
+        fresh = not await meets_contacts(session, import_id, after, last)
     if not fresh:
         await session.execute(_CHUNK_STATUS, bounds)
     merge = _INSERT_CHUNK if fresh else _MERGE_CHUNK
     row = (await session.execute(merge, {**bounds, "keys": keys})).one()
-    return Chunk(bounds["last"], int(row.good), int(row.created))
+    return Chunk(last, int(row.good), int(row.created))
+
+
+async def merge_chunk(
+    session: AsyncSession,
+    import_id: int,
+    keys: list[str],
+    after: int,
+    limit: int,
+    fresh: bool | None = None,
+) -> Chunk:
+    """Merge the next ``limit`` rows after row ``after`` (next_range, then merge_range)."""
+    bounds = await next_range(session, import_id, after, limit)
+    if bounds is None:
+        return Chunk(None, 0, 0)
+    return await merge_range(session, import_id, keys, *bounds, fresh=fresh)
+
+
+# Chunks of one import merged at once commit in order: each holds a transaction-level
+# advisory lock named by the import and the row its range starts after, and the chunk
+# after it waits for that lock before it records itself. The wait is PostgreSQL's, so a
+# cycle (the earlier chunk waiting on a row the later one inserted: an address repeated
+# across them) is a deadlock PostgreSQL detects and breaks, not a hang.
+_HOLD_CHUNK = text(
+    "SELECT pg_advisory_xact_lock(CAST(:id % 2147483647 AS int), CAST(:after % 2147483647 AS int))"
+)
+
+
+async def hold_chunk(session: AsyncSession, import_id: int, after: int) -> None:
+    """Hold the chunk after row ``after`` of an import until this transaction ends."""
+    await session.execute(_HOLD_CHUNK, {"id": import_id, "after": after})
+
+
+async def wait_chunk(session: AsyncSession, import_id: int, after: int) -> None:
+    """Wait until the transaction merging the chunk after row ``after`` has ended."""
+    await session.execute(_HOLD_CHUNK, {"id": import_id, "after": after})
 
 
 _RECORD_CHUNK = text(
