@@ -256,7 +256,7 @@ async def run_import(
     # and the repeats marked only when needed (a chunk that is not fresh, or a fresh one
     # that failed on a repeated address)
     fresh: bool | None = None
-    marked = False
+    marked, unsubscribed = False, True
     while True:
         try:
             if fresh is None or not (fresh or marked):
@@ -268,11 +268,15 @@ async def run_import(
                         fresh = not await repository.meets_contacts(
                             session, import_id, progress.done
                         )
+                        unsubscribed = await repository.any_unsubscribed(
+                            session, import_id, progress.done
+                        )
                     if not fresh and not marked:
                         await repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
                         marked = True
+            merge = _Merge(keys, fresh, unsubscribed)
             await _merge_ranges(
-                sessionmaker, import_id, keys, chunk_rows, fresh, lanes, progress, on_chunk
+                sessionmaker, import_id, merge, chunk_rows, lanes, progress, on_chunk
             )
             async with transaction(sessionmaker) as session:
                 state = await repository.lock_import(session, import_id)
@@ -301,6 +305,13 @@ async def run_import(
                 fresh = False
 
 
+@dataclass(frozen=True)
+class _Merge:
+    keys: list[str]  # the attributes, in the order of the staged values
+    fresh: bool  # no address left is a contact yet (repository.merge_range)
+    unsubscribed: bool  # some row left has that status
+
+
 @dataclass
 class _Progress:
     done: int  # the import's rows are merged through this one
@@ -314,9 +325,8 @@ def _current(state: Any, done: int) -> bool:
 async def _merge_ranges(
     sessionmaker: async_sessionmaker[AsyncSession],
     import_id: int,
-    keys: list[str],
+    merge: _Merge,
     chunk_rows: int,
-    fresh: bool,
     lanes: int,
     progress: _Progress,
     on_chunk: Callable[[int], None] | None,
@@ -345,7 +355,7 @@ async def _merge_ranges(
                 holding = asyncio.Event()
                 running.append(
                     asyncio.create_task(
-                        _merge_one(sessionmaker, import_id, keys, bounds, previous, fresh, holding)
+                        _merge_one(sessionmaker, import_id, merge, bounds, previous, holding)
                     )
                 )
                 # the next chunk waits for this one's lock: it must be held first
@@ -371,10 +381,9 @@ async def _merge_ranges(
 async def _merge_one(
     sessionmaker: async_sessionmaker[AsyncSession],
     import_id: int,
-    keys: list[str],
+    merge: _Merge,
     bounds: tuple[int, int],
     previous: tuple[int, asyncio.Task[repository.Chunk]] | None,
-    fresh: bool,
     holding: asyncio.Event,
 ) -> repository.Chunk:
     """One chunk, merged and recorded in one transaction (see _merge_ranges); after the
@@ -384,7 +393,9 @@ async def _merge_one(
         await repository.hold_chunk(session, import_id, after)
         holding.set()
         started = time.perf_counter()
-        chunk = await repository.merge_range(session, import_id, keys, after, last, fresh)
+        chunk = await repository.merge_range(
+            session, import_id, merge.keys, after, last, merge.fresh, merge.unsubscribed
+        )
         merged = time.perf_counter()
         if previous is not None:
             # its transaction has ended once its lock is free; then its task ends too.
@@ -408,7 +419,7 @@ async def _merge_one(
             import_id=import_id,
             after=after,
             rows=chunk.good,
-            fresh=fresh,
+            fresh=merge.fresh,
             seconds=round(merged - started, 3),
             waited=round(time.perf_counter() - merged, 3),
         )

@@ -734,3 +734,24 @@ async def test_a_status_column_changes_status_and_is_recorded(client, admin, ses
     # the same file again changes nothing and records nothing
     await run(client, admin, sessionmaker, "email,status\nold@example.test,unsubscribed\n")
     assert await count(engine, "SELECT count(*) FROM contact_status_changes") == 2
+
+
+async def test_new_contacts_created_unsubscribed_are_recorded(client, admin, sessionmaker, engine):
+    # none of the addresses is a contact yet: the fresh path (a plain INSERT) records them
+    body = "email,status\nn1@x.test,unsubscribed\nn2@x.test,\nn3@x.test,subscribed\n"
+    report = await run(client, admin, sessionmaker, body, chunk_rows=2)
+    assert (report["created"], report["updated"], report["rejected"]) == (3, 0, 0)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.email, c.status, s.status, s.source FROM contacts c"
+                    " LEFT JOIN contact_status_changes s ON s.contact_id = c.id ORDER BY c.email"
+                )
+            )
+        ).all()
+    assert rows == [
+        ("n1@x.test", "unsubscribed", "unsubscribed", "import"),
+        ("n2@x.test", "subscribed", None, None),
+        ("n3@x.test", "subscribed", None, None),
+    ]
