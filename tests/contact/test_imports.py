@@ -248,6 +248,76 @@ async def test_unknown_import_is_a_404(client, admin):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize("known", [False, True])
+async def test_chunks_merged_at_once_repeating_each_other_count_every_row_once(
+    client, admin, sessionmaker, engine, known
+):
+    # two lanes, two chunks: the second repeats the first's addresses in reverse order,
+    # so each lane may wait on a row the other inserted (a deadlock PostgreSQL breaks);
+    # ``known``: half of the addresses are contacts already (the upsert path)
+    if known:
+        await run(
+            client,
+            admin,
+            sessionmaker,
+            "email\n" + "".join(f"u{i}@x.test\n" for i in range(0, 300, 2)),
+        )
+    first = [f"u{i}@x.test,{i}" for i in range(300)]
+    body = (
+        "email,n\n" + "\n".join(first + [f"U{i}@x.test,r{i}" for i in reversed(range(300))]) + "\n"
+    )
+    report = await run(client, admin, sessionmaker, body, chunk_rows=300, lanes=2)
+    created = 150 if known else 300
+    assert (report["created"], report["updated"], report["rejected"]) == (
+        created,
+        300 - created,
+        300,
+    )
+    reasons = {e["row"]: e["reason"] for e in report["errors"]}
+    assert reasons == {
+        302 + k: f"duplicate of row {2 + 299 - k} (the first one is imported)" for k in range(300)
+    }
+    assert (await contact(client, admin, "u7@x.test"))["attributes"] == {"n": "7"}
+    assert await count(engine, "SELECT count(*) FROM contacts") == 300
+    assert await count(engine, "SELECT count(*) FROM contact_import_rows") == 0
+
+
+async def test_a_chunk_after_one_that_failed_is_not_recorded(client, admin, sessionmaker, engine):
+    """Chunks merged at once commit in order: the second one, merged fine, rolls back when
+    the first fails (here a trigger refuses one of its addresses); a re-run merges both."""
+    r = await upload(client, admin, "email\n" + "".join(f"u{i}@x.test\n" for i in range(20)))
+    import_id = r.json()["id"]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse_u3() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF NEW.email = 'u3@x.test' THEN RAISE EXCEPTION 'refused'; END IF;"
+                " RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER refuse_u3 BEFORE INSERT ON contacts"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_u3()"
+            )
+        )
+    try:
+        with pytest.raises(Exception, match="refused"):
+            await service.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER refuse_u3 ON contacts"))
+            await conn.execute(text("DROP FUNCTION refuse_u3()"))
+    assert await count(engine, "SELECT count(*) FROM contacts") == 0
+    assert (
+        await count(engine, f"SELECT merged_through FROM contact_imports WHERE id = {import_id}")
+        == 0
+    )
+    assert await service.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2) == "completed"
+    report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
+    assert (report["created"], report["rejected"]) == (20, 0)
+
+
 async def test_a_finished_import_does_nothing_when_run_again(client, admin, sessionmaker):
     report = await run(client, admin, sessionmaker, "email\na@example.test\n")
     assert await service.run_import(sessionmaker, report["id"]) == "completed"
@@ -664,3 +734,24 @@ async def test_a_status_column_changes_status_and_is_recorded(client, admin, ses
     # the same file again changes nothing and records nothing
     await run(client, admin, sessionmaker, "email,status\nold@example.test,unsubscribed\n")
     assert await count(engine, "SELECT count(*) FROM contact_status_changes") == 2
+
+
+async def test_new_contacts_created_unsubscribed_are_recorded(client, admin, sessionmaker, engine):
+    # none of the addresses is a contact yet: the fresh path (a plain INSERT) records them
+    body = "email,status\nn1@x.test,unsubscribed\nn2@x.test,\nn3@x.test,subscribed\n"
+    report = await run(client, admin, sessionmaker, body, chunk_rows=2)
+    assert (report["created"], report["updated"], report["rejected"]) == (3, 0, 0)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT c.email, c.status, s.status, s.source FROM contacts c"
+                    " LEFT JOIN contact_status_changes s ON s.contact_id = c.id ORDER BY c.email"
+                )
+            )
+        ).all()
+    assert rows == [
+        ("n1@x.test", "unsubscribed", "unsubscribed", "import"),
+        ("n2@x.test", "subscribed", None, None),
+        ("n3@x.test", "subscribed", None, None),
+    ]
