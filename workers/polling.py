@@ -5,10 +5,12 @@ a campaign. This worker polls at ``poll_delay`` while it has jobs, and for ``bus
 after the last one started; after that the wait between polls doubles up to
 ``idle_poll_delay``. The first job after a quiet spell waits at most that long.
 
-It also leaves out of each poll the jobs it is running itself: arq reads every due job id
-of the queue, running ones included (a job leaves the queue when it ends), and checks each
-with a WATCH transaction of three round trips, twenty times a second while a campaign's
-batches run.
+It also leaves out of each poll the jobs that are running, its own and other workers':
+arq reads every due job id of the queue, running ones included (a job leaves the queue
+when it ends), and checks each with a WATCH transaction of three round trips. Four workers
+sending a campaign of twelve batches made ~30 of those round trips per poll, twenty polls
+a second each: a tenth of a sending worker's py-spy samples. One pipelined EXISTS of the
+in-progress keys leaves only the jobs nobody runs to arq's check (3 % of the samples).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import time
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
 
@@ -32,7 +35,16 @@ class BackoffWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
-        await super().start_jobs([j for j in job_ids if j.decode() not in running])
+        ids = [j for j in job_ids if j.decode() not in running]
+        if ids:
+            # running elsewhere: arq would skip them after its WATCH; one round trip for all
+            async with self.pool.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.exists(in_progress_key_prefix + job_id.decode())
+                taken = await pipe.execute()
+            ids = [j for j, held in zip(ids, taken, strict=True) if not held]
+        # arq's own check (WATCH, in progress, score) still guards each job started
+        await super().start_jobs(ids)
 
     async def _poll_iteration(self) -> None:
         started = self._jobs_started()
