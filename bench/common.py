@@ -37,9 +37,10 @@ def standin(
     latency_ms: float = 0.0,
     record: str = "none",
     cpu: int | None = None,
+    port: int | None = None,
 ) -> Iterator[StandinProcess]:
     """A stand-in subprocess for one benchmark; ``record="none"`` keeps its memory flat."""
-    proc = start_standin(rates=rates, latency_ms=latency_ms, record=record, cpu=cpu)
+    proc = start_standin(port=port, rates=rates, latency_ms=latency_ms, record=record, cpu=cpu)
     try:
         yield proc
     finally:
