@@ -375,7 +375,8 @@ async def test_a_throttled_transactional_call_is_made_again_at_once_not_requeued
         ]
     finally:
         await pool.aclose()
-    assert [j.result for j in jobs] == [{"claimed": 1, "sent": 1}]
+    # one job claimed it (the reconciler may have enqueued another, which found it taken)
+    assert [j.result for j in jobs if j.result["claimed"]] == [{"claimed": 1, "sent": 1}]
 
 
 async def test_sigterm_records_transactional_calls_in_flight_and_hands_over_the_rest(
