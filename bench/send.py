@@ -300,8 +300,8 @@ def measure_rss(proc: StandinProcess, opts: Options) -> dict[str, float]:
     deadline = [0.0]
 
     def sample(pool: engine.Workers) -> None:
-        # the sending process itself; its child (the imports queue's own worker process,
-        # idle here) is another worker and is reported beside it
+        # the sending process itself; its children (the imports and transactional queues'
+        # own worker processes, idle here) are other workers and are reported beside it
         pid = pool.pids()[0]
         own = psutil.Process(pid).memory_info().rss / 1e6
         samples.append(own)
@@ -506,8 +506,9 @@ def main(argv: list[str] | None = None) -> None:
         if rss:
             note = (
                 f"first/last tenth {rss['first_10pct_mb']:.0f}/{rss['last_10pct_mb']:.0f} MB "
-                f"over {rss['seconds']:.0f} s, {rss['sent']:.0f} sent; its imports child "
-                f"(another queue's worker process) {rss['children_mb']:.0f} MB more"
+                f"over {rss['seconds']:.0f} s, {rss['sent']:.0f} sent; its imports and "
+                f"transactional children (other queues' worker processes) "
+                f"{rss['children_mb']:.0f} MB more"
             )
         rows.append(Row("worker peak RSS", pick(rss, "peak_mb"), "MB", note))
     fixup, note = attempt(measure_audience_fixup, opts) if wanted("fixup") else (None, "skipped")

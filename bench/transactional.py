@@ -46,6 +46,9 @@ REDIS_URL = os.environ.get("MAILER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10"
 API_PORT = int(os.environ.get("MAILER_BENCH_API_PORT", "18431"))
 
 
+STANDIN_PORT: int | None = None  # None: a free port
+
+
 def create_key() -> str:
     from mailer.auth.service import create_key as create
     from mailer.config import Settings
@@ -174,7 +177,7 @@ def measure_latency(args: argparse.Namespace, log_dir: Path) -> list[common.Row]
     rows: list[common.Row] = []
     campaign_id = eng.seed_campaign(args.recipients, url=DATABASE_URL)
     key = create_key()
-    with common.standin(rates={"us-east-1": args.rate}, record="summary") as ses:
+    with common.standin(rates={"us-east-1": args.rate}, record="summary", port=STANDIN_PORT) as ses:
         control = StandinControl(ses.url)
         api = start_api(ses.url, log_dir / "api.log")
         workers = eng.start_workers(
@@ -313,7 +316,7 @@ def measure_accept(args: argparse.Namespace, log_dir: Path) -> list[common.Row]:
     eng.seed_campaign(10, url=DATABASE_URL)  # an empty database (and a few contacts)
     key = create_key()
     rows = []
-    with common.standin() as ses:
+    with common.standin(port=STANDIN_PORT) as ses:
         api = start_api(ses.url, log_dir / "api-accept.log")
         try:
             asyncio.run(_accept_load(key, 1.0, args.connections, 1))  # warm-up
@@ -365,6 +368,7 @@ def measure_accept(args: argparse.Namespace, log_dir: Path) -> list[common.Row]:
 
 
 def main() -> None:
+    global DATABASE_URL, REDIS_URL, API_PORT, STANDIN_PORT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="latency,accept")
     parser.add_argument("--recipients", type=int, default=20_000)
@@ -376,7 +380,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--timeline", action="store_true", help="sends per second, by class")
+    parser.add_argument("--database-url", default=DATABASE_URL)
+    parser.add_argument("--redis-url", default=REDIS_URL)
+    parser.add_argument("--api-port", type=int, default=API_PORT)
+    parser.add_argument("--standin-port", type=int, default=None, help="default: a free port")
     args = parser.parse_args()
+    DATABASE_URL, REDIS_URL = args.database_url, args.redis_url
+    API_PORT, STANDIN_PORT = args.api_port, args.standin_port
     parts = set(args.only.split(","))
     eng.prepare_database(DATABASE_URL)
     from bench.engine import flush_redis

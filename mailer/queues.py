@@ -17,5 +17,11 @@ QUEUES: dict[str, str] = {
 
 # Worked in a process of their own by a ``mailer worker`` of several queues: parsing a
 # CSV file and upserting its chunks is CPU work that must not share an event loop with
-# the senders (every millisecond it holds the loop delays the SES calls in flight).
-OWN_PROCESS = ("imports",)
+# the senders (every millisecond it holds the loop delays the SES calls in flight). The
+# transactional lane's every step (poll, claim, mark, slot, call) is a turn of its event
+# loop: in the campaign's process a turn waited behind the campaign's 64 senders and their
+# flushes (20-70 ms a turn on a loaded machine, 300-700 ms for a message at the tail); in
+# a process of its own, idle between messages, its turns are short and the scheduler
+# runs it as soon as a message comes. Its slots still come before marketing's (the
+# limiter's Redis state is shared by every process).
+OWN_PROCESS = ("imports", "transactional")

@@ -36,12 +36,15 @@ def region_rates(
     return rates
 
 
-# The send and transactional queues run as two arq workers in one process; they share
-# these resources (one SES client, limiter, region health and Sender with its two lanes),
-# built by whichever starts first and closed when the last one stops.
+# The queues of one process run as arq workers that share these resources (one SES
+# client, limiter, region health and Sender with its two lanes), built by whichever starts
+# first and closed when the last one stops. (``mailer worker`` of several queues runs the
+# transactional queue in a child process of its own, with resources of its own.)
 _shared: dict[str, Any] = {}
 _users = 0
 _lock = asyncio.Lock()
+
+POOL_SIZE = 10  # a worker process' database connections, opened and prepared at start-up
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -68,7 +71,7 @@ async def _build(ctx: dict[str, Any]) -> None:
     configure_logging(settings)
     # no ping per checkout: a transactional message waits for every round trip, and the
     # send path's reads and writes drop a broken connection and retry on their own
-    engine = create_engine(settings, pool_size=10, pre_ping=False)
+    engine = create_engine(settings, pool_size=POOL_SIZE, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
     transport = SesTransport(
         settings.ses_endpoint_url,
@@ -85,6 +88,10 @@ async def _build(ctx: dict[str, Any]) -> None:
         open_seconds=settings.region_open_seconds,
     )
 
+    sender = Sender(
+        settings, sessionmaker, transport, limiter, health, CampaignPauser(sessionmaker)
+    )
+    await sender.warm(POOL_SIZE)
     ctx.update(
         settings=settings,
         engine=engine,
@@ -93,9 +100,7 @@ async def _build(ctx: dict[str, Any]) -> None:
         limiter=limiter,
         health=health,
         plain_redis=redis,
-        sender=Sender(
-            settings, sessionmaker, transport, limiter, health, CampaignPauser(sessionmaker)
-        ),
+        sender=sender,
     )
     # the reconciler's own arq pool: it outlives either worker's
     arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))

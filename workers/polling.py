@@ -5,12 +5,15 @@ a campaign. This worker polls at ``poll_delay`` while it has jobs, and for ``bus
 after the last one started; after that the wait between polls doubles up to
 ``idle_poll_delay``. The first job after a quiet spell waits at most that long.
 
-It also leaves out of each poll the jobs that are running, its own and other workers':
-arq reads every due job id of the queue, running ones included (a job leaves the queue
-when it ends), and checks each with a WATCH transaction of three round trips. Four workers
-sending a campaign of twelve batches made ~30 of those round trips per poll, twenty polls
-a second each: a tenth of a sending worker's py-spy samples. One pipelined EXISTS of the
-in-progress keys leaves only the jobs nobody runs to arq's check (3 % of the samples).
+It also starts the jobs of a poll in one round trip: arq reads every due job id of the
+queue, running ones included (a job leaves the queue when it ends), and checks each in
+turn with a WATCH transaction of four round trips (WATCH, EXISTS, ZSCORE, MULTI/EXEC),
+so a new job waited behind four round trips for every job before it, the ones running in
+other workers included; on a busy event loop each round trip costs a turn of the loop
+(the transactional lane's pick-up reached 200 ms at the tail; four workers sending a
+campaign of twelve batches spent a tenth of their py-spy samples in those checks). One Lua script does the
+same checks for the whole poll, on the Redis side, and marks the jobs it may start as in
+progress; the jobs it runs itself are left out of the poll.
 """
 
 from __future__ import annotations
@@ -20,7 +23,36 @@ import time
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.commands.core import AsyncScript
+
+# Which of the polled jobs this worker may start: not in progress anywhere, still in the
+# queue and due (what arq's start_jobs checks under WATCH), at most ARGV[3] of them; each
+# one started is marked in progress (ARGV[2] ms) in the same step, so two workers polling
+# together never both start a job. Returns id, score, id, score, ...
+_START = """
+local queue = KEYS[1]
+local now = tonumber(ARGV[1])
+local in_progress_ms = ARGV[2]
+local free = tonumber(ARGV[3])
+local prefix = ARGV[4]
+local started = {}
+for i = 5, #ARGV do
+  if free <= 0 then break end
+  local id = ARGV[i]
+  if redis.call('EXISTS', prefix .. id) == 0 then
+    local score = redis.call('ZSCORE', queue, id)
+    if score and tonumber(score) <= now then
+      redis.call('PSETEX', prefix .. id, in_progress_ms, '1')
+      started[#started + 1] = id
+      started[#started + 1] = score
+      free = free - 1
+    end
+  end
+end
+return started
+"""
 
 
 class BackoffWorker(Worker):
@@ -32,19 +64,35 @@ class BackoffWorker(Worker):
         self.busy_seconds = busy_seconds
         self._last_busy = time.monotonic()
         self._extra = 0.0
+        self._start_script: AsyncScript | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
-        ids = [j for j in job_ids if j.decode() not in running]
-        if ids:
-            # running elsewhere: arq would skip them after its WATCH; one round trip for all
-            async with self.pool.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.exists(in_progress_key_prefix + job_id.decode())
-                taken = await pipe.execute()
-            ids = [j for j, held in zip(ids, taken, strict=True) if not held]
-        # arq's own check (WATCH, in progress, score) still guards each job started
-        await super().start_jobs(ids)
+        candidates = [j.decode() for j in job_ids]
+        candidates = [j for j in candidates if j not in running]
+        free = self.max_jobs - self.job_counter
+        if not candidates or free <= 0:
+            return
+        if self._start_script is None:
+            self._start_script = self.pool.register_script(_START)
+        answer = await self._start_script(
+            keys=[self.queue_name],
+            args=[
+                timestamp_ms(),
+                int(self.in_progress_timeout_s * 1000),
+                free,
+                in_progress_key_prefix,
+                *candidates,
+            ],
+        )
+        for job_id_b, score_b in zip(answer[::2], answer[1::2], strict=True):
+            # never blocks: job_counter < max_jobs leaves the semaphore (max_jobs + 1) free
+            await self.sem.acquire()
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            task = self.loop.create_task(self.run_job(job_id, int(float(score_b))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def _poll_iteration(self) -> None:
         started = self._jobs_started()

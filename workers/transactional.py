@@ -1,7 +1,9 @@
-"""The transactional queue: its own arq queue and its own senders in every worker process.
+"""The transactional queue: its own arq queue and its own senders.
 
-It shares the process' sending resources (``workers.context``) with the send queue: one
-SES client, one rate limiter (where transactional mail books first), one region health.
+``mailer worker`` of several queues runs it in a child process of its own
+(``mailer.queues.OWN_PROCESS``), with its own sending resources (``workers.context``):
+SES client, rate limiter (where transactional mail books first; the region's slots are
+shared with the campaign's processes through Redis), region health.
 """
 
 from __future__ import annotations

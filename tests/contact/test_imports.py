@@ -413,14 +413,23 @@ async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
     client, admin, start_worker
 ):
     """``mailer worker`` (all queues) works the imports queue in a child process, so a
-    running import never holds the senders' event loop; a stop stops it too."""
+    running import never holds the senders' event loop, and the transactional queue in
+    another, so the campaign's senders never hold its loop; a stop stops them too."""
     worker = start_worker()
     deadline = time.monotonic() + 30
-    while not (children := _children(worker.process.pid)):
+    while not (
+        imports := [p for p, c in _children(worker.process.pid).items() if "--queues imports" in c]
+    ):
         assert time.monotonic() < deadline, worker.log()
         await asyncio.sleep(0.1)
-    [(child, cmdline)] = children.items()
-    assert "worker --queues imports" in cmdline
+    [child] = imports
+    while not (
+        lane := [
+            p for p, c in _children(worker.process.pid).items() if "--queues transactional" in c
+        ]
+    ):
+        assert time.monotonic() < deadline, worker.log()
+        await asyncio.sleep(0.1)
     r = await upload(client, admin, "email\nown@example.test\n")
     report = await wait_finished(client, admin, r.json()["id"])
     assert report["status"] == "completed" and report["created"] == 1, worker.log()
@@ -428,7 +437,7 @@ async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
     worker.stop()
     assert worker.process.returncode == 0, worker.log()
     assert child not in _children(worker.process.pid)
-    assert not _alive(child)
+    assert not _alive(child) and not _alive(lane[0])
 
 
 async def test_an_import_whose_job_redis_lost_still_runs(client, admin, redis, start_worker):

@@ -345,6 +345,40 @@ async def test_ses_pause_makes_transactional_mail_wait_not_fail(
     assert clean_standin.control.stats()["totals"]["faults"] == {"paused": 1}
 
 
+async def test_a_throttled_transactional_call_is_made_again_at_once_not_requeued(
+    client: httpx.AsyncClient,
+    tx: dict[str, str],
+    settings,
+    clean_standin,
+    start_worker,
+) -> None:
+    """SES throttles the first two calls: the message's sender asks the limiter for
+    another slot and calls again (the limiter slowed down), in the job that claimed it;
+    it does not go back to the queue for the 0.5-1.5 s a campaign message waits."""
+    from arq.connections import RedisSettings, create_pool
+
+    from mailer.local.standin_client import fault
+
+    clean_standin.control.set_faults([fault("throttle", count=2)])
+    start_worker()
+    r = await client.post("/v1/messages", headers=tx, json=INLINE)
+    message_id = r.json()["id"]
+    done = await wait_final(client, tx, message_id)
+    assert done["status"] == "sent" and done["attempts"] == 1
+    assert clean_standin.control.stats()["totals"]["faults"] == {"throttle": 2}
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        jobs = [
+            j
+            for j in await pool.all_job_results()
+            if j.function == "send_messages" and message_id in j.args[0]
+        ]
+    finally:
+        await pool.aclose()
+    # one job claimed it (the reconciler may have enqueued another, which found it taken)
+    assert [j.result for j in jobs if j.result["claimed"]] == [{"claimed": 1, "sent": 1}]
+
+
 async def test_sigterm_records_transactional_calls_in_flight_and_hands_over_the_rest(
     client: httpx.AsyncClient,
     tx: dict[str, str],

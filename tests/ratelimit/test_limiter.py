@@ -109,3 +109,21 @@ async def test_slots_of_separate_limiters_interleave_evenly(redis: Redis):
     densest = fullest(grants, 0.1)
     assert densest <= rate * 0.1 + 3, densest
     assert len(grants) >= 1.5 * rate * HEADROOM * 0.9
+
+
+async def test_marketing_books_less_far_ahead_while_transactional_mail_is_booked(redis: Redis):
+    """For a second after a transactional booking, marketing books 20 ms of slots ahead
+    instead of 50 ms: a transactional sender in another process (its lane has a process of
+    its own) finds a free slot behind fewer marketing bookings."""
+    from mailer.ratelimit.limiter import HORIZON_SECONDS, TX_RECENT_HORIZON_SECONDS
+
+    rate = 1000.0  # a slot every ~1 ms: the horizon, not the rate, bounds a booking
+    quiet = RateLimiter(redis, {"q": rate})
+    granted, *_ = await quiet.book("q", 500, 1)
+    assert granted >= HORIZON_SECONDS * rate * HEADROOM * 0.9, granted
+
+    busy = RateLimiter(redis, {"t": rate})
+    tx_granted, *_ = await busy.book("t", 1, 0)
+    assert tx_granted == 1
+    granted, *_ = await busy.book("t", 500, 1)
+    assert 1 <= granted <= (TX_RECENT_HORIZON_SECONDS + 0.005) * rate, granted

@@ -64,48 +64,83 @@ async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settin
         await pool.aclose()
 
 
-async def test_a_poll_leaves_jobs_running_elsewhere_to_one_round_trip(
-    settings: Settings, redis: Redis, monkeypatch
-):
-    """Jobs another worker runs (their in-progress key set) never reach arq's per-job
-    WATCH check: a campaign's batches running on other workers cost one pipelined EXISTS
-    a poll, not three round trips each. A job nobody runs still starts."""
-    from arq import worker as arq_worker
+def _worker(settings: Settings, ctx: dict[str, Any], **options: Any) -> BackoffWorker:
+    return BackoffWorker(
+        functions=[_job],
+        queue_name=QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        handle_signals=False,
+        poll_delay=0.01,
+        ctx=ctx,
+        **options,
+    )
+
+
+async def test_workers_polling_one_queue_start_each_due_job_once(settings: Settings, redis: Redis):
     from arq.constants import in_progress_key_prefix
 
     done: list[tuple[int, float]] = []
+    workers = [_worker(settings, {"done": done}, max_jobs=3) for _ in range(3)]
     pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    jobs = [await pool.enqueue_job("_job", n, _queue_name=QUEUE) for n in range(6)]
-    ids = [job.job_id.encode() for job in jobs if job is not None]
-    for job_id in ids[1:]:  # five of them "running" on other workers
-        await redis.set(in_progress_key_prefix + job_id.decode(), b"1", px=60_000)
-
-    checked: list[list[bytes]] = []
-    arq_start_jobs = arq_worker.Worker.start_jobs
-
-    async def recording(self: arq_worker.Worker, job_ids: list[bytes]) -> None:
-        checked.append(list(job_ids))
-        await arq_start_jobs(self, job_ids)
-
-    monkeypatch.setattr(arq_worker.Worker, "start_jobs", recording)
-    worker = BackoffWorker(
-        functions=[_job],
-        queue_name=QUEUE,
-        redis_pool=pool,
-        handle_signals=False,
-        ctx={"done": done},
-    )
+    for n in range(40):
+        await pool.enqueue_job("_job", n, _queue_name=QUEUE)
+    # one in progress in some other worker, one not due yet: neither is started here
+    await pool.enqueue_job("_job", 100, _queue_name=QUEUE, _job_id="elsewhere")
+    await redis.psetex(in_progress_key_prefix + "elsewhere", 60_000, b"1")
+    await pool.enqueue_job("_job", 200, _queue_name=QUEUE, _defer_by=3600)
+    running = [asyncio.ensure_future(w.async_run()) for w in workers]
     try:
-        await worker.start_jobs(ids)
-        assert checked == [ids[:1]]
-        await asyncio.gather(*worker.tasks.values())
-        assert [n for n, _ in done] == [0]
-        # the worker's own running job is left out too
-        checked.clear()
-        worker.tasks[ids[0].decode()] = asyncio.get_running_loop().create_future()
-        await worker.start_jobs(ids)
-        assert checked == [[]]
+        deadline = time.monotonic() + 20
+        while sum(w.jobs_complete for w in workers) < 40:  # finished, results stored
+            assert time.monotonic() < deadline, sorted(n for n, _ in done)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # a few more polls of every worker
+        assert sorted(n for n, _ in done) == list(range(40))
+        assert sum(w.jobs_complete for w in workers) == 40
+        assert await redis.zscore(QUEUE, "elsewhere") is not None
     finally:
-        worker.tasks.clear()
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        for w in workers:
+            await w.close()
+        await pool.aclose()
+
+
+async def _slow(ctx: dict[str, Any], n: int) -> int:
+    ctx["now"].add(n)
+    ctx["most"][0] = max(ctx["most"][0], len(ctx["now"]))
+    await asyncio.sleep(0.05)
+    ctx["now"].discard(n)
+    ctx["done"].append((n, time.monotonic()))
+    return n
+
+
+async def test_a_poll_starts_no_more_jobs_than_max_jobs(settings: Settings, redis: Redis):
+    done: list[tuple[int, float]] = []
+    ctx: dict[str, Any] = {"done": done, "now": set(), "most": [0]}
+    worker = BackoffWorker(
+        functions=[_slow],
+        queue_name=QUEUE,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        handle_signals=False,
+        poll_delay=0.01,
+        max_jobs=4,
+        ctx=ctx,
+    )
+    pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    for n in range(20):
+        await pool.enqueue_job("_slow", n, _queue_name=QUEUE)
+    running = asyncio.ensure_future(worker.async_run())
+    try:
+        deadline = time.monotonic() + 20
+        while worker.jobs_complete < 20:  # finished, results stored
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert sorted(n for n, _ in done) == list(range(20))
+        assert ctx["most"] == [4]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
         await worker.close()
         await pool.aclose()
