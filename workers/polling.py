@@ -11,9 +11,9 @@ turn with a WATCH transaction of four round trips (WATCH, EXISTS, ZSCORE, MULTI/
 so a new job waited behind four round trips for every job before it, the ones running in
 other workers included; on a busy event loop each round trip costs a turn of the loop
 (the transactional lane's pick-up reached 200 ms at the tail; four workers sending a
-campaign of twelve batches spent a tenth of their py-spy samples in those checks). One Lua script does the
-same checks for the whole poll, on the Redis side, and marks the jobs it may start as in
-progress; the jobs it runs itself are left out of the poll.
+campaign of twelve batches spent a tenth of their py-spy samples in those checks). One Lua
+script does the same checks for the whole poll, on the Redis side, and marks the jobs it
+may start as in progress; the jobs it runs itself are left out of the poll.
 """
 
 from __future__ import annotations
