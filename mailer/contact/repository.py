@@ -293,7 +293,7 @@ async def start_import(session: AsyncSession, import_id: int) -> None:
 
 async def mark_duplicates(session: AsyncSession, import_id: int, max_errors: int) -> None:
     """Mark (and report, up to ``max_errors`` errors in all) the repeated addresses of an
-    import: needed before a chunk that is not ``fresh`` (see merge_chunk)."""
+    import: needed before a chunk that is not ``fresh`` (see merge_range)."""
     await session.execute(text("SET LOCAL work_mem = '128MB'"))
     await session.execute(_MARK_DUPLICATES, {"id": import_id, "max_errors": max_errors})
 
@@ -473,21 +473,6 @@ async def merge_range(
         return Chunk(last, created, created)
     row = (await session.execute(_MERGE_CHUNK, {**bounds, "keys": keys})).one()
     return Chunk(last, int(row.good), int(row.created))
-
-
-async def merge_chunk(
-    session: AsyncSession,
-    import_id: int,
-    keys: list[str],
-    after: int,
-    limit: int,
-    fresh: bool | None = None,
-) -> Chunk:
-    """Merge the next ``limit`` rows after row ``after`` (next_range, then merge_range)."""
-    bounds = await next_range(session, import_id, after, limit)
-    if bounds is None:
-        return Chunk(None, 0, 0)
-    return await merge_range(session, import_id, keys, *bounds, fresh=fresh)
 
 
 # Chunks of one import merged at once commit in order: each holds a transaction-level

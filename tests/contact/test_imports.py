@@ -333,7 +333,9 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
         await repository.lock_import(session, import_id)
         await repository.start_import(session, import_id)
     async with transaction(sessionmaker) as session:
-        chunk = await repository.merge_chunk(session, import_id, [], 0, 3)
+        bounds = await repository.next_range(session, import_id, 0, 3)
+        assert bounds is not None
+        chunk = await repository.merge_range(session, import_id, [], *bounds)
         assert chunk.last_row is not None
         await repository.record_chunk(
             session, import_id, last_row=chunk.last_row, created=chunk.created, updated=0
