@@ -240,14 +240,7 @@ async def start(
             campaign.status = "sending"
             campaign.started_at = campaign.started_at or now
         elif campaign.audience_fixed_at is None:
-            segment = await audience.get(session, campaign.segment_id)
-            await repository.fix_audience(
-                session,
-                campaign,
-                compile_filter(segment.filter),
-                connections=connections,
-                part_min=part_min,
-            )
+            await _fix_segment(session, campaign, connections, part_min)
             await session.flush()
         if campaign.status == "scheduled":
             return campaign
@@ -270,13 +263,20 @@ async def _fix_audience(
     if campaign.status != "sending":
         return None
     if campaign.audience_fixed_at is None:
-        segment = await audience.get(session, campaign.segment_id)
-        await repository.fix_audience(
-            session,
-            campaign,
-            compile_filter(segment.filter),
-            connections=connections,
-            part_min=part_min,
-        )
+        await _fix_segment(session, campaign, connections, part_min)
     await session.flush()
     return campaign
+
+
+async def _fix_segment(
+    session: AsyncSession, campaign: Campaign, connections: int, part_min: int
+) -> None:
+    """The campaign's messages, one per eligible contact of its segment."""
+    segment = await audience.get(session, campaign.segment_id)
+    await repository.fix_audience(
+        session,
+        campaign,
+        compile_filter(segment.filter),
+        connections=connections,
+        part_min=part_min,
+    )
