@@ -28,18 +28,27 @@ class _Counting(BackoffWorker):
         await super()._poll_iteration()
 
 
-async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settings, redis: Redis):
-    done: list[tuple[int, float]] = []
-    worker = _Counting(
-        functions=[_job],
+def _worker(
+    settings: Settings,
+    ctx: dict[str, Any],
+    kind: type[BackoffWorker] = BackoffWorker,
+    functions: list[Any] | None = None,
+    **options: Any,
+) -> BackoffWorker:
+    return kind(
+        functions=functions or [_job],
         queue_name=QUEUE,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         handle_signals=False,
         poll_delay=0.01,
-        idle_poll_delay=0.2,
-        busy_seconds=0.3,
-        ctx={"done": done},
+        ctx=ctx,
+        **options,
     )
+
+
+async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settings, redis: Redis):
+    done: list[tuple[int, float]] = []
+    worker = _worker(settings, {"done": done}, _Counting, idle_poll_delay=0.2, busy_seconds=0.3)
     pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     running = asyncio.ensure_future(worker.async_run())
     try:
@@ -62,18 +71,6 @@ async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settin
         await asyncio.gather(running, return_exceptions=True)
         await worker.close()
         await pool.aclose()
-
-
-def _worker(settings: Settings, ctx: dict[str, Any], **options: Any) -> BackoffWorker:
-    return BackoffWorker(
-        functions=[_job],
-        queue_name=QUEUE,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        handle_signals=False,
-        poll_delay=0.01,
-        ctx=ctx,
-        **options,
-    )
 
 
 async def test_workers_polling_one_queue_start_each_due_job_once(settings: Settings, redis: Redis):
@@ -119,15 +116,7 @@ async def _slow(ctx: dict[str, Any], n: int) -> int:
 async def test_a_poll_starts_no_more_jobs_than_max_jobs(settings: Settings, redis: Redis):
     done: list[tuple[int, float]] = []
     ctx: dict[str, Any] = {"done": done, "now": set(), "most": [0]}
-    worker = BackoffWorker(
-        functions=[_slow],
-        queue_name=QUEUE,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
-        handle_signals=False,
-        poll_delay=0.01,
-        max_jobs=4,
-        ctx=ctx,
-    )
+    worker = _worker(settings, ctx, functions=[_slow], max_jobs=4)
     pool = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     for n in range(20):
         await pool.enqueue_job("_slow", n, _queue_name=QUEUE)
