@@ -17,6 +17,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.config import ROOT, Settings
@@ -29,25 +30,53 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+def _xdist_index() -> int:
+    """0 for a plain run or pytest-xdist's first worker (``gw0``), N for ``gwN``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") else 0
+
+
+def _per_worker(
+    db_url: str | None, redis_url: str | None, index: int
+) -> tuple[str | None, str | None]:
+    """Each xdist worker gets a database and a Redis database of its own: ``<name>_gwN`` and
+    the Redis database number N above the configured one (a plain run uses them as they are)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return db_url, redis_url
+    if db_url:
+        url = make_url(db_url)
+        db_url = url.set(database=f"{url.database}_gw{index}").render_as_string(hide_password=False)
+    if redis_url:
+        base, _, number = redis_url.rpartition("/")
+        if base.startswith("redis") and number.isdigit():
+            redis_url = f"{base}/{int(number) + index}"
+        else:
+            redis_url = f"{redis_url.rstrip('/')}/{index}"
+    return db_url, redis_url
+
+
 @pytest.fixture(scope="session")
 def service_urls() -> Iterator[dict[str, str]]:
     """Database and Redis URLs: configured ones, or embedded ones started here."""
-    db_url = os.environ.get("MAILER_TEST_DATABASE_URL")
-    redis_url = os.environ.get("MAILER_TEST_REDIS_URL")
+    index = _xdist_index()
+    db_url, redis_url = _per_worker(
+        os.environ.get("MAILER_TEST_DATABASE_URL"), os.environ.get("MAILER_TEST_REDIS_URL"), index
+    )
     started = []
     tmp = Path(tempfile.mkdtemp(prefix="mailer-test-"))
     if not db_url or not redis_url:
         from mailer.local import devstack
 
+        # embedded servers of their own per xdist worker, on ports of their own
         if not db_url:
             pg = devstack.start_postgres(
-                tmp / "pg", port=int(os.environ.get("MAILER_TEST_PG_PORT", 25432))
+                tmp / "pg", port=int(os.environ.get("MAILER_TEST_PG_PORT", 25432)) + index
             )
             started.append(pg)
             db_url = pg.url
         if not redis_url:
             rd = devstack.start_redis(
-                tmp / "redis", port=int(os.environ.get("MAILER_TEST_REDIS_PORT", 26379))
+                tmp / "redis", port=int(os.environ.get("MAILER_TEST_REDIS_PORT", 26379)) + index
             )
             started.append(rd)
             redis_url = rd.url

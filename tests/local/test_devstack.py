@@ -18,6 +18,9 @@ import redis
 
 from mailer.local import devstack
 
+# fixed ports: the module's tests run one after another on one xdist worker
+pytestmark = pytest.mark.xdist_group("devstack-ports")
+
 # ports apart from `mailer dev`'s defaults (15432/16379/15000) and the conftest's fallbacks
 PORTS = {"pg": 15433, "redis": 16380, "moto": 15001}
 KILL_PORTS = {"pg": 15434, "redis": 16381, "moto": 15002}

@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mailer.queues import TRANSACTIONAL_QUEUE
 from tests import factories
 from tests.campaign.conftest import recipients
+from tests.fixtures.workers import wait_queues_idle
 
 INLINE = {
     "to": "ada@example.test",
@@ -57,6 +59,7 @@ async def test_twenty_identical_requests_make_one_ses_call(
     client: httpx.AsyncClient,
     tx: dict[str, str],
     engine: AsyncEngine,
+    redis: Redis,
     clean_standin,
     start_worker,
 ) -> None:
@@ -75,7 +78,7 @@ async def test_twenty_identical_requests_make_one_ses_call(
     assert other.status_code == 409
     again = await client.post("/v1/messages", headers=headers, json=INLINE)
     assert again.status_code == 202 and again.json() == {"id": message_id, "status": "sent"}
-    await asyncio.sleep(1.0)  # a second SES call would have come by now
+    await wait_queues_idle(redis, (TRANSACTIONAL_QUEUE,))  # every job for it has run
     sent = clean_standin.control.messages()
     assert len(sent) == 1, worker.log()
     call = sent[0]
