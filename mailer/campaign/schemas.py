@@ -13,6 +13,8 @@ class CampaignIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     template_id: BodyId
+    # a version number of the template; absent: its current version
+    template_version: int | None = Field(default=None, ge=1)
     segment_id: BodyId
     # RFC 5322 mailboxes: an address or "Display Name <address>"
     from_address: str = Field(min_length=3, max_length=600)
@@ -20,6 +22,23 @@ class CampaignIn(BaseModel):
     mail_class: str = Field(default="marketing", min_length=1, max_length=32)
     regions: list[str] | None = Field(default=None, max_length=20)
     send_at: datetime | None = None
+
+
+class CampaignPatch(BaseModel):
+    """A change to a draft campaign: what the body names changes, the rest stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    template_id: BodyId | None = None
+    # a version number of the template; absent with a new template_id: its current version
+    template_version: int | None = Field(default=None, ge=1)
+    segment_id: BodyId | None = None
+    from_address: str | None = Field(default=None, min_length=3, max_length=600)
+    reply_to: str | None = Field(default=None, max_length=600)  # null removes it
+    mail_class: str | None = Field(default=None, min_length=1, max_length=32)
+    regions: list[str] | None = Field(default=None, max_length=20)
+    send_at: datetime | None = None  # null: send at launch
 
 
 class Stats(BaseModel):
@@ -65,6 +84,11 @@ class MessageOut(BaseModel):
     ses_message_id: str | None
     attempts: int
     sent_at: datetime | None
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignOut]
+    next_cursor: str | None
 
 
 class MessagePage(BaseModel):

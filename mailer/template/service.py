@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.config import Settings
 from mailer.contact import repository as contacts
 from mailer.contact.addresses import normalise
-from mailer.errors import Invalid, NotFound
+from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import Template, TemplateVersion
 from mailer.template import repository
 from mailer.template.schemas import (
@@ -156,6 +156,32 @@ async def page(session: AsyncSession, cursor: str | None, limit: int) -> Templat
         for t in rows
     ]
     return TemplatePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
+
+
+async def version_number(
+    session: AsyncSession, template_id: int, number: int
+) -> TemplateVersion | None:
+    """Version ``number`` of a template; NotFound when there is no such template."""
+    await current_version(session, template_id)
+    return await repository.version_number(session, template_id, number)
+
+
+async def delete(session: AsyncSession, template_id: int) -> None:
+    """Delete a template and its versions; 409 while a campaign uses it or a message
+    waits to be rendered from it."""
+    if await repository.get_for_update(session, template_id) is None:
+        raise NotFound(f"no template {template_id}")
+    campaigns, pending = await repository.delete(session, template_id)
+    if campaigns or pending:
+        users = []
+        if campaigns:
+            users.append(f"campaigns {', '.join(map(str, campaigns))}")
+        if pending:
+            users.append(f"{pending} messages not sent yet")
+        raise Conflict(
+            f"template {template_id} is used by {' and '.join(users)}",
+            [{"campaign_ids": campaigns, "pending_messages": pending}],
+        )
 
 
 async def current_version(session: AsyncSession, template_id: int) -> TemplateVersion:
