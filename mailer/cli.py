@@ -407,6 +407,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
     """The dashboard's numbers as tables: campaigns, queues, regions, reputation, pauses."""
     from redis.asyncio import Redis
 
+    from mailer.campaign.service import progress as campaign_progress
     from mailer.db import create_engine
     from mailer.queues import QUEUES
     from mailer.reputation import repository as reputation
@@ -445,8 +446,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
         ct.add_column(column, justify="left" if column in ("name", "class", "status") else "right")
     for c in campaigns:
         state = c.status + (f" ({c.paused_reason})" if c.paused_reason else "")
-        done = c.sent + c.failed + c.suppressed
-        progress = f"{done / c.recipients:.1%}" if c.recipients else "-"
+        progress = f"{campaign_progress(c.recipients, c.queued):.1%}" if c.recipients else "-"
         ct.add_row(
             str(c.id),
             c.name,

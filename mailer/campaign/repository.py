@@ -282,7 +282,9 @@ _CANCEL_QUEUED = text(
          WHERE m.id = l.id AND m.status IN ('queued', 'claimed')
         RETURNING 1
     )
-    UPDATE campaign_stats SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0)
+    UPDATE campaign_stats
+       SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0),
+           cancelled = cancelled + (SELECT count(*) FROM moved)
      WHERE campaign_id = :id
     """
 )

@@ -40,6 +40,14 @@ TRANSITIONS = {
 }
 
 
+def progress(recipients: int, queued: int) -> float:
+    """The share of a campaign's recipients that are finished, 0 to 1: the one rule the
+    API, the dashboard, ``mailer status`` and ``/metrics`` show."""
+    if recipients <= 0:
+        return 0.0
+    return min(max(recipients - queued, 0) / recipients, 1.0)
+
+
 def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
     return CampaignOut(
         id=campaign.id,
@@ -57,7 +65,10 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
-        stats=Stats(**{name: getattr(stats, name) for name in STAT_NAMES}),
+        stats=Stats(
+            **{name: getattr(stats, name) for name in STAT_NAMES},
+            progress=progress(stats.recipients, stats.queued),
+        ),
     )
 
 

@@ -277,6 +277,8 @@ _RECORD = text(
                count(*) FILTER (WHERE outcome = 'failed') AS failed,
                count(*) FILTER (WHERE outcome = 'suppressed') AS suppressed,
                count(*) FILTER (WHERE outcome = 'sent' AND maybe_sent) AS resent,
+               -- back from a call under way when the campaign was cancelled
+               count(*) FILTER (WHERE now_status = 'cancelled') AS cancelled,
                count(*) FILTER (
                    WHERE now_status IN ('sent', 'failed', 'suppressed', 'cancelled')) AS done
           FROM moved WHERE campaign_id IS NOT NULL GROUP BY campaign_id
@@ -284,6 +286,7 @@ _RECORD = text(
         UPDATE campaign_stats s
            SET sent = s.sent + c.sent, failed = s.failed + c.failed,
                suppressed = s.suppressed + c.suppressed, resent = s.resent + c.resent,
+               cancelled = s.cancelled + c.cancelled,
                queued = GREATEST(s.queued - c.done, 0)
           FROM counts c WHERE s.campaign_id = c.campaign_id
         RETURNING s.campaign_id
