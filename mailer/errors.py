@@ -85,7 +85,7 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")
 _NOT_AN_OBJECT = {"model_attributes_type", "dict_type", "model_type"}
 
 
-def _plain(message: str) -> str:
+def plain_message(message: str) -> str:
     for prefix in _PREFIXES:
         if message.startswith(prefix):
             return message[len(prefix) :]
@@ -113,7 +113,7 @@ def install_handlers(app: FastAPI) -> None:
         details = [
             {
                 "path": [str(p) for p in err.get("loc", ())],
-                "message": _plain(err.get("msg", "")),
+                "message": plain_message(err.get("msg", "")),
                 "type": err.get("type", ""),
             }
             for err in _clean(exc.errors())

@@ -263,7 +263,15 @@ _RECORD = text(
                    ELSE 0 END,
                ses_message_id = COALESCE(r.sid, m.ses_message_id),
                region = COALESCE(r.region, m.region),
-               error = CASE WHEN r.outcome = 'release' THEN m.error ELSE r.error END,
+               error = CASE
+                   WHEN r.outcome = 'release' THEN m.error
+                   -- why it was not sent, as the suppression list says it now
+                   WHEN r.outcome = 'suppressed' THEN COALESCE(r.error, (
+                       SELECT 'suppressed: ' || s.reason || ' (scope ' || s.scope || ', since '
+                              || to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')'
+                         FROM suppressions s WHERE s.email = m.email),
+                       'suppressed: the contact is unsubscribed')
+                   ELSE r.error END,
                sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
                next_attempt_at = now() + make_interval(secs => COALESCE(r.delay, 0)),
                lease_token = NULL, lease_until = NULL

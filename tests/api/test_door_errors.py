@@ -49,3 +49,18 @@ async def test_messages_carry_no_library_prefix(client, make_key):
     assert "not a header name" in error["message"]
     assert "Value error" not in error["message"]
     assert all("Value error" not in d["message"] for d in error["details"])
+
+
+async def test_the_batch_route_says_idempotency_keys_go_per_item(client, make_key):
+    tx = {"Authorization": f"Bearer {await make_key('transactional')}"}
+    item = {"to": "a@example.test", "from_address": "x@mailer.test", "subject": "s", "html": "h"}
+    r = await client.post(
+        "/v1/messages/batch",
+        headers={**tx, "Idempotency-Key": "k1"},
+        json={"messages": [item]},
+    )
+    assert r.status_code == 422, r.text
+    assert "idempotency_key" in r.json()["error"]["message"]
+    assert r.json()["error"]["details"][0]["path"] == ["header", "Idempotency-Key"]
+    listed = await client.get("/v1/messages", headers=tx)
+    assert listed.json()["items"] == []  # nothing was accepted

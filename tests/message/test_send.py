@@ -106,7 +106,10 @@ async def test_hard_bounce_suppressed_recipient_is_not_sent(
     start_worker()
     r = await client.post("/v1/messages", headers=tx, json={**INLINE, "to": "Gone@Example.test"})
     ok = await client.post("/v1/messages", headers=tx, json=INLINE)
-    assert (await wait_final(client, tx, r.json()["id"]))["status"] == "suppressed"
+    gone = await wait_final(client, tx, r.json()["id"])
+    assert gone["status"] == "suppressed"
+    # the message says why, as the suppression list says it
+    assert gone["error"].startswith("suppressed: hard bounce (scope all, since 20"), gone
     assert (await wait_final(client, tx, ok.json()["id"]))["status"] == "sent"
     assert set(recipients(clean_standin.control)) == {"ada@example.test"}
 
