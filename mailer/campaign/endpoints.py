@@ -15,7 +15,7 @@ from mailer.campaign.schemas import (
     TestSendIn,
 )
 from mailer.message import service as messages
-from mailer.message.schemas import TestSendOut
+from mailer.message.schemas import MessageOut, TestSendOut
 from mailer.types import CampaignStatus, Id, MessageStatus
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
@@ -96,3 +96,9 @@ async def campaign_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
     return await service.messages(session, campaign_id, status, cursor, limit)
+
+
+@router.get("/campaigns/{campaign_id}/messages/{message_id}", response_model=MessageOut)
+async def campaign_message(campaign_id: Id, message_id: Id, session: Session) -> MessageOut:
+    """One recipient's message with its SES events (bounce and complaint details)."""
+    return await messages.get(session, message_id, campaign_id=campaign_id)

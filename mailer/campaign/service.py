@@ -92,8 +92,17 @@ def _regions(settings: Settings, regions: list[str]) -> list[str]:
 
 
 def _send_at(send_at: datetime | None) -> datetime | None:
-    if send_at is not None and send_at.tzinfo is None:
-        return send_at.replace(tzinfo=UTC)
+    """A time to send at, in the future (naive times are UTC); None sends at launch."""
+    if send_at is None:
+        return None
+    if send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=UTC)
+    if send_at <= datetime.now(UTC):
+        raise Invalid.at(
+            ["body", "send_at"],
+            f"{send_at.isoformat()} has passed: give a time in the future, or leave send_at"
+            " out (or null) to send at launch",
+        )
     return send_at
 
 

@@ -223,10 +223,12 @@ async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None)
         await pipe.execute()
 
 
-async def get(session: AsyncSession, message_id: int) -> MessageOut:
-    message = await repository.get(session, message_id)
+async def get(session: AsyncSession, message_id: int, campaign_id: int | None = None) -> MessageOut:
+    """A transactional message, or with ``campaign_id`` one of that campaign's."""
+    message = await repository.get(session, message_id, campaign_id)
     if message is None:
-        raise NotFound(f"no message {message_id}")
+        where = f" in campaign {campaign_id}" if campaign_id is not None else ""
+        raise NotFound(f"no message {message_id}{where}")
     events = await repository.events(session, message_id)
     return MessageOut(
         id=message.id,

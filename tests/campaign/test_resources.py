@@ -168,3 +168,59 @@ async def test_a_template_in_use_is_a_409_and_an_unused_one_goes_with_its_versio
             {"id": unused["id"]},
         )
     assert left == 0
+
+
+async def test_send_at_in_the_past_is_a_422_at_create_and_update(client, admin):
+    r = await client.post(
+        "/v1/campaigns",
+        headers=admin,
+        json={
+            "name": "late",
+            "template_id": (await factories.template(client, admin))["id"],
+            "segment_id": (await factories.segment(client, admin))["id"],
+            "from_address": "news@mailer.test",
+            "send_at": "2020-01-01T00:00:00Z",
+        },
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["path"] == ["body", "send_at"]
+    assert "has passed" in r.json()["error"]["message"]
+    assert (await client.get("/v1/campaigns", headers=admin)).json()["items"] == []
+    draft = await factories.campaign(client, admin)
+    r = await client.patch(
+        f"/v1/campaigns/{draft['id']}", headers=admin, json={"send_at": "2020-01-01T00:00:00"}
+    )
+    assert r.status_code == 422
+
+
+async def test_a_campaign_message_is_readable_with_its_bounce(client, admin, make_key, engine):
+    campaign = await factories.campaign(client, admin)
+    other = await factories.campaign(client, admin)
+    async with engine.begin() as conn:
+        mid = await conn.scalar(
+            text(
+                "INSERT INTO messages (campaign_id, email, mail_class, status, ses_message_id)"
+                " VALUES (:c, 'gone@example.test', 'marketing', 'bounced', 'ses-1') RETURNING id"
+            ),
+            {"c": campaign["id"]},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO events (message_id, campaign_id, email, type, subtype, occurred_at,"
+                " data, dedup_key) VALUES (:m, :c, 'gone@example.test', 'bounce', 'Permanent',"
+                " now(), CAST(:d AS jsonb), 'k1')"
+            ),
+            {"m": mid, "c": campaign["id"], "d": '{"diagnostic": "550 5.1.1 user unknown"}'},
+        )
+    r = await client.get(f"/v1/campaigns/{campaign['id']}/messages/{mid}", headers=admin)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "bounced" and body["to"] == "gone@example.test"
+    [event] = body["events"]
+    assert event["type"] == "bounce" and event["subtype"] == "Permanent"
+    assert event["data"]["diagnostic"] == "550 5.1.1 user unknown"
+    # not under another campaign, and not on the transactional route
+    r = await client.get(f"/v1/campaigns/{other['id']}/messages/{mid}", headers=admin)
+    assert r.status_code == 404
+    tx = {"Authorization": f"Bearer {await make_key('transactional')}"}
+    assert (await client.get(f"/v1/messages/{mid}", headers=tx)).status_code == 404
