@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
+from mailer.ops import metrics
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
@@ -104,6 +105,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 def create_app(settings: Settings | None = None) -> MailerAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    metrics.declare_known_labels(settings.configuration_sets, settings.regions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
