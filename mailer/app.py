@@ -14,13 +14,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
-from mailer.ops import metrics
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import TooLarge, error_body, install_handlers
 from mailer.logging import configure_logging
 from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
 from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.ops import metrics
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
