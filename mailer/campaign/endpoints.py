@@ -69,7 +69,9 @@ async def test_campaign(
     campaign_id: Id, body: TestSendIn, session: Session, request: Request
 ) -> TestSendOut:
     """The rendered campaign to these addresses only, as tests: no stats, no state change."""
-    return await messages.test_send(session, request.app.state.arq, campaign_id, body)
+    return await messages.test_send(
+        session, request.app.state.settings, request.app.state.arq, campaign_id, body
+    )
 
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)

@@ -74,6 +74,14 @@ async def patch(
     return row is not None
 
 
+async def by_emails(session: AsyncSession, emails: list[str]) -> dict[str, Contact]:
+    """The contacts at these (normalised) addresses, by address."""
+    if not emails:
+        return {}
+    rows = await session.execute(select(Contact).where(Contact.email.in_(emails)))
+    return {c.email: c for c in rows.scalars()}
+
+
 async def page(
     session: AsyncSession, where: ColumnElement[bool], after: int, limit: int
 ) -> list[tuple[Contact, bool]]:

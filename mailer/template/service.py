@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -184,6 +183,13 @@ async def delete(session: AsyncSession, template_id: int) -> None:
         )
 
 
+async def version(session: AsyncSession, version_id: int) -> TemplateVersion:
+    found = await repository.version_by_id(session, version_id)
+    if found is None:
+        raise NotFound(f"no template version {version_id}")
+    return found
+
+
 async def current_version(session: AsyncSession, template_id: int) -> TemplateVersion:
     found = await repository.current(session, template_id)
     if found is None:
@@ -200,26 +206,20 @@ async def render(
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
     from mailer.template.content import mail_headers  # on first use (validate)
-    from mailer.template.render import RenderError, compiled_version
+    from mailer.template.render import RenderError, compiled_version, message_context
 
     version = await current_version(session, template_id)
-    contact: dict[str, Any] = {"email": PREVIEW_EMAIL, "attributes": {}, "tags": []}
+    email, contact = PREVIEW_EMAIL, None
     if body.email is not None:
         found = await contacts.get(session, normalise(body.email))
         if found is None:
             raise NotFound(f"no contact {normalise(body.email)}")
-        row = found[0]
-        contact = {"email": row.email, "attributes": row.attributes, "tags": list(row.tags)}
-    public = settings.public_url.rstrip("/")
-    unsubscribe_url = f"{public}/unsubscribe/preview"
-    context: dict[str, Any] = {
-        "contact": contact,
-        "data": body.data,
-        "unsubscribe_url": unsubscribe_url,
-        "postal_address": settings.postal_address,
-    }
-    if body.mail_class == "marketing":
-        context["campaign"] = {"id": 0, "name": "preview"}
+        email, contact = found[0].email, found[0]
+    unsubscribe_url = preview_unsubscribe_url(settings)
+    campaign = {"id": 0, "name": "preview"} if body.mail_class == "marketing" else None
+    context = message_context(
+        email, contact, body.data, unsubscribe_url, settings.postal_address, campaign
+    )
     compiled = compiled_version(
         settings.templates_dir, version.id, version.subject, version.html, version.text
     )
@@ -236,6 +236,11 @@ async def render(
     return RenderOut(
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=headers
     )
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    """The link a preview or an accept-time check renders in place of a message's own."""
+    return f"{settings.public_url.rstrip('/')}/unsubscribe/preview"
 
 
 def settings_domain(settings: Settings) -> str:
