@@ -20,6 +20,8 @@ from mailer.logging import configure_logging
 from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
 from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.ops import metrics
+from mailer.ops.docs import install_docs
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
@@ -104,6 +106,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 def create_app(settings: Settings | None = None) -> MailerAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    metrics.declare_known_labels(settings.configuration_sets, settings.regions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,9 +146,10 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
             await app.state.arq.aclose()
             await engine.dispose()
 
-    app = MailerAPI(title="mailer", version="1", lifespan=lifespan)
+    app = MailerAPI(title="mailer", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_handlers(app)
+    install_docs(app)
 
     from mailer.audience.endpoints import router as segments
     from mailer.campaign.endpoints import router as campaigns

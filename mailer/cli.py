@@ -206,21 +206,94 @@ def worker(
         asyncio.run(run(names))
 
 
-def _settings() -> Settings:
-    """The settings; without MAILER_DATABASE_URL, those of a dev stack running from here."""
+StackDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="The data directory of a `mailer dev` stack to use (default: MAILER_DATABASE_URL"
+        " and MAILER_REDIS_URL when set, else the nearest running .mailer-dev here or above).",
+    ),
+]
+
+
+def _nearest_stack(start: Path) -> tuple[Path, dict] | None:
+    """The running dev stack of ``start``/.mailer-dev or of a parent's."""
+    from mailer.local.devstack import running_stack
+
+    for folder in (start, *start.parents):
+        info = running_stack(folder / DEFAULT_DIR)
+        if info is not None:
+            return folder / DEFAULT_DIR, info
+    return None
+
+
+def _settings(directory: Path | None = None) -> Settings:
+    """The settings of the stack a command talks to, its database and its Redis from the
+    same place: ``--dir``'s dev stack; else MAILER_DATABASE_URL (and MAILER_REDIS_URL);
+    else the dev stack running from here or a parent folder; else the defaults."""
     from mailer.config import get_settings
     from mailer.local.devstack import running_stack
 
     settings = get_settings()
-    if "database_url" in settings.model_fields_set:
+    if directory is not None:
+        info = running_stack(directory)
+        if info is None:
+            err.print(
+                f"no dev stack is running from {directory} (start it with `mailer dev --dir"
+                f" {directory}`)",
+                style="red",
+                markup=False,
+            )
+            raise typer.Exit(1)
+        found: tuple[Path, dict] | None = (directory, info)
+    elif "database_url" in settings.model_fields_set:
+        if "redis_url" not in settings.model_fields_set:
+            err.print(
+                f"[dim]MAILER_REDIS_URL is not set: Redis is {settings.redis_url}[/dim]",
+            )
         return settings
-    info = running_stack(DEFAULT_DIR)
-    if info is None:
+    else:
+        found = _nearest_stack(Path.cwd())
+    if found is None:
         return settings
-    err.print(f"[dim]using the dev stack running from {DEFAULT_DIR}[/dim]")
+    where, info = found
+    err.print(f"[dim]using the dev stack running from {where}[/dim]")
     return settings.model_copy(
         update={"database_url": info["database_url"], "redis_url": info["redis_url"]}
     )
+
+
+def _run_on_stack(settings: Settings, work: Any) -> Any:
+    """``asyncio.run(work)``; a database that is not there or not migrated is one clear
+    line and exit code 1, not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        return asyncio.run(work)
+    except ProgrammingError as exc:
+        work_closed = "UndefinedTable" in str(exc) or "does not exist" in str(exc)
+        if not work_closed:
+            raise
+        err.print(
+            f"the database {url} has no mailer tables: run `mailer migrate` (with"
+            " MAILER_DATABASE_URL set to it) first",
+            style="red",
+            markup=False,
+        )
+    except (OSError, DBAPIError) as exc:
+        err.print(
+            f"cannot reach the stack's database {url} / Redis {settings.redis_url}:"
+            f" {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            style="red",
+            markup=False,
+        )
+        err.print(
+            "use --dir DIR for a `mailer dev` stack, or set MAILER_DATABASE_URL and"
+            " MAILER_REDIS_URL"
+        )
+    raise typer.Exit(1)
 
 
 # -- import --------------------------------------------------------------------------------
@@ -241,12 +314,16 @@ def import_(
         list[str] | None,
         typer.Option("--tag", help="A tag for every imported contact; repeat for several."),
     ] = None,
+    directory: StackDirOption = None,
 ) -> None:
     """Import contacts from a CSV file, with a progress bar; the bad rows at the end."""
     from mailer.errors import MailerError
 
     try:
-        report = asyncio.run(_import_file(file, file.stat().st_size, tag or []))
+        settings = _settings(directory)
+        report = _run_on_stack(
+            settings, _import_file(settings, file, file.stat().st_size, tag or [])
+        )
     except MailerError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
@@ -267,7 +344,7 @@ def import_(
         raise typer.Exit(1)
 
 
-async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
+async def _import_file(settings: Settings, file: Path, size: int, tags: list[str]) -> Any:
     from collections.abc import AsyncIterator
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
@@ -276,7 +353,6 @@ async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
     from mailer.db import create_engine, create_sessionmaker, transaction
     from mailer.errors import TooLarge
 
-    settings = _settings()
     if size > settings.max_import_bytes:
         raise TooLarge(f"the file is over the import limit of {settings.max_import_bytes} bytes")
     engine = create_engine(settings, pool_size=2)
@@ -326,6 +402,7 @@ async def _import_file(file: Path, size: int, tags: list[str]) -> Any:
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for.")],
     scope: Annotated[list[str], typer.Option(help="A scope; repeat for several.")],
+    directory: StackDirOption = None,
 ) -> None:
     """Create an API key; the key is printed alone on the last line (it is shown only once)."""
     from mailer.models import SCOPES
@@ -336,16 +413,17 @@ def keys_create(
             f"[red]unknown scope(s) {', '.join(unknown)}; use some of {', '.join(SCOPES)}[/red]"
         )
         raise typer.Exit(2)
-    key_id, raw = asyncio.run(_create_key(name, scope))
+    settings = _settings(directory)
+    key_id, raw = _run_on_stack(settings, _create_key(settings, name, scope))
     err.print(f"created key {key_id} '{name}' with scopes {', '.join(sorted(set(scope)))}")
     print(raw)
 
 
-async def _create_key(name: str, scopes: list[str]) -> tuple[int, str]:
+async def _create_key(settings: Settings, name: str, scopes: list[str]) -> tuple[int, str]:
     from mailer.auth.service import create_key
     from mailer.db import create_engine, create_sessionmaker, transaction
 
-    engine = create_engine(_settings(), pool_size=1)
+    engine = create_engine(settings, pool_size=1)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
             key, raw = await create_key(session, name, scopes)
@@ -355,19 +433,23 @@ async def _create_key(name: str, scopes: list[str]) -> tuple[int, str]:
 
 
 @keys_app.command("check")
-def keys_check(key: Annotated[str, typer.Argument(help="The API key.")]) -> None:
+def keys_check(
+    key: Annotated[str, typer.Argument(help="The API key.")],
+    directory: StackDirOption = None,
+) -> None:
     """Print "ok" when the key is live; exit 1 otherwise."""
-    if not asyncio.run(_key_is_live(key)):
+    settings = _settings(directory)
+    if not _run_on_stack(settings, _key_is_live(settings, key)):
         err.print("unknown or revoked key")
         raise typer.Exit(1)
     print("ok")
 
 
-async def _key_is_live(raw: str) -> bool:
+async def _key_is_live(settings: Settings, raw: str) -> bool:
     from mailer.auth.service import authenticate
     from mailer.db import create_engine, create_sessionmaker
 
-    engine = create_engine(_settings(), pool_size=1)
+    engine = create_engine(settings, pool_size=1)
     try:
         async with create_sessionmaker(engine)() as session:
             return await authenticate(session, raw) is not None
@@ -381,24 +463,11 @@ async def _key_is_live(raw: str) -> bool:
 @app.command()
 def status(
     limit: Annotated[int, typer.Option(help="How many recent campaigns to show.")] = 20,
+    directory: StackDirOption = None,
 ) -> None:
     """Campaigns, queues, regions and reputation as tables."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError
-
-    settings = _settings()
-    try:
-        tables = asyncio.run(_status_tables(settings, limit))
-    except (OSError, DBAPIError) as exc:
-        url = make_url(settings.database_url).render_as_string(hide_password=True)
-        err.print(
-            f"cannot read the status from {url} / {settings.redis_url}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-            style="red",
-            markup=False,
-        )
-        err.print("set MAILER_DATABASE_URL and MAILER_REDIS_URL, or run `mailer dev` here")
-        raise typer.Exit(1) from None
+    settings = _settings(directory)
+    tables = _run_on_stack(settings, _status_tables(settings, limit))
     for table in tables:
         out.print(table)
 
@@ -407,6 +476,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
     """The dashboard's numbers as tables: campaigns, queues, regions, reputation, pauses."""
     from redis.asyncio import Redis
 
+    from mailer.campaign.service import progress as campaign_progress
     from mailer.db import create_engine
     from mailer.queues import QUEUES
     from mailer.reputation import repository as reputation
@@ -445,8 +515,7 @@ async def _status_tables(settings: Settings, limit: int) -> list[Table]:
         ct.add_column(column, justify="left" if column in ("name", "class", "status") else "right")
     for c in campaigns:
         state = c.status + (f" ({c.paused_reason})" if c.paused_reason else "")
-        done = c.sent + c.failed + c.suppressed
-        progress = f"{done / c.recipients:.1%}" if c.recipients else "-"
+        progress = f"{campaign_progress(c.recipients, c.queued):.1%}" if c.recipients else "-"
         ct.add_row(
             str(c.id),
             c.name,

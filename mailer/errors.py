@@ -78,6 +78,28 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
+# pydantic's wording for errors raised in validators ("Value error, not an address"):
+# the reader needs the sentence, not the library's name for it
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+# what a JSON-model body that arrived as something else (form data, text) fails with
+_NOT_AN_OBJECT = {"model_attributes_type", "dict_type", "model_type"}
+
+
+def plain_message(message: str) -> str:
+    for prefix in _PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _not_json(request: Request, details: list[dict[str, Any]]) -> bool:
+    """The body failed as a whole because it was not sent as JSON (curl's ``-d``)."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return False
+    return any(d["path"] == ["body"] and d["type"] in _NOT_AN_OBJECT for d in details)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(MailerError)
     async def _mailer_error(_: Request, exc: MailerError) -> JSONResponse:
@@ -87,15 +109,25 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {
                 "path": [str(p) for p in err.get("loc", ())],
-                "message": err.get("msg", ""),
+                "message": plain_message(err.get("msg", "")),
                 "type": err.get("type", ""),
             }
             for err in _clean(exc.errors())
         ]
+        if _not_json(request, details):
+            given = request.headers.get("content-type") or "none"
+            return JSONResponse(
+                error_body(
+                    "unsupported_media_type",
+                    f"this route takes a JSON body: send it with 'Content-Type:"
+                    f" application/json' (curl: --json '{{…}}'); the request said {given!r}",
+                ),
+                415,
+            )
         first = details[0] if details else {"path": [], "message": "invalid input"}
         message = f"{'.'.join(first['path'])}: {first['message']}"
         return JSONResponse(error_body("invalid", message, details), 422)

@@ -31,3 +31,8 @@ MessageStatus = Literal[
     "suppressed",
     "cancelled",
 ]
+
+# a campaign's status (mailer.models.campaign.CAMPAIGN_STATUSES), as GET /v1/campaigns filters
+CampaignStatus = Literal[
+    "draft", "scheduled", "sending", "paused", "completed", "cancelled", "failed"
+]

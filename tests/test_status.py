@@ -23,7 +23,10 @@ async def test_status_shows_campaigns_queues_regions_reputation_and_pauses(
             {"id": cid},
         )
         await conn.execute(
-            text("UPDATE campaign_stats SET recipients = 1000, sent = 800 WHERE campaign_id = :id"),
+            text(
+                "UPDATE campaign_stats SET recipients = 1000, sent = 800, queued = 200"
+                " WHERE campaign_id = :id"
+            ),
             {"id": cid},
         )
         await conn.execute(

@@ -14,6 +14,7 @@ from mailer.campaign.tasks import CampaignPauser, reconcile_forever
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
+from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
@@ -69,6 +70,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 async def _build(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
+    metrics.declare_known_labels(settings.configuration_sets, settings.regions)
     # no ping per checkout: a transactional message waits for every round trip, and the
     # send path's reads and writes drop a broken connection and retry on their own
     engine = create_engine(settings, pool_size=POOL_SIZE, pre_ping=False)

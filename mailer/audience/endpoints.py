@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from mailer.audience import service
 from mailer.audience.schemas import (
@@ -51,3 +51,10 @@ async def get_segment(segment_id: Id, session: Session) -> SegmentOut:
 @router.put("/segments/{segment_id}", response_model=SegmentOut)
 async def put_segment(segment_id: Id, body: SegmentIn, session: Session) -> SegmentOut:
     return await service.replace(session, segment_id, body.name, body.filter)
+
+
+@router.delete("/segments/{segment_id}", status_code=204)
+async def delete_segment(segment_id: Id, session: Session) -> Response:
+    """Delete a segment; 409 naming the campaigns when any uses it."""
+    await service.delete(session, segment_id)
+    return Response(status_code=204)

@@ -75,3 +75,17 @@ async def sample(session: AsyncSession, where: ColumnElement[bool], limit: int) 
         select(Contact.email).where(where, eligible()).order_by(Contact.id).limit(limit)
     )
     return list(rows.scalars())
+
+
+async def delete(session: AsyncSession, segment_id: int) -> list[int]:
+    """Delete a segment no campaign refers to; otherwise nothing, and the ids of the
+    campaigns that do (a campaign keeps its segment for its history)."""
+    users = [
+        int(r[0])
+        for r in await session.execute(
+            text("SELECT id FROM campaigns WHERE segment_id = :id ORDER BY id"), {"id": segment_id}
+        )
+    ]
+    if not users:
+        await session.execute(text("DELETE FROM segments WHERE id = :id"), {"id": segment_id})
+    return users

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.audience import repository
 from mailer.audience.filters import compile_filter
 from mailer.audience.schemas import CountOut, PreviewOut, SegmentOut, SegmentPage
-from mailer.errors import Invalid, NotFound
+from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import Segment
 
 
@@ -45,6 +45,18 @@ async def replace(
     segment.name, segment.filter = name, tree
     await session.flush()
     return _out(segment)
+
+
+async def delete(session: AsyncSession, segment_id: int) -> None:
+    """Delete a segment no campaign uses (409 naming the campaigns otherwise)."""
+    await get(session, segment_id, lock=True)
+    users = await repository.delete(session, segment_id)
+    if users:
+        raise Conflict(
+            f"segment {segment_id} is used by campaigns {', '.join(map(str, users))}:"
+            " a campaign keeps its segment",
+            [{"campaign_ids": users}],
+        )
 
 
 def parse_cursor(cursor: str | None) -> int:

@@ -2,14 +2,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.campaign import service
-from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage, TestSendIn
+from mailer.campaign.schemas import (
+    CampaignIn,
+    CampaignOut,
+    CampaignPage,
+    CampaignPatch,
+    MessagePage,
+    TestSendIn,
+)
 from mailer.message import service as messages
-from mailer.message.schemas import TestSendOut
-from mailer.types import Id, MessageStatus
+from mailer.message.schemas import MessageOut, TestSendOut
+from mailer.types import CampaignStatus, Id, MessageStatus
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
 
@@ -17,6 +24,34 @@ router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campa
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)
 async def create_campaign(body: CampaignIn, session: Session, request: Request) -> CampaignOut:
     return await service.create(session, request.app.state.settings, body)
+
+
+@router.get("/campaigns", response_model=CampaignPage)
+async def list_campaigns(
+    session: Session,
+    status: CampaignStatus | None = None,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> CampaignPage:
+    """Campaigns by id (oldest first), optionally those in one status."""
+    return await service.page(session, status, cursor, limit)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def update_campaign(
+    campaign_id: Id, body: CampaignPatch, session: Session, request: Request
+) -> CampaignOut:
+    """Change a draft: name, template and version, segment, sender, reply-to, mail class,
+    regions, schedule (the fields the body names; `reply_to` and `send_at` null remove
+    them). 409 once the campaign has left `draft`."""
+    return await service.update(session, request.app.state.settings, campaign_id, body)
+
+
+@router.delete("/campaigns/{campaign_id}", status_code=204)
+async def delete_campaign(campaign_id: Id, session: Session) -> Response:
+    """Delete a draft; 409 once it has left `draft` (cancel it instead)."""
+    await service.delete(session, campaign_id)
+    return Response(status_code=204)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -34,7 +69,9 @@ async def test_campaign(
     campaign_id: Id, body: TestSendIn, session: Session, request: Request
 ) -> TestSendOut:
     """The rendered campaign to these addresses only, as tests: no stats, no state change."""
-    return await messages.test_send(session, request.app.state.arq, campaign_id, body)
+    return await messages.test_send(
+        session, request.app.state.settings, request.app.state.arq, campaign_id, body
+    )
 
 
 @router.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
@@ -61,3 +98,9 @@ async def campaign_messages(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
     return await service.messages(session, campaign_id, status, cursor, limit)
+
+
+@router.get("/campaigns/{campaign_id}/messages/{message_id}", response_model=MessageOut)
+async def campaign_message(campaign_id: Id, message_id: Id, session: Session) -> MessageOut:
+    """One recipient's message with its SES events (bounce and complaint details)."""
+    return await messages.get(session, message_id, campaign_id=campaign_id)

@@ -7,7 +7,17 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, literal, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from mailer.audience.repository import eligible
@@ -43,6 +53,27 @@ async def get_with_stats(
         )
     ).one_or_none()
     return None if row is None else (row[0], row[1], int(row[2]))
+
+
+async def page(
+    session: AsyncSession, status: str | None, after: int, limit: int
+) -> list[tuple[Campaign, CampaignStats, int]]:
+    """Campaigns with ids after ``after``, by id, with their numbers and version."""
+    query = (
+        select(Campaign, CampaignStats, TemplateVersion.version)
+        .join(CampaignStats, CampaignStats.campaign_id == Campaign.id)
+        .join(TemplateVersion, TemplateVersion.id == Campaign.template_version_id)
+        .where(Campaign.id > after)
+    )
+    if status is not None:
+        query = query.where(Campaign.status == status)
+    rows = await session.execute(query.order_by(Campaign.id).limit(limit))
+    return [(row[0], row[1], int(row[2])) for row in rows]
+
+
+async def delete_campaign(session: AsyncSession, campaign_id: int) -> None:
+    """A draft has no messages of its own; its numbers go with it (ON DELETE CASCADE)."""
+    await session.execute(delete(Campaign).where(Campaign.id == campaign_id))
 
 
 async def fix_audience(
@@ -251,7 +282,9 @@ _CANCEL_QUEUED = text(
          WHERE m.id = l.id AND m.status IN ('queued', 'claimed')
         RETURNING 1
     )
-    UPDATE campaign_stats SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0)
+    UPDATE campaign_stats
+       SET queued = GREATEST(queued - (SELECT count(*) FROM moved), 0),
+           cancelled = cancelled + (SELECT count(*) FROM moved)
      WHERE campaign_id = :id
     """
 )

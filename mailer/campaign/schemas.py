@@ -13,6 +13,8 @@ class CampaignIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     template_id: BodyId
+    # a version number of the template; absent: its current version
+    template_version: int | None = Field(default=None, ge=1)
     segment_id: BodyId
     # RFC 5322 mailboxes: an address or "Display Name <address>"
     from_address: str = Field(min_length=3, max_length=600)
@@ -22,19 +24,59 @@ class CampaignIn(BaseModel):
     send_at: datetime | None = None
 
 
+class CampaignPatch(BaseModel):
+    """A change to a draft campaign: what the body names changes, the rest stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    template_id: BodyId | None = None
+    # a version number of the template; absent with a new template_id: its current version
+    template_version: int | None = Field(default=None, ge=1)
+    segment_id: BodyId | None = None
+    from_address: str | None = Field(default=None, min_length=3, max_length=600)
+    reply_to: str | None = Field(default=None, max_length=600)  # null removes it
+    mail_class: str | None = Field(default=None, min_length=1, max_length=32)
+    regions: list[str] | None = Field(default=None, max_length=20)
+    send_at: datetime | None = None  # null: send at launch
+
+
+def _stat(description: str) -> Any:
+    return Field(default=0, description=description)
+
+
 class Stats(BaseModel):
-    recipients: int = 0
-    queued: int = 0
-    sent: int = 0
-    failed: int = 0
-    suppressed: int = 0
-    delivered: int = 0
-    bounced: int = 0
-    complained: int = 0
-    opened: int = 0
-    clicked: int = 0
-    unsubscribed: int = 0
-    resent: int = 0
+    """A campaign's counters (cumulative: a message counted once stays counted).
+
+    ``recipients = queued + in flight + sent + failed + suppressed at send + cancelled``;
+    ``progress = (recipients - queued) / recipients``, never over 1.
+    """
+
+    recipients: int = _stat("messages created at launch: the segment's eligible contacts")
+    queued: int = _stat("messages not finished yet (waiting, or being sent)")
+    sent: int = _stat("messages SES accepted, whatever happened to them later")
+    failed: int = _stat("messages that failed for good (rejected, invalid, render error)")
+    suppressed: int = _stat(
+        "segment contacts left out at launch because suppressed, plus recipients found"
+        " suppressed at send time (neither is sent)"
+    )
+    delivered: int = _stat("messages with an SES Delivery event")
+    bounced: int = _stat("messages with an SES Bounce event (hard or soft)")
+    complained: int = _stat("messages with an SES Complaint event")
+    opened: int = _stat("messages with at least one SES Open event")
+    clicked: int = _stat("messages with at least one SES Click event")
+    unsubscribed: int = _stat("recipients who unsubscribed through this campaign's link")
+    resent: int = _stat(
+        "messages sent again after a worker died between SES accepting them and the"
+        " outcome being recorded"
+    )
+    cancelled: int = _stat("messages cancelled before they were sent (cancel)")
+    progress: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the recipients that are finished: (recipients - queued) / recipients",
+    )
 
 
 class CampaignOut(BaseModel):
@@ -65,6 +107,11 @@ class MessageOut(BaseModel):
     ses_message_id: str | None
     attempts: int
     sent_at: datetime | None
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignOut]
+    next_cursor: str | None
 
 
 class MessagePage(BaseModel):

@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.audience import service as audience
 from mailer.audience.filters import compile_filter
 from mailer.campaign import dispatch, repository
-from mailer.campaign.schemas import CampaignIn, CampaignOut, MessageOut, MessagePage, Stats
+from mailer.campaign.schemas import (
+    CampaignIn,
+    CampaignOut,
+    CampaignPage,
+    CampaignPatch,
+    MessageOut,
+    MessagePage,
+    Stats,
+)
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
@@ -30,6 +38,14 @@ TRANSITIONS = {
     "resume": {"paused"},
     "cancel": {"draft", "scheduled", "sending", "paused"},
 }
+
+
+def progress(recipients: int, queued: int) -> float:
+    """The share of a campaign's recipients that are finished, 0 to 1: the one rule the
+    API, the dashboard, ``mailer status`` and ``/metrics`` show."""
+    if recipients <= 0:
+        return 0.0
+    return min(max(recipients - queued, 0) / recipients, 1.0)
 
 
 def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
@@ -49,44 +65,145 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
-        stats=Stats(**{name: getattr(stats, name) for name in STAT_NAMES}),
+        stats=Stats(
+            **{name: getattr(stats, name) for name in STAT_NAMES},
+            progress=progress(stats.recipients, stats.queued),
+        ),
     )
 
 
-async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
-    from_address = valid_mailbox(body.from_address, ["body", "from_address"])
-    reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
-    if body.mail_class not in settings.configuration_sets:
+def _mail_class(settings: Settings, mail_class: str) -> str:
+    if mail_class not in settings.configuration_sets:
         raise Invalid.at(
             ["body", "mail_class"],
             f"unknown mail class; one of {', '.join(settings.configuration_sets)}",
         )
-    regions = body.regions or []
+    return mail_class
+
+
+def _regions(settings: Settings, regions: list[str]) -> list[str]:
     unknown = [r for r in regions if r not in settings.regions]
     if unknown:
         raise Invalid.at(
             ["body", "regions"],
             f"unknown regions {unknown}; configured: {', '.join(settings.regions)}",
         )
-    send_at = body.send_at
-    if send_at is not None and send_at.tzinfo is None:
+    return list(dict.fromkeys(regions))
+
+
+def _send_at(send_at: datetime | None) -> datetime | None:
+    """A time to send at, in the future (naive times are UTC); None sends at launch."""
+    if send_at is None:
+        return None
+    if send_at.tzinfo is None:
         send_at = send_at.replace(tzinfo=UTC)
-    version = await templates.current_version(session, body.template_id)
+    if send_at <= datetime.now(UTC):
+        raise Invalid.at(
+            ["body", "send_at"],
+            f"{send_at.isoformat()} has passed: give a time in the future, or leave send_at"
+            " out (or null) to send at launch",
+        )
+    return send_at
+
+
+async def _version_id(session: AsyncSession, template_id: int, number: int | None) -> int:
+    """The id of version ``number`` of the template (its current one when None)."""
+    if number is None:
+        return (await templates.current_version(session, template_id)).id
+    found = await templates.version_number(session, template_id, number)
+    if found is None:
+        raise Invalid.at(
+            ["body", "template_version"], f"template {template_id} has no version {number}"
+        )
+    return found.id
+
+
+async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
+    from_address = valid_mailbox(body.from_address, ["body", "from_address"])
+    reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
+    mail_class = _mail_class(settings, body.mail_class)
+    regions = _regions(settings, body.regions or [])
+    version_id = await _version_id(session, body.template_id, body.template_version)
     await audience.get(session, body.segment_id)
     campaign = await repository.insert_campaign(
         session,
         name=body.name,
         template_id=body.template_id,
-        template_version_id=version.id,
+        template_version_id=version_id,
         segment_id=body.segment_id,
         from_address=from_address,
         reply_to=reply_to,
-        mail_class=body.mail_class,
-        regions=list(dict.fromkeys(regions)),
-        send_at=send_at,
+        mail_class=mail_class,
+        regions=regions,
+        send_at=_send_at(body.send_at),
         status="draft",
     )
     return await get(session, campaign.id)
+
+
+async def update(
+    session: AsyncSession, settings: Settings, campaign_id: int, body: CampaignPatch
+) -> CampaignOut:
+    """Change a draft (409 in any other state): the fields the body names."""
+    campaign = await _draft(session, campaign_id, "change")
+    given = body.model_fields_set
+    if body.name is not None:
+        campaign.name = body.name
+    if body.template_id is not None or body.template_version is not None:
+        template_id = body.template_id or campaign.template_id
+        campaign.template_version_id = await _version_id(
+            session, template_id, body.template_version
+        )
+        campaign.template_id = template_id
+    if body.segment_id is not None:
+        await audience.get(session, body.segment_id)
+        campaign.segment_id = body.segment_id
+    if body.from_address is not None:
+        campaign.from_address = valid_mailbox(body.from_address, ["body", "from_address"])
+    if "reply_to" in given:
+        campaign.reply_to = (
+            valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
+        )
+    if body.mail_class is not None:
+        campaign.mail_class = _mail_class(settings, body.mail_class)
+    if "regions" in given:
+        campaign.regions = _regions(settings, body.regions or [])
+    if "send_at" in given:
+        campaign.send_at = _send_at(body.send_at)
+    await session.flush()
+    return await get(session, campaign_id)
+
+
+async def delete(session: AsyncSession, campaign_id: int) -> None:
+    """Delete a draft (409 in any other state: its messages and numbers are history)."""
+    await _draft(session, campaign_id, "delete")
+    await repository.delete_campaign(session, campaign_id)
+
+
+async def _draft(session: AsyncSession, campaign_id: int, action: str) -> Campaign:
+    campaign = await repository.get(session, campaign_id, lock=True)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    if campaign.status != "draft":
+        raise Conflict(
+            f"cannot {action} a campaign that is {campaign.status}: only drafts can be"
+            " changed or deleted",
+            [{"status": campaign.status, "action": action}],
+        )
+    return campaign
+
+
+async def page(
+    session: AsyncSession, status: str | None, cursor: str | None, limit: int
+) -> CampaignPage:
+    """Campaigns by id, ``limit`` at a time, optionally those in one status."""
+    rows = await repository.page(session, status, audience.parse_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return CampaignPage(
+        items=[_out(*row) for row in rows],
+        next_cursor=str(rows[-1][0].id) if more and rows else None,
+    )
 
 
 async def get(session: AsyncSession, campaign_id: int) -> CampaignOut:

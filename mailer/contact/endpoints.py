@@ -11,6 +11,7 @@ from mailer.contact.schemas import (
     ContactIn,
     ContactOut,
     ContactPage,
+    ContactPatch,
     ErasureOut,
     ImportAccepted,
     ImportOut,
@@ -25,9 +26,19 @@ router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campai
 async def put_contact(
     email: str, body: ContactIn, session: Session, response: Response
 ) -> ContactOut:
+    """Create the contact (201) or replace it (200): attributes and tags become exactly
+    the body's; what it leaves out is removed. To change part of a contact, use PATCH."""
     contact, created = await service.put(session, email, body)
     response.status_code = 201 if created else 200
     return contact
+
+
+@router.patch("/contacts/{email}", response_model=ContactOut)
+async def patch_contact(email: str, body: ContactPatch, session: Session) -> ContactOut:
+    """Change part of an existing contact: `attributes` are merged (a key set to null is
+    removed), `tags_add` / `tags_remove` add and remove tags, `status` changes the status.
+    What the body leaves out stays as it is. 404 when there is no such contact."""
+    return await service.patch(session, email, body)
 
 
 @router.get("/contacts", response_model=ContactPage)

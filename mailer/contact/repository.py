@@ -33,6 +33,55 @@ async def upsert(
     return int(row.id), bool(row.inserted)
 
 
+# A merge, not a replacement: attributes given are set, those given as null removed, tags
+# added and removed; tags stay sorted and distinct (as upsert stores them).
+_PATCH = text(
+    """
+    UPDATE contacts
+       SET attributes = (attributes || CAST(:set AS jsonb)) - CAST(:unset AS text[]),
+           tags = ARRAY(
+               SELECT DISTINCT t FROM unnest(tags || CAST(:add AS text[])) AS t
+                WHERE t <> ALL(CAST(:remove AS text[]))
+                ORDER BY t
+           ),
+           updated_at = now()
+     WHERE email = :email
+    RETURNING id
+    """
+)
+
+
+async def patch(
+    session: AsyncSession,
+    email: str,
+    attributes: dict[str, Any],
+    tags_add: list[str],
+    tags_remove: list[str],
+) -> bool:
+    """Merge a change into the contact at ``email``; False when there is none."""
+    row = (
+        await session.execute(
+            _PATCH,
+            {
+                "email": email,
+                "set": json.dumps({k: v for k, v in attributes.items() if v is not None}),
+                "unset": [k for k, v in attributes.items() if v is None],
+                "add": tags_add,
+                "remove": tags_remove,
+            },
+        )
+    ).first()
+    return row is not None
+
+
+async def by_emails(session: AsyncSession, emails: list[str]) -> dict[str, Contact]:
+    """The contacts at these (normalised) addresses, by address."""
+    if not emails:
+        return {}
+    rows = await session.execute(select(Contact).where(Contact.email.in_(emails)))
+    return {c.email: c for c in rows.scalars()}
+
+
 async def page(
     session: AsyncSession, where: ColumnElement[bool], after: int, limit: int
 ) -> list[tuple[Contact, bool]]:

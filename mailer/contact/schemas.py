@@ -15,6 +15,18 @@ class ContactIn(BaseModel):
     status: Literal["subscribed", "unsubscribed"] | None = None
 
 
+class ContactPatch(BaseModel):
+    """A change to an existing contact: what is absent is left as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # merged into the contact's attributes; a key given as null is removed
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    tags_add: list[str] = Field(default_factory=list, max_length=200)
+    tags_remove: list[str] = Field(default_factory=list, max_length=200)
+    status: Literal["subscribed", "unsubscribed"] | None = None
+
+
 class ContactOut(BaseModel):
     id: int
     email: str

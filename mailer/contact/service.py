@@ -28,6 +28,7 @@ from mailer.contact.schemas import (
     ContactIn,
     ContactOut,
     ContactPage,
+    ContactPatch,
     ErasureOut,
     ImportAccepted,
     ImportOut,
@@ -40,14 +41,33 @@ from mailer.queues import IMPORT_QUEUE
 
 
 async def put(session: AsyncSession, email: str, body: ContactIn) -> tuple[ContactOut, bool]:
-    """Create or replace the contact at ``email``; True when it was created."""
+    """Create the contact at ``email`` or replace its attributes and tags (a full
+    replacement: what the body leaves out is gone); True when it was created."""
     address = valid_address(email, ["path", "email"])
     _check_attributes(body.attributes, ["body", "attributes"])
-    tags = sorted({t.strip() for t in body.tags if t.strip()})
-    _, created = await repository.upsert(session, address, body.attributes, tags)
+    _, created = await repository.upsert(session, address, body.attributes, _tags(body.tags))
     if body.status is not None:
         await repository.record_status_change(session, [address], body.status, "api")
     return await get(session, address), created
+
+
+async def patch(session: AsyncSession, email: str, body: ContactPatch) -> ContactOut:
+    """Merge a change into the existing contact at ``email`` (404 if there is none):
+    attributes merged (null removes a key), tags added and removed, status changed."""
+    address = valid_address(email, ["path", "email"])
+    _check_attributes(body.attributes, ["body", "attributes"])
+    found = await repository.patch(
+        session, address, body.attributes, _tags(body.tags_add), _tags(body.tags_remove)
+    )
+    if not found:
+        raise NotFound(f"no contact {address!r}: create it with PUT /v1/contacts/{{email}}")
+    if body.status is not None:
+        await repository.record_status_change(session, [address], body.status, "api")
+    return await get(session, address)
+
+
+def _tags(tags: list[str]) -> list[str]:
+    return sorted({t.strip() for t in tags if t.strip()})
 
 
 def _check_attributes(value: Any, path: list[str | int]) -> None:

@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.auth.service import allows
-from mailer.errors import Invalid, MailerError, error_body
+from mailer.errors import Invalid, MailerError, error_body, plain_message
 from mailer.message import service
 from mailer.message.schemas import (
     BatchIn,
@@ -48,7 +48,7 @@ async def send_message(
 
 def _invalid(exc: ValidationError, path: list[str | int]) -> Invalid:
     details = [
-        {"path": [*path, *err["loc"]], "message": err["msg"], "type": err["type"]}
+        {"path": [*path, *err["loc"]], "message": plain_message(err["msg"]), "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False)
     ]
     first = details[0]
@@ -56,8 +56,20 @@ def _invalid(exc: ValidationError, path: list[str | int]) -> Invalid:
 
 
 @router.post("/messages/batch", response_model=BatchOut)
-async def send_batch(body: BatchIn, session: Session, request: Request) -> BatchOut:
-    """Each item is answered on its own: 202 with its message, or its own 409/422."""
+async def send_batch(
+    body: BatchIn,
+    session: Session,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=1000)] = None,
+) -> BatchOut:
+    """Each item is answered on its own: 202 with its message, or its own 409/422.
+    Idempotency keys go per item (`messages[i].idempotency_key`), not in the header."""
+    if idempotency_key is not None:
+        raise Invalid.at(
+            ["header", "Idempotency-Key"],
+            "a batch takes no Idempotency-Key header: give each item its own"
+            " idempotency_key (messages[i].idempotency_key)",
+        )
     requests: list[service.Request] = []
     failed: dict[int, MailerError] = {}
     for i, raw in enumerate(body.messages):

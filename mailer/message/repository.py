@@ -124,12 +124,16 @@ async def insert_messages(
     return [(r.id, r.created) for r in result]
 
 
-async def get(session: AsyncSession, message_id: int) -> Message | None:
-    """A transactional message (test sends of campaigns included); None for campaign mail."""
+async def get(
+    session: AsyncSession, message_id: int, campaign_id: int | None = None
+) -> Message | None:
+    """A transactional message (test sends of campaigns included) or, with
+    ``campaign_id``, a message of that campaign; None for anything else."""
+    of = (
+        Message.campaign_id.is_(None) if campaign_id is None else Message.campaign_id == campaign_id
+    )
     return (
-        await session.execute(
-            select(Message).where(Message.id == message_id, Message.campaign_id.is_(None))
-        )
+        await session.execute(select(Message).where(Message.id == message_id, of))
     ).scalar_one_or_none()
 
 

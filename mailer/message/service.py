@@ -8,6 +8,7 @@ before any marketing mail (``mailer.sending.service``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.campaign import repository as campaigns
 from mailer.campaign.schemas import TestSendIn
 from mailer.config import Settings
+from mailer.contact import repository as contacts
 from mailer.contact.addresses import valid_address, valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, MailerError, NotFound, Unavailable
@@ -39,9 +41,16 @@ from mailer.message.schemas import (
     MessageSummary,
     TestSendOut,
 )
-from mailer.models import Message
+from mailer.models import Message, TemplateVersion
 from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
+from mailer.template.render import (
+    CompiledTemplate,
+    compiled_inline,
+    compiled_version,
+    message_context,
+    render_problem,
+)
 
 MAX_KEY_LENGTH = 255
 
@@ -90,7 +99,7 @@ def _under(path: list[str | int], exc: Invalid) -> Invalid:
 
 
 async def _row(
-    session: AsyncSession, settings: Settings, req: Request, versions: dict[int, int]
+    session: AsyncSession, settings: Settings, req: Request, versions: dict[int, TemplateVersion]
 ) -> dict[str, Any]:
     """The ``messages`` row of one request, every field checked (a 422 with its path)."""
     body, path = req.body, req.path
@@ -118,8 +127,8 @@ async def _row(
                 version = await templates.current_version(session, body.template_id)
             except NotFound as exc:
                 raise Invalid.at([*path, "template_id"], exc.message) from exc
-            versions[body.template_id] = version.id
-        row["template_version_id"] = versions[body.template_id]
+            versions[body.template_id] = version
+        row["template_version_id"] = versions[body.template_id].id
     else:
         assert body.subject is not None and body.html is not None  # noqa: S101 - schema
         error = _inline_error(settings.templates_dir, body.subject, body.html, body.text)
@@ -140,12 +149,19 @@ async def accept(
     or the error of that message alone. Keys are stored in this transaction."""
     answers: list[MessageAccepted | MailerError | None] = [None] * len(requests)
     rows: dict[int, dict[str, Any]] = {}
-    versions: dict[int, int] = {}
+    versions: dict[int, TemplateVersion] = {}
     for i, req in enumerate(requests):
         try:
             rows[i] = await _row(session, settings, req, versions)
         except MailerError as exc:
             answers[i] = exc
+    checks = {
+        i: (_compiled(settings, row, versions), row["email"], row["data"])
+        for i, row in rows.items()
+    }
+    for i, problem in (await render_problems(session, settings, checks)).items():
+        answers[i] = Invalid.at([*requests[i].path, "data"], problem)
+        rows.pop(i)
     keyed: dict[int, str] = {i: k for i in rows if (k := requests[i].key) is not None}
     hashes = {i: request_hash(requests[i].body) for i in keyed}
 
@@ -199,6 +215,56 @@ async def accept(
     return [a for a in answers if a is not None]
 
 
+def _compiled(
+    settings: Settings, row: dict[str, Any], versions: dict[int, TemplateVersion]
+) -> CompiledTemplate:
+    """The compiled template a message row will be rendered with."""
+    if row["template_version_id"] is None:
+        return compiled_inline(
+            settings.templates_dir, row["subject"], row["html"], row["text_body"]
+        )
+    version = next(v for v in versions.values() if v.id == row["template_version_id"])
+    return compiled_version(
+        settings.templates_dir, version.id, version.subject, version.html, version.text
+    )
+
+
+async def render_problems(
+    session: AsyncSession,
+    settings: Settings,
+    checks: dict[int, tuple[CompiledTemplate, str, dict[str, Any] | None]],
+    campaign: dict[str, Any] | None = None,
+) -> dict[int, str]:
+    """Each message rendered as its send will render it (its data, the recipient's contact
+    if there is one) before it is accepted: what would fail it later is its 422 now, naming
+    the part and the variable. In a thread: the sandbox bounds a render's time, the event
+    loop stays free."""
+    if not checks:
+        return {}
+    found = await contacts.by_emails(session, sorted({email for _, email, _ in checks.values()}))
+    unsubscribe_url = templates.preview_unsubscribe_url(settings)
+    jobs = [
+        (
+            i,
+            compiled,
+            message_context(
+                email, found.get(email), data, unsubscribe_url, settings.postal_address, campaign
+            ),
+        )
+        for i, (compiled, email, data) in checks.items()
+    ]
+
+    def run() -> dict[int, str]:
+        problems = {}
+        for i, compiled, context in jobs:
+            problem = render_problem(compiled, context)
+            if problem is not None:
+                problems[i] = f"{problem} (the variables a template can use: docs/templates.md)"
+        return problems
+
+    return await asyncio.to_thread(run)
+
+
 def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int]) -> None:
     async def enqueue() -> None:
         await enqueue_send(redis, ids)
@@ -223,10 +289,12 @@ async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None)
         await pipe.execute()
 
 
-async def get(session: AsyncSession, message_id: int) -> MessageOut:
-    message = await repository.get(session, message_id)
+async def get(session: AsyncSession, message_id: int, campaign_id: int | None = None) -> MessageOut:
+    """A transactional message, or with ``campaign_id`` one of that campaign's."""
+    message = await repository.get(session, message_id, campaign_id)
     if message is None:
-        raise NotFound(f"no message {message_id}")
+        where = f" in campaign {campaign_id}" if campaign_id is not None else ""
+        raise NotFound(f"no message {message_id}{where}")
     events = await repository.events(session, message_id)
     return MessageOut(
         id=message.id,
@@ -284,7 +352,7 @@ async def page(
 
 
 async def test_send(
-    session: AsyncSession, redis: ArqRedis, campaign_id: int, body: TestSendIn
+    session: AsyncSession, settings: Settings, redis: ArqRedis, campaign_id: int, body: TestSendIn
 ) -> TestSendOut:
     """The campaign, rendered with ``data``, to these addresses only: transactional-lane
     messages marked as tests of the campaign; its stats and state stay as they are."""
@@ -294,6 +362,19 @@ async def test_send(
     emails = list(
         dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
     )
+    version = await templates.version(session, campaign.template_version_id)
+    compiled = compiled_version(
+        settings.templates_dir, version.id, version.subject, version.html, version.text
+    )
+    problems = await render_problems(
+        session,
+        settings,
+        {i: (compiled, email, body.data) for i, email in enumerate(emails)},
+        campaign={"id": campaign.id, "name": campaign.name},
+    )
+    if problems:
+        i, problem = next(iter(problems.items()))
+        raise Invalid.at(["body", "to", i], f"for {emails[i]}: {problem}")
     inserted = await repository.insert_messages(
         session,
         [

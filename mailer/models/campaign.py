@@ -25,6 +25,7 @@ STAT_NAMES = (
     "clicked",
     "unsubscribed",
     "resent",
+    "cancelled",
 )
 
 
@@ -79,3 +80,4 @@ class CampaignStats(Base):
     clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     unsubscribed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     resent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    cancelled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

@@ -46,11 +46,13 @@ if TYPE_CHECKING:
 def _templates(directory: Path) -> Environment:
     from jinja2 import Environment, FileSystemLoader, select_autoescape  # on the first page
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(directory / "dashboard"),
         autoescape=select_autoescape(default=True),
         auto_reload=False,
     )
+    env.globals["progress"] = campaigns.progress
+    return env
 
 
 def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -46,6 +46,29 @@ EVENTS = Counter("mailer_events", "SES events applied, by type", ["type"])
 AUTO_PAUSES = Counter("mailer_auto_pauses", "Automatic pauses", ["scope", "mail_class"])
 
 
+# outcomes the send path records (sending.repository.record), for zero-valued series
+SEND_OUTCOMES = ("sent", "failed", "suppressed", "cancelled", "retry", "throttled", "release")
+AUTO_PAUSE_SCOPES = ("campaign", "mail_class")
+
+
+def declare_known_labels(mail_classes: Iterable[str], regions: Iterable[str]) -> None:
+    """Create every series whose labels are known at start-up, at 0, so that a family
+    exists before its first event (an alert on ``rate(mailer_ses_errors_total[5m])`` sees 0,
+    not "no data"). The error code of an SES error is not known before it happens: its
+    zero series has an empty ``code`` (Prometheus reads an empty label as no label)."""
+    regions = list(regions)
+    for mail_class in mail_classes:
+        for region in regions:
+            for outcome in SEND_OUTCOMES:
+                SENDS.labels(mail_class, region, outcome)
+        for scope in AUTO_PAUSE_SCOPES:
+            AUTO_PAUSES.labels(scope, mail_class)
+    for region in regions:
+        SES_ERRORS.labels(region, "SendEmail", "")
+        THROTTLES.labels(region)
+        RATE_SLOTS.labels(region)
+
+
 def in_multiprocess_mode() -> bool:
     """Whether this process writes its metrics to the multiprocess directory."""
     return values.ValueClass is not values.MutexValue

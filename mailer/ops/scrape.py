@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailer.campaign.service import progress as campaign_progress
 from mailer.config import Settings
 from mailer.models import STAT_NAMES
 from mailer.ops.metrics import gauge
@@ -94,8 +95,7 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
         cid = str(row.id)
         for stat in STAT_NAMES:
             progress.add_metric([cid, row.status, stat], float(getattr(row, stat)))
-        finished = row.sent + row.failed + row.suppressed
-        done.add_metric([cid, row.status], finished / row.recipients if row.recipients else 0.0)
+        done.add_metric([cid, row.status], campaign_progress(row.recipients, row.queued))
     out += [progress, done]
 
     accounts = await reputation.accounts(session)

@@ -263,7 +263,15 @@ _RECORD = text(
                    ELSE 0 END,
                ses_message_id = COALESCE(r.sid, m.ses_message_id),
                region = COALESCE(r.region, m.region),
-               error = CASE WHEN r.outcome = 'release' THEN m.error ELSE r.error END,
+               error = CASE
+                   WHEN r.outcome = 'release' THEN m.error
+                   -- why it was not sent, as the suppression list says it now
+                   WHEN r.outcome = 'suppressed' THEN COALESCE(r.error, (
+                       SELECT 'suppressed: ' || s.reason || ' (scope ' || s.scope || ', since '
+                              || to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')'
+                         FROM suppressions s WHERE s.email = m.email),
+                       'suppressed: the contact is unsubscribed')
+                   ELSE r.error END,
                sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
                next_attempt_at = now() + make_interval(secs => COALESCE(r.delay, 0)),
                lease_token = NULL, lease_until = NULL
@@ -277,6 +285,8 @@ _RECORD = text(
                count(*) FILTER (WHERE outcome = 'failed') AS failed,
                count(*) FILTER (WHERE outcome = 'suppressed') AS suppressed,
                count(*) FILTER (WHERE outcome = 'sent' AND maybe_sent) AS resent,
+               -- back from a call under way when the campaign was cancelled
+               count(*) FILTER (WHERE now_status = 'cancelled') AS cancelled,
                count(*) FILTER (
                    WHERE now_status IN ('sent', 'failed', 'suppressed', 'cancelled')) AS done
           FROM moved WHERE campaign_id IS NOT NULL GROUP BY campaign_id
@@ -284,6 +294,7 @@ _RECORD = text(
         UPDATE campaign_stats s
            SET sent = s.sent + c.sent, failed = s.failed + c.failed,
                suppressed = s.suppressed + c.suppressed, resent = s.resent + c.resent,
+               cancelled = s.cancelled + c.cancelled,
                queued = GREATEST(s.queued - c.done, 0)
           FROM counts c WHERE s.campaign_id = c.campaign_id
         RETURNING s.campaign_id

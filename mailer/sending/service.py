@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -50,8 +49,9 @@ from mailer.template.content import mail_headers, unsubscribe_mailto
 from mailer.template.render import (
     CompiledTemplate,
     RenderError,
-    compile_template,
+    compiled_inline,
     compiled_version,
+    message_context,
 )
 
 log = structlog.get_logger(__name__)
@@ -61,14 +61,6 @@ T = TypeVar("T")
 # a throttled call of transactional mail asks the limiter for another slot at once, this
 # many times, before the message goes back to the queue like campaign mail (0.5-1.5 s)
 THROTTLED_RETRIES_IN_PLACE = 3
-
-
-@functools.lru_cache(maxsize=256)
-def _inline_template(
-    templates_dir: Path, subject: str, html: str, text: str | None
-) -> CompiledTemplate:
-    """Inline content of transactional messages, compiled once per distinct content."""
-    return compile_template(templates_dir, subject, html, text)
 
 
 class Pauser(Protocol):
@@ -485,7 +477,7 @@ class Sender:
                 m.text,
             )
         else:
-            template = _inline_template(
+            template = compiled_inline(
                 self.settings.templates_dir, m.subject or "", m.html or "", m.text
             )
         campaign = None
@@ -635,18 +627,17 @@ class Sender:
         token = make_token(self.settings.secret_key, message.id)
         public = self.settings.public_url.rstrip("/")
         unsubscribe_url = f"{public}/unsubscribe/{token}"
-        context: dict[str, Any] = {
-            "contact": {
-                "email": message.email,
-                "attributes": contact.attributes if contact is not None else {},
-                "tags": list(contact.tags) if contact is not None else [],
-            },
-            "data": message.data or {},
-            "unsubscribe_url": unsubscribe_url,
-            "postal_address": self.settings.postal_address,
-        }
+        campaign = None
         if plan.campaign is not None:
-            context["campaign"] = {"id": plan.campaign.id, "name": plan.campaign.name}
+            campaign = {"id": plan.campaign.id, "name": plan.campaign.name}
+        context = message_context(
+            message.email,
+            contact,
+            message.data,
+            unsubscribe_url,
+            self.settings.postal_address,
+            campaign,
+        )
         rendered = plan.template.render(context)
         headers = mail_headers(
             plan.mail_class, unsubscribe_url, unsubscribe_mailto(plan.from_address, token)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.template import service
@@ -53,3 +53,11 @@ async def render_template(
     template_id: Id, body: RenderIn, session: Session, request: Request
 ) -> RenderOut:
     return await service.render(session, request.app.state.settings, template_id, body)
+
+
+@router.delete("/templates/{template_id}", status_code=204)
+async def delete_template(template_id: Id, session: Session) -> Response:
+    """Delete a template and all its versions; 409 while a campaign uses it (naming the
+    campaigns) or messages wait to be rendered from it."""
+    await service.delete(session, template_id)
+    return Response(status_code=204)

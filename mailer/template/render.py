@@ -410,6 +410,58 @@ def compiled_version(
     return compile_template(templates_dir, subject, html, text)
 
 
+@lru_cache(maxsize=256)
+def compiled_inline(
+    templates_dir: Path, subject: str, html: str, text: str | None
+) -> CompiledTemplate:
+    """Inline content of transactional messages, compiled once per distinct content."""
+    return compile_template(templates_dir, subject, html, text)
+
+
+def message_context(
+    email: str,
+    contact: Any,
+    data: dict[str, Any] | None,
+    unsubscribe_url: str,
+    postal_address: str,
+    campaign: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a template sees (docs/templates.md): ``contact`` (a row with ``attributes``
+    and ``tags``, or None for a recipient who is not a contact), ``data``,
+    ``unsubscribe_url``, ``postal_address`` and, for campaign mail, ``campaign``."""
+    context: dict[str, Any] = {
+        "contact": {
+            "email": email,
+            "attributes": contact.attributes if contact is not None else {},
+            "tags": list(contact.tags) if contact is not None else [],
+        },
+        "data": data or {},
+        "unsubscribe_url": unsubscribe_url,
+        "postal_address": postal_address,
+    }
+    if campaign is not None:
+        context["campaign"] = campaign
+    return context
+
+
+def render_problem(template: CompiledTemplate, context: dict[str, Any]) -> str | None:
+    """None when the message renders; else which part fails and why, for a 422 at the
+    door ("html: template error: 'dict object' has no attribute 'code'")."""
+    try:
+        template.render(context)
+    except RenderError as exc:
+        for part in PARTS:
+            piece = getattr(template, part)
+            if piece is None:
+                continue
+            try:
+                CompiledTemplate(subject=piece, html=piece, text=None).render(context)
+            except RenderError:
+                return f"{part}: {exc}"
+        return str(exc)
+    return None
+
+
 __all__ = [
     "PARTS",
     "CompiledTemplate",
@@ -419,6 +471,9 @@ __all__ = [
     "TemplateSyntaxError",
     "check_syntax",
     "compile_template",
+    "compiled_inline",
     "compiled_version",
+    "message_context",
+    "render_problem",
     "html_to_text",
 ]

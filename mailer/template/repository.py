@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Template, TemplateVersion
@@ -76,3 +76,38 @@ async def page(session: AsyncSession, after: int, limit: int) -> list[Template]:
 
 async def version_by_id(session: AsyncSession, version_id: int) -> TemplateVersion | None:
     return await session.get(TemplateVersion, version_id)
+
+
+async def version_number(
+    session: AsyncSession, template_id: int, number: int
+) -> TemplateVersion | None:
+    return (
+        await session.execute(
+            select(TemplateVersion).where(
+                TemplateVersion.template_id == template_id, TemplateVersion.version == number
+            )
+        )
+    ).scalar_one_or_none()
+
+
+# what still needs a template: campaigns (they keep their version for their history) and
+# messages not sent yet that render one of its versions
+_TEMPLATE_USERS = text(
+    """
+    SELECT (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM campaigns
+             WHERE template_id = :id) AS campaigns,
+           (SELECT count(*) FROM messages m JOIN template_versions v
+                ON v.id = m.template_version_id
+             WHERE v.template_id = :id AND m.status IN ('queued', 'sending')) AS pending
+    """
+)
+
+
+async def delete(session: AsyncSession, template_id: int) -> tuple[list[int], int]:
+    """Delete a template and its versions unless something still needs it: then nothing,
+    and the campaigns that use it and the number of messages waiting to render it."""
+    row = (await session.execute(_TEMPLATE_USERS, {"id": template_id})).one()
+    campaigns, pending = [int(i) for i in row.campaigns], int(row.pending)
+    if not campaigns and not pending:
+        await session.execute(text("DELETE FROM templates WHERE id = :id"), {"id": template_id})
+    return campaigns, pending

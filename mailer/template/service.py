@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.config import Settings
 from mailer.contact import repository as contacts
 from mailer.contact.addresses import normalise
-from mailer.errors import Invalid, NotFound
+from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import Template, TemplateVersion
 from mailer.template import repository
 from mailer.template.schemas import (
@@ -158,6 +157,39 @@ async def page(session: AsyncSession, cursor: str | None, limit: int) -> Templat
     return TemplatePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
 
 
+async def version_number(
+    session: AsyncSession, template_id: int, number: int
+) -> TemplateVersion | None:
+    """Version ``number`` of a template; NotFound when there is no such template."""
+    await current_version(session, template_id)
+    return await repository.version_number(session, template_id, number)
+
+
+async def delete(session: AsyncSession, template_id: int) -> None:
+    """Delete a template and its versions; 409 while a campaign uses it or a message
+    waits to be rendered from it."""
+    if await repository.get_for_update(session, template_id) is None:
+        raise NotFound(f"no template {template_id}")
+    campaigns, pending = await repository.delete(session, template_id)
+    if campaigns or pending:
+        users = []
+        if campaigns:
+            users.append(f"campaigns {', '.join(map(str, campaigns))}")
+        if pending:
+            users.append(f"{pending} messages not sent yet")
+        raise Conflict(
+            f"template {template_id} is used by {' and '.join(users)}",
+            [{"campaign_ids": campaigns, "pending_messages": pending}],
+        )
+
+
+async def version(session: AsyncSession, version_id: int) -> TemplateVersion:
+    found = await repository.version_by_id(session, version_id)
+    if found is None:
+        raise NotFound(f"no template version {version_id}")
+    return found
+
+
 async def current_version(session: AsyncSession, template_id: int) -> TemplateVersion:
     found = await repository.current(session, template_id)
     if found is None:
@@ -174,26 +206,20 @@ async def render(
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
     from mailer.template.content import mail_headers  # on first use (validate)
-    from mailer.template.render import RenderError, compiled_version
+    from mailer.template.render import RenderError, compiled_version, message_context
 
     version = await current_version(session, template_id)
-    contact: dict[str, Any] = {"email": PREVIEW_EMAIL, "attributes": {}, "tags": []}
+    email, contact = PREVIEW_EMAIL, None
     if body.email is not None:
         found = await contacts.get(session, normalise(body.email))
         if found is None:
             raise NotFound(f"no contact {normalise(body.email)}")
-        row = found[0]
-        contact = {"email": row.email, "attributes": row.attributes, "tags": list(row.tags)}
-    public = settings.public_url.rstrip("/")
-    unsubscribe_url = f"{public}/unsubscribe/preview"
-    context: dict[str, Any] = {
-        "contact": contact,
-        "data": body.data,
-        "unsubscribe_url": unsubscribe_url,
-        "postal_address": settings.postal_address,
-    }
-    if body.mail_class == "marketing":
-        context["campaign"] = {"id": 0, "name": "preview"}
+        email, contact = found[0].email, found[0]
+    unsubscribe_url = preview_unsubscribe_url(settings)
+    campaign = {"id": 0, "name": "preview"} if body.mail_class == "marketing" else None
+    context = message_context(
+        email, contact, body.data, unsubscribe_url, settings.postal_address, campaign
+    )
     compiled = compiled_version(
         settings.templates_dir, version.id, version.subject, version.html, version.text
     )
@@ -210,6 +236,11 @@ async def render(
     return RenderOut(
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=headers
     )
+
+
+def preview_unsubscribe_url(settings: Settings) -> str:
+    """The link a preview or an accept-time check renders in place of a message's own."""
+    return f"{settings.public_url.rstrip('/')}/unsubscribe/preview"
 
 
 def settings_domain(settings: Settings) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
+from tests.campaign.invariants import assert_counters_add_up
 
 RATE = "us-east-1=150"
 
@@ -67,6 +68,7 @@ async def test_sigkilled_worker_work_is_taken_up_and_resends_are_counted(
     assert duplicates <= stats["resent"] == in_flight
     assert stats["recipients"] == n and stats["sent"] == n
     assert stats["failed"] == 0 and stats["queued"] == 0
+    await assert_counters_add_up(engine, stats, campaign["id"])
     messages = await factories.all_messages(client, admin, campaign["id"])
     assert {m["status"] for m in messages} == {"sent"}
     assert "send_failed_unexpectedly" not in second.log()

@@ -10,6 +10,7 @@ import pytest
 from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
+from tests.campaign.invariants import assert_counters_add_up
 
 
 async def test_fault_mix_loses_nothing_and_throttling_never_fails_a_message(
@@ -140,6 +141,7 @@ async def test_rejections_and_template_errors_fail_only_their_messages(
 
     done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"}, 30)
     assert done["stats"]["failed"] == 4 and done["stats"]["sent"] == n - 4
+    await assert_counters_add_up(engine, done["stats"], campaign["id"])
     messages = await factories.all_messages(client, admin, campaign["id"])
     failed = {m["email"]: m for m in messages if m["status"] == "failed"}
     assert len(failed) == 4

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts, wait_sent
+from tests.campaign.invariants import assert_counters_add_up
 
 ACTIVE = {"queued", "claimed", "sending"}
 
@@ -79,6 +80,7 @@ async def test_pause_stops_ses_calls_within_2s_and_resume_sends_the_rest_once(
     assert set(seen) == set(emails)
     assert max(seen.values()) == 1
     assert done["stats"]["sent"] == n and done["stats"]["resent"] == 0
+    await assert_counters_add_up(engine, done["stats"], cid)
 
 
 async def test_cancel_stops_sending_and_cancels_the_rest(
@@ -111,6 +113,8 @@ async def test_cancel_stops_sending_and_cancels_the_rest(
     sent = [m for m in messages if m["status"] == "sent"]
     assert len(sent) == control.sent() < n
     assert body["stats"]["sent"] == len(sent) and body["stats"]["queued"] == 0
+    assert body["stats"]["cancelled"] == n - len(sent)
+    await assert_counters_add_up(engine, body["stats"], cid)
     assert set(recipients(control)) == {m["email"] for m in sent}
     r = await _action(client, admin, cid, "resume")
     assert r.status_code == 409

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from tests import factories
+from tests.campaign.invariants import assert_counters_add_up
 
 
 async def test_campaign_to_n_contacts_makes_exactly_n_ses_calls(
-    client, admin, clean_standin, start_worker
+    client, admin, engine, clean_standin, start_worker
 ):
     n = 40
     emails = await factories.contacts(client, admin, n)
@@ -21,6 +22,7 @@ async def test_campaign_to_n_contacts_makes_exactly_n_ses_calls(
     assert done["stats"]["recipients"] == n
     assert done["stats"]["sent"] == n
     assert done["stats"]["failed"] == 0 and done["stats"]["resent"] == 0
+    await assert_counters_add_up(engine, done["stats"], campaign["id"])
 
     sent = clean_standin.control.messages()
     assert len(sent) == n, worker.log()

@@ -109,7 +109,10 @@ async def test_hard_bounce_suppressed_recipient_is_not_sent(
     start_worker()
     r = await client.post("/v1/messages", headers=tx, json={**INLINE, "to": "Gone@Example.test"})
     ok = await client.post("/v1/messages", headers=tx, json=INLINE)
-    assert (await wait_final(client, tx, r.json()["id"]))["status"] == "suppressed"
+    gone = await wait_final(client, tx, r.json()["id"])
+    assert gone["status"] == "suppressed"
+    # the message says why, as the suppression list says it
+    assert gone["error"].startswith("suppressed: hard bounce (scope all, since 20"), gone
     assert (await wait_final(client, tx, ok.json()["id"]))["status"] == "sent"
     assert set(recipients(clean_standin.control)) == {"ada@example.test"}
 
@@ -260,17 +263,72 @@ async def test_stored_template_tags_headers_and_data(
 async def test_render_error_fails_only_that_message(
     client: httpx.AsyncClient,
     tx: dict[str, str],
+    admin: dict[str, str],
     clean_standin,
     start_worker,
 ) -> None:
-    start_worker()
-    bad = await client.post(
-        "/v1/messages", headers=tx, json={**INLINE, "subject": "{{ data.missing.deeper }}"}
+    """A message that rendered at accept but not at send (its contact lost the attribute
+    meanwhile) fails alone, with the reason; the others are sent."""
+    r = await client.put(
+        "/v1/contacts/coded@example.test", headers=admin, json={"attributes": {"code": "x1"}}
     )
+    assert r.status_code == 201
+    bad = await client.post(
+        "/v1/messages",
+        headers=tx,
+        json={
+            **INLINE,
+            "to": "coded@example.test",
+            "subject": "{{ contact.attributes.code.upper() }}",
+        },
+    )
+    assert bad.status_code == 202, bad.text
+    r = await client.patch(
+        "/v1/contacts/coded@example.test", headers=admin, json={"attributes": {"code": None}}
+    )
+    assert r.status_code == 200
     good = await client.post("/v1/messages", headers=tx, json=INLINE)
+    start_worker()
     failed = await wait_final(client, tx, bad.json()["id"])
-    assert failed["status"] == "failed" and "missing" in failed["error"]
+    assert failed["status"] == "failed" and "code" in failed["error"]
     assert (await wait_final(client, tx, good.json()["id"]))["status"] == "sent"
+
+
+async def test_a_template_that_cannot_render_is_a_422_at_accept(
+    client: httpx.AsyncClient, tx: dict[str, str], admin: dict[str, str], engine: AsyncEngine
+) -> None:
+    """An undefined variable is known when the message is accepted: a 422 naming the part
+    and the variable, and nothing is queued (it was a 202, then a failure)."""
+    r = await client.post(
+        "/v1/messages", headers=tx, json={**INLINE, "html": "<p>{{ data.missing.deeper }}</p>"}
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["details"][0]["path"] == ["body", "data"]
+    assert error["message"].startswith("html: ") and "missing" in error["message"]
+    assert "docs/templates.md" in error["message"]
+    # the recipient's own attributes count: a contact that has it renders, others do not
+    personal = {**INLINE, "subject": "Hi {{ contact.attributes.first_name }}"}
+    await factories.contacts(client, admin, 1, prefix="named")  # named0: first_name Name0
+    ok = await client.post(
+        "/v1/messages", headers=tx, json={**personal, "to": "named0@example.test"}
+    )
+    assert ok.status_code == 202, ok.text
+    stranger = await client.post("/v1/messages", headers=tx, json=personal)
+    assert stranger.status_code == 422
+    assert stranger.json()["error"]["message"].startswith("subject: ")
+    # in a batch, only the item that cannot render is refused
+    batch = await client.post(
+        "/v1/messages/batch",
+        headers=tx,
+        json={"messages": [INLINE, {**INLINE, "subject": "{{ nothing_here }}"}]},
+    )
+    answers = batch.json()["items"]
+    assert [a["status_code"] for a in answers] == [202, 422]
+    assert answers[1]["error"]["details"][0]["path"] == ["body", "messages", 1, "data"]
+    async with engine.connect() as conn:
+        queued = await conn.scalar(text("SELECT count(*) FROM messages"))
+    assert queued == 2  # the contact's message and the batch's good item
 
 
 async def test_campaign_test_send(
@@ -311,6 +369,16 @@ async def test_campaign_test_send(
         json={"to": [f"x{i}@example.test" for i in range(11)]},
     )
     assert too_many.status_code == 422
+    personal = await factories.template(
+        client, admin, html="<p>Hi {{ contact.attributes.first_name }}</p>"
+    )
+    needs = await factories.campaign(client, admin, template_id=personal["id"])
+    stranger = await client.post(
+        f"/v1/campaigns/{needs['id']}/test", headers=admin, json={"to": ["stranger@example.test"]}
+    )
+    assert stranger.status_code == 422, stranger.text
+    assert "stranger@example.test" in stranger.json()["error"]["message"]
+    assert "first_name" in stranger.json()["error"]["message"]
     missing = await client.post(
         "/v1/campaigns/999999/test", headers=admin, json={"to": ["a@example.test"]}
     )

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import seed_contacts
+from tests.ops.test_metric_families import promtool_check
 from tests.reputation.helpers import notify, sent_messages, wait_processed
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -78,6 +79,7 @@ async def test_metrics_cover_the_api_and_the_workers(
         await asyncio.sleep(0.2)
     # once more: that scrape read PostgreSQL before the worker stored the new rate
     after = await scrape(client)
+    promtool_check((await client.get("/metrics")).text)
 
     def delta(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from mailer.suppression.tokens import make_token
 from tests import factories
+from tests.campaign.invariants import assert_counters_add_up
 from tests.fixtures.sns import ses_event
 from tests.webhook.conftest import post
 
@@ -88,11 +89,16 @@ async def test_feedback_stops_the_mail_it_should(
     await _wait(applied, 20, f"events worker never processed the notifications\n{worker.log()}")
     stats = (await client.get(f"/v1/campaigns/{first['id']}", headers=admin)).json()["stats"]
     assert (stats["bounced"], stats["complained"], stats["unsubscribed"]) == (1, 1, 1)
+    await assert_counters_add_up(engine, stats, first["id"])
 
     since = control.stats()["last_seq"]
     marketing = await _send(client, admin, "marketing")
     assert _recipients(control, since) == Counter({"fine@example.test": 1})
     assert marketing["stats"]["recipients"] == 1
+    # the bounced contact was left out at launch (suppressed; the unsubscribed ones are not
+    # eligible): one recipient sent, one suppressed, progress 100 % (it was 200 %)
+    assert marketing["stats"]["suppressed"] == 1 and marketing["stats"]["progress"] == 1.0
+    await assert_counters_add_up(engine, marketing["stats"], marketing["id"])
 
     since = control.stats()["last_seq"]
     await _send(client, admin, "transactional")
