@@ -611,6 +611,7 @@ class DevStack:
             feedback = {
                 "MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
                 "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"],
+                "AWS_ENDPOINT_URL_SNS": self.info["sns_endpoint"],
             }
         return {
             **os.environ,
@@ -695,7 +696,15 @@ class DevStack:
             )
             self.services.append(ses)
             verify_sender(ses.url, cfg.sender, regions)
-            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir), sns_topic_arn=topic)
+            # the emulator is SNS too (mailer ses setup / check): it serves the topics and
+            # takes the webhook's subscription confirmations
+            self.info.update(
+                ses_endpoint=ses.url,
+                sns_endpoint=ses.url,
+                sns_cert_dir=str(cert_dir),
+                sns_topic_arn=topic,
+                regions=regions,
+            )
 
     def _run_cli(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run(  # noqa: S603
