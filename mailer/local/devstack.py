@@ -447,8 +447,14 @@ AWS_TEST_ENV = {
 }
 
 
-def verify_sender(endpoint: str, sender: str, regions: Sequence[str] = ("us-east-1",)) -> None:
-    """Create the SES v2 identities of ``sender`` and its domain, so that moto accepts it."""
+def verify_sender(
+    endpoint: str,
+    sender: str,
+    regions: Sequence[str] = ("us-east-1",),
+    configuration_sets: Sequence[str] = ("transactional", "marketing"),
+) -> None:
+    """Create the SES v2 identities of ``sender`` and its domain, so that moto accepts it,
+    and the configuration sets the workers check for at start."""
     import boto3
 
     domain = sender.rpartition("@")[2]
@@ -466,6 +472,11 @@ def verify_sender(endpoint: str, sender: str, regions: Sequence[str] = ("us-east
                 client.get_email_identity(EmailIdentity=identity)
             except client.exceptions.NotFoundException:
                 client.create_email_identity(EmailIdentity=identity)
+        for name in configuration_sets:
+            try:
+                client.get_configuration_set(ConfigurationSetName=name)
+            except client.exceptions.NotFoundException:
+                client.create_configuration_set(ConfigurationSetName=name)
 
 
 def _moto_ready(endpoint: str) -> bool:
