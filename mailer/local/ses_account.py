@@ -3,14 +3,15 @@ FROM, configuration sets with their options and event destinations (moto 5 has n
 event destinations nor MAIL FROM), and the SNS topics they publish to
 (``mailer.local.sns_emulator``).
 
-``mailer.local.standin`` hands every request to :meth:`Account.handle` first; an answer
-of None means "not mine". Operations are found in :data:`ROUTES` (method, path pattern,
+``mailer.local.standin`` hands every request other than SendEmail and GetAccount to
+:meth:`Account.handle`; an answer of None means "not mine". Operations are found in :data:`ROUTES` (method, path pattern,
 handler): another operation is one more row and one more method.
 
-Identities verify at once (DKIM and MAIL FROM ``SUCCESS``). Every region starts with the
-configuration sets given (``transactional`` and ``marketing`` by default), so that
-``mailer dev``, the demo and the tests send as before, while SendEmail naming a set that
-does not exist is answered as SES does (``NotFoundException``).
+Identities verify at once (DKIM and MAIL FROM ``SUCCESS``), or stay ``PENDING`` after
+``POST /_standin/account {"verify": false}`` until ``{"verify": true}``. Every region
+starts with the configuration sets given (``transactional`` and ``marketing`` by
+default), so that ``mailer dev``, the demo and the tests send as before, while SendEmail
+naming a set that does not exist is answered as SES does (``NotFoundException``).
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ class Identity:
     dkim_signing: bool = True
     mail_from: str | None = None
     mail_from_behavior: str = "USE_DEFAULT_VALUE"
+    verified: bool = True  # False: as while SES waits for the DNS records
 
     def view(self) -> dict[str, Any]:
         kind = "EMAIL_ADDRESS" if "@" in self.name else "DOMAIN"
+        status = "SUCCESS" if self.verified else "PENDING"
         dkim: dict[str, Any] = {
             "SigningEnabled": self.dkim_signing and kind == "DOMAIN",
-            "Status": "SUCCESS" if kind == "DOMAIN" else "NOT_STARTED",
+            "Status": status if kind == "DOMAIN" else "NOT_STARTED",
             "Tokens": self.dkim_tokens if kind == "DOMAIN" else [],
             "SigningAttributesOrigin": "AWS_SES",
             "NextSigningKeyLength": self.dkim_key_length,
@@ -67,8 +70,8 @@ class Identity:
         out: dict[str, Any] = {
             "IdentityType": kind,
             "FeedbackForwardingStatus": True,
-            "VerifiedForSendingStatus": True,
-            "VerificationStatus": "SUCCESS",
+            "VerifiedForSendingStatus": self.verified,
+            "VerificationStatus": status,
             "DkimAttributes": dkim,
             "Policies": {},
             "Tags": [],
@@ -76,7 +79,7 @@ class Identity:
         if self.mail_from:
             out["MailFromAttributes"] = {
                 "MailFromDomain": self.mail_from,
-                "MailFromDomainStatus": "SUCCESS",
+                "MailFromDomainStatus": status,
                 "BehaviorOnMxFailure": self.mail_from_behavior,
             }
         return out
@@ -169,7 +172,18 @@ class Account:
 
     def reset(self) -> None:
         self.regions: dict[str, Region] = {}
+        self.verify = True
         self.sns.reset()
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_standin/account {"verify": false}``: identities (existing and new) stay
+        pending, DKIM and MAIL FROM too, as before their DNS records are published."""
+        if "verify" in body:
+            self.verify = bool(body["verify"])
+            for state in self.regions.values():
+                for identity in state.identities.values():
+                    identity.verified = self.verify
+        return {"verify": self.verify}
 
     def region(self, name: str) -> Region:
         state = self.regions.get(name)
@@ -230,7 +244,7 @@ class Account:
         known = self.region(region).identities
         if name.lower() in known:
             return error(400, "AlreadyExistsException", f"Identity {name} already exists.")
-        identity = Identity(name)
+        identity = Identity(name, verified=self.verify)
         length = (body.get("DkimSigningAttributes") or {}).get("NextSigningKeyLength")
         if length:
             identity.dkim_key_length = str(length)
@@ -246,7 +260,7 @@ class Account:
                 "IdentityType": i.view()["IdentityType"],
                 "IdentityName": i.name,
                 "SendingEnabled": True,
-                "VerificationStatus": "SUCCESS",
+                "VerificationStatus": i.view()["VerificationStatus"],
             }
             for i in self.region(region).identities.values()
         ]

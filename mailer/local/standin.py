@@ -637,6 +637,8 @@ def control(app: Standin, method: bytes, name: str, query: str, body: bytes) -> 
             result = app.stats()
         elif method == b"GET" and name == "account":
             result = app.account.stats()
+        elif method == b"POST" and name == "account":
+            result = app.account.configure(payload)
         elif method == b"GET" and name == "simulator":
             result = app.simulator.stats() if app.simulator else {"webhook": None}
         elif method == b"POST" and name == "faults":

@@ -133,3 +133,23 @@ def test_policy_is_scoped_to_the_named_resources() -> None:
             assert all(
                 a.startswith(("ses:Get", "ses:List", "sns:List")) for a in statement["Action"]
             )
+
+
+def test_check_fails_identities_whose_dns_records_are_not_published(stack: Stack) -> None:
+    pending = httpx.post(f"{stack.emulator.url}/_standin/account", json={"verify": False})
+    assert pending.json() == {"verify": False}
+    assert stack.run(*SETUP).returncode == 0
+    code, report = stack.run_json("ses", "check", "--allow-http", "--domain", "example.com")
+    assert code == 1
+    facts = facts_of(report)
+    for key, detail, fix in (
+        ("identity example.com", "not verified (PENDING)", "DKIM records"),
+        ("DKIM example.com", "PENDING", "three CNAMEs"),
+        ("MAIL FROM mail.example.com", "PENDING", "MX and SPF"),
+    ):
+        fact = facts[f"us-east-1 {key}"]
+        assert (fact["status"], fact["detail"]) == ("fail", detail)
+        assert fix in fact["fix"] and "mailer ses setup --domain example.com" in fact["fix"]
+    # the records are published: SES verifies, and the check passes
+    httpx.post(f"{stack.emulator.url}/_standin/account", json={"verify": True})
+    assert stack.run("ses", "check", "--allow-http", "--domain", "example.com").returncode == 0
