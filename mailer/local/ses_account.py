@@ -4,8 +4,9 @@ event destinations nor MAIL FROM), and the SNS topics they publish to
 (``mailer.local.sns_emulator``).
 
 ``mailer.local.standin`` hands every request other than SendEmail and GetAccount to
-:meth:`Account.handle`; an answer of None means "not mine". Operations are found in :data:`ROUTES` (method, path pattern,
-handler): another operation is one more row and one more method.
+:meth:`Account.handle`; an answer of None means "not mine". Operations are found in
+:data:`ROUTES` (method, path pattern, handler): another operation is one more row and one
+more method.
 
 Identities verify at once (DKIM and MAIL FROM ``SUCCESS``), or stay ``PENDING`` after
 ``POST /_standin/account {"verify": false}`` until ``{"verify": true}``. Every region
