@@ -22,6 +22,7 @@ from mailer.message.intake import Intake
 from mailer.middleware import JsonGuard, RequestContext, send_json
 from mailer.ops import metrics
 from mailer.ops.docs import install_docs
+from mailer.ses.aws import sns_transport
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.arq = await create_pool(redis_settings(settings))
-        app.state.sns_http = httpx.AsyncClient()
+        app.state.sns_http = httpx.AsyncClient(transport=sns_transport(settings))
         app.state.sns_certs = CertStore(
             settings.sns_cert_dir,
             app.state.sns_http,

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
         )
     )
 
+    # the SNS endpoint (``AWS_ENDPOINT_URL_SNS``): ``mailer ses`` calls it, and the webhook
+    # sends its subscription confirmations there instead of to AWS (the local emulator)
+    sns_endpoint_url: str | None = Field(
+        default_factory=lambda: (
+            os.environ.get("AWS_ENDPOINT_URL_SNS") or os.environ.get("AWS_ENDPOINT_URL")
+        )
+    )
+
     @field_validator("regions", mode="before")
     @classmethod
     def _parse_regions(cls, value: object) -> list[str]:

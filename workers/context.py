@@ -18,6 +18,7 @@ from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
+from mailer.sending.configuration_sets import check_sets, check_sets_forever
 from mailer.sending.regions import RegionHealth
 from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
@@ -94,6 +95,8 @@ async def _build(ctx: dict[str, Any]) -> None:
         settings, sessionmaker, transport, limiter, health, CampaignPauser(sessionmaker)
     )
     await sender.warm(POOL_SIZE)
+    # before the first claim: a class whose configuration set is missing sends nothing
+    await check_sets(settings, transport, sender)
     ctx.update(
         settings=settings,
         engine=engine,
@@ -111,13 +114,14 @@ async def _build(ctx: dict[str, Any]) -> None:
     ctx["account_poller"] = asyncio.create_task(
         poll_accounts_forever(settings, sessionmaker, transport, limiter)
     )
+    ctx["set_checker"] = asyncio.create_task(check_sets_forever(settings, transport, sender))
     # the shared context has no arq "redis" (each queue's worker has its own): the
     # compactor's lock goes through the plain client
     ctx["rollup_compactor"] = asyncio.create_task(compact_forever({**ctx, "redis": redis}))
 
 
 async def _close(ctx: dict[str, Any]) -> None:
-    for name in ("reconciler", "account_poller", "rollup_compactor"):
+    for name in ("reconciler", "account_poller", "set_checker", "rollup_compactor"):
         task = ctx.get(name)
         if task is not None:
             task.cancel()

@@ -447,8 +447,14 @@ AWS_TEST_ENV = {
 }
 
 
-def verify_sender(endpoint: str, sender: str, regions: Sequence[str] = ("us-east-1",)) -> None:
-    """Create the SES v2 identities of ``sender`` and its domain, so that moto accepts it."""
+def verify_sender(
+    endpoint: str,
+    sender: str,
+    regions: Sequence[str] = ("us-east-1",),
+    configuration_sets: Sequence[str] = ("transactional", "marketing"),
+) -> None:
+    """Create the SES v2 identities of ``sender`` and its domain, so that moto accepts it,
+    and the configuration sets the workers check for at start."""
     import boto3
 
     domain = sender.rpartition("@")[2]
@@ -466,6 +472,11 @@ def verify_sender(endpoint: str, sender: str, regions: Sequence[str] = ("us-east
                 client.get_email_identity(EmailIdentity=identity)
             except client.exceptions.NotFoundException:
                 client.create_email_identity(EmailIdentity=identity)
+        for name in configuration_sets:
+            try:
+                client.get_configuration_set(ConfigurationSetName=name)
+            except client.exceptions.NotFoundException:
+                client.create_configuration_set(ConfigurationSetName=name)
 
 
 def _moto_ready(endpoint: str) -> bool:
@@ -611,6 +622,7 @@ class DevStack:
             feedback = {
                 "MAILER_SNS_CERT_DIR": self.info["sns_cert_dir"],
                 "MAILER_SNS_TOPIC_ARNS": self.info["sns_topic_arn"],
+                "AWS_ENDPOINT_URL_SNS": self.info["sns_endpoint"],
             }
         return {
             **os.environ,
@@ -695,7 +707,15 @@ class DevStack:
             )
             self.services.append(ses)
             verify_sender(ses.url, cfg.sender, regions)
-            self.info.update(ses_endpoint=ses.url, sns_cert_dir=str(cert_dir), sns_topic_arn=topic)
+            # the emulator is SNS too (mailer ses setup / check): it serves the topics and
+            # takes the webhook's subscription confirmations
+            self.info.update(
+                ses_endpoint=ses.url,
+                sns_endpoint=ses.url,
+                sns_cert_dir=str(cert_dir),
+                sns_topic_arn=topic,
+                regions=regions,
+            )
 
     def _run_cli(self, *args: str, timeout: float = 120) -> str:
         out = subprocess.run(  # noqa: S603

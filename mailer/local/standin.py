@@ -1,11 +1,11 @@
 """A fast SES v2 stand-in for tests, benchmarks and fault injection.
 
 Speaks enough of the SES v2 REST-JSON API for botocore/aiobotocore ``sesv2`` clients
-pointed at it with ``endpoint_url``: SendEmail, GetAccount, CreateEmailIdentity,
-GetEmailIdentity, DeleteEmailIdentity. The region of a call is read from the SigV4
-credential scope. Per-region send rates and daily quotas are enforced the way SES does
-it; faults and latency are programmable at runtime under ``/_standin/`` (see
-``mailer.local.standin_client.StandinControl``).
+pointed at it with ``endpoint_url``: SendEmail and GetAccount here; identities,
+configuration sets, event destinations and SNS in ``mailer.local.ses_account``. The
+region of a call is read from the SigV4 credential scope. Per-region send rates and
+daily quotas are enforced the way SES does it; faults and latency are programmable at
+runtime under ``/_standin/`` (see ``mailer.local.standin_client.StandinControl``).
 
     python -m mailer.local.standin --host 127.0.0.1 --port 8025 \
         [--rate us-east-1=300 ...] [--latency-ms 0] [--max-24h 1000000] [--no-keep-bodies]
@@ -36,10 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import httptools
 
+from mailer.local.ses_account import DEFAULT_SETS, Account, configuration_set_of
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, Simulator, ensure_signing_files
 
 DEFAULT_REGION = "us-east-1"
@@ -208,9 +209,12 @@ Reply = tuple[bytes | None, float]
 class Standin:
     """The state and the SES semantics; knows nothing about sockets."""
 
-    def __init__(self, config: Config, simulator: Simulator | None = None) -> None:
+    def __init__(
+        self, config: Config, simulator: Simulator | None = None, account: Account | None = None
+    ) -> None:
         self.config = config
         self.simulator = simulator
+        self.account = account or Account()
         self._id_prefix = f"0100{secrets.token_hex(6)}"
         self._id_counter = 0  # never reset, so MessageIds stay unique across resets
         self.reset()
@@ -229,7 +233,7 @@ class Standin:
         }
         self.rules: list[FaultRule] = []
         self.down: set[str | None] = set()  # regions answering 500; None = all
-        self.identities: dict[str, set[str]] = {}
+        self.account.reset()
         self.seq = 0
         self.records: list[tuple[Any, ...]] = []
         self.call_times = array("d")
@@ -302,6 +306,10 @@ class Standin:
         if state.sent >= state.max_24h:
             state.quota_exceeded += 1
             return _error(400, "LimitExceededException", "Daily message quota exceeded."), delay
+        configuration_set = configuration_set_of(body)
+        if configuration_set is not None and not self.account.has_set(region, configuration_set):
+            message = f"Configuration set <{configuration_set}> does not exist."
+            return _error(404, "NotFoundException", message), delay
         mode = self.config.record
         simulated = self.simulator is not None and self.simulator.wants(body)
         if mode != "none" or simulated:  # "none" is for the longest runs: not even parsed
@@ -353,36 +361,6 @@ class Standin:
                 "SuppressionAttributes": {"SuppressedReasons": []},
             },
         ), delay
-
-    def create_identity(self, region: str, body: bytes) -> Reply:
-        delay = self._delay(region)
-        rule = self._fault(region, False)
-        if rule is not None:
-            return self._fault_reply(self.region(region), rule, delay)
-        try:
-            name = str(json.loads(body)["EmailIdentity"]).strip()
-        except (ValueError, KeyError, TypeError):
-            return _error(400, "BadRequestException", "EmailIdentity is required."), delay
-        known = self.identities.setdefault(region, set())
-        if name.lower() in known:
-            return _error(400, "AlreadyExistsException", f"Identity {name} already exists."), delay
-        known.add(name.lower())
-        return _json(200, _identity(name)), delay
-
-    def get_identity(self, region: str, name: str) -> Reply:
-        delay = self._delay(region)
-        if name.lower() not in self.identities.get(region, set()):
-            return _error(404, "NotFoundException", f"Identity {name} does not exist."), delay
-        body = _identity(name) | {"VerificationStatus": "SUCCESS", "FeedbackForwardingStatus": True}
-        return _json(200, body), delay
-
-    def delete_identity(self, region: str, name: str) -> Reply:
-        delay = self._delay(region)
-        known = self.identities.get(region, set())
-        if name.lower() not in known:
-            return _error(404, "NotFoundException", f"Identity {name} does not exist."), delay
-        known.discard(name.lower())
-        return _json(200, {}), delay
 
     def message_id(self, number: int) -> str:
         return f"{self._id_prefix}-{number:08x}-0000-0000-0000-000000000000-000000"
@@ -519,15 +497,6 @@ def _summary(request: dict[str, Any]) -> bytes:
     return json.dumps(summary, separators=(",", ":")).encode()
 
 
-def _identity(name: str) -> dict[str, Any]:
-    kind = "EMAIL_ADDRESS" if "@" in name else "DOMAIN"
-    return {
-        "IdentityType": kind,
-        "VerifiedForSendingStatus": True,
-        "DkimAttributes": {"SigningEnabled": False, "Status": "NOT_STARTED", "Tokens": []},
-    }
-
-
 def region_of(authorization: bytes) -> str:
     """The region of a SigV4 ``Authorization`` header's credential scope."""
     start = authorization.find(b"Credential=")
@@ -644,14 +613,8 @@ def route(app: Standin, method: bytes, url: bytes, auth: bytes, body: bytes) -> 
         return app.send_email(region_of(auth), body)
     if path == b"/v2/email/account" and method == b"GET":
         return app.get_account(region_of(auth))
-    if path == b"/v2/email/identities" and method == b"POST":
-        return app.create_identity(region_of(auth), body)
-    if path.startswith(b"/v2/email/identities/"):
-        name = unquote(path[len(b"/v2/email/identities/") :].decode())
-        if method == b"GET":
-            return app.get_identity(region_of(auth), name)
-        if method == b"DELETE":
-            return app.delete_identity(region_of(auth), name)
+    if (answer := app.account.handle(method, path, query, auth, region_of(auth), body)) is not None:
+        return _response(*answer), app._delay(region_of(auth))
     if path.startswith(b"/_standin/"):
         return control(app, method, path[len(b"/_standin/") :].decode(), query.decode(), body)
     return _error(404, "UnknownOperationException", "Unknown operation."), 0.0
@@ -672,6 +635,10 @@ def control(app: Standin, method: bytes, name: str, query: str, body: bytes) -> 
             result = app.calls(int(params.get("since", 0)))
         elif method == b"GET" and name == "stats":
             result = app.stats()
+        elif method == b"GET" and name == "account":
+            result = app.account.stats()
+        elif method == b"POST" and name == "account":
+            result = app.account.configure(payload)
         elif method == b"GET" and name == "simulator":
             result = app.simulator.stats() if app.simulator else {"webhook": None}
         elif method == b"POST" and name == "faults":
@@ -760,6 +727,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " MAILER_SNS_CERT_DIR)",
     )
     sim.add_argument("--sns-topic-arn", default=DEFAULT_TOPIC)
+    parser.add_argument(
+        "--configuration-set",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="configuration sets every region starts with (repeatable; default: "
+        f"{', '.join(DEFAULT_SETS)}; 'none' for none)",
+    )
     sim.add_argument(
         "--sns-delay-ms",
         type=float,
@@ -786,14 +761,17 @@ async def serve(args: argparse.Namespace) -> None:
         record=args.record,
     )
     simulator = None
-    if args.sns_webhook:
-        if args.sns_signing_dir is None:
-            raise SystemExit("--sns-webhook needs --sns-signing-dir")
+    signer = None
+    if args.sns_webhook and args.sns_signing_dir is None:
+        raise SystemExit("--sns-webhook needs --sns-signing-dir")
+    if args.sns_signing_dir is not None:  # also signs the emulated SNS's confirmations
         signer = Signer(ensure_signing_files(args.sns_signing_dir), args.sns_topic_arn)
+    if args.sns_webhook and signer is not None:
         simulator = Simulator(
             signer, args.sns_webhook, delay=args.sns_delay_ms / 1000, deliver_all=args.deliver_all
         )
-    app = Standin(config, simulator)
+    sets = [s for s in (args.configuration_set or DEFAULT_SETS) if s != "none"]
+    app = Standin(config, simulator, Account(signer, tuple(sets)))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: HttpConnection(app, loop), args.host, args.port, backlog=4096, reuse_address=True

@@ -345,6 +345,9 @@ class Sender:
         self._plans: dict[int, SendPlan] = {}
         self._slowed: dict[str, float] = {}
         self._held: dict[str, float] = {}  # mail class -> until when (monotonic)
+        # mail class -> why it may not send: its configuration set is missing
+        # (mailer.sending.configuration_sets checks at start and every account poll)
+        self.blocked: dict[str, str] = {}
         # how long the writes of the send path keep retrying (half a lease)
         self.write_deadline = settings.lease_seconds / 2
         self.stopping = False
@@ -667,7 +670,7 @@ class Sender:
     def _may_send(self, plan: SendPlan) -> bool:
         """Nothing goes once the worker stops; campaign mail goes while its campaign is
         sending, other mail while its class is not held by an account error."""
-        if self.stopping:
+        if self.stopping or plan.mail_class in self.blocked:
             return False
         if plan.campaign_id is not None:
             return self.states.is_sending(plan.campaign_id)
@@ -679,8 +682,11 @@ class Sender:
         return left if left > 0 else None
 
     def _not_now(self, plan: SendPlan, message: Claimed) -> Outcome:
-        # back to the queue; transactional mail comes back when its class's hold ends
+        # back to the queue; transactional mail comes back when its class's hold ends,
+        # a blocked class's mail when the check may have found its set
         delay = None if plan.campaign_id is not None else self._held_for(plan.mail_class)
+        if plan.mail_class in self.blocked and not self.stopping:
+            delay = self.settings.account_hold_seconds
         return Outcome(message.id, "release", delay=delay)
 
     async def _send_one(

@@ -71,6 +71,10 @@ class Transport(Protocol):
         """``{max_send_rate, max_24h_send, sent_last_24h}``, or None when not available."""
         ...
 
+    async def configuration_set_exists(self, region: str, name: str) -> bool | None:
+        """False when SES says the configuration set does not exist, None when unknown."""
+        ...
+
     async def open(self, regions: list[str]) -> dict[str, dict[str, float] | None]:
         """Ready every region before the first send (clients, connections, caches); each
         region's :meth:`quota` as read on the way."""
@@ -313,6 +317,25 @@ class SesTransport:
             "enforcement_status": answer.get("EnforcementStatus"),
             "production_access": answer.get("ProductionAccessEnabled"),
         }
+
+    async def configuration_set_exists(self, region: str, name: str) -> bool | None:
+        """SES v2 GetConfigurationSet: False when SES says it does not exist, None when
+        the answer tells nothing (an error of another kind, an endpoint without it)."""
+        client = await self.client(region)
+        started = time.perf_counter()
+        try:
+            await client.get_configuration_set(ConfigurationSetName=name)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            metrics.ses_call(region, "GetConfigurationSet", started, code or "unknown")
+            return False if code == "NotFoundException" else None
+        except Exception as exc:  # noqa: BLE001 - unknown: the first send will tell
+            metrics.ses_call(
+                region, "GetConfigurationSet", started, classify(exc).reason.split(":")[0]
+            )
+            return None
+        metrics.ses_call(region, "GetConfigurationSet", started)
+        return True
 
     async def open(self, regions: list[str]) -> dict[str, dict[str, float] | None]:
         """Create each region's client and make one call through it (GetAccount) at start.
