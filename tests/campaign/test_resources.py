@@ -143,7 +143,7 @@ async def test_a_template_in_use_is_a_409_and_an_unused_one_goes_with_its_versio
     r = await client.delete(f"/v1/templates/{used['id']}", headers=admin)
     assert r.status_code == 409 and str(campaign["id"]) in r.json()["error"]["message"]
 
-    waiting = await factories.template(client, admin, name="waiting")
+    waiting = await factories.template(client, admin, name="waiting", html="<p>Hi</p>")
     tx = {"Authorization": f"Bearer {await make_key('transactional')}"}
     r = await client.post(
         "/v1/messages",
