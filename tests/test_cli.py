@@ -14,16 +14,21 @@ from mailer.config import ROOT, Settings
 from mailer.models import ApiKey
 
 
-def mailer(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def mailer(
+    settings: Settings, *args: str, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "MAILER_DATABASE_URL": settings.database_url,
         "MAILER_REDIS_URL": settings.redis_url,
+        "MAILER_SECRET_KEY": settings.secret_key,
+        **env,
     }
     return subprocess.run(
         [sys.executable, "-m", "mailer.cli", *args],
         env=env,
         cwd=ROOT,
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,
@@ -69,8 +74,8 @@ async def test_keys_check_tells_a_live_key_from_an_unknown_one(
     raw = mailer(settings, "keys", "create", "--name", "x", "--scope", "admin").stdout
     key = raw.splitlines()[-1]
 
-    assert mailer(settings, "keys", "check", key).returncode == 0
-    assert mailer(settings, "keys", "check", key[:-2] + "xx").returncode == 1
+    assert mailer(settings, "keys", "check", input=key + "\n").returncode == 0
+    assert mailer(settings, "keys", "check", input=key[:-2] + "xx").returncode == 1
 
 
 async def test_import_reads_a_file_with_a_progress_bar_and_lists_bad_rows(
