@@ -219,7 +219,13 @@ def worker(
 
 def _refuse(exc: Exception) -> NoReturn:
     """Exit 2 with the one line of a :class:`mailer.secrets.WeakSecret`."""
-    err.print(f"mailer: refusing to start: {exc}", style="red", markup=False, highlight=False)
+    err.print(
+        f"mailer: refusing to start: {exc}",
+        style="red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal's width
+    )
     raise typer.Exit(2)
 
 

@@ -96,16 +96,16 @@ def signing_key(settings: Settings) -> str:
 def problem(settings: Settings) -> str | None:
     """One line saying what is wrong with the configured keys and how to fix it, or None."""
     if settings.secret_keys:
+        for position, key in enumerate(settings.secret_keys, 1):
+            why = weakness(key)
+            if why is not None:
+                return f"MAILER_SECRET_KEYS: key {position} {why}; {HOW_TO_MAKE_ONE}"
         if settings.secret_key and settings.secret_key not in settings.secret_keys:
             # a key the operator believes in but that signs and verifies nothing
             return (
                 "MAILER_SECRET_KEY is set but is not one of MAILER_SECRET_KEYS, which "
                 "replaces it: list it there (to keep verifying with it) or unset it"
             )
-        for position, key in enumerate(settings.secret_keys, 1):
-            why = weakness(key)
-            if why is not None:
-                return f"MAILER_SECRET_KEYS: key {position} {why}; {HOW_TO_MAKE_ONE}"
         return None
     why = weakness(settings.secret_key)
     if why is not None:

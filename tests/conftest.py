@@ -26,6 +26,7 @@ from tests.fixtures.database import migrate, truncate_all
 # a key the product accepts (mailer.secrets refuses published, placeholder and short ones);
 # fixed, so that a failing test's tokens can be reproduced
 TEST_SECRET_KEY = "tst.7Qm2Vx9Lr4Kp8Zc3Hn6Wb1Fj5Dg0Ys"
+TEST_METRICS_TOKEN = "metrics-token-of-the-tests"
 
 # Tests talk to the SES endpoints they start themselves, with fake credentials.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -69,6 +70,7 @@ def settings(service_urls: dict[str, str]) -> Settings:
         redis_url=service_urls["redis_url"],
         public_url="http://mailer.test",
         secret_key=TEST_SECRET_KEY,
+        metrics_token=TEST_METRICS_TOKEN,
         regions="us-east-1",
         reconcile_interval_seconds=1.0,
         lease_seconds=5.0,
