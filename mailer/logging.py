@@ -38,7 +38,7 @@ _PATTERNS = [
         ),
         r"\1[redacted]",
     ),
-    (re.compile(r"(mailer_session=)[^;\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"(mailer_(?:session|login)=)[^;\s\"']+"), r"\1[redacted]"),
 ]
 
 
