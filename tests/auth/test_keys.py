@@ -50,3 +50,10 @@ async def test_a_revoked_key_is_refused_at_once(client, admin, make_key, engine)
     assert (await client.delete(f"/v1/keys/{key_id}", headers=admin)).status_code == 204
     r = await client.delete("/v1/keys/999999", headers=admin)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+async def test_a_key_cannot_revoke_itself(client, admin) -> None:  # type: ignore[no-untyped-def]
+    own = (await client.get("/v1/keys", headers=admin)).json()["items"][0]["id"]
+    r = await client.delete(f"/v1/keys/{own}", headers=admin)
+    assert r.status_code == 409 and "mailer keys revoke" in r.json()["error"]["message"]
+    assert (await client.get("/v1/keys", headers=admin)).status_code == 200
