@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 
 from mailer.config import Settings  # noqa: E402
+from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.database import migrate  # noqa: E402
 from tests.fixtures.workers import WorkerProcess, worker_env  # noqa: E402
 
@@ -160,7 +161,7 @@ def start_workers(
         redis_url=redis_url,
         regions=regions,
         public_url="https://mail.bench.test",
-        secret_key="bench",
+        secret_key=new_key(),
     )
     env = worker_env(
         settings,

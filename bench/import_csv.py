@@ -37,6 +37,7 @@ from mailer.auth.service import create_key  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.contact import service  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
+from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.database import ensure_database  # noqa: E402
 
 TARGET_SECONDS = 10.0
@@ -92,6 +93,7 @@ def start_api(settings: Settings, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "MAILER_DATABASE_URL": settings.database_url,
         "MAILER_REDIS_URL": settings.redis_url,
+        "MAILER_SECRET_KEY": new_key(),
         "PYTHONPATH": str(ROOT),
         "MAILER_LOG_LEVEL": "WARNING",
     }

@@ -31,6 +31,7 @@ from mailer.app import create_app  # noqa: E402
 from mailer.auth.service import create_key  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
+from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.database import ensure_database  # noqa: E402
 
 TARGET_MS = 500.0
@@ -123,7 +124,7 @@ async def main() -> None:
         _, key = await create_key(session, "bench", ["campaigns"])
     headers = {"Authorization": f"Bearer {key}"}
 
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"secret_key": new_key()}))
     worst = 0.0
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

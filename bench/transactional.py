@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench.common as common  # noqa: E402
 from bench import engine as eng  # noqa: E402
 from mailer.local.standin_client import StandinControl  # noqa: E402
+from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.workers import wait_until  # noqa: E402
 
 DATABASE_URL = os.environ.get(
@@ -69,6 +70,7 @@ def start_api(ses_url: str, log: Path) -> subprocess.Popen[bytes]:
     env.update(
         {
             "MAILER_DATABASE_URL": DATABASE_URL,
+            "MAILER_SECRET_KEY": new_key(),
             "MAILER_REDIS_URL": REDIS_URL,
             "MAILER_LOG_LEVEL": "WARNING",
             "AWS_ENDPOINT_URL_SESV2": ses_url,

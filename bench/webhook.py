@@ -47,6 +47,7 @@ from bench.common import Row, print_table, process_cpu_seconds, run  # noqa: E40
 from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker  # noqa: E402
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, ensure_signing_files  # noqa: E402
+from mailer.secrets import new_key  # noqa: E402
 from mailer.webhook.tasks import drain  # noqa: E402
 from tests.fixtures.database import migrate  # noqa: E402
 
@@ -235,6 +236,7 @@ def start_api(settings: Settings, cert_dir: Path, port: int, log: Path) -> subpr
         "PYTHONPATH": str(ROOT),
         "MAILER_DATABASE_URL": settings.database_url,
         "MAILER_REDIS_URL": settings.redis_url,
+        "MAILER_SECRET_KEY": new_key(),
         "MAILER_SNS_CERT_DIR": str(cert_dir),
         "MAILER_SNS_TOPIC_ARNS": DEFAULT_TOPIC,
         "MAILER_LOG_LEVEL": "WARNING",

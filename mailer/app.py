@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mailer import secrets
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
@@ -105,7 +106,9 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 def create_app(settings: Settings | None = None) -> MailerAPI:
+    """The API; raises :class:`mailer.secrets.WeakSecret` for a key that must not sign."""
     settings = settings or get_settings()
+    secrets.require(settings)
     configure_logging(settings)
     metrics.declare_known_labels(settings.configuration_sets, settings.regions)
 
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     install_docs(app)
 
     from mailer.audience.endpoints import router as segments
+    from mailer.auth.endpoints import router as keys
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     for router in (contacts, segments, templates, campaigns, messages, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
+    app.include_router(keys, prefix="/v1")
     app.include_router(ops)
     app.include_router(dashboard)
     app.include_router(unsubscribe)

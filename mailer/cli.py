@@ -1,4 +1,5 @@
-"""The ``mailer`` command: dev stack, demo, migrations, API, worker, import, keys, status."""
+"""The ``mailer`` command: dev stack, demo, migrations, API, worker, import, keys, secret,
+status."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -109,6 +110,7 @@ def _print_stack(info: dict[str, Any]) -> None:
         f"PostgreSQL   {info['database_url']}   {origin('postgres')}",
         f"Redis        {info['redis_url']}   {origin('redis')}",
         f"SES          {info['ses_endpoint']}   {ses_note}",
+        f"metrics      {info['api_url']}/metrics   (bearer token: metrics_token in stack.json)",
         f"logs         {info['base_dir']}/logs",
         "",
         "admin API key (also in stack.json):",
@@ -168,8 +170,12 @@ def api(
     import uvicorn
 
     from mailer.app import create_app
+    from mailer.secrets import WeakSecret
 
-    application = create_app()
+    try:
+        application = create_app()
+    except WeakSecret as exc:
+        _refuse(exc)
     # what start-up loaded (FastAPI, pydantic, SQLAlchemy: hundreds of thousands of
     # objects) is kept out of the collector: a full collection walked it all, a stall of
     # 100-300 ms for every request in flight
@@ -205,8 +211,25 @@ def worker(
     if unknown:
         err.print(f"[red]unknown queue(s) {', '.join(unknown)}; use {', '.join(known)}[/red]")
         raise typer.Exit(2)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(names))
+    from mailer.secrets import WeakSecret
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(names))
+    except WeakSecret as exc:
+        _refuse(exc)
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    """Exit 2 with the one line of a :class:`mailer.secrets.WeakSecret`."""
+    err.print(
+        f"mailer: refusing to start: {exc}",
+        style="red",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,  # one line, whatever the terminal's width
+    )
+    raise typer.Exit(2)
 
 
 StackDirOption = Annotated[
@@ -230,12 +253,15 @@ def _nearest_stack(start: Path) -> tuple[Path, dict] | None:
     return None
 
 
-def _settings(directory: Path | None = None) -> Settings:
+def _settings(directory: Path | None = None, signing: bool = False) -> Settings:
     """The settings of the stack a command talks to, its database and its Redis from the
     same place: ``--dir``'s dev stack; else MAILER_DATABASE_URL (and MAILER_REDIS_URL);
-    else the dev stack running from here or a parent folder; else the defaults."""
+    else the dev stack running from here or a parent folder (with its secret key); else the
+    defaults. ``signing``: the command signs or hands out credentials, so a secret key that
+    must not sign stops it (exit 2)."""
     from mailer.config import get_settings
     from mailer.local.devstack import running_stack
+    from mailer.secrets import WeakSecret, require
 
     settings = get_settings()
     if directory is not None:
@@ -254,16 +280,22 @@ def _settings(directory: Path | None = None) -> Settings:
             err.print(
                 f"[dim]MAILER_REDIS_URL is not set: Redis is {settings.redis_url}[/dim]",
             )
-        return settings
+        found = None
     else:
         found = _nearest_stack(Path.cwd())
-    if found is None:
-        return settings
-    where, info = found
-    err.print(f"[dim]using the dev stack running from {where}[/dim]")
-    return settings.model_copy(
-        update={"database_url": info["database_url"], "redis_url": info["redis_url"]}
-    )
+    if found is not None:
+        where, info = found
+        err.print(f"[dim]using the dev stack running from {where}[/dim]")
+        update = {"database_url": info["database_url"], "redis_url": info["redis_url"]}
+        if info.get("secret_key"):
+            update.update(secret_key=info["secret_key"], secret_keys=[])
+        settings = settings.model_copy(update=update)
+    if signing:
+        try:
+            require(settings)
+        except WeakSecret as exc:
+            _refuse(exc)
+    return settings
 
 
 def _run_on_stack(settings: Settings, work: Any) -> Any:
@@ -416,7 +448,7 @@ def keys_create(
             f"[red]unknown scope(s) {', '.join(unknown)}; use some of {', '.join(SCOPES)}[/red]"
         )
         raise typer.Exit(2)
-    settings = _settings(directory)
+    settings = _settings(directory, signing=True)
     key_id, raw = _run_on_stack(settings, _create_key(settings, name, scope))
     err.print(f"created key {key_id} '{name}' with scopes {', '.join(sorted(set(scope)))}")
     print(raw)
@@ -436,13 +468,24 @@ async def _create_key(settings: Settings, name: str, scopes: list[str]) -> tuple
 
 
 @keys_app.command("check")
-def keys_check(
-    key: Annotated[str, typer.Argument(help="The API key.")],
-    directory: StackDirOption = None,
-) -> None:
-    """Print "ok" when the key is live; exit 1 otherwise."""
-    settings = _settings(directory)
-    if not _run_on_stack(settings, _key_is_live(settings, key)):
+def keys_check(directory: StackDirOption = None) -> None:
+    """Read a key from standard input (never an argument: those show in ps); print "ok"
+    when it is live, exit 1 otherwise."""
+    import sys
+
+    if sys.stdin.isatty():
+        err.print("paste the key, then Enter:")
+    raw = sys.stdin.readline().strip()
+    if not raw:
+        err.print(
+            "no key on standard input; pipe it in: printf '%s' \"$KEY\" | mailer keys check",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    settings = _settings(directory, signing=True)
+    if not _run_on_stack(settings, _key_is_live(settings, raw)):
         err.print("unknown or revoked key")
         raise typer.Exit(1)
     print("ok")
@@ -458,6 +501,88 @@ async def _key_is_live(settings: Settings, raw: str) -> bool:
             return await authenticate(session, raw) is not None
     finally:
         await engine.dispose()
+
+
+@keys_app.command("list")
+def keys_list(directory: StackDirOption = None) -> None:
+    """Every API key (revoked ones too): id, name, prefix, scopes, dates; never the keys."""
+    settings = _settings(directory, signing=True)
+    keys = _run_on_stack(settings, _list_keys(settings))
+    table = Table("id", "name", "key", "scopes", "created (UTC)", "last used", "revoked")
+
+    def when(at: Any) -> str:
+        return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+    for k in keys:
+        table.add_row(
+            str(k.id),
+            k.name,
+            f"mk_{k.prefix}_…",
+            ", ".join(k.scopes),
+            when(k.created_at),
+            when(k.last_used_at),
+            when(k.revoked_at),
+        )
+    out.print(table)
+
+
+async def _list_keys(settings: Settings) -> list[Any]:
+    from mailer.auth.service import page
+    from mailer.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings, pool_size=1)
+    keys: list[Any] = []
+    cursor = None
+    try:
+        async with create_sessionmaker(engine)() as session:
+            while True:
+                found = await page(session, cursor, 1000)
+                keys += found.items
+                if (cursor := found.next_cursor) is None:
+                    return keys
+    finally:
+        await engine.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (mailer keys list).")],
+    directory: StackDirOption = None,
+) -> None:
+    """Revoke an API key and end its dashboard sessions; exit 1 for an unknown id."""
+    from mailer.errors import NotFound
+
+    settings = _settings(directory, signing=True)
+    try:
+        name, ended = _run_on_stack(settings, _revoke_key(settings, key_id))
+    except NotFound as exc:
+        err.print(exc.message, style="red", markup=False)
+        raise typer.Exit(1) from None
+    print(f"revoked key {key_id} '{name}'; {ended} dashboard session(s) ended")
+
+
+async def _revoke_key(settings: Settings, key_id: int) -> tuple[str, int]:
+    from mailer.auth.service import revoke
+    from mailer.db import create_engine, create_sessionmaker, transaction
+
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            key, ended = await revoke(session, key_id)
+            return key.name, ended
+    finally:
+        await engine.dispose()
+
+
+# -- secret --------------------------------------------------------------------------------
+
+
+@app.command()
+def secret() -> None:
+    """Print a fresh random secret key, for MAILER_SECRET_KEY (or MAILER_SECRET_KEYS)."""
+    from mailer.secrets import new_key
+
+    print(new_key())
 
 
 # -- status --------------------------------------------------------------------------------

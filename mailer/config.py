@@ -32,7 +32,16 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://root@127.0.0.1:5432/test"
     redis_url: str = "redis://127.0.0.1:6379/0"
     public_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "dev-secret-change-me"  # noqa: S105 - dev default; set it in production
+    # no default: the API, workers and signing CLI commands refuse a missing, published,
+    # placeholder or short key (mailer.secrets); MAILER_SECRET_KEYS rotates (newest first)
+    secret_key: str = ""
+    secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # bearer token of GET /metrics; unset: /metrics answers 404
+    metrics_token: str | None = None
+    # dashboard sign-in: failed logins per client address and per key prefix in a window
+    login_max_failures: int = 10
+    login_failure_window_seconds: float = 900.0
+    dashboard_session_hours: float = 8.0
 
     # "us-east-1,eu-west-1" or "us-east-1=200,eu-west-1=50"
     regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["us-east-1"])
@@ -130,6 +139,16 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_regions(cls, value: object) -> list[str]:
         return [part.split("=", 1)[0].strip() for part in _split(value)]
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _parse_secret_keys(cls, value: object) -> list[str]:
+        return _split(value)
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("sns_topic_arns", mode="before")
     @classmethod

@@ -22,6 +22,8 @@ _REDACT = {
     "unsubscribe_url",
     "subscribe_url",
     "secret_key",
+    "secret_keys",
+    "metrics_token",
 }
 # secrets inside any logged text: API keys (mk_<prefix>_<secret>), bearer credentials,
 # unsubscribe links (their token unsubscribes whoever holds it), SNS subscription tokens,
@@ -36,7 +38,7 @@ _PATTERNS = [
         ),
         r"\1[redacted]",
     ),
-    (re.compile(r"(mailer_session=)[^;\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"(mailer_(?:session|login)=)[^;\s\"']+"), r"\1[redacted]"),
 ]
 
 

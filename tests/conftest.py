@@ -24,6 +24,11 @@ from mailer.config import ROOT, Settings
 from mailer.db import create_engine, create_sessionmaker, transaction
 from tests.fixtures.database import migrate, truncate_all
 
+# a key the product accepts (mailer.secrets refuses published, placeholder and short ones);
+# fixed, so that a failing test's tokens can be reproduced
+TEST_SECRET_KEY = "tst.7Qm2Vx9Lr4Kp8Zc3Hn6Wb1Fj5Dg0Ys"
+TEST_METRICS_TOKEN = "metrics-token-of-the-tests"
+
 # Tests talk to the SES endpoints they start themselves, with fake credentials.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -93,7 +98,8 @@ def settings(service_urls: dict[str, str]) -> Settings:
         database_url=service_urls["database_url"],
         redis_url=service_urls["redis_url"],
         public_url="http://mailer.test",
-        secret_key="test-secret",
+        secret_key=TEST_SECRET_KEY,
+        metrics_token=TEST_METRICS_TOKEN,
         regions="us-east-1",
         reconcile_interval_seconds=1.0,
         lease_seconds=5.0,

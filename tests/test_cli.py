@@ -14,16 +14,21 @@ from mailer.config import ROOT, Settings
 from mailer.models import ApiKey
 
 
-def mailer(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def mailer(
+    settings: Settings, *args: str, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "MAILER_DATABASE_URL": settings.database_url,
         "MAILER_REDIS_URL": settings.redis_url,
+        "MAILER_SECRET_KEY": settings.secret_key,
+        **env,
     }
     return subprocess.run(
         [sys.executable, "-m", "mailer.cli", *args],
         env=env,
         cwd=ROOT,
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,
@@ -69,8 +74,8 @@ async def test_keys_check_tells_a_live_key_from_an_unknown_one(
     raw = mailer(settings, "keys", "create", "--name", "x", "--scope", "admin").stdout
     key = raw.splitlines()[-1]
 
-    assert mailer(settings, "keys", "check", key).returncode == 0
-    assert mailer(settings, "keys", "check", key[:-2] + "xx").returncode == 1
+    assert mailer(settings, "keys", "check", input=key + "\n").returncode == 0
+    assert mailer(settings, "keys", "check", input=key[:-2] + "xx").returncode == 1
 
 
 async def test_import_reads_a_file_with_a_progress_bar_and_lists_bad_rows(
@@ -107,3 +112,59 @@ async def test_import_of_a_file_without_an_email_column_exits_2(
     assert result.returncode == 2 and "no 'email' column" in result.stderr
     async with sessionmaker() as session:
         assert (await session.execute(text("SELECT count(*) FROM contact_imports"))).scalar() == 0
+
+
+async def test_keys_create_refuses_a_weak_secret_key_and_creates_nothing(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    for weak in ("dev-secret-change-me", "too-short-a-key"):
+        done = mailer(
+            settings, "keys", "create", "--name", "x", "--scope", "admin", MAILER_SECRET_KEY=weak
+        )
+        assert done.returncode == 2 and done.stdout == ""
+        assert "make one with `mailer secret`" in done.stderr.splitlines()[-1]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+async def test_a_key_from_mailer_secret_is_accepted(settings: Settings) -> None:
+    fresh = mailer(settings, "secret").stdout.strip()
+    done = mailer(
+        settings, "keys", "create", "--name", "x", "--scope", "admin", MAILER_SECRET_KEY=fresh
+    )
+    assert done.returncode == 0 and done.stdout.strip().startswith("mk_")
+
+
+async def test_keys_check_reads_standard_input_and_says_when_it_is_empty(
+    settings: Settings,
+) -> None:
+    key = mailer(settings, "keys", "create", "--name", "x", "--scope", "admin").stdout.strip()
+    assert mailer(settings, "keys", "check", input=key).stdout.strip() == "ok"
+    empty = mailer(settings, "keys", "check", input="")
+    assert empty.returncode == 2 and "no key on standard input" in empty.stderr
+    # the key as an argument (where ps shows it) is not taken
+    assert mailer(settings, "keys", "check", key).returncode == 2
+
+
+async def test_keys_list_and_revoke(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    raw = [
+        mailer(settings, "keys", "create", "--name", name, "--scope", "campaigns").stdout.strip()
+        for name in ("alpha", "beta")
+    ]
+    async with sessionmaker() as session:
+        ids = list((await session.execute(select(ApiKey.id).order_by(ApiKey.id))).scalars())
+
+    listed = mailer(settings, "keys", "list")
+    assert listed.returncode == 0
+    assert "alpha" in listed.stdout and "beta" in listed.stdout
+    assert not any(k in listed.stdout for k in raw)  # never the keys themselves
+
+    done = mailer(settings, "keys", "revoke", str(ids[0]))
+    assert done.returncode == 0 and f"revoked key {ids[0]} 'alpha'" in done.stdout
+    assert mailer(settings, "keys", "check", input=raw[0]).returncode == 1
+    assert mailer(settings, "keys", "check", input=raw[1]).returncode == 0
+    async with sessionmaker() as session:
+        assert await authenticate(session, raw[0]) is None
+    assert mailer(settings, "keys", "revoke", "999999").returncode == 1

@@ -16,7 +16,9 @@ from mailer.config import ROOT, Settings
 from mailer.models import ApiKey
 
 
-def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    cwd: Path, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """``mailer ARGS`` from ``cwd`` with no MAILER_ variable but those given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
     clean["PYTHONPATH"] = str(ROOT)
@@ -24,6 +26,7 @@ def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "mailer.cli", *args],
         env={**clean, **env},
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -42,6 +45,7 @@ def stack_in(folder: Path, settings: Settings) -> Path:
                 "pid": os.getpid(),
                 "database_url": settings.database_url,
                 "redis_url": settings.redis_url,
+                "secret_key": settings.secret_key,
             }
         )
     )
@@ -65,7 +69,8 @@ async def test_keys_and_status_take_dir_from_another_directory(
     assert created.returncode == 0, created.stderr
     key = created.stdout.splitlines()[-1]
     assert await _keys(sessionmaker) == 1
-    assert run(elsewhere, "keys", "check", key, "--dir", str(data)).stdout.strip() == "ok"
+    checked = run(elsewhere, "keys", "check", "--dir", str(data), stdin=key)
+    assert checked.stdout.strip() == "ok", checked.stderr
     status = run(elsewhere, "status", "--dir", str(data), COLUMNS="200")
     assert status.returncode == 0, status.stderr
     assert "campaigns" in status.stdout and "arq:send" in status.stdout

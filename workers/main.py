@@ -21,6 +21,7 @@ import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from mailer import secrets
 from mailer.config import Settings, get_settings
 from mailer.queues import OWN_PROCESS
 from mailer.queues import QUEUES as QUEUE_NAMES
@@ -89,7 +90,10 @@ class ChildWorker:
 
 
 async def run(queues: list[str] | None = None) -> None:
+    """Work on ``queues``; raises :class:`mailer.secrets.WeakSecret` before anything starts
+    when the secret key must not sign (a worker signs unsubscribe links)."""
     settings = get_settings()
+    secrets.require(settings)
     names = list(dict.fromkeys(queues or QUEUES))
     apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
     children = [ChildWorker(q) for q in apart]

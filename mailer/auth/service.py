@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailer.auth import repository
-from mailer.errors import Invalid
+from mailer.audience.service import parse_cursor
+from mailer.auth import repository, sessions
+from mailer.auth.schemas import ApiKeyOut, ApiKeyPage
+from mailer.errors import Invalid, NotFound
 from mailer.models import SCOPES, ApiKey
 
 KEY_PREFIX = "mk_"
@@ -115,3 +117,36 @@ class KeyCache:
                 self._keys.clear()
             self._keys[digest] = (time.monotonic() + self.ttl, key)
         return key
+
+
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+async def page(session: AsyncSession, cursor: str | None, limit: int) -> ApiKeyPage:
+    """Every key (revoked ones too), by id, cursor-paginated; never the keys themselves."""
+    rows = await repository.page(session, parse_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ApiKeyPage(
+        items=[key_out(k) for k in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    )
+
+
+async def revoke(session: AsyncSession, key_id: int) -> tuple[ApiKey, int]:
+    """Revoke a key (again: a no-op) and end its browser sessions; (the key, sessions
+    ended). The key is refused at once everywhere but ``POST /v1/messages``, which keeps
+    an authenticated key for ``MAILER_API_KEY_CACHE_SECONDS`` per API process."""
+    key = await repository.revoke(session, key_id)
+    if key is None:
+        raise NotFound(f"no API key {key_id}")
+    ended = await sessions.end_all(session, "api_key", key_id)
+    return key, ended

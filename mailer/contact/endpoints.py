@@ -17,6 +17,7 @@ from mailer.contact.schemas import (
     ImportOut,
 )
 from mailer.errors import Invalid
+from mailer.secrets import signing_key
 from mailer.types import Id
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
@@ -68,7 +69,7 @@ async def list_contacts(
 @router.delete("/contacts/{email}", response_model=ErasureOut)
 async def erase_contact(email: str, session: Session, request: Request) -> ErasureOut:
     """Right to be forgotten: erase the address's personal data; a suppression stays."""
-    return await service.erase(session, email, request.app.state.settings.secret_key)
+    return await service.erase(session, email, signing_key(request.app.state.settings))
 
 
 @router.get("/contacts/{email}", response_model=ContactOut)

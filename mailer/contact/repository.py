@@ -188,6 +188,15 @@ _RECORD_ERASURE = text(
 )
 
 
+async def erased(session: AsyncSession, address_hmacs: list[str]) -> bool:
+    """Whether an erasure is recorded under any of these HMACs of one address."""
+    found = await session.execute(
+        text("SELECT EXISTS (SELECT 1 FROM contact_erasures WHERE address_hmac = ANY(:h))"),
+        {"h": address_hmacs},
+    )
+    return bool(found.scalar_one())
+
+
 async def erase(
     session: AsyncSession, email: str, address_hmac: str
 ) -> tuple[bool, int, int, bool]:

@@ -9,7 +9,7 @@ import hmac
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,11 +126,19 @@ def address_hmac(secret_key: str, address: str) -> str:
     return hmac.new(secret_key.encode(), address.encode(), hashlib.sha256).hexdigest()
 
 
+async def was_erased(session: AsyncSession, keys: Sequence[str], email: str) -> bool:
+    """Whether ``email`` was erased: its HMAC under any verifying key (``mailer.secrets``)
+    is recorded, so an erasure recorded before a key rotation is still found."""
+    address = email.strip().lower()
+    return await repository.erased(session, [address_hmac(k, address) for k in keys])
+
+
 async def erase(session: AsyncSession, email: str, secret_key: str) -> ErasureOut:
     """Erase the personal data of ``email`` (right to be forgotten); 404 if there is none.
 
     The suppression, if any, stays: it is what keeps the address from being mailed again.
-    The erasure is recorded by an HMAC of the address, never the address itself.
+    The erasure is recorded by an HMAC of the address under ``secret_key`` (the signing
+    key), never the address itself.
     """
     address = email.strip().lower()
     existed, messages, events, suppressed = await repository.erase(

@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -611,6 +612,7 @@ class DevStack:
 
     def child_env(self) -> dict[str, str]:
         # fake credentials for the emulator; an endpoint of the user's keeps their own
+        keys = self.info.get("secret_key") or dev_secrets(self.config.base_dir)["secret_key"]
         aws = (
             AWS_TEST_ENV
             if self.config.ses_endpoint is None
@@ -632,6 +634,12 @@ class DevStack:
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
+            # the data directory's own random key (sessions and unsubscribe links made by
+            # one run still verify in the next); MAILER_SECRET_KEYS, if set, would replace it
+            "MAILER_SECRET_KEY": keys,
+            "MAILER_SECRET_KEYS": "",
+            "MAILER_METRICS_TOKEN": self.info.get("metrics_token")
+            or dev_secrets(self.config.base_dir)["metrics_token"],
             **feedback,
             # the API's /metrics adds up every child's prometheus-client files
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
@@ -650,6 +658,7 @@ class DevStack:
         # the metrics files of an earlier run would add old processes' counts
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
         self.metrics_dir.mkdir()
+        self.info.update(dev_secrets(cfg.base_dir))
         try:
             self._start_services()
             self._migrate()
@@ -717,10 +726,11 @@ class DevStack:
                 regions=regions,
             )
 
-    def _run_cli(self, *args: str, timeout: float = 120) -> str:
+    def _run_cli(self, *args: str, input: str | None = None, timeout: float = 120) -> str:  # noqa: A002
         out = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "mailer.cli", *args],
             env=self.child_env(),
+            input=input,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -739,7 +749,7 @@ class DevStack:
         previous = read_stack_file(self.config.base_dir)
         if previous and previous.get("database_url") == self.info["database_url"]:
             key = previous.get("admin_key")
-            if key and self._run_cli("keys", "check", key).strip().endswith("ok"):
+            if key and self._run_cli("keys", "check", input=key).strip().endswith("ok"):
                 return str(key)
         lines = self._run_cli("keys", "create", "--name", "dev-admin", "--scope", "admin")
         return lines.strip().splitlines()[-1]
@@ -796,6 +806,34 @@ class DevStack:
                 service.stop()
         if self.info.get("pid") == os.getpid():
             self.stack_file.unlink(missing_ok=True)
+
+
+def dev_secrets(base_dir: Path) -> dict[str, str]:
+    """The data directory's secret key and metrics token, made at random on first use and
+    kept in ``secrets.json`` (mode 0600): only the local stack runs without a key of its
+    operator's, and its restarts keep sessions and unsubscribe links valid."""
+    from mailer.secrets import new_key, weakness
+
+    path = Path(base_dir) / "secrets.json"
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    wanted = {"secret_key": new_key, "metrics_token": lambda: secrets.token_urlsafe(24)}
+    fresh = {
+        name: value if isinstance(value := kept.get(name), str) and value else make()
+        for name, make in wanted.items()
+    }
+    if weakness(fresh["secret_key"]) is not None:
+        fresh["secret_key"] = new_key()
+    if fresh != kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(json.dumps(fresh, indent=2))
+    return fresh
 
 
 def api_ready(api_url: str) -> bool:

@@ -16,10 +16,12 @@ from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
+from mailer.models.web_session import SUBJECT_KINDS, WebSession
 
 __all__ = [
     "CAMPAIGN_STATUSES",
     "SCOPES",
+    "SUBJECT_KINDS",
     "STAT_NAMES",
     "ApiKey",
     "Base",
@@ -38,6 +40,7 @@ __all__ = [
     "Suppression",
     "Template",
     "TemplateVersion",
+    "WebSession",
     "AutoPause",
     "RegionAccount",
     "ReputationMinute",

@@ -111,3 +111,6 @@ class ContactErasure(Base):
     events: Mapped[int] = mapped_column(BigInteger, nullable=False)
     suppressed: Mapped[bool] = mapped_column(nullable=False)
     erased_at: Mapped[datetime] = created_at_column()
+
+    # "was this address erased?" looks up its HMAC under every verifying key
+    __table_args__ = (Index("ix_contact_erasures_address_hmac", "address_hmac"),)

@@ -1,17 +1,18 @@
 """/dashboard: the operator page, rendered on the server (Jinja, inline SVG charts).
 
-Login takes an API key of scope ``reputation`` or ``admin``; the session is a cookie
-signed with ``MAILER_SECRET_KEY`` (HMAC-SHA256) that names the key (never holds it),
-HttpOnly, SameSite=Strict, limited to /dashboard. Every form carries a CSRF token derived
-from the session, checked in constant time. Pausing and resuming need an admin key.
+Login takes an API key of scope ``reputation`` or ``admin``. The login form carries a CSRF
+token bound to a short-lived cookie of its own (login CSRF: no other site can sign a
+browser in with the site's key); failed logins are counted per client address and per key
+prefix (``mailer.auth.throttle``) and answered 429 past the limit. A session is a row of
+``web_sessions`` (``mailer.auth.sessions``) named by a signed cookie (HttpOnly,
+SameSite=Strict, limited to /dashboard): logout ends it on the server, and so does
+revoking its key. Every form carries a CSRF token derived from the session, checked in
+constant time. Pausing and resuming need an admin key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
+import secrets as random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -23,7 +24,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from mailer import secrets
 from mailer.auth import service as auth
+from mailer.auth import sessions
+from mailer.auth.throttle import LoginThrottle
 from mailer.campaign import service as campaigns
 from mailer.db import transaction
 from mailer.errors import MailerError
@@ -35,7 +39,8 @@ from mailer.reputation import service as reputation_service
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 COOKIE = "mailer_session"
-SESSION_SECONDS = 8 * 3600
+LOGIN_COOKIE = "mailer_login"  # the login form's CSRF nonce
+LOGIN_FORM_SECONDS = 3600
 MAX_FORM_BYTES = 4096
 
 if TYPE_CHECKING:
@@ -55,7 +60,13 @@ def _templates(directory: Path) -> Environment:
     return env
 
 
-def _render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def _render(
+    request: Request,
+    name: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     env = _templates(request.app.state.settings.templates_dir)
     html = env.get_template(name).render(**context)
     return HTMLResponse(
@@ -67,6 +78,7 @@ def _render(request: Request, name: str, status: int = 200, **context: Any) -> H
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
             "img-src 'self' data:; form-action 'self'; "
             "frame-ancestors 'none'",
+            **(headers or {}),
         },
     )
 
@@ -77,7 +89,8 @@ def _render(request: Request, name: str, status: int = 200, **context: Any) -> H
 @dataclass
 class DashSession:
     key: ApiKey
-    nonce: str
+    session_id: int
+    token: str  # the session's secret, from its cookie: CSRF tokens are derived from it
     csrf: str
 
     @property
@@ -85,46 +98,21 @@ class DashSession:
         return "admin" in self.key.scopes
 
 
-def _mac(secret: str, message: str) -> str:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def sign_session(secret: str, key_id: int, now: float | None = None) -> str:
-    expires = int((now or time.time()) + SESSION_SECONDS)
-    payload = f"v1.{key_id}.{expires}.{secrets.token_urlsafe(16)}"
-    return f"{payload}.{_mac(secret, 'session.' + payload)}"
-
-
-def csrf_token(secret: str, nonce: str) -> str:
-    return _mac(secret, "csrf." + nonce)[:40]
-
-
-def _read_cookie(secret: str, value: str | None) -> tuple[int, str] | None:
-    """(key id, nonce) of a valid, unexpired session cookie."""
-    if not value or len(value) > 300:
-        return None
-    payload, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(secret, "session." + payload)):
-        return None
-    parts = payload.split(".")
-    if len(parts) != 4 or parts[0] != "v1" or not parts[1].isdigit() or not parts[2].isdigit():
-        return None
-    if int(parts[2]) < time.time():
-        return None
-    return int(parts[1]), parts[3]
-
-
 async def _session(request: Request) -> DashSession | None:
-    secret = request.app.state.settings.secret_key
-    found = _read_cookie(secret, request.cookies.get(COOKIE))
-    if found is None:
-        return None
-    key_id, nonce = found
+    settings = request.app.state.settings
     async with request.app.state.sessionmaker() as db:
-        key = (await db.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
+        found = await sessions.find(db, settings, request.cookies.get(COOKIE))
+        if found is None:
+            return None
+        row, token = found
+        if row.subject_kind != "api_key":
+            return None
+        key = (
+            await db.execute(select(ApiKey).where(ApiKey.id == row.subject_id))
+        ).scalar_one_or_none()
     if key is None or key.revoked_at is not None or not auth.allows(key, "reputation"):
         return None
-    return DashSession(key, nonce, csrf_token(secret, nonce))
+    return DashSession(key, row.id, token, sessions.csrf_token(settings, token))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -143,40 +131,82 @@ def _secure(request: Request) -> bool:
     return str(request.app.state.settings.public_url).startswith("https://")
 
 
+def _cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/dashboard",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+
+
+def _forget(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path="/dashboard", httponly=True, samesite="strict", secure=_secure(request)
+    )
+
+
 # -- pages ----------------------------------------------------------------------------
+
+
+def _login_form(
+    request: Request, status: int = 200, error: str | None = None, **headers: str
+) -> Response:
+    """The login page with a fresh login-CSRF nonce in its cookie and its token in the form."""
+    nonce = random.token_urlsafe(24)
+    csrf = secrets.sign(request.app.state.settings, "login", nonce)
+    response = _render(request, "login.html", status, headers, error=error, csrf=csrf)
+    _cookie(request, response, LOGIN_COOKIE, nonce, LOGIN_FORM_SECONDS)
+    return response
 
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     if await _session(request) is not None:
         return RedirectResponse("/dashboard", status_code=303)
-    return _render(request, "login.html", error=None)
+    return _login_form(request)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    raw = (await _form(request)).get("key", "").strip()
-    async with request.app.state.sessionmaker() as db:
+    settings = request.app.state.settings
+    form = await _form(request)
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not nonce or not secrets.verify(settings, "login", nonce, form.get("csrf", "")):
+        return _login_form(
+            request, 403, "The login form expired or did not come from this page; try again."
+        )
+    raw = form.get("key", "").strip()
+    parts = auth.split_key(raw)
+    address = request.client.host if request.client else None
+    throttle = LoginThrottle(
+        request.app.state.arq, settings.login_max_failures, settings.login_failure_window_seconds
+    )
+    wait = await throttle.retry_after(address, parts[0] if parts else None)
+    if wait is not None:
+        return _login_form(
+            request,
+            429,
+            f"Too many failed logins; try again in {(wait + 59) // 60} minute(s).",
+            **{"Retry-After": str(wait)},
+        )
+    async with transaction(request.app.state.sessionmaker) as db:
         key = await auth.authenticate(db, raw) if raw else None
     if key is None:
-        return _render(request, "login.html", 401, error="Unknown API key.")
+        await throttle.failed(address, parts[0] if parts else None)
+        return _login_form(request, 401, "Unknown API key.")
     if not auth.allows(key, "reputation"):
-        return _render(
-            request,
-            "login.html",
-            403,
-            error="This key has neither the 'reputation' nor the 'admin' scope.",
+        return _login_form(
+            request, 403, "This key has neither the 'reputation' nor the 'admin' scope."
         )
+    async with transaction(request.app.state.sessionmaker) as db:
+        cookie = await sessions.start(db, settings, "api_key", key.id)
     response = RedirectResponse("/dashboard", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        sign_session(request.app.state.settings.secret_key, key.id),
-        max_age=SESSION_SECONDS,
-        path="/dashboard",
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
+    _cookie(request, response, COOKIE, cookie, int(settings.dashboard_session_hours * 3600))
+    _forget(request, response, LOGIN_COOKIE)
     return response
 
 
@@ -186,7 +216,7 @@ async def _checked(request: Request) -> tuple[DashSession | None, dict[str, str]
     if session is None:
         return None, {}, _login_redirect()
     form = await _form(request)
-    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+    if not sessions.csrf_ok(request.app.state.settings, session.token, form.get("csrf", "")):
         return (
             None,
             form,
@@ -203,13 +233,14 @@ async def _checked(request: Request) -> tuple[DashSession | None, dict[str, str]
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    _, _, refused = await _checked(request)
+    session, _, refused = await _checked(request)
     if refused is not None:
         return refused
+    assert session is not None
+    async with transaction(request.app.state.sessionmaker) as db:
+        await sessions.end(db, session.session_id)
     response = _login_redirect()
-    response.delete_cookie(
-        COOKIE, path="/dashboard", httponly=True, samesite="strict", secure=_secure(request)
-    )
+    _forget(request, response, COOKIE)
     return response
 
 

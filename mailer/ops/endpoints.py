@@ -39,8 +39,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
-    """Every process' counters (multiprocess files) and the system's numbers, as text."""
+    """Every process' counters (multiprocess files) and the system's numbers, as text;
+    only to a scraper with the metrics token."""
     settings = request.app.state.settings
+    metrics.require(request.headers.get("authorization"), settings)
     async with request.app.state.sessionmaker() as session:
         extra = await scrape.families(session, request.app.state.arq, settings)
     body = metrics.exposition(settings.metrics_dir, extra)

@@ -6,21 +6,31 @@ directory shared by the API and the workers of a machine, cleaned before they st
 API's ``/metrics`` adds up every process' files, its own live counters, and the numbers
 read at scrape time from PostgreSQL and Redis (queue depths, suppressions, reputation,
 campaign progress, region quotas): those are facts of the whole system, not of a process.
+
+``/metrics`` is served only with ``MAILER_METRICS_TOKEN`` set, to a scraper that sends it as
+a bearer token (:func:`require`, shared by every server of metrics): without the setting
+it answers 404, without the token or with a wrong one 401.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Sample
+
+from mailer.errors import NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from mailer.config import Settings
 
 SENDS = Counter("mailer_sends", "Recorded send outcomes", ["mail_class", "region", "outcome"])
 SES_ERRORS = Counter(
@@ -67,6 +77,24 @@ def declare_known_labels(mail_classes: Iterable[str], regions: Iterable[str]) ->
         SES_ERRORS.labels(region, "SendEmail", "")
         THROTTLES.labels(region)
         RATE_SLOTS.labels(region)
+
+
+def authorized(authorization: str | None, settings: Settings) -> bool:
+    """Whether an ``Authorization`` header carries the metrics token (constant time)."""
+    token = settings.metrics_token
+    scheme, _, given = (authorization or "").partition(" ")
+    if token is None or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def require(authorization: str | None, settings: Settings) -> None:
+    """Raise the answer a metrics request gets unless it may read them: 404 while
+    ``MAILER_METRICS_TOKEN`` is unset (metrics are served to nobody), 401 without the token."""
+    if settings.metrics_token is None:
+        raise NotFound("/metrics is off: set MAILER_METRICS_TOKEN to serve it")
+    if not authorized(authorization, settings):
+        raise Unauthorized("/metrics needs Authorization: Bearer <MAILER_METRICS_TOKEN>")
 
 
 def in_multiprocess_mode() -> bool:

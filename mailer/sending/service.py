@@ -39,6 +39,7 @@ from mailer.config import Settings
 from mailer.db import transaction
 from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
+from mailer.secrets import signing_key
 from mailer.sending import repository as repo
 from mailer.sending.batching import GroupWriter
 from mailer.sending.regions import RegionHealth
@@ -627,7 +628,7 @@ class Sender:
         Campaign mail gets the ``campaign`` context and tag; transactional mail and test
         sends the request's ``data`` (a test send the ``campaign`` context too).
         """
-        token = make_token(self.settings.secret_key, message.id)
+        token = make_token(signing_key(self.settings), message.id)
         public = self.settings.public_url.rstrip("/")
         unsubscribe_url = f"{public}/unsubscribe/{token}"
         campaign = None

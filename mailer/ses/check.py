@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mailer import secrets
 from mailer.config import Settings
 from mailer.contact.addresses import mailbox_address
 from mailer.ses.aws import AwsError, Clients
@@ -22,7 +23,6 @@ from mailer.ses.setup import WEBHOOK_PATH
 
 OK, FAIL, WARN = "ok", "fail", "warn"
 MARKS = {OK: "✓", FAIL: "✗", WARN: "!"}
-DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - the known default we refuse
 SETUP = "mailer ses setup --domain {domain} --region {region}"
 
 
@@ -42,11 +42,6 @@ class Fact:
             "detail": self.detail,
             "fix": self.fix,
         }
-
-
-def secret_is_default(secret: str) -> bool:
-    """A secret key nobody should run with: the known default, or under 32 bytes."""
-    return secret == DEFAULT_SECRET or len(secret.encode()) < 32
 
 
 class Checker:
@@ -265,14 +260,10 @@ class Checker:
                 f"{url} is not https (SNS and unsubscribe links need https)",
                 "set MAILER_PUBLIC_URL=https://<your API's public host>",
             )
-        if secret_is_default(self.settings.secret_key):
+        secret_problem = secrets.problem(self.settings)
+        if secret_problem is not None:
             self.add(
-                FAIL,
-                None,
-                "MAILER_SECRET_KEY",
-                "a default or shorter than 32 bytes",
-                "set MAILER_SECRET_KEY to 32 random bytes or more "
-                "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+                FAIL, None, "MAILER_SECRET_KEY", secret_problem, "make one with `mailer secret`"
             )
         else:
             self.add(OK, None, "MAILER_SECRET_KEY", "set, not a default")

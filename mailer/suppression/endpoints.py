@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.secrets import verifying_keys
 from mailer.suppression import service
 from mailer.suppression.schemas import Scope, Source, SuppressionIn, SuppressionOut, SuppressionPage
 
@@ -67,7 +68,7 @@ def _page(request: Request, **context: object) -> HTMLResponse:
 @public_router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 async def unsubscribe_page(token: str, request: Request, session: Session) -> HTMLResponse:
     """A small confirmation page with one button; nothing changes until it is pressed."""
-    await service.check_link(session, request.app.state.settings.secret_key, token)
+    await service.check_link(session, verifying_keys(request.app.state.settings), token)
     return _page(request, done=False, action=f"/unsubscribe/{token}")
 
 
@@ -82,5 +83,5 @@ async def unsubscribe(token: str, request: Request, session: Session) -> HTMLRes
             how = "one_click"
     except Exception:  # noqa: BLE001 - an odd body from a mail client still unsubscribes
         how = "post"
-    await service.unsubscribe(session, request.app.state.settings.secret_key, token, how)
+    await service.unsubscribe(session, verifying_keys(request.app.state.settings), token, how)
     return _page(request, done=True, action=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,28 +77,28 @@ async def page(
     )
 
 
-def message_of(secret: str, token: str) -> int:
+def message_of(keys: Sequence[str], token: str) -> int:
     """The message id of a genuine token; anything else is a 404 that reveals nothing."""
-    message_id = read_token(secret, token)
+    message_id = read_token(keys, token)
     if message_id is None:
         raise NotFound("unknown unsubscribe link")
     return message_id
 
 
-async def check_link(session: AsyncSession, secret: str, token: str) -> int:
-    message_id = message_of(secret, token)
+async def check_link(session: AsyncSession, keys: Sequence[str], token: str) -> int:
+    message_id = message_of(keys, token)
     if not await repository.message_exists(session, message_id):
         raise NotFound("unknown unsubscribe link")
     return message_id
 
 
-async def unsubscribe(session: AsyncSession, secret: str, token: str, how: str) -> bool:
+async def unsubscribe(session: AsyncSession, keys: Sequence[str], token: str, how: str) -> bool:
     """Unsubscribe the recipient of the token's message at once; True the first time.
 
     Stops marketing mail only: the contact is unsubscribed and the address suppressed for
     marketing; recorded as an ``unsubscribe`` event and counted in the campaign once.
     """
-    message_id = message_of(secret, token)
+    message_id = message_of(keys, token)
     found, new = await repository.unsubscribe(
         session, message_id, how, orjson.dumps({"via": how}).decode()
     )

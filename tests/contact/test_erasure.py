@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailer.campaign import service as campaign_service
 from mailer.contact import service
 from mailer.db import transaction
+from mailer.secrets import new_key, verifying_keys
 from tests import factories
 
 ADDRESS = "gone.person@example.test"
@@ -109,7 +110,7 @@ async def seed_everywhere(client, admin, sessionmaker) -> int:  # type: ignore[n
 
 
 async def test_after_delete_the_address_is_only_on_the_suppression_list(
-    client, admin, sessionmaker, engine
+    client, admin, sessionmaker, engine, settings
 ):
     campaign_id = await seed_everywhere(client, admin, sessionmaker)
     before = await tables_holding(engine, ADDRESS)
@@ -146,7 +147,7 @@ async def test_after_delete_the_address_is_only_on_the_suppression_list(
             )
         ).scalar_one()
     assert kept == [("hard bounce", "all")]
-    assert erasures == [(service.address_hmac("test-secret", ADDRESS), 1, 1, True)]
+    assert erasures == [(service.address_hmac(settings.secret_key, ADDRESS), 1, 1, True)]
     assert changes == (1,)  # only the other contact's record remains
     assert stats == 1  # the campaign's numbers stay
 
@@ -160,3 +161,14 @@ async def test_deleting_an_unknown_address_is_a_404(client, admin, engine):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM contact_erasures"))).scalar() == 0
+
+
+async def test_an_erasure_is_found_across_a_key_rotation(client, admin, sessionmaker, settings):
+    await seed_everywhere(client, admin, sessionmaker)
+    assert (await client.delete(f"/v1/contacts/{ADDRESS}", headers=admin)).status_code == 200
+    new = new_key()
+    rotated = settings.model_copy(update={"secret_keys": [new, settings.secret_key]})
+    async with sessionmaker() as session:
+        assert await service.was_erased(session, verifying_keys(rotated), ADDRESS.upper())
+        assert not await service.was_erased(session, [new], ADDRESS)
+        assert not await service.was_erased(session, verifying_keys(rotated), "other@x.test")

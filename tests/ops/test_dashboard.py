@@ -32,12 +32,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-async def _login(client, key: str):  # type: ignore[no-untyped-def]
-    return await client.post("/dashboard/login", data={"key": key})
-
-
 def _csrf(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+
+
+async def _login(client, key: str):  # type: ignore[no-untyped-def]
+    """Log in as a browser does: the login page (its CSRF token and cookie), then the form."""
+    page = await client.get("/dashboard/login")
+    return await client.post("/dashboard/login", data={"key": key, "csrf": _csrf(page.text)})
 
 
 async def test_login_cookie_scopes_csrf_and_logout(client, make_key, engine) -> None:  # type: ignore[no-untyped-def]

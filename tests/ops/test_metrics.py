@@ -13,6 +13,7 @@ from sqlalchemy import text
 from mailer.local.standin_client import fault
 from tests import factories
 from tests.campaign.conftest import seed_contacts
+from tests.conftest import TEST_METRICS_TOKEN
 from tests.ops.test_metric_families import promtool_check
 from tests.reputation.helpers import notify, sent_messages, wait_processed
 
@@ -20,7 +21,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 async def scrape(client) -> Samples:  # type: ignore[no-untyped-def]
-    r = await client.get("/metrics")
+    r = await client.get("/metrics", headers={"Authorization": f"Bearer {TEST_METRICS_TOKEN}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     out: Samples = {}
     for family in text_string_to_metric_families(r.text):
@@ -79,7 +80,11 @@ async def test_metrics_cover_the_api_and_the_workers(
         await asyncio.sleep(0.2)
     # once more: that scrape read PostgreSQL before the worker stored the new rate
     after = await scrape(client)
-    promtool_check((await client.get("/metrics")).text)
+    promtool_check(
+        (
+            await client.get("/metrics", headers={"Authorization": f"Bearer {TEST_METRICS_TOKEN}"})
+        ).text
+    )
 
     def delta(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
@@ -148,3 +153,20 @@ async def test_metrics_cover_the_api_and_the_workers(
             )
         ).one()
     assert tuple(stored) == (300.0, True, "HEALTHY", True)
+
+
+async def test_metrics_need_the_bearer_token(app, client, settings) -> None:  # type: ignore[no-untyped-def]
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    r = await client.get("/metrics")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert "mailer_" not in r.text
+    for wrong in (bearer("wrong"), bearer(TEST_METRICS_TOKEN[:-1]), {"Authorization": "Basic x"}):
+        assert (await client.get("/metrics", headers=wrong)).status_code == 401
+    assert (await client.get("/metrics", headers=bearer(TEST_METRICS_TOKEN))).status_code == 200
+
+    # without MAILER_METRICS_TOKEN nobody is served
+    app.state.settings = settings.model_copy(update={"metrics_token": None})
+    r = await client.get("/metrics", headers=bearer(TEST_METRICS_TOKEN))
+    assert r.status_code == 404 and "MAILER_METRICS_TOKEN" in r.json()["error"]["message"]

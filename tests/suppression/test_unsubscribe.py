@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from mailer.secrets import new_key, signing_key
 from mailer.suppression.tokens import make_token, read_token
+from tests.fixtures.api import api_client
 from tests.webhook.conftest import seed_sent, snapshot, stats
 
 EMAIL = "reader@example.test"
@@ -114,4 +116,35 @@ async def test_bad_token_is_404_and_changes_nothing(client, admin, engine, setti
         )
         assert r.status_code == 404, (method, r.text)
         assert r.json()["error"]["code"] == "not_found"
+    assert await snapshot(engine) == before
+
+
+async def test_links_survive_a_key_rotation_until_the_key_is_removed(  # type: ignore[no-untyped-def]
+    client, admin, engine, settings, redis
+) -> None:
+    _, token, message_id = await _seeded(client, admin, engine, settings)
+    new = new_key()
+    rotated = settings.model_copy(update={"secret_keys": [new, settings.secret_key]})
+    removed = settings.model_copy(update={"secret_keys": [new], "secret_key": ""})
+    # links made after the rotation are signed with the new key
+    fresh = make_token(signing_key(rotated), message_id)
+    assert fresh != token
+
+    async with api_client(rotated) as c:
+        assert (await c.get(f"/unsubscribe/{token}")).status_code == 200
+        assert (await c.get(f"/unsubscribe/{fresh}")).status_code == 200
+    async with api_client(removed) as c:
+        assert (await c.get(f"/unsubscribe/{token}")).status_code == 404
+        assert (await c.post(f"/unsubscribe/{token}")).status_code == 404
+        assert (await c.get(f"/unsubscribe/{fresh}")).status_code == 200
+
+
+async def test_tokens_forged_with_the_published_default_are_refused(  # type: ignore[no-untyped-def]
+    client, admin, engine, settings
+) -> None:
+    _, _, message_id = await _seeded(client, admin, engine, settings)
+    before = await snapshot(engine)
+    for published in ("dev-secret-change-me", "change-me"):
+        forged = make_token(published, message_id)
+        assert (await client.post(f"/unsubscribe/{forged}")).status_code == 404
     assert await snapshot(engine) == before
