@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import TEST_METRICS_TOKEN
 from tests.fixtures.api import ApiProcess
 from tests.fixtures.workers import worker_env
 
@@ -32,7 +33,12 @@ def promtool_check(exposition: str) -> None:
 
 @pytest.fixture
 def fresh_api(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
-    env = worker_env(settings, "http://127.0.0.1:9", MAILER_REGIONS="us-east-1,eu-west-1")
+    env = worker_env(
+        settings,
+        "http://127.0.0.1:9",
+        MAILER_REGIONS="us-east-1,eu-west-1",
+        MAILER_METRICS_TOKEN=TEST_METRICS_TOKEN,
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     api = ApiProcess(env, tmp_path / "api.log")
     yield api
@@ -40,7 +46,11 @@ def fresh_api(settings, engine, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_families_are_there_at_zero_before_anything_happened(fresh_api) -> None:
-    text = httpx.get(f"{fresh_api.url}/metrics", timeout=10).text
+    text = httpx.get(
+        f"{fresh_api.url}/metrics",
+        headers={"Authorization": f"Bearer {TEST_METRICS_TOKEN}"},
+        timeout=10,
+    ).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
