@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from mailer.cli_ses_suppressions import add_commands as add_ses_suppression_commands
+
 if TYPE_CHECKING:
     from mailer.config import Settings
 
@@ -26,6 +28,9 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+ses_app = typer.Typer(help="The SES account.", no_args_is_help=True)
+app.add_typer(ses_app, name="ses")
+add_ses_suppression_commands(ses_app)
 
 out = Console()
 err = Console(stderr=True)

@@ -41,6 +41,8 @@ from urllib.parse import parse_qs, unquote
 import httptools
 
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, Simulator, ensure_signing_files
+from mailer.local.suppression_list import PATH as SUPPRESSION_PATH
+from mailer.local.suppression_list import SuppressionList
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_RATE = 100_000.0  # regions without --rate: effectively unlimited
@@ -230,6 +232,7 @@ class Standin:
         self.rules: list[FaultRule] = []
         self.down: set[str | None] = set()  # regions answering 500; None = all
         self.identities: dict[str, set[str]] = {}
+        self.suppression_list = SuppressionList()
         self.seq = 0
         self.records: list[tuple[Any, ...]] = []
         self.call_times = array("d")
@@ -652,6 +655,11 @@ def route(app: Standin, method: bytes, url: bytes, auth: bytes, body: bytes) -> 
             return app.get_identity(region_of(auth), name)
         if method == b"DELETE":
             return app.delete_identity(region_of(auth), name)
+    if path.startswith(SUPPRESSION_PATH):
+        status, answer, code = app.suppression_list.handle(
+            region_of(auth), method, path, query, body
+        )
+        return (_error(status, code, answer["message"]) if code else _json(status, answer)), 0.0
     if path.startswith(b"/_standin/"):
         return control(app, method, path[len(b"/_standin/") :].decode(), query.decode(), body)
     return _error(404, "UnknownOperationException", "Unknown operation."), 0.0
