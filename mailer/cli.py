@@ -197,8 +197,16 @@ def worker(
     queues: Annotated[
         str | None, typer.Option(help="Comma-separated queues to work on (default: all).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's /metrics on this port (0: off).",
+            show_default="MAILER_WORKER_METRICS_PORT",
+        ),
+    ] = None,
 ) -> None:
     """An arq worker."""
+    from mailer.ops.worker_metrics import MetricsSetupError, prepare
     from mailer.queues import QUEUES as known
     from workers.main import run
 
@@ -207,8 +215,13 @@ def worker(
     if unknown:
         err.print(f"[red]unknown queue(s) {', '.join(unknown)}; use {', '.join(known)}[/red]")
         raise typer.Exit(2)
+    try:
+        metrics = prepare(metrics_port)  # before anything counts a metric
+    except MetricsSetupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(names))
+        asyncio.run(run(names, metrics))
 
 
 def _settings() -> Settings:

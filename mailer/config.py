@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
 
+    # bearer token that /metrics asks for (the API's and each worker's)
+    metrics_token: str | None = None
+    # each `mailer worker` serves its own /metrics here (0: off); without metrics_token
+    # only on a loopback host
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other machines
+
     # prometheus-client's multiprocess directory: the API's /metrics adds up its files
     metrics_dir: Path | None = Field(
         default_factory=lambda: (
