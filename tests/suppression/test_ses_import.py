@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from mailer.config import ROOT
-from tests.campaign.conftest import recipients
+from tests import factories
+from tests.campaign.conftest import launch, recipients
 from tests.fixtures.workers import worker_env
 from tests.message.test_send import INLINE, wait_final
 
@@ -52,7 +53,7 @@ async def tx(make_key) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 async def test_imported_ses_suppressions_stop_sends_to_those_addresses(
-    settings, engine, client: httpx.AsyncClient, tx, clean_standin, start_worker
+    settings, engine, client: httpx.AsyncClient, tx, admin, clean_standin, start_worker
 ) -> None:
     account = ses(clean_standin.url)
     account.put_suppressed_destination(EmailAddress="Bounced@Example.test", Reason="BOUNCE")
@@ -106,6 +107,20 @@ async def test_imported_ses_suppressions_stop_sends_to_those_addresses(
     assert recipients(clean_standin.control) == {
         "complained@example.test": 1,
         "ada@example.test": 1,
+    }
+
+    # a marketing campaign to all four as contacts: only ada is in its audience
+    for email in ("bounced@example.test", "complained@example.test", "widen@example.test"):
+        r = await client.put(f"/v1/contacts/{email}", headers=admin, json={})
+        assert r.status_code == 201, r.text
+    r = await client.put("/v1/contacts/ada@example.test", headers=admin, json={})
+    assert r.status_code == 201, r.text
+    campaign = await launch(client, admin)
+    done = await factories.wait_for_status(client, admin, campaign["id"], {"completed"})
+    assert (done["stats"]["recipients"], done["stats"]["sent"]) == (1, 1), worker.log()
+    assert recipients(clean_standin.control) == {
+        "complained@example.test": 1,
+        "ada@example.test": 2,
     }
 
 
