@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.workers import WorkerProcess, worker_env
 from tests.message.test_send import INLINE, wait_final
 from tests.ops.test_metrics import Samples, scrape, total
 
@@ -51,16 +52,19 @@ async def tx(make_key) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 async def test_a_worker_serves_its_own_and_its_childrens_counters_behind_the_token(
-    client, tx, clean_standin, start_worker, monkeypatch
+    settings, client, tx, clean_standin, monkeypatch, tmp_path, request
 ) -> None:
     # no multiprocess directory shared with an API: the worker sets up its own
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     port = free_port()
-    worker = start_worker(
-        MAILER_WORKER_METRICS_PORT=str(port),
+    env = worker_env(
+        settings,
+        clean_standin.url,
         MAILER_WORKER_METRICS_HOST="127.0.0.1",
         MAILER_METRICS_TOKEN=TOKEN,
     )
+    worker = WorkerProcess(env, tmp_path / "worker.log", "--metrics-port", str(port))
+    request.addfinalizer(worker.stop)
     url = f"http://127.0.0.1:{port}/metrics"
     await wait_listening(url, worker)
     r = await client.post("/v1/messages", headers=tx, json=INLINE)
