@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.contact import importer as csv_rows
 from mailer.contact.addresses import normalise, valid_address
+from mailer.contact.service import _NOT_CSV_TYPES  # the contact import's rule, kept there
 from mailer.errors import Invalid, NotFound
 from mailer.models import Suppression
 from mailer.suppression import importer, repository
@@ -118,8 +119,6 @@ async def unsubscribe(session: AsyncSession, secret: str, token: str, how: str) 
 
 
 # -- imports -------------------------------------------------------------------------------
-
-_NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urlencoded")
 
 
 async def import_csv(
