@@ -185,6 +185,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         default_limit=settings.max_body_bytes,
         limits={
             "/v1/contacts/imports": settings.max_import_bytes,
+            "/v1/suppressions/imports": settings.max_import_bytes,
             "/webhooks/sns": settings.sns_max_body_bytes,
         },
     )

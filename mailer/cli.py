@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from mailer.cli_ses import ses_app
+from mailer.cli_ses_suppressions import add_commands as add_ses_suppression_commands
 
 if TYPE_CHECKING:
     from mailer.config import Settings
@@ -30,6 +31,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(ses_app, name="ses")
+add_ses_suppression_commands(ses_app)
 
 out = Console()
 err = Console(stderr=True)
@@ -201,8 +203,16 @@ def worker(
     queues: Annotated[
         str | None, typer.Option(help="Comma-separated queues to work on (default: all).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's /metrics on this port (0: off).",
+            show_default="MAILER_WORKER_METRICS_PORT",
+        ),
+    ] = None,
 ) -> None:
     """An arq worker."""
+    from mailer.ops.worker_metrics import MetricsSetupError, prepare
     from mailer.queues import QUEUES as known
     from workers.main import run
 
@@ -214,8 +224,13 @@ def worker(
     from mailer.secrets import WeakSecret
 
     try:
+        metrics = prepare(metrics_port)  # before anything counts a metric
+    except MetricsSetupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(names))
+            asyncio.run(run(names, metrics))
     except WeakSecret as exc:
         _refuse(exc)
 

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # placeholder or short key (mailer.secrets); MAILER_SECRET_KEYS rotates (newest first)
     secret_key: str = ""
     secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # bearer token of GET /metrics; unset: /metrics answers 404
+    # bearer token of GET /metrics, the API's and each worker's; unset: the API's answers
+    # 404 and a worker serves its own only on a loopback address
     metrics_token: str | None = None
     # dashboard sign-in: failed logins per client address and per key prefix in a window
     login_max_failures: int = 10
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
     # limits
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
+
+    # each `mailer worker` serves its own /metrics here (0: off); without metrics_token
+    # only on a loopback host
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other machines
 
     # prometheus-client's multiprocess directory: the API's /metrics adds up its files
     metrics_dir: Path | None = Field(

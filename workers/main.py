@@ -23,6 +23,7 @@ from arq.worker import Worker
 
 from mailer import secrets
 from mailer.config import Settings, get_settings
+from mailer.ops.worker_metrics import MetricsEndpoint, WorkerPresence
 from mailer.queues import OWN_PROCESS
 from mailer.queues import QUEUES as QUEUE_NAMES
 from workers.polling import BackoffWorker
@@ -89,7 +90,7 @@ class ChildWorker:
             await asyncio.to_thread(process.wait)
 
 
-async def run(queues: list[str] | None = None) -> None:
+async def run(queues: list[str] | None = None, metrics: MetricsEndpoint | None = None) -> None:
     """Work on ``queues``; raises :class:`mailer.secrets.WeakSecret` before anything starts
     when the secret key must not sign (a worker signs unsubscribe links)."""
     settings = get_settings()
@@ -97,6 +98,9 @@ async def run(queues: list[str] | None = None) -> None:
     names = list(dict.fromkeys(queues or QUEUES))
     apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
     children = [ChildWorker(q) for q in apart]
+    # its heartbeat for the queues worked on here (children beat for theirs), its /metrics
+    presence = WorkerPresence(settings, [q for q in names if q not in apart], metrics)
+    await presence.start()
     workers: list[Worker] = []
     for queue in (q for q in names if q not in apart):
         options = worker_settings(queue)
@@ -143,6 +147,7 @@ async def run(queues: list[str] | None = None) -> None:
             await running
         for w in workers:
             await w.close()
+        await presence.close()
 
 
 def grace_seconds(settings: Settings) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -149,6 +149,8 @@ class Upload:
     max_errors: int = MAX_ERRORS
     fast: bool = True  # plain stretches skip the csv reader (False: always use it; tests)
     extra_tags: frozenset[str] = frozenset()  # added to every row (``mailer import --tag``)
+    # how the header row is read (a suppression list reads its own columns)
+    header_of: Callable[[list[str]], Header] = parse_header
     header: Header | None = None
     read: int = 0  # data rows, good and bad
     rejected: int = 0
@@ -394,7 +396,7 @@ class Upload:
             raise Invalid.at(["body", "header"], "the header row is not UTF-8 text")
         if has_nul and any("\x00" in f for f in first):
             raise Invalid.at(["body", "header"], "not a CSV file: the header has NUL bytes")
-        self.header = parse_header(first)
+        self.header = self.header_of(first)
 
 
 def _no_edge_space(text: str) -> bool:

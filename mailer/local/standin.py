@@ -42,6 +42,8 @@ import httptools
 
 from mailer.local.ses_account import DEFAULT_SETS, Account, configuration_set_of
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, Simulator, ensure_signing_files
+from mailer.local.suppression_list import PATH as SUPPRESSION_PATH
+from mailer.local.suppression_list import SuppressionList
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_RATE = 100_000.0  # regions without --rate: effectively unlimited
@@ -234,6 +236,7 @@ class Standin:
         self.rules: list[FaultRule] = []
         self.down: set[str | None] = set()  # regions answering 500; None = all
         self.account.reset()
+        self.suppression_list = SuppressionList()
         self.seq = 0
         self.records: list[tuple[Any, ...]] = []
         self.call_times = array("d")
@@ -613,8 +616,14 @@ def route(app: Standin, method: bytes, url: bytes, auth: bytes, body: bytes) -> 
         return app.send_email(region_of(auth), body)
     if path == b"/v2/email/account" and method == b"GET":
         return app.get_account(region_of(auth))
-    if (answer := app.account.handle(method, path, query, auth, region_of(auth), body)) is not None:
-        return _response(*answer), app._delay(region_of(auth))
+    if path.startswith(SUPPRESSION_PATH):
+        status, answer, code = app.suppression_list.handle(
+            region_of(auth), method, path, query, body
+        )
+        return (_error(status, code, answer["message"]) if code else _json(status, answer)), 0.0
+    handled = app.account.handle(method, path, query, auth, region_of(auth), body)
+    if handled is not None:
+        return _response(*handled), app._delay(region_of(auth))
     if path.startswith(b"/_standin/"):
         return control(app, method, path[len(b"/_standin/") :].decode(), query.decode(), body)
     return _error(404, "UnknownOperationException", "Unknown operation."), 0.0

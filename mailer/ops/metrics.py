@@ -14,7 +14,6 @@ it answers 404, without the token or with a wrong one 401.
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -28,6 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Sample
 
 from mailer.errors import NotFound, Unauthorized
+from mailer.ops import bearer
 
 if TYPE_CHECKING:
     from mailer.config import Settings
@@ -81,11 +81,9 @@ def declare_known_labels(mail_classes: Iterable[str], regions: Iterable[str]) ->
 
 def authorized(authorization: str | None, settings: Settings) -> bool:
     """Whether an ``Authorization`` header carries the metrics token (constant time)."""
-    token = settings.metrics_token
-    scheme, _, given = (authorization or "").partition(" ")
-    if token is None or scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    return settings.metrics_token is not None and bearer.carries(
+        authorization, settings.metrics_token
+    )
 
 
 def require(authorization: str | None, settings: Settings) -> None:

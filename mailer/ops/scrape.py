@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.campaign.service import progress as campaign_progress
 from mailer.config import Settings
 from mailer.models import STAT_NAMES
+from mailer.ops import heartbeat
 from mailer.ops.metrics import gauge
 from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
 
 QUEUES = tuple(ARQ_QUEUES.values())
+WORKER_QUEUES = tuple(ARQ_QUEUES)  # the names `mailer worker --queues` takes
 
 _SUPPRESSIONS = text("SELECT scope, count(*) AS n FROM suppressions GROUP BY scope")
 # campaigns under way, and the last ones finished: bounded, whatever the history
@@ -39,6 +41,15 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
     for queue in QUEUES:
         depths.append(([queue], float(await redis.zcard(queue))))
     out.append(gauge("mailer_queue_depth", "Jobs waiting in an arq queue", ["queue"], depths))
+    seen = await heartbeat.workers_seen(redis, WORKER_QUEUES)
+    out.append(
+        gauge(
+            "mailer_workers_seen",
+            "Worker processes with a recent heartbeat, per queue (0: nothing works on it)",
+            ["queue"],
+            [([queue], float(n)) for queue, n in seen.items()],
+        )
+    )
 
     rows = await session.execute(_SUPPRESSIONS)
     out.append(

@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.secrets import verifying_keys
 from mailer.suppression import service
-from mailer.suppression.schemas import Scope, Source, SuppressionIn, SuppressionOut, SuppressionPage
+from mailer.suppression.schemas import (
+    ImportReport,
+    Scope,
+    Source,
+    SuppressionIn,
+    SuppressionOut,
+    SuppressionPage,
+)
 
 router = APIRouter(tags=["suppressions"], dependencies=[RequireScope.depends("campaigns")])
 public_router = APIRouter(tags=["unsubscribe"])
@@ -31,6 +38,16 @@ async def list_suppressions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SuppressionPage:
     return await service.page(session, cursor, limit, reason, scope, source)
+
+
+@router.post("/suppressions/imports", response_model=ImportReport)
+async def import_suppressions(request: Request, session: Session) -> ImportReport:
+    """A suppression list exported from another tool: the raw body is a CSV file, streamed
+    (the app's BodyLimit caps it at max_import_bytes); answered with the report at once.
+    Columns and defaults: ``mailer.suppression.importer``."""
+    return await service.import_csv(
+        session, request.stream(), request.headers.get("content-type", "text/csv")
+    )
 
 
 @router.get("/suppressions/{email}", response_model=SuppressionOut)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
@@ -112,3 +114,87 @@ async def unsubscribe(
 async def message_exists(session: AsyncSession, message_id: int) -> bool:
     found = await session.execute(text("SELECT 1 FROM messages WHERE id = :id"), {"id": message_id})
     return found.first() is not None
+
+
+# -- imports (a CSV file, the SES account-level suppression list) ---------------------------
+
+# (row, email, reason, scope, created_at or None for now)
+ImportRow = tuple[int, str, str, str, datetime | None]
+
+_STAGE = text(
+    "CREATE TEMP TABLE IF NOT EXISTS suppression_import_rows"
+    " (row integer NOT NULL, email text NOT NULL, reason text NOT NULL, scope text NOT NULL,"
+    "  created_at timestamptz) ON COMMIT DROP"
+)
+
+
+async def stager(session: AsyncSession) -> Callable[[list[ImportRow]], Coroutine[Any, Any, None]]:
+    """A function that COPYs rows of an import into a temporary table of the session's
+    transaction (dropped at its end: a 413 or a dropped upload leaves nothing)."""
+    await session.execute(_STAGE)
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # the session's connection is checked out and open
+
+    async def stage(rows: list[ImportRow]) -> None:
+        await raw.copy_records_to_table(
+            "suppression_import_rows",
+            records=rows,
+            columns=["row", "email", "reason", "scope", "created_at"],
+        )
+
+    return stage
+
+
+# The staged rows into the list in one statement. The first row of an address counts (its
+# repeats are reported by `import_repeats`). A suppression is only ever widened, as the
+# feedback loop widens it: a new address is inserted with its reason, scope and date; an
+# existing `marketing` one becomes `all` (reason and source of the import, date kept) when
+# the import says `all`; anything else stays as it is.
+_MERGE = text(
+    """
+    WITH firsts AS (
+        SELECT DISTINCT ON (email) email, reason, scope, created_at
+          FROM suppression_import_rows ORDER BY email, row
+    ),
+    merged AS (
+        INSERT INTO suppressions AS s (email, reason, scope, source, created_at)
+        SELECT email, reason, scope, :source, coalesce(created_at, now()) FROM firsts
+        ON CONFLICT (email) DO UPDATE
+           SET scope = 'all', reason = excluded.reason, source = excluded.source
+         WHERE s.scope <> 'all' AND excluded.scope = 'all'
+        RETURNING (xmax = 0) AS created
+    )
+    SELECT (SELECT count(*) FROM merged WHERE created) AS created,
+           (SELECT count(*) FROM merged WHERE NOT created) AS widened,
+           (SELECT count(*) FROM firsts) AS addresses
+    """
+)
+
+_REPEATS = text(
+    """
+    SELECT row, email, first_row, count(*) OVER () AS repeats FROM (
+        SELECT row, email, min(row) OVER (PARTITION BY email) AS first_row
+          FROM suppression_import_rows) r
+     WHERE row > first_row ORDER BY row LIMIT :limit
+    """
+)
+
+
+async def merge_import(session: AsyncSession, source: str) -> tuple[int, int, int, int]:
+    """Merge the staged rows: (created, widened, unchanged, distinct) addresses."""
+    # the sort of a 100,000-row file by address stays in memory
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    row: Any = (await session.execute(_MERGE, {"source": source})).one()
+    created, widened, addresses = int(row.created), int(row.widened), int(row.addresses)
+    return created, widened, addresses - created - widened, addresses
+
+
+async def import_repeats(
+    session: AsyncSession, limit: int
+) -> tuple[int, list[tuple[int, str, int]]]:
+    """How many staged rows repeat an earlier row's address, and the first ``limit`` of
+    them as (row, email, first row)."""
+    rows = list(await session.execute(_REPEATS, {"limit": max(limit, 1)}))
+    count = int(rows[0].repeats) if rows else 0
+    return count, [(r.row, r.email, r.first_row) for r in rows[:limit]]
