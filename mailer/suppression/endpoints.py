@@ -75,6 +75,8 @@ async def unsubscribe_page(token: str, request: Request, session: Session) -> HT
 async def unsubscribe(token: str, request: Request, session: Session) -> HTMLResponse:
     """Unsubscribes at once, no login: RFC 8058 one-click (``List-Unsubscribe=One-Click``,
     form-urlencoded or multipart) from mail clients, or the page's button."""
+    secret = request.app.state.settings.secret_key
+    service.message_of(secret, token)  # a forged token is a 404 before the body is read
     how = "page"
     try:
         form = await request.form()
@@ -82,5 +84,5 @@ async def unsubscribe(token: str, request: Request, session: Session) -> HTMLRes
             how = "one_click"
     except Exception:  # noqa: BLE001 - an odd body from a mail client still unsubscribes
         how = "post"
-    await service.unsubscribe(session, request.app.state.settings.secret_key, token, how)
+    await service.unsubscribe(session, secret, token, how)
     return _page(request, done=True, action=None)
