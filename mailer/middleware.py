@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
 CONNECTION_CLOSE = (b"connection", b"close")
+DRAIN_BYTES = 2 << 20  # of a body nobody reads, read and dropped before the answer
 MAX_DEPTH = 100  # a segment filter at its own depth limit (20) stays well below
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
@@ -229,10 +230,10 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def answer_too_large(send: Send, limit: int) -> None:
-    """413, and the connection closed after it: the rest of the body goes unread."""
+async def answer_too_large(send: Send, limit: int, *, close: bool = False) -> None:
+    """413; ``close``: and the connection closed after it (the rest of the body unread)."""
     body = error_body(TooLarge.code, BodyTooLarge(limit).detail)
-    await send_json(send, TooLarge.status_code, body, [CONNECTION_CLOSE])
+    await send_json(send, TooLarge.status_code, body, [CONNECTION_CLOSE] if close else [])
 
 
 # the caller's key for a raw bearer secret (None: unknown), looked up by the app
@@ -268,7 +269,9 @@ class BodyGate:
       on unchanged.
     - An answer given while the client is still sending carries ``Connection: close``, so
       the server stops reading what nobody will read (otherwise it reads and discards the
-      rest, however large).
+      rest, however large). Up to ``DRAIN_BYTES`` of such a body are read and dropped
+      first: a server that closes on unread data resets the connection, and the client
+      may lose the answer; a modest body is then answered cleanly.
     """
 
     def __init__(
@@ -288,16 +291,33 @@ class BodyGate:
             await self.app(scope, receive, send)
             return
         unread = has_body(scope)  # True until the last of the body has been received
+        length = declared_length(scope)
         started = False
+        seen = 0
 
         async def send_closing(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if unread:
+                    await drain()
                 headers = message.get("headers", [])
                 if unread and CONNECTION_CLOSE not in headers:
                     message = {**message, "headers": [*headers, CONNECTION_CLOSE]}
             await send(message)
+
+        async def drain() -> None:
+            nonlocal unread
+            if length is not None and length - seen > DRAIN_BYTES:
+                return  # too much to read: closing it is
+            dropped = 0
+            while unread and dropped <= DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    unread = False
+                    return
+                dropped += len(message.get("body", b""))
+                unread = message.get("more_body", False)
 
         if (
             "\x00" in scope["path"]
@@ -307,9 +327,8 @@ class BodyGate:
             await refuse(send_closing, BadJson(["path"], "the URL must not contain NUL (%00)"))
             return
         limit = self.limits.get((scope["method"], scope["path"]), self.default_limit)
-        length = declared_length(scope)
         if length is not None and length > limit:
-            await answer_too_large(send, limit)
+            await answer_too_large(send_closing, limit)
             return
         if self.authenticate is not None and _needs_key(scope["path"]):
             problem = await self._authenticate(scope)
@@ -317,7 +336,6 @@ class BodyGate:
                 body = error_body(Unauthorized.code, problem)
                 await send_json(send_closing, 401, body, [(b"www-authenticate", b"Bearer")])
                 return
-        seen = 0
 
         async def limited() -> Message:
             nonlocal seen, unread
@@ -348,7 +366,7 @@ class BodyGate:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await answer_too_large(send, exc.limit)
+            await answer_too_large(send_closing, exc.limit)
 
     async def _authenticate(self, scope: Scope) -> str | None:
         """None once the caller's key is known (and in the request's state), else why not."""

@@ -154,7 +154,7 @@ class MessagesEndpoint:
         try:
             raw = await read_body(receive, self.state.settings.max_body_bytes)
         except BodyTooLarge as exc:
-            await answer_too_large(send, exc.limit)
+            await answer_too_large(send, exc.limit, close=True)
             return
         if raw is None:
             return  # the client went away: nobody to answer
