@@ -128,7 +128,7 @@ log = structlog.get_logger(__name__)
 
 IMPORT_CHUNK_ROWS = 100_000
 IMPORT_LANES = 2  # chunks merged at once, each on a connection (and a PostgreSQL core)
-SPOOL_PIECE = 256 * 1024  # bytes of a spooled upload parsed at a time (in a thread)
+SPOOL_PIECE = 64 * 1024  # bytes of a spooled upload parsed at a time (in a thread)
 _NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urlencoded")
 
 
