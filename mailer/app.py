@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from arq import create_pool
@@ -13,77 +12,32 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer import secrets
+from mailer.auth.dependencies import lookup_key
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
+from mailer.contact.endpoints import IMPORTS_PATH
 from mailer.db import create_engine, create_sessionmaker
-from mailer.errors import TooLarge, error_body, install_handlers
+from mailer.errors import install_handlers
 from mailer.logging import configure_logging
 from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
-from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.middleware import BodyGate, RequestContext
 from mailer.ops import metrics
 from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
+from mailer.suppression.endpoints import IMPORTS_PATH as SUPPRESSION_IMPORTS_PATH
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
 
 
-class BodyLimit:
-    """Answer 413 for bodies over the limit, before the endpoint reads them."""
-
-    def __init__(self, app: ASGIApp, default_limit: int, limits: dict[str, int]) -> None:
-        self.app = app
-        self.default_limit = default_limit
-        self.limits = limits  # path prefix → limit
-
-    def _limit(self, path: str) -> int:
-        for prefix, limit in self.limits.items():
-            if path.startswith(prefix):
-                return limit
-        return self.default_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit(scope["path"])
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await _reject_too_large(send, limit)
-            return
-        seen = 0
-
-        async def limited_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await _reject_too_large(send, limit)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _reject_too_large(send: Send, limit: int) -> None:
-    body = error_body(TooLarge.code, f"request body over {limit} bytes")
-    await send_json(send, TooLarge.status_code, body)
-
-
 class MailerAPI(FastAPI):
     """The FastAPI app, with the two hot POSTs dispatched before the middleware stack and
-    the router to lean handlers of their own, inside the same ``RequestContext`` and
-    ``BodyLimit``: ``/webhooks/sns`` (``mailer.webhook.endpoints.SnsEndpoint``; SNS posts
-    thousands a second) and ``/v1/messages`` (``mailer.message.endpoints.MessagesEndpoint``,
-    which hands whatever it does not accept to :meth:`routed`)."""
+    the router to lean handlers of their own, inside the same ``RequestContext``:
+    ``/webhooks/sns`` (``mailer.webhook.endpoints.SnsEndpoint`` in a ``BodyGate`` of its
+    own; SNS posts thousands a second) and ``/v1/messages``
+    (``mailer.message.endpoints.MessagesEndpoint``, which looks its caller up before it
+    reads the body and hands whatever it does not accept to :meth:`routed`)."""
 
     lean_posts: dict[str, ASGIApp] = {}  # noqa: RUF012 - replaced per app
 
@@ -99,6 +53,10 @@ class MailerAPI(FastAPI):
     async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The middleware stack and the router, whatever the path."""
         await super().__call__(scope, receive, send)
+
+
+async def _authenticate(scope: Scope, raw: str) -> object | None:
+    return await lookup_key(scope["app"].state.sessionmaker, raw)
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -178,24 +136,22 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     app.include_router(dashboard)
     app.include_router(unsubscribe)
 
-    # outermost last: RequestContext ▸ BodyLimit ▸ JsonGuard ▸ the routes
-    app.add_middleware(JsonGuard, max_bytes=settings.max_body_bytes)
+    # outermost last: RequestContext ▸ BodyGate ▸ the routes
     app.add_middleware(
-        BodyLimit,
+        BodyGate,
         default_limit=settings.max_body_bytes,
         limits={
-            "/v1/contacts/imports": settings.max_import_bytes,
-            "/v1/suppressions/imports": settings.max_import_bytes,
-            "/webhooks/sns": settings.sns_max_body_bytes,
+            ("POST", IMPORTS_PATH): settings.max_import_bytes,
+            ("POST", SNS_PATH): settings.sns_max_body_bytes,
+            ("POST", SUPPRESSION_IMPORTS_PATH): settings.max_import_bytes,
         },
+        authenticate=_authenticate,
     )
     app.add_middleware(RequestContext)
     app.lean_posts = {
-        SNS_PATH: RequestContext(
-            BodyLimit(SnsEndpoint(app.state), settings.sns_max_body_bytes, {})
-        ),
-        MESSAGES_PATH: RequestContext(
-            BodyLimit(MessagesEndpoint(app.state, app.routed), settings.max_body_bytes, {})
-        ),
+        SNS_PATH: RequestContext(BodyGate(SnsEndpoint(app.state), settings.sns_max_body_bytes)),
+        # it looks its caller up before reading the body, and hands anything it does not
+        # accept to the whole app (whose gate then answers 401, 413 or 422)
+        MESSAGES_PATH: RequestContext(MessagesEndpoint(app.state, app.routed)),
     }
     return app

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     sns_max_body_bytes: int = 300_000
     sns_cert_timeout_seconds: float = 5.0
     sns_cert_max_bytes: int = 65_536
+    sns_require_v2: bool = False  # refuse SignatureVersion 1 (SHA1withRSA)
     # how often the events worker picks up stored notifications nobody processed
     events_reconcile_seconds: float = 5.0
     events_batch_size: int = 500

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.auth import service
 from mailer.db import transaction
 from mailer.errors import Conflict, Forbidden, Unauthorized, Unavailable
+from mailer.middleware import MISSING_KEY, UNKNOWN_KEY, bearer
 from mailer.models import ApiKey
 
 
@@ -40,25 +41,33 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def lookup_key(sessionmaker: async_sessionmaker[AsyncSession], raw: str) -> ApiKey | None:
+    """The live key for the secret ``raw``, looked up now (no cache)."""
+    # its own connection in autocommit: the last_used_at write, if any, stays even when
+    # the endpoint's transaction rolls back, and the lookup costs no BEGIN and COMMIT
+    # round trips (a lookup and at most one UPDATE need no transaction)
+    async with sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return await service.authenticate(session, raw)
+
+
 class RequireScope:
-    """Dependency that admits a key holding ``scope`` (or ``admin``)."""
+    """Dependency that admits a key holding ``scope`` (or ``admin``). The app's
+    ``BodyGate`` has looked the key up already (before any body was read); it is looked
+    up here only where no gate did."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
 
     async def __call__(self, request: Request) -> ApiKey:
-        header = request.headers.get("authorization", "")
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-        # its own connection in autocommit: the last_used_at write, if any, stays even when
-        # the endpoint's transaction rolls back, and the lookup costs no BEGIN and COMMIT
-        # round trips (a lookup and at most one UPDATE need no transaction)
-        async with request.app.state.sessionmaker() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            key = await service.authenticate(session, raw.strip())
+        key: ApiKey | None = getattr(request.state, "api_key", None)
         if key is None:
-            raise Unauthorized("unknown API key")
+            raw = bearer(request.scope)
+            if raw is None:
+                raise Unauthorized(MISSING_KEY)
+            key = await lookup_key(request.app.state.sessionmaker, raw)
+        if key is None:
+            raise Unauthorized(UNKNOWN_KEY)
         if not service.allows(key, self.scope):
             raise Forbidden(f"this key lacks the '{self.scope}' scope")
         request.state.api_key = key

@@ -4,6 +4,15 @@ The upload is never held whole: bytes are cut at record boundaries (a newline ou
 quotes), each stretch decoded and parsed on its own, and its good rows handed out as
 records for COPY into the staging table. Memory holds one stretch, never the file.
 
+Where the boundaries are is known by reading the bytes once, in order, as the csv reader
+reads them (a quote opens a quoted field only at the start of a field; ``""`` inside one
+is a quote), the state kept between pieces: never a walk back over what was read. A quote
+that is not closed cannot swallow the rest of the file: a quoted field still open
+``_MAX_QUOTED_BYTES`` on (more than ``MAX_FIELD`` characters in any encoding, so its row
+is refused whatever follows), or at the end of the file, is taken for a stray quote: the
+row it opened in is rejected by number and reading goes on with the next line. A record
+over ``_MAX_RECORD_BYTES`` is rejected and skipped to the end of its line.
+
 Rows are numbered by the line of the file they start on (the header is line 1), the number
 an editor or a spreadsheet shows. Blank lines are skipped and not counted. A bad row — an
 invalid or empty address, a wrong number of fields, bytes that are not UTF-8, a field over
@@ -29,8 +38,10 @@ MAX_ERRORS = 1000  # error entries kept per import; every reject is still counte
 MAX_COLUMNS = 200
 MAX_FIELD = 10_000  # characters in one field
 _MAX_HEADER = 64 * 1024
-# a stretch with no record boundary (an unbalanced quote) is cut here all the same
-_MAX_RECORD_BYTES = 1 << 20
+# a quoted field this long is over MAX_FIELD characters however they are encoded (4 bytes
+# a character at most, or "" for one): still open past it, its quote was a stray one
+_MAX_QUOTED_BYTES = 4 * MAX_FIELD + 4
+_MAX_RECORD_BYTES = 1 << 20  # a record still without its end here is rejected
 _SLICE = 64 * 1024  # bytes parsed at a time, however large the chunks that arrive
 _TAG_CELLS = 4096  # distinct tags cells remembered (files repeat a few)
 _TAG_CELL_CHARS = 200  # and only short ones
@@ -156,9 +167,17 @@ class Upload:
     rejected: int = 0
     bytes_received: int = 0
     errors: list[dict[str, object]] = field(default_factory=list)
-    _pending: bytes = b""
+    scanned: int = 0  # bytes the record-boundary scan has looked at (each byte once)
+    _pending: bytes = b""  # bytes not parsed yet, from the start of a record
     _line: int = 0  # physical lines parsed so far
     _tag_cells: dict[str, str] = field(default_factory=dict)  # tags cell -> staged tags
+    # the boundary scan's state, as offsets in _pending: how far it has read, whether that
+    # is inside a quoted field (and where its quote is), the last record boundary found
+    _scan: int = 0
+    _inside: bool = False
+    _quote: int = 0
+    _cut: int = 0
+    _skipping: bool = False  # dropping an over-long record up to the end of its line
 
     def __post_init__(self) -> None:
         self._extra = ";".join(sorted(self.extra_tags))
@@ -170,40 +189,131 @@ class Upload:
     def feed(self, data: bytes) -> Iterator[list[Record]]:
         self.bytes_received += len(data)
         for start in range(0, len(data), _SLICE):
-            buf = self._pending + data[start : start + _SLICE]
-            cut = self._boundary(buf)
-            if cut < 0:
-                self._pending = buf
-                if self.header is None and len(buf) > _MAX_HEADER:
-                    raise Invalid.at(
-                        ["body", "header"], f"the header row is over {_MAX_HEADER} bytes"
-                    )
-                continue
-            self._pending = buf[cut:]
-            yield self._parse(buf[:cut])
+            yield from self._take(data[start : start + _SLICE], final=False)
+
+    def feed_all(self, data: bytes) -> list[Record]:
+        """The good rows of ``data`` parsed so far, in one list (what a thread hands back)."""
+        return [record for records in self.feed(data) for record in records]
 
     def close(self) -> list[Record]:
-        rest, self._pending = self._pending, b""
-        records = self._parse(rest) if rest.strip() else []
+        records = [r for batch in self._take(b"", final=True) for r in batch]
         if self.header is None:
             raise Invalid.at(["body"], "the file is empty: send a CSV file with a header row")
         return records
 
-    @staticmethod
-    def _boundary(buf: bytes) -> int:
-        """Just after the last newline outside quotes; -1 when there is none yet."""
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            return -1
-        quotes = buf.count(b'"', 0, cut)
-        while quotes % 2:  # inside a quoted field: step back a line
-            previous = buf.rfind(b"\n", 0, cut)
-            if previous < 0:
-                # no boundary; a record this long is cut anyway (and reported as bad)
-                return len(buf) if len(buf) > _MAX_RECORD_BYTES else -1
-            quotes -= buf.count(b'"', previous, cut)
-            cut = previous
-        return cut + 1
+    def _take(self, data: bytes, final: bool) -> Iterator[list[Record]]:
+        """Add ``data`` to what is pending and parse every complete record of it."""
+        buf = self._pending + data if self._pending else data
+        while True:
+            if self._skipping:
+                buf = self._skip(buf)
+                if self._skipping:
+                    break
+            self._advance(buf, final)
+            if self._inside and (final or self._scan - self._quote > _MAX_QUOTED_BYTES):
+                # a stray quote: the records before its own parsed, its record rejected,
+                # and the scan goes on at the next line
+                if self._cut:
+                    yield self._parse(buf[: self._cut])
+                buf = self._stray_quote(buf, final)
+                continue
+            if final:
+                if self._cut:
+                    yield self._parse(buf[: self._cut])
+                rest = buf[self._cut :]
+                if rest.strip():
+                    yield self._parse(rest)
+                buf = b""
+                break
+            if len(buf) - self._cut > _MAX_RECORD_BYTES:
+                if self._cut:
+                    yield self._parse(buf[: self._cut])
+                self.read += 1
+                self._reject(self._line + 1, "", f"the row is over {_MAX_RECORD_BYTES} bytes")
+                buf = buf[self._cut :]
+                self._inside = False
+                self._scan = self._cut = 0
+                self._skipping = True
+                continue
+            if self._cut:
+                yield self._parse(buf[: self._cut])
+                buf = buf[self._cut :]
+                self._scan -= self._cut
+                self._quote -= self._cut
+                self._cut = 0
+            if self.header is None and len(buf) > _MAX_HEADER:
+                raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
+            break
+        self._pending = buf
+
+    def _advance(self, buf: bytes, final: bool) -> None:
+        """Read ``buf`` on from where the scan stopped, as the csv reader would, noting
+        the last record boundary (just after a newline outside quotes)."""
+        pos, inside, quote, cut = self._scan, self._inside, self._quote, self._cut
+        end = len(buf)
+        self.scanned += end - pos
+        while pos < end:
+            q = buf.find(b'"', pos)
+            if inside:
+                if q < 0 or q - quote > _MAX_QUOTED_BYTES:
+                    pos = end if q < 0 else q
+                    break
+                if q + 1 == end and not final:
+                    pos = q  # a closing quote or the first of "": the next byte says
+                    break
+                if q + 1 == end:  # the file's last byte closes the field
+                    inside, pos = False, end
+                    break
+                if buf[q + 1] == 0x22:  # "" inside quotes
+                    pos = q + 2
+                    continue
+                inside, pos = False, q + 1
+                continue
+            newline = buf.rfind(b"\n", pos, end if q < 0 else q)
+            if newline >= 0:
+                cut = newline + 1
+            if q < 0:
+                pos = end
+                break
+            if q == 0 or buf[q - 1] in _FIELD_ENDS:  # a quote at the start of a field
+                inside, quote = True, q
+            pos = q + 1
+        self._scan, self._inside, self._quote, self._cut = pos, inside, quote, cut
+
+    def _stray_quote(self, buf: bytes, final: bool) -> bytes:
+        """Reject the record a stray quote opened in (from ``_cut``: the records before it
+        are parsed) up to the end of the quote's line; what is left of ``buf``."""
+        eol = buf.find(b"\n", self._quote)
+        record = buf[self._cut : len(buf) if eol < 0 else eol + 1]
+        row = self._line + 1
+        if self.header is None:
+            raise Invalid.at(["body", "header"], "the header row has a quote that is not closed")
+        try:
+            text = record.decode("utf-8", "replace")
+            fields = next(csv.reader(io.StringIO(text, newline="")), [])
+        except csv.Error:
+            fields = []
+        email = fields[self.header.email] if len(fields) > self.header.email else ""
+        self.read += 1
+        self._reject(row, email.strip(), "a quote opened in this row is not closed")
+        self._line += _lines(record)
+        self._inside = False
+        self._scan = self._cut = 0
+        if eol < 0:  # the line goes on past what has arrived: dropped up to its end
+            self._skipping = not final
+            return b""
+        return buf[eol + 1 :]
+
+    def _skip(self, buf: bytes) -> bytes:
+        """Drop an over-long record's bytes up to the end of its line; what is left."""
+        eol = buf.find(b"\n")
+        if eol < 0:
+            keep = 1 if buf.endswith(b"\r") else 0  # a CR that may be half of a CRLF
+            self._line += _lines(buf[: len(buf) - keep])
+            return buf[len(buf) - keep :]
+        self._line += _lines(buf[: eol + 1])
+        self._skipping = False
+        return buf[eol + 1 :]
 
     def _reject(self, row: int, email: str, reason: str) -> None:
         self.rejected += 1
@@ -250,7 +360,14 @@ class Upload:
                 self._reject(row, "", f"malformed CSV: {exc}")
                 continue
             row, last = base + last + 1, reader.line_num
+            rejected = self.rejected
             self._row(row, fields, records, undecodable, has_nul, has_separator)
+            if self.rejected > rejected and base + last > row and self.errors[-1]["row"] == row:
+                # the rows a stray quote joined to this one are in it: say which
+                self.errors[-1]["reason"] = (
+                    f"{self.errors[-1]['reason']} (a quoted field runs from line {row} to"
+                    f" line {base + last})"
+                )
         self._line = base + reader.line_num
         return records
 
@@ -397,6 +514,14 @@ class Upload:
         if has_nul and any("\x00" in f for f in first):
             raise Invalid.at(["body", "header"], "not a CSV file: the header has NUL bytes")
         self.header = self.header_of(first)
+
+
+_FIELD_ENDS = b",\r\n"  # what comes before a field's first character
+
+
+def _lines(data: bytes) -> int:
+    """Physical lines in ``data`` as the csv reader counts them (LF, CRLF and a bare CR)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _no_edge_space(text: str) -> bool:

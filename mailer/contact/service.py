@@ -7,9 +7,10 @@ import contextlib
 import hashlib
 import hmac
 import math
+import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,7 @@ log = structlog.get_logger(__name__)
 
 IMPORT_CHUNK_ROWS = 100_000
 IMPORT_LANES = 2  # chunks merged at once, each on a connection (and a PostgreSQL core)
+SPOOL_PIECE = 64 * 1024  # bytes of a spooled upload parsed at a time (in a thread)
 _NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urlencoded")
 
 
@@ -165,6 +167,32 @@ async def enqueue_import(redis: ArqRedis, import_id: int) -> None:
     )
 
 
+def check_import_type(content_type: str) -> None:
+    """422 for a body that is plainly not the CSV file itself (a form, JSON)."""
+    if content_type.lower().startswith(_NOT_CSV_TYPES):
+        raise Invalid.at(
+            ["header", "content-type"],
+            f"send the CSV file itself as the body (text/csv), not {content_type[:100]}",
+        )
+
+
+@contextlib.asynccontextmanager
+async def spooled(body: AsyncIterable[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The upload written to a temporary file as it arrives, then read back from it: an
+    upload, however slow, holds a file, never a database connection or a transaction.
+    (The body's limit is the caller's: the app's ``BodyGate`` holds it to the import's.)"""
+    with tempfile.TemporaryFile(prefix="mailer-import-") as file:
+        async for data in body:
+            file.write(data)  # into the page cache: microseconds, no need for a thread
+        file.seek(0)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            while piece := file.read(SPOOL_PIECE):
+                yield piece
+
+        yield pieces()
+
+
 async def create_import(
     session: AsyncSession,
     redis: ArqRedis | None,
@@ -173,43 +201,41 @@ async def create_import(
     tags: Iterable[str] = (),
     on_bytes: Callable[[int], None] | None = None,
 ) -> ImportAccepted:
-    """Stream an uploaded CSV file into the staging table and queue its import.
+    """Parse a CSV file into the staging table and queue its import.
 
-    Nothing of the file is held whole: each stretch is parsed and its good rows COPYed as
-    it arrives; bad rows are counted and reported. All of it is in the caller's
-    transaction, so an unusable file (422) or an upload over the limit (413) stores nothing.
-    The job is enqueued after commit (no ``redis``: the caller runs it, as the CLI does).
+    Nothing of the file is held whole: each piece is parsed in a thread (the event loop
+    keeps serving other requests) and its good rows COPYed while the next one is parsed;
+    bad rows are counted and reported. All of it is in the caller's transaction, so an
+    unusable file (422) stores nothing. The API hands in a spooled upload (``spooled``),
+    the CLI its file. The job is enqueued after commit (no ``redis``: the caller runs it,
+    as the CLI does).
     """
-    if content_type.lower().startswith(_NOT_CSV_TYPES):
-        raise Invalid.at(
-            ["header", "content-type"],
-            f"send the CSV file itself as the body (text/csv), not {content_type}",
-        )
+    check_import_type(content_type)
     extra = frozenset(t.strip() for t in tags if t.strip())
     row = await repository.create_import(session)
     import_id = row.id
     upload = importer.Upload(extra_tags=extra)
     stage = await repository.stager(session, import_id)
-    # one COPY in flight while the next stretch is parsed: PostgreSQL stores a stretch
-    # while this process reads the following one
+    # one COPY in flight while the next piece is parsed: PostgreSQL stores a piece while
+    # a thread of this process parses the following one
     copying: asyncio.Task[None] | None = None
     try:
         async for data in body:
-            for records in upload.feed(data):
-                if records:
-                    if copying is not None:
-                        await copying
-                    copying = asyncio.create_task(stage(records))
+            records = await asyncio.to_thread(upload.feed_all, data)
+            if records:
+                if copying is not None:
+                    await copying
+                copying = asyncio.create_task(stage(records))
             if on_bytes is not None:
                 on_bytes(len(data))
-        records = upload.close()
+        records = await asyncio.to_thread(upload.close)
         if copying is not None:
             await copying
         copying = None
         if records:
             await stage(records)
     finally:
-        if copying is not None:  # the upload failed (413, 422, a dropped connection)
+        if copying is not None:  # the upload failed (422, a dropped connection)
             with contextlib.suppress(BaseException):
                 await copying
     await repository.finish_upload(

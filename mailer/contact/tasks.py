@@ -28,7 +28,9 @@ async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
         )
         if attempt < IMPORT_TRIES:
             raise Retry(defer=2 * attempt) from exc
-        await service.fail_import(ctx["sessionmaker"], import_id, f"{type(exc).__name__}: {exc}")
+        # the report is an API answer: the error's class, never its text (SQL, data)
+        failure = f"the import failed ({type(exc).__name__}); the worker's log has the details"
+        await service.fail_import(ctx["sessionmaker"], import_id, failure)
         return "failed"
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.auth.service import allows
@@ -20,7 +20,19 @@ from mailer.message.schemas import (
     MessageOut,
     MessagePage,
 )
-from mailer.middleware import BadJson, is_json, parse_json
+from mailer.middleware import (
+    BadJson,
+    BodyTooLarge,
+    answer_too_large,
+    bearer,
+    declared_length,
+    has_body,
+    is_json,
+    parse_json,
+    read_body,
+    replay,
+)
+from mailer.models import ApiKey
 from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
@@ -135,10 +147,11 @@ class MessagesEndpoint:
     does, without the router and dependency machinery, each message committed in a group
     with the others arriving meanwhile (``mailer.message.intake``).
 
-    Only a request that passes every check is answered here: a JSON body the guard admits,
-    a live key with the scope (``KeyCache``), a sane Idempotency-Key and a valid
-    ``MessageIn``. Anything else is handed to ``fallback`` (the whole app, its body
-    replayed), so every refusal (401, 403, 422 with its path, 413) is the app's own.
+    Only a request that passes every check is answered here: a live key with the scope
+    (``KeyCache``, looked up before any of the body is read), a JSON body within the limit
+    that the app's guard admits, a sane Idempotency-Key and a valid ``MessageIn``. Anything
+    else is handed to ``fallback`` (the whole app, a body read already replayed), so every
+    refusal (401, 403, 413, 422 with its path) is the app's own.
     """
 
     def __init__(self, state: Any, fallback: ASGIApp) -> None:
@@ -146,18 +159,20 @@ class MessagesEndpoint:
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away: nobody to answer
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        accepted = await self._accept(scope, raw)
+        key = await self._caller(scope)
+        if key is None:  # the app answers, the body unread
+            await self.fallback(scope, receive, send)
+            return
+        try:
+            raw = await read_body(receive, self.state.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            await answer_too_large(send, exc.limit, close=True)
+            return
+        if raw is None:
+            return  # the client went away: nobody to answer
+        accepted = await self._accept(scope, key, raw)
         if accepted is None:
-            await self.fallback(scope, _replay(raw, receive), send)
+            await self.fallback(scope, replay(raw, receive), send)
             return
         if isinstance(accepted, MailerError):
             status = accepted.status_code
@@ -173,27 +188,35 @@ class MessagesEndpoint:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    async def _accept(self, scope: Scope, raw: bytes) -> MessageAccepted | MailerError | None:
-        """The answer, or None for a request the app itself must answer."""
+    async def _caller(self, scope: Scope) -> ApiKey | None:
+        """The caller's key when the request may be answered here, before its body is read."""
         query = scope["query_string"]
-        if b"%00" in query or b"\x00" in query or not raw or not is_json(scope):
+        if b"%00" in query or b"\x00" in query or not is_json(scope) or not has_body(scope):
             return None
+        length = declared_length(scope)
+        if length is not None and length > self.state.settings.max_body_bytes:
+            return None
+        secret = bearer(scope)
+        if secret is None:
+            return None
+        key: ApiKey | None = await self.state.api_keys.authenticate(secret)
+        if key is None or not allows(key, "transactional"):
+            return None
+        return key
+
+    async def _accept(
+        self, scope: Scope, key: ApiKey, raw: bytes
+    ) -> MessageAccepted | MailerError | None:
+        """The answer, or None for a request the app itself must answer."""
         try:
             value = parse_json(raw)
         except BadJson:
             return None
-        authorization = idempotency_key = None
+        idempotency_key = None
         for name, header in scope["headers"]:
-            if name == b"authorization" and authorization is None:
-                authorization = header.decode("latin-1")
-            elif name == b"idempotency-key" and idempotency_key is None:
+            if name == b"idempotency-key":
                 idempotency_key = header.decode("latin-1")
-        scheme, _, secret = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            return None
-        key = await self.state.api_keys.authenticate(secret.strip())
-        if key is None or not allows(key, "transactional"):
-            return None
+                break
         try:
             checked = service.check_key(idempotency_key, ["header", "Idempotency-Key"])
             body = MessageIn.model_validate(value)
@@ -201,17 +224,3 @@ class MessagesEndpoint:
             return None
         scope.setdefault("state", {})["api_key"] = key
         return await self.state.intake.accept(key.id, service.Request(body, checked, ["body"]))
-
-
-def _replay(raw: bytes, receive: Receive) -> Receive:
-    """The body again, then whatever the client sends next (its going away)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    return replayed

@@ -40,6 +40,10 @@ async def list_suppressions(
     return await service.page(session, cursor, limit, reason, scope, source)
 
 
+# the route with the import's body limit (mailer.app), besides the contact import
+IMPORTS_PATH = "/v1/suppressions/imports"
+
+
 @router.post("/suppressions/imports", response_model=ImportReport)
 async def import_suppressions(request: Request, session: Session) -> ImportReport:
     """A suppression list exported from another tool: the raw body is a CSV file, streamed
@@ -93,6 +97,8 @@ async def unsubscribe_page(token: str, request: Request, session: Session) -> HT
 async def unsubscribe(token: str, request: Request, session: Session) -> HTMLResponse:
     """Unsubscribes at once, no login: RFC 8058 one-click (``List-Unsubscribe=One-Click``,
     form-urlencoded or multipart) from mail clients, or the page's button."""
+    keys = verifying_keys(request.app.state.settings)
+    service.message_of(keys, token)  # a forged token is a 404 before the body is read
     how = "page"
     try:
         form = await request.form()
@@ -100,5 +106,5 @@ async def unsubscribe(token: str, request: Request, session: Session) -> HTMLRes
             how = "one_click"
     except Exception:  # noqa: BLE001 - an odd body from a mail client still unsubscribes
         how = "post"
-    await service.unsubscribe(session, verifying_keys(request.app.state.settings), token, how)
+    await service.unsubscribe(session, keys, token, how)
     return _page(request, done=True, action=None)

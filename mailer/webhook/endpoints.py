@@ -3,8 +3,9 @@
 SNS posts thousands a second, so the route is served by a lean ASGI handler
 (:class:`SnsEndpoint`) that the app dispatches to before its middleware stack and router
 (``mailer.app.MailerAPI``), wrapped in the same ``RequestContext`` (request id, 500
-envelope) and ``BodyLimit`` as every other route. The Starlette route below is what the
-OpenAPI document lists; it answers the same way should anything reach it.
+envelope) and ``BodyGate`` (SNS's body limit, the JSON and URL checks) as every other
+route. The Starlette route below is what the OpenAPI document lists; it answers the same
+way should anything reach it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from mailer.errors import MailerError, error_body
-from mailer.middleware import BadJson, is_json, parse_json, refuse, send_json
+from mailer.middleware import read_body, send_json
 from mailer.webhook import service
 from mailer.webhook.sns import verify
 
@@ -31,8 +32,11 @@ async def sns_webhook(request: Request) -> JSONResponse:
     200 once stored (a retry of a stored message is a 200 too), 400 malformed, 403 not
     genuine, 503 not stored (SNS delivers it again)."""
     state = request.app.state
+    settings = state.settings
     raw = await request.body()
-    message = await verify(raw, state.sns_certs, state.settings.sns_topic_arns)
+    message = await verify(
+        raw, state.sns_certs, settings.sns_topic_arns, require_v2=settings.sns_require_v2
+    )
     stored = await service.receive(state.sns_store, state.sns_http, message, raw)
     return JSONResponse({"stored": stored, "type": message.type})
 
@@ -43,8 +47,8 @@ _JSON_HEADERS = (b"content-type", b"application/json")
 
 
 class SnsEndpoint:
-    """``POST /webhooks/sns`` as a bare ASGI app: what ``sns_webhook`` does, and what
-    ``JsonGuard`` would check of it, without the router and dependency machinery.
+    """``POST /webhooks/sns`` as a bare ASGI app: what ``sns_webhook`` does, without the
+    router and dependency machinery (the app wraps it in a ``BodyGate``).
 
     ``MailerError`` renders as the app's handler renders it; anything else propagates to
     ``RequestContext`` (logged, 500 envelope). The answer is sent after the commit.
@@ -54,28 +58,15 @@ class SnsEndpoint:
         self.state = state  # the app's state: the lifespan fills it (tests may swap parts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = scope["query_string"]
-        if b"%00" in query or b"\x00" in query:
-            await refuse(send, BadJson(["path"], "the URL must not contain NUL (%00)"))
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away: nobody to answer
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if raw and is_json(scope):
-            try:
-                parse_json(raw)
-            except BadJson as exc:
-                await refuse(send, exc)
-                return
         state = self.state
+        settings = state.settings
+        raw = await read_body(receive, settings.sns_max_body_bytes)
+        if raw is None:
+            return  # the client went away: nobody to answer
         try:
-            sns = await verify(raw, state.sns_certs, state.settings.sns_topic_arns)
+            sns = await verify(
+                raw, state.sns_certs, settings.sns_topic_arns, require_v2=settings.sns_require_v2
+            )
             stored = await service.receive(state.sns_store, state.sns_http, sns, raw)
         except MailerError as exc:
             body = error_body(exc.code, exc.message, exc.details)

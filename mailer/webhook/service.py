@@ -255,7 +255,9 @@ async def confirm(http: httpx.AsyncClient, url: str) -> None:
     try:
         answer = await http.get(url, timeout=10.0, follow_redirects=False)
     except httpx.HTTPError as exc:
-        raise ConfirmFailed(f"confirming the subscription failed: {exc!r}") from exc
+        # the details are for the log; the answer says no more than this
+        log.warning("sns_subscription_confirm_failed", error=type(exc).__name__)
+        raise ConfirmFailed("confirming the subscription failed: SNS did not answer") from exc
     if answer.status_code != 200:
         raise ConfirmFailed(f"confirming the subscription answered {answer.status_code}")
     log.info("sns_subscription_confirmed", url=url.split("?", 1)[0])

@@ -2,14 +2,21 @@
 
 Nothing here trusts the message before its signature is checked, and the certificate is
 only looked for (in ``MAILER_SNS_CERT_DIR`` or on AWS) once its URL has passed the rules,
-so a pre-seeded file can never stand in for a host that is not AWS.
+so a pre-seeded file can never stand in for a host that is not AWS. Fetches from AWS are
+few whatever arrives: one at a time per URL, at most ``FETCHES_PER_MINUTE`` (a flood of
+messages naming unknown certificates costs that many fetches, and the rest are told to
+come back later: 503), and a URL that failed is not fetched again for a while (negative
+cache). A certificate is used only within its validity, cached or not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +25,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from mailer.errors import Forbidden, MailerError
+from mailer.errors import Forbidden, MailerError, Unavailable
+
+log = structlog.get_logger(__name__)
 
 MESSAGE_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
 MAX_AGE = timedelta(hours=2)
@@ -70,6 +80,23 @@ class Rejected(Forbidden):
     code = "sns_rejected"
 
 
+class CertUnavailable(Unavailable):
+    """The signing certificate cannot be had now (fetch budget spent, AWS not answering):
+    503, so that SNS delivers the message again later."""
+
+    code = "sns_certificate_unavailable"
+
+
+# fetches from AWS: a bucket of this many, refilled at this rate
+FETCHES_PER_MINUTE = 10
+# how long a certificate URL that failed is refused without a fetch: its certificate was
+# bad (403) or AWS did not answer (503; shorter, as SNS retries a 503 for a minute or so)
+REJECTED_SECONDS = 300.0
+UNAVAILABLE_SECONDS = 30.0
+_MAX_CACHED = 64  # certificates (SNS rotates rarely)
+_MAX_FAILED = 1024  # failed URLs remembered
+
+
 @dataclass(frozen=True, slots=True)
 class SnsMessage:
     type: str
@@ -91,7 +118,7 @@ def parse(raw: bytes) -> dict[str, Any]:
         raise Malformed("raw message delivery is not accepted: turn it off on the subscription")
     kind = body.get("Type")
     if kind not in MESSAGE_TYPES:
-        raise Malformed(f"unknown SNS message type {str(kind)[:64]!r}")
+        raise Malformed(f"unknown SNS message type: {', '.join(MESSAGE_TYPES)} are accepted")
     for key in (*_SIGNED_KEYS[kind], "SignatureVersion", "Signature", "SigningCertURL"):
         if key in _OPTIONAL:
             continue
@@ -128,8 +155,16 @@ def check_url(url: str, *, path: re.Pattern[str] | None = _CERT_PATH) -> None:
         raise Rejected("the certificate path is not /SimpleNotificationService-<hex>.pem")
 
 
+@dataclass(frozen=True, slots=True)
+class _Cert:
+    key: rsa.RSAPublicKey
+    not_before: datetime
+    not_after: datetime
+
+
 class CertStore:
-    """Public keys by certificate URL: cached, read from the cert dir or fetched from AWS."""
+    """Public keys by certificate URL: read from the cert dir or fetched from AWS, cached
+    with their validity; fetches rate-limited and failures remembered (module docstring)."""
 
     def __init__(
         self,
@@ -138,33 +173,81 @@ class CertStore:
         *,
         timeout: float = 5.0,
         max_bytes: int = 65_536,
+        fetches_per_minute: float = FETCHES_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cert_dir = cert_dir
         self.http = http
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self.fetches_per_minute = fetches_per_minute
+        self.clock = clock
+        self.fetches = 0  # fetches from AWS begun (for the operator and tests)
+        self._certs: dict[str, _Cert] = {}
+        self._failed: dict[str, tuple[float, MailerError]] = {}  # url -> (until, the error)
+        self._loading: dict[str, asyncio.Future[_Cert]] = {}
+        self._tokens = float(fetches_per_minute)
+        self._refilled = clock()
 
-    async def key(self, url: str) -> rsa.RSAPublicKey:
-        cached = self._keys.get(url)
-        if cached is not None:
-            return cached
-        check_url(url)
-        pem = self._local(url) or await self._fetch(url)
-        try:
-            cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as exc:
-            raise Rejected("the signing certificate is not a PEM certificate") from exc
-        now = datetime.now(UTC)
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+    async def key(self, url: str, now: datetime | None = None) -> rsa.RSAPublicKey:
+        """The public key of the certificate at ``url``, or :class:`Rejected` (403) /
+        :class:`CertUnavailable` (503). ``now``: the time the certificate must be valid at."""
+        cert = self._certs.get(url)
+        if cert is None:
+            check_url(url)
+            cert = await self._load(url)
+        if not cert.not_before <= (now or datetime.now(UTC)) <= cert.not_after:
             raise Rejected("the signing certificate is not valid now")
-        public = cert.public_key()
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise Rejected("the signing certificate's key is not RSA")
-        if len(self._keys) > 64:  # SNS rotates rarely; keep the cache bounded anyway
-            self._keys.clear()
-        self._keys[url] = public
-        return public
+        return cert.key
+
+    async def _load(self, url: str) -> _Cert:
+        failed = self._failed.get(url)
+        if failed is not None:
+            if failed[0] > self.clock():
+                raise failed[1]
+            del self._failed[url]
+        # one read per URL at a time: the requests that arrive meanwhile share it
+        loading = self._loading.get(url)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read(url))
+            self._loading[url] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(url, None))
+        return await asyncio.shield(loading)
+
+    async def _read(self, url: str) -> _Cert:
+        try:
+            pem = self._local(url)
+            if pem is None:
+                self._spend_fetch()
+                pem = await self._fetch(url)
+            cert = _parse_cert(pem)
+        except (Rejected, CertUnavailable) as exc:
+            if not isinstance(exc, _OverBudget):  # nothing was fetched: nothing learnt
+                self._remember_failure(url, exc)
+            raise
+        if len(self._certs) >= _MAX_CACHED:
+            self._certs.clear()
+        self._certs[url] = cert
+        return cert
+
+    def _spend_fetch(self) -> None:
+        now = self.clock()
+        rate = self.fetches_per_minute / 60.0
+        self._tokens = min(self.fetches_per_minute, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1.0:
+            raise _OverBudget("too many signing certificates to fetch just now; try again later")
+        self._tokens -= 1.0
+        self.fetches += 1
+
+    def _remember_failure(self, url: str, exc: MailerError) -> None:
+        now = self.clock()
+        if len(self._failed) >= _MAX_FAILED:
+            self._failed = {u: f for u, f in self._failed.items() if f[0] > now}
+            if len(self._failed) >= _MAX_FAILED:
+                self._failed.clear()
+        seconds = UNAVAILABLE_SECONDS if isinstance(exc, CertUnavailable) else REJECTED_SECONDS
+        self._failed[url] = (now + seconds, exc)
 
     def _local(self, url: str) -> bytes | None:
         if self.cert_dir is None:
@@ -186,8 +269,25 @@ class CertStore:
                         raise Rejected("the signing certificate is too large")
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise Rejected(f"the signing certificate could not be fetched: {exc!r}") from exc
+            # the details are for the log; the answer says no more than this
+            log.warning("sns_certificate_fetch_failed", url=url, error=type(exc).__name__)
+            raise CertUnavailable("the signing certificate could not be fetched") from exc
         return b"".join(chunks)
+
+
+class _OverBudget(CertUnavailable):
+    """The fetch budget is spent: refused before any connection, and not remembered."""
+
+
+def _parse_cert(pem: bytes) -> _Cert:
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise Rejected("the signing certificate is not a PEM certificate") from exc
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise Rejected("the signing certificate's key is not RSA")
+    return _Cert(public, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 def _timestamp(value: str) -> datetime:
@@ -201,23 +301,32 @@ def _timestamp(value: str) -> datetime:
 
 
 async def verify(
-    raw: bytes, certs: CertStore, allowed_topics: list[str], now: datetime | None = None
+    raw: bytes,
+    certs: CertStore,
+    allowed_topics: list[str],
+    now: datetime | None = None,
+    *,
+    require_v2: bool = False,
 ) -> SnsMessage:
-    """The verified message, or :class:`Malformed` (400) / :class:`Rejected` (403)."""
+    """The verified message, or :class:`Malformed` (400) / :class:`Rejected` (403) /
+    :class:`CertUnavailable` (503). ``require_v2``: SignatureVersion 1 (SHA1) is refused."""
     body = parse(raw)
     algorithm = _HASHES.get(body["SignatureVersion"])
     if algorithm is None:
-        raise Rejected(f"unknown SignatureVersion {body['SignatureVersion'][:8]!r}")
+        raise Rejected("unknown SignatureVersion: 1 or 2 are accepted")
+    if require_v2 and body["SignatureVersion"] != "2":
+        raise Rejected("SignatureVersion 1 is refused: only 2 (MAILER_SNS_REQUIRE_V2)")
     if body["TopicArn"] not in allowed_topics:
         raise Rejected("the topic is not allowed (MAILER_SNS_TOPIC_ARNS)")
+    now = now or datetime.now(UTC)
     stamp = _timestamp(body["Timestamp"])
-    if abs((now or datetime.now(UTC)) - stamp) > MAX_AGE:
+    if abs(now - stamp) > MAX_AGE:
         raise Rejected("the message is older than two hours (or from the future)")
     try:
         signature = _b64decode(body["Signature"])
     except ValueError as exc:
         raise Rejected("the signature is not base64") from exc
-    key = await certs.key(body["SigningCertURL"])
+    key = await certs.key(body["SigningCertURL"], now)
     try:
         key.verify(signature, canonical(body), padding.PKCS1v15(), algorithm())
     except InvalidSignature as exc:
