@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailer.contact.importer import split_type
 from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
 from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
 
@@ -379,26 +380,40 @@ _CHUNK_STATUS = text(
     """
 )
 
-_CHUNK_ROWS = """
-    SELECT email,
-           jsonb_strip_nulls(jsonb_object(
-               CAST(:keys AS text[]), (string_to_array(attribute_values, E'\\x1f', ''))[2:])),
+_TEXT_ATTRIBUTES = """jsonb_strip_nulls(jsonb_object(
+               CAST(:keys AS text[]), (string_to_array(attribute_values, E'\\x1f', ''))[2:]))"""
+# a file with typed columns (importer.COLUMN_TYPES, checked row by row when staged): numbers
+# and booleans become JSON numbers and booleans, the rest (dates included) JSON strings
+_TYPED_ATTRIBUTES = """(SELECT coalesce(jsonb_object_agg(k, CASE t
+                       WHEN 'number' THEN to_jsonb(CAST(v AS numeric))
+                       WHEN 'boolean' THEN to_jsonb(CAST(v AS boolean))
+                       ELSE to_jsonb(v) END), '{}')
+             FROM unnest(CAST(:keys AS text[]),
+                         (string_to_array(attribute_values, E'\\x1f', ''))[2:],
+                         CAST(:types AS text[])) AS a(k, v, t)
+            WHERE v IS NOT NULL)"""
+
+
+def _chunk_rows(attributes: str) -> str:
+    return f"""
+    SELECT email, {attributes},
            string_to_array(tags, ';'), coalesce(status, 'subscribed'),
            CASE WHEN status = 'unsubscribed' THEN now() END
       FROM contact_import_rows
      WHERE import_id = :id AND row > :after AND row <= :last AND duplicate_of IS NULL
-"""
+"""  # noqa: S608 - constant SQL pieces, no input
+
 
 # The chunk's staged rows go into contacts. Attributes merge key by key and tags unite;
 # status is left alone (see _CHUNK_STATUS), so an unsubscribed contact stays unsubscribed.
 # Rows that would not change are not rewritten (a re-import of the same file costs no new
 # row versions), and count as updated all the same. A contact created unsubscribed has
 # that recorded.
-_MERGE_CHUNK = text(
-    f"""
+def _merge_chunk(attributes: str) -> str:
+    return f"""
     WITH upserted AS (
         INSERT INTO contacts AS c (email, attributes, tags, status, unsubscribed_at)
-        {_CHUNK_ROWS}
+        {_chunk_rows(attributes)}
         ON CONFLICT (email) DO UPDATE
            SET attributes = c.attributes || EXCLUDED.attributes,
                tags = CASE WHEN c.tags @> EXCLUDED.tags THEN c.tags
@@ -416,7 +431,12 @@ _MERGE_CHUNK = text(
                AND duplicate_of IS NULL) AS good,
            (SELECT count(*) FROM upserted WHERE inserted) AS created
     """  # noqa: S608 - constant SQL pieces, no input
-)
+
+
+_MERGE_CHUNK = {
+    kind: text(_merge_chunk(sql))
+    for kind, sql in ((False, _TEXT_ATTRIBUTES), (True, _TYPED_ATTRIBUTES))
+}
 
 # Whether any address still to merge is already a contact. When none is (a first import
 # of a file), the chunks need neither _CHUNK_STATUS nor ON CONFLICT: a plain INSERT …
@@ -437,12 +457,15 @@ _MEETS_CONTACTS = text(
 # A plain INSERT (its row count is the command tag's): a RETURNING CTE would keep every
 # inserted row in a tuplestore (0.4 us a row of the merge's ~5). The contacts created
 # unsubscribed are recorded by _RECORD_UNSUBSCRIBED, when the file has any.
-_INSERT_CHUNK = text(
-    f"""
+_INSERT_CHUNK = {
+    typed: text(
+        f"""
     INSERT INTO contacts (email, attributes, tags, status, unsubscribed_at)
-    {_CHUNK_ROWS}
+    {_chunk_rows(sql)}
     """  # noqa: S608 - constant SQL pieces, no input
-)
+    )
+    for typed, sql in ((False, _TEXT_ATTRIBUTES), (True, _TYPED_ATTRIBUTES))
+}
 
 _RECORD_UNSUBSCRIBED = text(
     """
@@ -519,17 +542,22 @@ async def merge_range(
     # so the import resumes after its last durable chunk and merges the lost tail again.
     await session.execute(text("SET LOCAL synchronous_commit = off"))
     bounds = {"id": import_id, "after": after, "last": last}
+    columns = [split_type(key) for key in keys]
+    typed = any(kind not in (None, "string") for _, kind in columns)
+    names = {"keys": [name for name, _ in columns]}
+    if typed:
+        names["types"] = [kind or "string" for _, kind in columns]
     if fresh is None:
         fresh = not await meets_contacts(session, import_id, after, last)
     if not fresh:
         await session.execute(_CHUNK_STATUS, bounds)
     if fresh:
-        result = await session.execute(_INSERT_CHUNK, {**bounds, "keys": keys})
+        result = await session.execute(_INSERT_CHUNK[typed], {**bounds, **names})
         created = int(result.rowcount)  # type: ignore[attr-defined]
         if unsubscribed:
             await session.execute(_RECORD_UNSUBSCRIBED, bounds)
         return Chunk(last, created, created)
-    row = (await session.execute(_MERGE_CHUNK, {**bounds, "keys": keys})).one()
+    row = (await session.execute(_MERGE_CHUNK[typed], {**bounds, **names})).one()
     return Chunk(last, int(row.good), int(row.created))
 
 
