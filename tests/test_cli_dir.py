@@ -107,6 +107,7 @@ async def test_failures_are_one_clear_line_not_a_traceback(
         "admin",
         MAILER_DATABASE_URL="postgresql+asyncpg://root@127.0.0.1:9/nothing",
         MAILER_REDIS_URL="redis://127.0.0.1:9/0",
+        MAILER_SECRET_KEY=settings.secret_key,
     )
     assert unreachable.returncode == 1
     assert "cannot reach the stack's database" in unreachable.stderr
