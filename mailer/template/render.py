@@ -26,7 +26,7 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, nodes
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
-from jinja2.runtime import Context, EvalContext
+from jinja2.runtime import Context, EvalContext, Undefined
 from markupsafe import Markup
 
 from mailer.template.content import MAX_LINE, fold_html, fold_text
@@ -372,11 +372,42 @@ def _compile(env: BoundedEnvironment, part: str, source: str) -> Template:
     return env.template_class.from_code(env, code, dict(env.globals), None)
 
 
+def _no_function_values(env: BoundedEnvironment, tree: nodes.Template, part: str) -> None:
+    """A method of a constant or a global function used as a value, not called
+    (``{{ 'abc'.split }}``, ``[''.split]|join``, ``{{ range }}``): known when the template
+    is saved, so refused then (the render refuses it too, and what depends on data)."""
+    # what is called, or whose attribute or item is taken, is not used as a value
+    used = {
+        id(getattr(node, "node", None))
+        for node in tree.find_all((nodes.Call, nodes.Getattr, nodes.Getitem))
+    }
+    eval_ctx = EvalContext(env, part)
+    for node in tree.find_all((nodes.Getattr, nodes.Name)):
+        if id(node) in used or getattr(node, "ctx", "load") != "load":
+            continue
+        if isinstance(node, nodes.Name):
+            value = env.globals.get(node.name)
+        else:
+            try:
+                value = node.as_const(eval_ctx)
+            except Exception:  # noqa: BLE001, S112 - not a constant: left to the render
+                continue
+        if callable(value) and not isinstance(value, Undefined):  # unsafe: an Undefined
+            name = node.name if isinstance(node, nodes.Name) else f"….{getattr(node, 'attr', '')}"
+            raise TemplateSyntaxError(
+                f"{name} is a function, not a value: it cannot be output, cannot be given to"
+                " a filter and cannot be turned into text (call it)",
+                node.lineno,
+                part,
+            )
+
+
 def check_syntax(templates_dir: Path, part: str, source: str) -> None:
     """Raise TemplateSyntaxError (with ``lineno``) for a template that does not compile,
     TemplateNotFound for a layout or partial that does not exist."""
     env = _environment(templates_dir)
     tree = env.parse(source, name=part)
+    _no_function_values(env, tree, part)
     env.compile(tree, name=part)
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         target = node.template  # type: ignore[attr-defined]

@@ -302,6 +302,11 @@ class _Guards(CodeGenerator):
         # render, which refuses it.
         if not isinstance(node, nodes.TemplateData):
             text_size(node.as_const(frame.eval_ctx))
+            # and ``'x' ~ ''.split`` folds into a string holding the method's repr
+            concats = [node] if isinstance(node, nodes.Concat) else []
+            for concat in [*concats, *node.find_all(nodes.Concat)]:
+                for part in concat.nodes:
+                    text_size(part.as_const(frame.eval_ctx))
         return super()._output_child_to_const(node, frame, finalize)  # type: ignore[no-any-return]
 
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
@@ -368,6 +373,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             autoescape=autoescape,
             finalize=_finalize,
             auto_reload=False,
+            # Jinja's optimizer folds constant expressions into the code; ``'x' ~ ''.split``
+            # would become a constant string holding the method's repr
+            optimized=False,
         )
         self.globals.clear()
         self.globals["range"] = _bounded_range
