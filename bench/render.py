@@ -183,7 +183,8 @@ def main() -> None:
         stall = asyncio.run(loop_stall(args.bombs, off_loop))
         where = "render_off_loop" if off_loop else "on the loop"
         print(
-            f"{args.bombs} renders at their 0.5 s limit, {where}: loop stalled {stall * 1000:,.0f} ms"
+            f"{args.bombs} renders at their 0.5 s limit, {where}:"
+            f" loop stalled {stall * 1000:,.0f} ms"
         )
 
 
