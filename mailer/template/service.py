@@ -174,7 +174,7 @@ async def render(
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
     from mailer.template.content import mail_headers  # on first use (validate)
-    from mailer.template.render import RenderError, compiled_version
+    from mailer.template.render import RenderError, compiled_off_loop
 
     version = await current_version(session, template_id)
     contact: dict[str, Any] = {"email": PREVIEW_EMAIL, "attributes": {}, "tags": []}
@@ -194,7 +194,7 @@ async def render(
     }
     if body.mail_class == "marketing":
         context["campaign"] = {"id": 0, "name": "preview"}
-    compiled = compiled_version(
+    compiled = await compiled_off_loop(
         settings.templates_dir, version.id, version.subject, version.html, version.text
     )
     try:

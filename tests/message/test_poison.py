@@ -5,9 +5,11 @@ PostgreSQL and Redis, the SES stand-in)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -28,6 +30,16 @@ async def tx(make_key) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"Authorization": f"Bearer {await make_key('transactional')}"}
 
 
+def _peaks(pid: int) -> dict[int, int]:
+    """Peak resident memory (VmHWM, bytes) of a worker and its child processes."""
+    peaks = {}
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        with open(f"/proc/{process.pid}/status") as f:
+            kb = re.search(r"VmHWM:\s+(\d+)", f.read())
+        peaks[process.pid] = int(kb.group(1)) * 1024 if kb else 0
+    return peaks
+
+
 async def _message(engine: AsyncEngine, message_id: int) -> dict:
     async with engine.connect() as conn:
         row = (
@@ -43,6 +55,9 @@ async def test_a_bomb_fails_once_with_the_reason_and_the_next_message_is_sent(
     client: httpx.AsyncClient, tx: dict[str, str], engine: AsyncEngine, clean_standin, start_worker
 ) -> None:
     worker = start_worker()
+    warm = await client.post("/v1/messages", headers=tx, json={**INLINE, "to": "w@example.test"})
+    assert (await wait_final(client, tx, warm.json()["id"], 180))["status"] == "sent"
+    peaks = _peaks(worker.process.pid)
     bombs = [
         (await client.post("/v1/messages", headers=tx, json={**INLINE, "html": b})).json()["id"]
         for b in (MEMORY_BOMB, TIME_BOMB)
@@ -57,8 +72,11 @@ async def test_a_bomb_fails_once_with_the_reason_and_the_next_message_is_sent(
         # failed at its first claim, before any SES call: no attempt of a call was made,
         # and a failed message is never claimed again
         assert row["attempts"] == 0 and not row["maybe_sent"], row
-    assert set(recipients(clean_standin.control)) == {"b@example.test"}
+    assert set(recipients(clean_standin.control)) == {"w@example.test", "b@example.test"}
     assert worker.process.poll() is None, worker.log()
+    # the worker's processes (the transactional lane runs in a child) did not balloon
+    grown = {pid: peak - peaks.get(pid, 0) for pid, peak in _peaks(worker.process.pid).items()}
+    assert max(grown.values()) < 50 * 1024 * 1024, grown
 
 
 async def test_a_message_whose_holders_keep_dying_fails_after_bounded_attempts(
