@@ -239,6 +239,14 @@ def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0)
     return _JINJA_SUM(environment, iterable, attribute, start)
 
 
+# filters that give back (part of) text that exists already: counting it again would halve
+# the output limit for ``{{ body|safe }}``
+_NO_NEW_TEXT = frozenset(
+    {"attr", "d", "default", "first", "last", "max", "min", "random", "safe", "string",
+     "striptags", "trim", "truncate"}
+)  # fmt: skip
+
+
 def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """Every filter: never given a function or a Jinja object; its result sized before it
     is built (:data:`FILTER_SIZES`), counted after. Marked ``pass_context``, which Jinja
@@ -247,6 +255,7 @@ def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     passing = _PassArg.from_obj(function)
     size = FILTER_SIZES.get(name)
     lists = name in SEQUENCE_FILTERS
+    counted = name not in _NO_NEW_TEXT
     widths = name in ("batch", "slice")
 
     @pass_context
@@ -269,7 +278,11 @@ def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
             result = function(context.eval_ctx, *args, **kwargs)
         else:
             result = function(context.environment, *args, **kwargs)
-        return _check_result(result)
+        if counted:
+            return _check_result(result)
+        if isinstance(result, list | tuple | dict) and len(result) > MAX_SEQUENCE:
+            _check_result(result)
+        return result
 
     wrapper.__name__ = getattr(function, "__name__", name)
     return wrapper
