@@ -46,7 +46,6 @@ from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
 from mailer.template.render import (
     CompiledTemplate,
-    compiled_inline,
     compiled_version,
     message_context,
     render_problem,
@@ -220,8 +219,8 @@ def _compiled(
 ) -> CompiledTemplate:
     """The compiled template a message row will be rendered with."""
     if row["template_version_id"] is None:
-        return compiled_inline(
-            settings.templates_dir, row["subject"], row["html"], row["text_body"]
+        return compiled_version(
+            settings.templates_dir, None, row["subject"], row["html"], row["text_body"]
         )
     version = next(v for v in versions.values() if v.id == row["template_version_id"])
     return compiled_version(

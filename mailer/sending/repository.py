@@ -348,7 +348,10 @@ async def record(
     return int(row.moved)
 
 
-# Lapsed leases go back to the queue; a lapsed "sending" may have reached SES.
+# Lapsed leases go back to the queue; a lapsed "sending" may have reached SES. A lapsed
+# "claimed" uses up an attempt too ("sending" did at its mark): a message whose render or
+# build takes its worker down is not claimed without end; once its attempts are used up,
+# the next claim fails it (``Sender._send_one``).
 _RELEASE_EXPIRED = text(
     """
     WITH locked AS MATERIALIZED (
@@ -358,6 +361,7 @@ _RELEASE_EXPIRED = text(
     )
     UPDATE messages m
        SET status = 'queued', maybe_sent = m.maybe_sent OR m.status = 'sending',
+           attempts = m.attempts + CASE WHEN m.status = 'claimed' THEN 1 ELSE 0 END,
            lease_token = NULL, lease_until = NULL, next_attempt_at = now()
       FROM locked l
      WHERE m.id = l.id AND m.status IN ('claimed', 'sending') AND m.lease_until < now()

@@ -50,9 +50,9 @@ from mailer.template.content import mail_headers, unsubscribe_mailto
 from mailer.template.render import (
     CompiledTemplate,
     RenderError,
-    compiled_inline,
-    compiled_version,
+    compiled_off_loop,
     message_context,
+    render_off_loop,
 )
 
 log = structlog.get_logger(__name__)
@@ -407,7 +407,7 @@ class Sender:
             row = await self._read(
                 lambda session: _one(session.execute(_PLAN, {"id": campaign_id}))
             )
-            template = compiled_version(
+            template = await compiled_off_loop(
                 self.settings.templates_dir, row.version_id, row.subject, row.html, row.text
             )
             plan = SendPlan(
@@ -463,27 +463,23 @@ class Sender:
         if claimed:
             renewer = asyncio.create_task(self._renew(token))
             try:
-                work = [(m, self.message_plan(m)) for m in claimed]
+                work = [(m, await self.message_plan(m)) for m in claimed]
                 await self._send_claimed(work, token, report, TRANSACTIONAL_LANE)
             finally:
                 renewer.cancel()
         report.next_due = await self._read(lambda session: repo.next_due_messages(session, ids))
         return report
 
-    def message_plan(self, m: Claimed) -> SendPlan:
+    async def message_plan(self, m: Claimed) -> SendPlan:
         """The plan of a transactional message: its own content, sender and class."""
-        if m.template_version_id is not None:
-            template = compiled_version(
-                self.settings.templates_dir,
-                m.template_version_id,
-                m.subject or "",
-                m.html or "",
-                m.text,
-            )
-        else:
-            template = compiled_inline(
-                self.settings.templates_dir, m.subject or "", m.html or "", m.text
-            )
+        # inline content (no version) is compiled once per distinct content
+        template = await compiled_off_loop(
+            self.settings.templates_dir,
+            m.template_version_id,
+            m.subject or "",
+            m.html or "",
+            m.text,
+        )
         campaign = None
         regions = list(self.settings.regions)
         if m.test_campaign_id is not None and m.test_campaign is not None:
@@ -622,7 +618,7 @@ class Sender:
             flushed = item.records.add(outcome)
             flushed.add_done_callback(functools.partial(_settle, item.done, outcome=outcome))
 
-    def build(self, plan: SendPlan, message: Claimed, contact: Any) -> OutboundEmail:
+    async def build(self, plan: SendPlan, message: Claimed, contact: Any) -> OutboundEmail:
         """Render one message of either kind; RenderError fails that message only.
 
         Campaign mail gets the ``campaign`` context and tag; transactional mail and test
@@ -642,7 +638,8 @@ class Sender:
             self.settings.postal_address,
             campaign,
         )
-        rendered = plan.template.render(context)
+        # on the loop for a short slice, else in a render thread (template.render)
+        rendered = await render_off_loop(plan.template, context)
         headers = mail_headers(
             plan.mail_class, unsubscribe_url, unsubscribe_mailto(plan.from_address, token)
         )
@@ -705,8 +702,18 @@ class Sender:
             await self.states.wait_fresh(campaign_id, 2 * self.states.stale_after)
         if not self._may_send(plan):
             return self._not_now(plan, message)
+        if message.attempts >= self.settings.transient_max_attempts:
+            # claimed that often without an outcome: each holder stopped (killed, or its
+            # lease lapsed) before it was done. A message that takes workers down with it
+            # is not claimed again and again: it fails here, before its render
+            return Outcome(
+                message.id,
+                "failed",
+                error=f"gave up after {message.attempts} attempts: its workers stopped"
+                " holding it (lease lapsed) without an outcome",
+            )
         try:
-            email = self.build(plan, message, contact)
+            email = await self.build(plan, message, contact)
         except RenderError as exc:
             return Outcome(message.id, "failed", error=str(exc)[:1000])
         await self.health.refresh()

@@ -9,8 +9,12 @@ the text part are not HTML: they are not escaped.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
@@ -26,15 +30,17 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import FileSystemLoader, Template, TemplateError, TemplateNotFound, nodes
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
-from jinja2.runtime import Context, EvalContext
+from jinja2.runtime import Context, EvalContext, Undefined
 from markupsafe import Markup
 
 from mailer.template.content import MAX_LINE, fold_html, fold_text
 from mailer.template.sandbox import (
     MAX_OUTPUT_CHARS,
+    MAX_RENDER_SECONDS,
     BoundedEnvironment,
     RenderError,
     RenderLimitError,
+    SliceOver,
     budget,
 )
 
@@ -52,6 +58,9 @@ class CompiledTemplate:
     subject: Template
     html: Template
     text: Template | None
+    # no loop, macro, call or costly filter in it or what it extends or includes: a render
+    # costs about its output, and a worker runs it on its event loop (render_off_loop)
+    straight: bool = False
     # per output shape: the CSS-inlined HTML and the derived text with holes for the values
     _shapes: dict[tuple[str | None, ...], _Derived | None] = field(
         default_factory=dict, compare=False, repr=False
@@ -59,14 +68,20 @@ class CompiledTemplate:
 
     def render(self, context: dict[str, Any]) -> Rendered:
         """One message; RenderError (RenderLimitError for a sandbox limit) if it fails."""
-        with budget():
+        done = self.finish(self.fill(context, MAX_RENDER_SECONDS), slow=True)
+        assert done is not None  # noqa: S101 - slow=True always finishes
+        return done
+
+    def fill(self, context: dict[str, Any], seconds: float) -> _Filled:
+        """The Jinja part, under one budget of ``seconds`` (SliceOver: a short one ran out)."""
+        with budget(seconds):
             try:
                 # the templates' render functions, without Template.render's copy of the
                 # context and its extra generator (errors are turned into RenderError here)
                 subject = " ".join("".join(_run(self.subject, context)).split())
                 chunks = list(_run(self.html, context))
                 text = "".join(_run(self.text, context)) if self.text is not None else None
-            except RenderError:
+            except (RenderError, SliceOver):
                 raise
             except TemplateNotFound as exc:
                 raise RenderError(f"template error: template {exc.name!r} not found") from exc
@@ -83,9 +98,20 @@ class CompiledTemplate:
             raise RenderLimitError(
                 f"output limit: the render produced more than {MAX_OUTPUT_CHARS:,} characters"
             )
+        return _Filled(subject, chunks, body, text)
+
+    def finish(self, filled: _Filled, slow: bool) -> Rendered | None:
+        """CSS inlined, text part, lines folded. ``slow=False``: only what costs no more
+        than filling in a known shape's holes, else None (the rest is work for a thread:
+        inscriptis takes ~1 s for 300 KB of HTML)."""
+        subject, chunks, body, text = filled
+        if not slow and len(body) + len(text or "") > INLINE_CHARS:
+            return None
+        derived = self._derive(chunks, body, text is None, slow)
+        if derived is _SLOW or (derived is None and not slow):
+            return None
         if text is not None:
             text = fold_text(text)
-        derived = self._derive(chunks, body, text is None)
         if derived is not None:
             html, derived_text = derived
             return Rendered(subject, html, text or derived_text)
@@ -94,7 +120,7 @@ class CompiledTemplate:
             subject=subject, html=fold_html(inlined), text=text or fold_text(html_to_text(inlined))
         )
 
-    def _derive(self, chunks: list[str], body: str, need_text: bool) -> tuple[str, str] | None:
+    def _derive(self, chunks: list[str], body: str, need_text: bool, slow: bool = True) -> Any:
         """CSS inlining and the text part without parsing this message's HTML.
 
         A campaign's messages differ only in the values put into one template. Where every
@@ -102,7 +128,8 @@ class CompiledTemplate:
         in text or a link, inlining and text conversion act on the template's own HTML
         alone: they are done once per output shape with placeholders for the values, and
         each message only fills them in. Anything else takes the full path; so does a shape
-        whose first message came out different from the full path.
+        whose first message came out different from the full path. ``slow=False``: a
+        shape not derived yet is not derived now (``_SLOW``).
         """
         values: list[str] = [c for c in chunks if type(c) is Markup]  # escaped {{ }}
         if values and not _PLAIN_VALUES.fullmatch("\ue000".join(values)):
@@ -113,16 +140,27 @@ class CompiledTemplate:
         except KeyError:
             if len(self._shapes) >= MAX_SHAPES:
                 return None
+            if not slow:
+                return _SLOW  # a new shape is derived once, by the full path: in a thread
             derived = _Derived.build(shape)
             if derived is not None:
-                slow = _inline_css(body)
-                if derived.fill(values) != (fold_html(slow), fold_text(html_to_text(slow))):
+                full = _inline_css(body)
+                if derived.fill(values) != (fold_html(full), fold_text(html_to_text(full))):
                     derived = None
             self._shapes[shape] = derived
         if derived is None:
             return None
         return derived.fill(values, need_text)
 
+
+class _Filled(NamedTuple):
+    subject: str
+    chunks: list[str]
+    body: str
+    text: str | None
+
+
+_SLOW = object()  # a result that needs the slow path
 
 MAX_SHAPES = 16  # per template version; loops make new shapes, bounded here
 # a value that escaping, inlining and text conversion leave alone: words split by spaces
@@ -372,11 +410,42 @@ def _compile(env: BoundedEnvironment, part: str, source: str) -> Template:
     return env.template_class.from_code(env, code, dict(env.globals), None)
 
 
+def _no_function_values(env: BoundedEnvironment, tree: nodes.Template, part: str) -> None:
+    """A method of a constant or a global function used as a value, not called
+    (``{{ 'abc'.split }}``, ``[''.split]|join``, ``{{ range }}``): known when the template
+    is saved, so refused then (the render refuses it too, and what depends on data)."""
+    # what is called, or whose attribute or item is taken, is not used as a value
+    used = {
+        id(getattr(node, "node", None))
+        for node in tree.find_all((nodes.Call, nodes.Getattr, nodes.Getitem))
+    }
+    eval_ctx = EvalContext(env, part)
+    for node in tree.find_all((nodes.Getattr, nodes.Name)):
+        if id(node) in used or getattr(node, "ctx", "load") != "load":
+            continue
+        if isinstance(node, nodes.Name):
+            value = env.globals.get(node.name)
+        else:
+            try:
+                value = node.as_const(eval_ctx)
+            except Exception:  # noqa: BLE001, S112 - not a constant: left to the render
+                continue
+        if callable(value) and not isinstance(value, Undefined):  # unsafe: an Undefined
+            name = node.name if isinstance(node, nodes.Name) else f"….{getattr(node, 'attr', '')}"
+            raise TemplateSyntaxError(
+                f"{name} is a function, not a value: it cannot be output, cannot be given to"
+                " a filter and cannot be turned into text (call it)",
+                node.lineno,
+                part,
+            )
+
+
 def check_syntax(templates_dir: Path, part: str, source: str) -> None:
     """Raise TemplateSyntaxError (with ``lineno``) for a template that does not compile,
     TemplateNotFound for a layout or partial that does not exist."""
     env = _environment(templates_dir)
     tree = env.parse(source, name=part)
+    _no_function_values(env, tree, part)
     env.compile(tree, name=part)
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         target = node.template  # type: ignore[attr-defined]
@@ -399,23 +468,117 @@ def compile_template(
         subject=_compile(env, "subject", subject),
         html=_compile(env, "html", html),
         text=_compile(env, "text", text) if text is not None else None,
+        straight=all(
+            _straight(env, env.parse(source, name=part))
+            for part, source in (("subject", subject), ("html", html), ("text", text or ""))
+        ),
     )
 
 
-@lru_cache(maxsize=256)
+# filters whose cost is about the size of their input and output
+_CHEAP_FILTERS = frozenset(
+    {
+        "abs", "attr", "capitalize", "center", "count", "d", "default", "e", "escape",
+        "filesizeformat", "first", "float", "forceescape", "format", "int", "last",
+        "length", "lower", "replace", "round", "safe", "string", "striptags", "title",
+        "trim", "truncate", "upper", "urlencode", "wordcount",
+    }
+)  # fmt: skip
+_LOOPS_AND_CALLS = (nodes.For, nodes.Macro, nodes.CallBlock, nodes.Call, nodes.FilterBlock)
+_LOADS = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+
+
+def _straight(env: BoundedEnvironment, tree: nodes.Template, depth: int = 0) -> bool:
+    """No loop, macro, call or costly filter in ``tree`` or the layouts it loads."""
+    if depth > 8 or any(True for _ in tree.find_all(_LOOPS_AND_CALLS)):
+        return False
+    if any(f.name not in _CHEAP_FILTERS for f in tree.find_all(nodes.Filter)):
+        return False
+    for node in tree.find_all(_LOADS):
+        target = node.template  # type: ignore[attr-defined]
+        if not (isinstance(target, nodes.Const) and isinstance(target.value, str)):
+            return False
+        try:
+            source = env.loader.get_source(env, target.value)[0]  # type: ignore[union-attr]
+            if not _straight(env, env.parse(source, name=target.value), depth + 1):
+                return False
+        except TemplateError:
+            return False
+    return True
+
+
+# Compiled templates: one per template version (versions are immutable) and one per
+# distinct inline content of transactional messages
+MAX_COMPILED = 256
+_COMPILED: OrderedDict[tuple[Any, ...], CompiledTemplate] = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+
+
+def _cached(key: tuple[Any, ...]) -> CompiledTemplate | None:
+    with _COMPILED_LOCK:
+        found = _COMPILED.get(key)
+        if found is not None:
+            _COMPILED.move_to_end(key)
+        return found
+
+
 def compiled_version(
-    templates_dir: Path, version_id: int, subject: str, html: str, text: str | None
+    templates_dir: Path, version_id: int | None, subject: str, html: str, text: str | None
 ) -> CompiledTemplate:
-    """Compiled once per template version (versions are immutable)."""
-    return compile_template(templates_dir, subject, html, text)
+    """Compiled once per template version (``version_id`` None: inline content)."""
+    key = (templates_dir, version_id, subject, html, text)
+    found = _cached(key)
+    if found is None:
+        found = compile_template(templates_dir, subject, html, text)
+        with _COMPILED_LOCK:
+            _COMPILED[key] = found
+            while len(_COMPILED) > MAX_COMPILED:
+                _COMPILED.popitem(last=False)
+    return found
 
 
-@lru_cache(maxsize=256)
-def compiled_inline(
-    templates_dir: Path, subject: str, html: str, text: str | None
+# Where a worker renders. A straight template (no loop, macro, call or costly filter: its
+# render costs about its output, a few ms at the output limit) runs its Jinja part on the
+# event loop, under a short slice (INLINE_SECONDS) as a backstop; so does filling in the
+# holes of a known output shape, the fast path of campaign mail. Everything else runs in
+# a thread with the full budget: other templates, a render over its slice (run again,
+# whole), compiling, deriving a new shape and the full path (CSS inlining, text
+# conversion: inscriptis takes ~1 s for 300 KB of HTML). A runaway then holds one of
+# RENDER_THREADS threads for at most its budget: the event loop keeps turning (renewing
+# leases, recording SES answers), sharing the GIL with it. Memory needs no process
+# boundary: every step is sized before it allocates (budget.py).
+RENDER_THREADS = 2
+INLINE_SECONDS = 0.005
+INLINE_CHARS = 100_000  # output the fast path fills in on the loop (microseconds)
+_POOL = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="render")
+
+
+async def render_off_loop(template: CompiledTemplate, context: dict[str, Any]) -> Rendered:
+    """``template.render(context)`` as an event loop should call it (see above)."""
+    loop = asyncio.get_running_loop()
+    if not template.straight:
+        return await loop.run_in_executor(_POOL, template.render, context)
+    try:
+        filled = template.fill(context, INLINE_SECONDS)
+    except SliceOver:
+        return await loop.run_in_executor(_POOL, template.render, context)
+    done = template.finish(filled, slow=False)
+    if done is None:
+        done = await loop.run_in_executor(_POOL, template.finish, filled, True)
+    assert done is not None  # noqa: S101 - slow=True always finishes
+    return done
+
+
+async def compiled_off_loop(
+    templates_dir: Path, version_id: int | None, subject: str, html: str, text: str | None
 ) -> CompiledTemplate:
-    """Inline content of transactional messages, compiled once per distinct content."""
-    return compile_template(templates_dir, subject, html, text)
+    """:func:`compiled_version`, compiling (a cache miss) in a render thread."""
+    found = _cached((templates_dir, version_id, subject, html, text))
+    if found is not None:
+        return found
+    return await asyncio.get_running_loop().run_in_executor(
+        _POOL, compiled_version, templates_dir, version_id, subject, html, text
+    )
 
 
 def message_context(
@@ -471,9 +634,10 @@ __all__ = [
     "TemplateSyntaxError",
     "check_syntax",
     "compile_template",
-    "compiled_inline",
+    "compiled_off_loop",
     "compiled_version",
     "message_context",
     "render_problem",
     "html_to_text",
+    "render_off_loop",
 ]

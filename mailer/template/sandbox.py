@@ -2,150 +2,61 @@
 
 What a template cannot do: reach Python internals (attributes starting with ``_``, however
 they are spelt, ``str.format``/``format_map``), use Jinja's own globals (``cycler``,
-``joiner``, ``namespace``, ``lipsum``, ``dict``; ``range`` is a bounded one), or run
-unbounded. Every render has a budget (:class:`Budget`): loop iterations in total, call depth
-(macros calling themselves), characters produced and wall time. Operations that could
-take long or allocate much in one step (``*``, ``**``, ``%``, ``+``, ``~``, string
-methods, the filters that pad, repeat or join) are checked before they run, so the time
-bound also holds where Python cannot interrupt (one huge multiplication). A limit stops
-the render with :class:`RenderLimitError` naming it.
+``joiner``, ``namespace``, ``lipsum``, ``dict``; ``range`` is a bounded one), print what is
+not data (a function's or a Jinja object's repr, ``<built-in method … at 0x…>``), or run
+unbounded. Every render has a budget (:mod:`mailer.template.budget`): loop iterations in
+total, call depth (macros calling themselves), characters produced and wall time. Every
+operation that could take long or allocate much in one step (``*``, ``**``, ``%``, ``+``,
+``~``, string methods, every filter) is sized from its inputs before it runs, so neither
+the time bound nor memory depends on Python being able to interrupt one huge C call; and
+no filter is run at compile time (Jinja folds constant expressions while compiling). A
+limit stops the render with :class:`RenderLimitError` naming it.
 """
 
 from __future__ import annotations
 
 import operator
-import re
-import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
 from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.filters import FILTERS
+from jinja2.filters import FILTERS, make_attrgetter
 from jinja2.runtime import Context, LoopContext, TemplateReference, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import _PassArg
+from jinja2.utils import _PassArg, pass_context, pass_environment, pass_eval_context
 from markupsafe import Markup, escape
 from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
-MAX_RANGE = 10_000  # items of one range()
-MAX_LOOP_ITERATIONS = 20_000  # all loops of one render together
-MAX_CALL_DEPTH = 32  # nested macro, block and loop() calls
-# characters a render produces (its output and the text it builds); also what bounds the
-# time of inlining and text conversion after the render (Gmail clips mail at ~100 KB)
-MAX_OUTPUT_CHARS = 300_000
-MAX_SEQUENCE = 100_000  # items of a list built with * or +
-MAX_INT_BITS = 16_384  # integers built with * and **
-MAX_WIDTH = 1_000  # padding, indent, wrap widths, format widths, batch/slice counts
-MAX_FILTER_INPUT = 200_000  # input of the slower text filters (wordwrap, urlize)
-MAX_RENDER_SECONDS = 0.5
-
-
-class RenderError(Exception):
-    """A template failed for one recipient; the message fails with this reason."""
-
-
-class RenderLimitError(RenderError):
-    """A render went over one of the sandbox's limits (named in the message)."""
-
-
-class Budget:
-    """What one render may still use; one per render, kept per thread."""
-
-    __slots__ = ("deadline", "iterations", "depth", "chars")
-
-    def __init__(self, seconds: float = MAX_RENDER_SECONDS) -> None:
-        self.deadline = time.perf_counter() + seconds
-        self.iterations = 0
-        self.depth = 0
-        self.chars = 0
-
-    def charge(self, chars: int) -> None:
-        self.chars += chars
-        if self.chars > MAX_OUTPUT_CHARS:
-            raise RenderLimitError(
-                f"output limit: the render produced more than {MAX_OUTPUT_CHARS:,} characters"
-            )
-
-    def tick(self) -> None:
-        if time.perf_counter() > self.deadline:
-            raise RenderLimitError(
-                f"time limit: the render took longer than {MAX_RENDER_SECONDS} s"
-            )
-
-
-class _NoBudget(Budget):
-    """Outside a render (Jinja folds constants at compile time): nothing is counted."""
-
-    __slots__ = ()
-
-    def charge(self, chars: int) -> None:
-        self.chars = 0
-
-    def tick(self) -> None:
-        self.iterations = 0
-
-
-_UNBOUNDED = _NoBudget()
-
-
-# the budget of the render running in this thread or task (a context variable: previews
-# render in threads, and reading one costs half of a thread-local's attribute)
-_BUDGET: ContextVar[Budget] = ContextVar("render_budget", default=_UNBOUNDED)
-_current = _BUDGET.get
-
-
-def current() -> Budget:
-    return _current()
-
-
-class budget:  # noqa: N801 - used as ``with budget():``
-    """Give the renders inside the block one fresh :class:`Budget`."""
-
-    __slots__ = ("_token",)
-
-    def __enter__(self) -> Budget:
-        new = Budget()
-        self._token = _BUDGET.set(new)
-        return new
-
-    def __exit__(self, *exc: object) -> None:
-        _BUDGET.reset(self._token)
-
+from mailer.template.budget import (
+    FILTER_SIZES,
+    MAX_CALL_DEPTH,
+    MAX_INT_BITS,
+    MAX_LOOP_ITERATIONS,
+    MAX_OUTPUT_CHARS,
+    MAX_RANGE,
+    MAX_RENDER_SECONDS,
+    MAX_SEQUENCE,
+    METHOD_SIZES,
+    SEQUENCE_FILTERS,
+    Budget,
+    RenderError,
+    RenderLimitError,
+    SliceOver,
+    budget,
+    current,
+    joined,
+    limit_width,
+    printf,
+    sequence,
+    text_size,
+)
+from mailer.template.budget import _current as _current
 
 _SCALARS = (str, int, float, bool, type(None), Decimal)
-_CONTAINERS = (list, tuple, dict, set, frozenset)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
-
-
-def _is_data(value: Any) -> bool:
-    """Text, numbers and containers of them: what may become text. A function, a Jinja
-    object or a generator would show what Python holds underneath (``<... at 0x...>``)."""
-    stack = [value]
-    seen = 0
-    while stack:
-        item = stack.pop()
-        seen += 1
-        if seen > MAX_SEQUENCE:
-            return False  # more than could be printed within the output limit anyway
-        if isinstance(item, _SCALARS) or isinstance(item, Undefined):  # noqa: SIM101
-            continue
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, _CONTAINERS):
-            stack.extend(item)
-        else:
-            return False
-    return True
-
-
-def _as_text_check(value: Any) -> None:
-    if not _is_data(value):
-        raise SecurityError(f"a {type(value).__name__} cannot be turned into text")
 
 
 def _finalize(value: Any) -> Any:
@@ -154,7 +65,7 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, str):
         s = value
     elif isinstance(value, _PRINTABLE):
-        _as_text_check(value)
+        text_size(value)  # before str() builds it; SecurityError for what is not data
         s = str(value)
     elif isinstance(value, Undefined):
         s = str(value)  # StrictUndefined raises here, naming the variable
@@ -190,7 +101,10 @@ def _out_html(value: Any) -> Markup:
             b.charge(0)
         # str.__new__: Markup's own __new__ is Python code, and the text is escaped here
         return _new_str(Markup, _escape_inner(value))
-    return escape(_finalize(value))
+    s = _finalize(value)
+    if not hasattr(s, "__html__"):
+        current().need(5 * len(s))  # escaping makes up to 5 characters of one
+    return escape(s)
 
 
 def _loop_guard(iterable: Iterable[Any], static_chars: int = 0) -> Iterator[Any]:
@@ -221,9 +135,9 @@ def _sized(value: Any) -> int | None:
 
 
 def _check_result(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         current().charge(len(value))
-    elif isinstance(value, list | tuple) and len(value) > MAX_SEQUENCE:
+    elif isinstance(value, list | tuple | dict) and len(value) > MAX_SEQUENCE:
         raise RenderLimitError(f"sequence limit: a list of more than {MAX_SEQUENCE:,} items")
     return value
 
@@ -236,10 +150,12 @@ def _mul(left: Any, right: Any) -> Any:
     for seq, times in ((left, right), (right, left)):
         size = _sized(seq)
         if size is not None and isinstance(times, int):
-            limit = MAX_OUTPUT_CHARS if isinstance(seq, str) else MAX_SEQUENCE
-            if size * times > limit:
+            if isinstance(seq, str):
+                current().need(size * times)
+            elif size * times > MAX_SEQUENCE:
                 raise RenderLimitError(
-                    f"output limit: repeating {size:,} items {times:,} times is over {limit:,}"
+                    f"sequence limit: repeating {size:,} items {times:,} times is over"
+                    f" {MAX_SEQUENCE:,}"
                 )
     if (
         isinstance(left, int)
@@ -265,198 +181,111 @@ def _pow(left: Any, right: Any) -> Any:
 def _add(left: Any, right: Any) -> Any:
     a, b = _sized(left), _sized(right)
     if a is not None and b is not None:
-        limit = MAX_OUTPUT_CHARS if isinstance(left, str) else MAX_SEQUENCE
-        if a + b > limit:
-            raise RenderLimitError(f"output limit: joining {a + b:,} items is over {limit:,}")
+        if isinstance(left, str):
+            current().need(a + b)
+        elif a + b > MAX_SEQUENCE:
+            raise RenderLimitError(
+                f"sequence limit: joining {a + b:,} items is over {MAX_SEQUENCE:,}"
+            )
     return _check_result(left + right)
-
-
-# the numbers of a printf-style spec: flags, width, precision
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
-
-
-def _check_printf(spec: str) -> None:
-    for width, precision in _PRINTF.findall(spec):
-        for number in (width, precision):
-            if number == "*" or (number and int(number) > MAX_WIDTH):
-                raise RenderLimitError(f"format limit: a format width over {MAX_WIDTH:,}")
-
-
-_FORMATTABLE = (str, int, float, bool, type(None), Decimal)
 
 
 def _mod(left: Any, right: Any) -> Any:
     if isinstance(left, str):
         # "%s" % data only: no %(key)s lookups into objects, no widths that allocate much
-        _check_printf(left)
-        values = (
-            right.values()
-            if isinstance(right, dict)
-            else (right if isinstance(right, tuple) else (right,))
-        )
-        if not all(isinstance(v, _FORMATTABLE) for v in values):
-            raise SecurityError("% formats text and numbers only")
+        printf(left, right)
         return _check_result(left % right)
     return left % right
 
 
 def _concat(values: tuple[Any, ...]) -> str:
-    """``a ~ b``: the joined length is checked before joining."""
+    """``a ~ b``: the joined length is checked before joining (and before anything that is
+    not text is made text)."""
+    total = 0
     for v in values:
-        if not isinstance(v, str):
-            _as_text_check(v)
+        total += len(v) if isinstance(v, str) else text_size(v)
+        current().need(total)
     parts = [v if isinstance(v, str) else str(v) for v in values]
-    total = sum(map(len, parts))
-    if total > MAX_OUTPUT_CHARS:
-        raise RenderLimitError(f"output limit: joining {total:,} characters")
     current().charge(total)
     if any(hasattr(v, "__html__") for v in values):
         return Markup("").join(values)
     return "".join(parts)
 
 
-def _width(name: str, value: Any, limit: int = MAX_WIDTH) -> None:
-    if isinstance(value, int) and value > limit:
-        raise RenderLimitError(f"{name} limit: {value:,} is over {limit:,}")
-    if isinstance(value, str) and len(value) > limit:
-        raise RenderLimitError(f"{name} limit: a string of {len(value):,} characters")
+def _forbidden(value: Any) -> bool:
+    """What no filter may be given: a function, a method, a Jinja object, a module."""
+    return (callable(value) and not isinstance(value, Undefined)) or isinstance(
+        value, TemplateReference | Context | types.ModuleType
+    )
 
 
-def _bounded_filter(name: str, check: Callable[..., None]) -> Callable[..., Any]:
-    original = FILTERS[name]
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        check(*args, **kwargs)
-        return _check_result(original(*args, **kwargs))
-
-    wrapper.__dict__.update(original.__dict__)  # keeps pass_environment / pass_eval_context
-    wrapper.__name__ = original.__name__
-    return wrapper
+_JINJA_JOIN = FILTERS["join"]
+_JINJA_SUM = FILTERS["sum"]
 
 
-# filters that turn their value into text (str() of it): it must be data
-_TEXT_FILTERS = frozenset(
-    {
-        "capitalize",
-        "center",
-        "e",
-        "escape",
-        "forceescape",
-        "format",
-        "indent",
-        "lower",
-        "pprint",
-        "replace",
-        "safe",
-        "string",
-        "striptags",
-        "title",
-        "trim",
-        "truncate",
-        "upper",
-        "urlencode",
-        "urlize",
-        "wordcount",
-        "wordwrap",
-        "xmlattr",
-    }
-)
+def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
+    """Jinja's join, its items (after ``attribute``) sized and checked before joining."""
+    items = list(value)
+    if attribute is not None:
+        get = make_attrgetter(eval_ctx.environment, attribute)
+        items = [get(item) for item in items]
+    joined(items, d)
+    return _JINJA_JOIN(eval_ctx, items, d)
+
+
+def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+    if not isinstance(start, int | float):
+        raise RenderLimitError("sum limit: sum() adds numbers only")
+    return _JINJA_SUM(environment, iterable, attribute, start)
+
+
+# filters that give back (part of) text that exists already: counting it again would halve
+# the output limit for ``{{ body|safe }}``
+_NO_NEW_TEXT = frozenset(
+    {"attr", "d", "default", "first", "last", "max", "min", "random", "safe", "string",
+     "striptags", "trim", "truncate"}
+)  # fmt: skip
 
 
 def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """No filter takes a function or a Jinja object; text filters take data only."""
-    skip = 1 if _PassArg.from_obj(function) is not None else 0
-    as_text = name in _TEXT_FILTERS
+    """Every filter: never given a function or a Jinja object; its result sized before it
+    is built (:data:`FILTER_SIZES`), counted after. Marked ``pass_context``, which Jinja
+    never calls while compiling: no filter runs in the compiler's constant folding, where
+    no render's budget counts."""
+    passing = _PassArg.from_obj(function)
+    size = FILTER_SIZES.get(name)
+    lists = name in SEQUENCE_FILTERS
+    counted = name not in _NO_NEW_TEXT
+    widths = name in ("batch", "slice")
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if name == "join" and len(args) > skip and not isinstance(args[skip], str):
-            # join takes any iterable (a map() of a list...): its items become text
-            items = list(args[skip])
-            _as_text_check(items)
-            args = (*args[:skip], items, *args[skip + 1 :])
-        for i, value in enumerate((*args[skip:], *kwargs.values())):
-            if type(value) in _SCALARS:
-                continue
-            if (callable(value) and not isinstance(value, Undefined)) or isinstance(
-                value, TemplateReference | Context | types.ModuleType
-            ):
+    @pass_context
+    def wrapper(context: Context, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if type(value) not in _SCALARS and _forbidden(value):
                 raise SecurityError(f"a {type(value).__name__} cannot be given to {name}")
-            if as_text and i == 0:
-                _as_text_check(value)
-        return function(*args, **kwargs)
+        if size is not None:
+            current().need(size(*args, **kwargs))
+        if lists and args:
+            sequence(args[0], name)
+        if widths:
+            for value in (*args[1:], *kwargs.values()):
+                limit_width(f"{name} argument", value)
+        if passing is None:
+            result = function(*args, **kwargs)
+        elif passing is _PassArg.context:
+            result = function(context, *args, **kwargs)
+        elif passing is _PassArg.eval_context:
+            result = function(context.eval_ctx, *args, **kwargs)
+        else:
+            result = function(context.environment, *args, **kwargs)
+        if counted:
+            return _check_result(result)
+        if isinstance(result, list | tuple | dict) and len(result) > MAX_SEQUENCE:
+            _check_result(result)
+        return result
 
-    wrapper.__dict__.update(getattr(function, "__dict__", {}))  # keeps pass_environment
     wrapper.__name__ = getattr(function, "__name__", name)
     return wrapper
-
-
-def _args_after(skip: int) -> Callable[..., None]:
-    """Check every numeric or string argument after the first ``skip`` ones as a width."""
-
-    def check(*args: Any, **kwargs: Any) -> None:
-        for value in [*args[skip:], *kwargs.values()]:
-            _width("filter argument", value)
-
-    return check
-
-
-def _check_input(*args: Any, **kwargs: Any) -> None:
-    text = args[1] if args and not isinstance(args[0], str) else args[0]
-    if isinstance(text, str) and len(text) > MAX_FILTER_INPUT:
-        raise RenderLimitError(f"filter input limit: {len(text):,} characters")
-    _args_after(2)(*args, **kwargs)
-
-
-def _check_format(value: Any, *args: Any, **kwargs: Any) -> None:
-    if isinstance(value, str):
-        _check_printf(value)
-    if not all(isinstance(v, _FORMATTABLE) for v in (*args, *kwargs.values())):
-        raise SecurityError("format formats text and numbers only")
-
-
-def _check_join(*args: Any, **kwargs: Any) -> None:
-    # join(eval_ctx, value, d="", attribute=None)
-    value = args[1] if len(args) > 1 else None
-    sep = args[2] if len(args) > 2 else kwargs.get("d", "")
-    if (
-        isinstance(value, list | tuple)
-        and isinstance(sep, str)
-        and (len(value) * len(sep) > MAX_OUTPUT_CHARS)
-    ):
-        raise RenderLimitError("output limit: join() would be too long")
-
-
-def _check_replace(*args: Any, **kwargs: Any) -> None:
-    # replace(eval_ctx, s, old, new, count=None)
-    if len(args) >= 4:
-        s, old, new = (str(a) for a in args[1:4])
-        grow = (s.count(old) if old else len(s) + 1) * max(len(new) - len(old), 0)
-        if len(s) + grow > MAX_OUTPUT_CHARS:
-            raise RenderLimitError("output limit: replace() would be too long")
-
-
-def _check_sum(*args: Any, **kwargs: Any) -> None:
-    start = args[3] if len(args) > 3 else kwargs.get("start", 0)
-    if not isinstance(start, int | float):
-        raise RenderLimitError("sum limit: sum() adds numbers only")
-
-
-_FILTER_CHECKS: dict[str, Callable[..., None]] = {
-    "center": _args_after(1),
-    "indent": _args_after(1),
-    "batch": _args_after(1),
-    "slice": _args_after(2),
-    "tojson": _args_after(2),
-    "wordwrap": _check_input,
-    "urlize": _check_input,
-    "format": _check_format,
-    "join": _check_join,
-    "replace": _check_replace,
-    "sum": _check_sum,
-}
-
-# str methods a template may call with a size: center/ljust/rjust/zfill/expandtabs pad
-_STR_WIDTH_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs"}
 
 
 _DICT_NAMES = frozenset(dir(dict))
@@ -480,6 +309,19 @@ class _Guards(CodeGenerator):
         else:
             self.write(")")
 
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        # Jinja escapes a constant before finalizing it: the escaped repr of a method
+        # (``{{ 'abc'.split }}``) would be printed. What is not data is left to the
+        # render, which refuses it.
+        if not isinstance(node, nodes.TemplateData):
+            text_size(node.as_const(frame.eval_ctx))
+            # and ``'x' ~ ''.split`` folds into a string holding the method's repr
+            concats = [node] if isinstance(node, nodes.Concat) else []
+            for concat in [*concats, *node.find_all(nodes.Concat)]:
+                for part in concat.nodes:
+                    text_size(part.as_const(frame.eval_ctx))
+        return super()._output_child_to_const(node, frame, finalize)  # type: ignore[no-any-return]
+
     def visit_Getattr(self, node: nodes.Getattr, frame: Frame) -> None:
         attr = node.attr
         if attr in _DICT_NAMES or attr.startswith("_") or self.environment.is_async:
@@ -499,6 +341,25 @@ class _Guards(CodeGenerator):
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+
+def _sized_call(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """A method of text (``'x'.ljust(n)``, ``s.join(items)``, ``s.translate(table)``…) or
+    ``dict.fromkeys``: its result sized before it runs. Returns the arguments to call with
+    (``join`` is given its items listed once)."""
+    owner = method.__self__
+    name = method.__name__
+    if isinstance(owner, str | bytes):
+        if name == "join" and args:
+            items = list(args[0])
+            joined(items, owner)
+            return (items, *args[1:])
+        size = METHOD_SIZES.get(name)
+        if size is not None:
+            current().need(size(owner, *args, **kwargs))
+    elif name == "fromkeys" and args:
+        sequence(args[0], "fromkeys")
+    return args
 
 
 def _static_chars(body: list[nodes.Node]) -> int:
@@ -525,11 +386,14 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             autoescape=autoescape,
             finalize=_finalize,
             auto_reload=False,
+            # Jinja's optimizer folds constant expressions into the code; ``'x' ~ ''.split``
+            # would become a constant string holding the method's repr
+            optimized=False,
         )
         self.globals.clear()
         self.globals["range"] = _bounded_range
-        for name, check in _FILTER_CHECKS.items():
-            self.filters[name] = _bounded_filter(name, check)
+        self.filters["join"] = pass_eval_context(_join)
+        self.filters["sum"] = pass_environment(_sum)
         for name, function in list(self.filters.items()):
             self.filters[name] = _guarded_filter(name, function)
         self.filters["loop guard"] = _loop_guard  # not a name a template can write
@@ -591,15 +455,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     ) -> Any:
         b = current()
         b.tick()
-        if isinstance(__obj, types.BuiltinMethodType) and isinstance(__obj.__self__, str):
-            name = __obj.__name__
-            if name in _STR_WIDTH_METHODS:
-                for value in (*args, *kwargs.values()):
-                    _width(f"{name}() width", value)
-            elif name == "replace" and len(args) >= 2:
-                _check_replace(None, __obj.__self__, *args)
-            elif name == "join" and args and isinstance(args[0], list | tuple):
-                _check_join(None, args[0], __obj.__self__)
+        if isinstance(__obj, types.BuiltinMethodType):
+            args = _sized_call(__obj, args, kwargs)
         if isinstance(__obj, LoopContext) and args:  # loop(children) of a recursive loop
             args = (_loop_guard(args[0]), *args[1:])
         if b.depth >= MAX_CALL_DEPTH:
@@ -622,6 +479,7 @@ __all__ = [
     "Budget",
     "RenderError",
     "RenderLimitError",
+    "SliceOver",
     "budget",
     "current",
 ]

@@ -206,7 +206,7 @@ async def render(
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
     from mailer.template.content import mail_headers  # on first use (validate)
-    from mailer.template.render import RenderError, compiled_version, message_context
+    from mailer.template.render import RenderError, compiled_off_loop, message_context
 
     version = await current_version(session, template_id)
     email, contact = PREVIEW_EMAIL, None
@@ -220,7 +220,7 @@ async def render(
     context = message_context(
         email, contact, body.data, unsubscribe_url, settings.postal_address, campaign
     )
-    compiled = compiled_version(
+    compiled = await compiled_off_loop(
         settings.templates_dir, version.id, version.subject, version.html, version.text
     )
     try:
