@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.campaign import service
 from mailer.campaign.schemas import CampaignIn, CampaignOut, MessagePage, TestSendIn
 from mailer.message import service as messages
 from mailer.message.schemas import TestSendOut
+from mailer.pagination import IdPage
 from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
@@ -56,8 +55,7 @@ async def cancel_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 async def campaign_messages(
     campaign_id: Id,
     session: Session,
+    page: IdPage,
     status: MessageStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
-    return await service.messages(session, campaign_id, status, cursor, limit)
+    return await service.messages(session, campaign_id, status, page)

@@ -16,6 +16,7 @@ from mailer.contact.schemas import (
     ImportOut,
 )
 from mailer.errors import Invalid
+from mailer.pagination import IdPage
 from mailer.types import Id
 
 router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
@@ -33,6 +34,7 @@ async def put_contact(
 @router.get("/contacts", response_model=ContactPage)
 async def list_contacts(
     session: Session,
+    page: IdPage,
     filter: Annotated[
         str | None,
         Query(
@@ -42,8 +44,6 @@ async def list_contacts(
             ),
         ),
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ContactPage:
     tree = None
     if filter is not None:
@@ -51,7 +51,7 @@ async def list_contacts(
             tree = json.loads(filter)
         except ValueError as exc:
             raise Invalid.at(["query", "filter"], f"the filter is not JSON: {exc}") from exc
-    return await service.page(session, tree, cursor, limit)
+    return await service.page(session, tree, page)
 
 
 @router.delete("/contacts/{email}", response_model=ErasureOut)

@@ -21,6 +21,7 @@ from mailer.message.schemas import (
     MessagePage,
 )
 from mailer.middleware import BadJson, is_json, parse_json
+from mailer.pagination import IdPage
 from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
@@ -106,12 +107,11 @@ async def get_message(message_id: Id, session: Session) -> MessageOut:
 @router.get("/messages", response_model=MessagePage)
 async def list_messages(
     session: Session,
+    page: IdPage,
     to: Annotated[str | None, Query(max_length=320)] = None,
     status: MessageStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
-    return await service.page(session, to, status, cursor, limit)
+    return await service.page(session, to, status, page)
 
 
 MESSAGES_PATH = "/v1/messages"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.contact.addresses import normalise, valid_address
-from mailer.errors import Invalid, NotFound
+from mailer.errors import NotFound
 from mailer.models import Suppression
+from mailer.pagination import Page
 from mailer.suppression import repository
 from mailer.suppression.schemas import SuppressionIn, SuppressionOut, SuppressionPage
 from mailer.suppression.tokens import read_token
@@ -46,34 +44,18 @@ async def delete(session: AsyncSession, email: str) -> None:
         raise NotFound(f"{normalise(email)} is not suppressed")
 
 
-def _cursor(email: str) -> str:
-    return base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Invalid.at(["query", "cursor"], "not a cursor from a previous page") from exc
-
-
 async def page(
     session: AsyncSession,
-    cursor: str | None,
-    limit: int,
+    page: Page[str],
     reason: str | None,
     scope: str | None,
     source: str | None,
 ) -> SuppressionPage:
-    after = _after(cursor) if cursor else None
-    rows = await repository.page(session, after, limit + 1, reason, scope, source)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return SuppressionPage(
-        items=[_out(r) for r in rows],
-        next_cursor=_cursor(rows[-1].email) if more and rows else None,
+    rows, next_cursor = page.cut(
+        await repository.page(session, page.last, page.fetch, reason, scope, source),
+        key=lambda r: r.email,
     )
+    return SuppressionPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
 
 
 def message_of(secret: str, token: str) -> int:
