@@ -20,6 +20,7 @@ from mailer.logging import configure_logging
 from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
 from mailer.middleware import JsonGuard, RequestContext, send_json
+from mailer.openapi import document_errors
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
@@ -91,6 +92,11 @@ class MailerAPI(FastAPI):
                 await lean(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if not self.openapi_schema:
+            self.openapi_schema = document_errors(self, super().openapi())
+        return self.openapi_schema
 
     async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The middleware stack and the router, whatever the path."""
