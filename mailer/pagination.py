@@ -30,7 +30,7 @@ from mailer.types import MAX_ID
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_KEY_CURSOR = 700  # base64url of a key of up to 524 bytes (an address is at most 320)
+MAX_KEY_CURSOR = 700  # base64url of a key of up to 525 bytes (an address is at most 320)
 
 ID_CURSOR_PATTERN = r"^[0-9]{1,19}$"
 KEY_CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
