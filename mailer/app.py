@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from arq import create_pool
@@ -22,6 +23,7 @@ from mailer.logging import configure_logging
 from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
 from mailer.middleware import BodyGate, RequestContext
+from mailer.openapi import document_errors
 from mailer.ops import metrics
 from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
@@ -49,6 +51,11 @@ class MailerAPI(FastAPI):
                 await lean(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        if not self.openapi_schema:
+            self.openapi_schema = document_errors(self, super().openapi())
+        return self.openapi_schema
 
     async def routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The middleware stack and the router, whatever the path."""

@@ -544,6 +544,7 @@ def keys_list(directory: StackDirOption = None) -> None:
 async def _list_keys(settings: Settings) -> list[Any]:
     from mailer.auth.service import page
     from mailer.db import create_engine, create_sessionmaker
+    from mailer.pagination import MAX_LIMIT, id_page
 
     engine = create_engine(settings, pool_size=1)
     keys: list[Any] = []
@@ -551,7 +552,7 @@ async def _list_keys(settings: Settings) -> list[Any]:
     try:
         async with create_sessionmaker(engine)() as session:
             while True:
-                found = await page(session, cursor, 1000)
+                found = await page(session, id_page(cursor, MAX_LIMIT))
                 keys += found.items
                 if (cursor := found.next_cursor) is None:
                     return keys

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from mailer.audience import service
 from mailer.audience.schemas import (
@@ -14,6 +12,7 @@ from mailer.audience.schemas import (
     SegmentPage,
 )
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.pagination import IdPage
 from mailer.types import Id
 
 router = APIRouter(tags=["segments"], dependencies=[RequireScope.depends("campaigns")])
@@ -35,12 +34,8 @@ async def count_segment(segment_id: Id, session: Session) -> CountOut:
 
 
 @router.get("/segments", response_model=SegmentPage)
-async def list_segments(
-    session: Session,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> SegmentPage:
-    return await service.page(session, cursor, limit)
+async def list_segments(session: Session, page: IdPage) -> SegmentPage:
+    return await service.page(session, page)
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.audience import repository
 from mailer.audience.filters import compile_filter
 from mailer.audience.schemas import CountOut, PreviewOut, SegmentOut, SegmentPage
-from mailer.errors import Conflict, Invalid, NotFound
+from mailer.errors import Conflict, NotFound
 from mailer.models import Segment
+from mailer.pagination import Page
 
 
 def _out(segment: Segment) -> SegmentOut:
@@ -59,22 +60,11 @@ async def delete(session: AsyncSession, segment_id: int) -> None:
         )
 
 
-def parse_cursor(cursor: str | None) -> int:
-    """The id a page starts after; cursors are the last id of the previous page."""
-    if not cursor:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
-    return int(cursor)
-
-
-async def page(session: AsyncSession, cursor: str | None, limit: int) -> SegmentPage:
-    rows = await repository.page(session, parse_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return SegmentPage(
-        items=[_out(s) for s in rows], next_cursor=str(rows[-1].id) if more and rows else None
+async def page(session: AsyncSession, page: Page[int]) -> SegmentPage:
+    rows, next_cursor = page.cut(
+        await repository.page(session, page.last or 0, page.fetch), key=lambda s: s.id
     )
+    return SegmentPage(items=[_out(s) for s in rows], next_cursor=next_cursor)
 
 
 async def count(session: AsyncSession, segment_id: int) -> CountOut:

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from mailer.auth import service
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.auth.schemas import ApiKeyPage
 from mailer.errors import Conflict
+from mailer.pagination import IdPage
 from mailer.types import Id
 
 router = APIRouter(tags=["keys"], dependencies=[RequireScope.depends("admin")])
 
 
 @router.get("/keys", response_model=ApiKeyPage)
-async def list_keys(
-    session: Session,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> ApiKeyPage:
-    return await service.page(session, cursor, limit)
+async def list_keys(session: Session, page: IdPage) -> ApiKeyPage:
+    return await service.page(session, page)
 
 
 @router.delete("/keys/{key_id}", status_code=204)

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailer.audience.service import parse_cursor
 from mailer.auth import repository, sessions
 from mailer.auth.schemas import ApiKeyOut, ApiKeyPage
 from mailer.errors import Invalid, NotFound
 from mailer.models import SCOPES, ApiKey
+from mailer.pagination import Page
 
 KEY_PREFIX = "mk_"
 # ApiKey.last_used_at is written at most this often per key: not one write per request
@@ -131,14 +131,12 @@ def key_out(key: ApiKey) -> ApiKeyOut:
     )
 
 
-async def page(session: AsyncSession, cursor: str | None, limit: int) -> ApiKeyPage:
-    """Every key (revoked ones too), by id, cursor-paginated; never the keys themselves."""
-    rows = await repository.page(session, parse_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ApiKeyPage(
-        items=[key_out(k) for k in rows], next_cursor=str(rows[-1].id) if more and rows else None
+async def page(session: AsyncSession, page: Page[int]) -> ApiKeyPage:
+    """Every key (revoked ones too), by id, a page at a time; never the keys themselves."""
+    rows, next_cursor = page.cut(
+        await repository.page(session, page.last or 0, page.fetch), key=lambda k: k.id
     )
+    return ApiKeyPage(items=[key_out(k) for k in rows], next_cursor=next_cursor)
 
 
 async def revoke(session: AsyncSession, key_id: int) -> tuple[ApiKey, int]:

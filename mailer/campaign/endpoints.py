@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.campaign import service
@@ -16,6 +14,7 @@ from mailer.campaign.schemas import (
 )
 from mailer.message import service as messages
 from mailer.message.schemas import MessageOut, TestSendOut
+from mailer.pagination import IdPage
 from mailer.types import CampaignStatus, Id, MessageStatus
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
@@ -29,12 +28,11 @@ async def create_campaign(body: CampaignIn, session: Session, request: Request) 
 @router.get("/campaigns", response_model=CampaignPage)
 async def list_campaigns(
     session: Session,
+    page: IdPage,
     status: CampaignStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CampaignPage:
     """Campaigns by id (oldest first), optionally those in one status."""
-    return await service.page(session, status, cursor, limit)
+    return await service.page(session, status, page)
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
@@ -93,11 +91,10 @@ async def cancel_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 async def campaign_messages(
     campaign_id: Id,
     session: Session,
+    page: IdPage,
     status: MessageStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
-    return await service.messages(session, campaign_id, status, cursor, limit)
+    return await service.messages(session, campaign_id, status, page)
 
 
 @router.get("/campaigns/{campaign_id}/messages/{message_id}", response_model=MessageOut)

@@ -28,9 +28,9 @@ from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
+from mailer.pagination import Page
 from mailer.reputation import service as reputation
 from mailer.template import service as templates
-from mailer.types import MAX_ID
 
 TRANSITIONS = {
     "send": {"draft"},
@@ -193,17 +193,12 @@ async def _draft(session: AsyncSession, campaign_id: int, action: str) -> Campai
     return campaign
 
 
-async def page(
-    session: AsyncSession, status: str | None, cursor: str | None, limit: int
-) -> CampaignPage:
-    """Campaigns by id, ``limit`` at a time, optionally those in one status."""
-    rows = await repository.page(session, status, audience.parse_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return CampaignPage(
-        items=[_out(*row) for row in rows],
-        next_cursor=str(rows[-1][0].id) if more and rows else None,
+async def page(session: AsyncSession, status: str | None, page: Page[int]) -> CampaignPage:
+    """Campaigns by id, a page at a time, optionally those in one status."""
+    rows, next_cursor = page.cut(
+        await repository.page(session, status, page.last or 0, page.fetch), key=lambda r: r[0].id
     )
+    return CampaignPage(items=[_out(*row) for row in rows], next_cursor=next_cursor)
 
 
 async def get(session: AsyncSession, campaign_id: int) -> CampaignOut:
@@ -287,23 +282,14 @@ async def cancel(session: AsyncSession, campaign_id: int) -> CampaignOut:
 
 
 async def messages(
-    session: AsyncSession, campaign_id: int, status: str | None, cursor: str | None, limit: int
+    session: AsyncSession, campaign_id: int, status: str | None, page: Page[int]
 ) -> MessagePage:
     if await repository.get(session, campaign_id) is None:
         raise NotFound(f"no campaign {campaign_id}")
-    after = 0
-    if cursor:
-        # ASCII digits only ("²".isdigit() is true) and within bigint, else a 422, not a 500
-        if (
-            not (cursor.isascii() and cursor.isdigit())
-            or len(cursor) > 19
-            or (int(cursor) > MAX_ID)
-        ):
-            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
-        after = int(cursor)
-    rows = await repository.messages_page(session, campaign_id, status, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, next_cursor = page.cut(
+        await repository.messages_page(session, campaign_id, status, page.last or 0, page.fetch),
+        key=lambda m: m.id,
+    )
     items = [
         MessageOut(
             id=m.id,
@@ -317,7 +303,7 @@ async def messages(
         )
         for m in rows
     ]
-    return MessagePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
+    return MessagePage(items=items, next_cursor=next_cursor)
 
 
 # A scheduled campaign's audience is fixed and its batches queued this long before its

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.audience import repository as audience_repository
 from mailer.audience.filters import compile_filter
-from mailer.audience.service import parse_cursor
 from mailer.contact import importer, repository
 from mailer.contact.addresses import valid_address
 from mailer.contact.schemas import (
@@ -38,6 +37,7 @@ from mailer.contact.schemas import (
 from mailer.db import after_commit, transaction
 from mailer.errors import Invalid, NotFound
 from mailer.models import Contact
+from mailer.pagination import Page
 from mailer.queues import IMPORT_QUEUE
 
 
@@ -106,21 +106,16 @@ async def get(session: AsyncSession, email: str) -> ContactOut:
     return _out(*found)
 
 
-async def page(
-    session: AsyncSession, tree: dict[str, Any] | None, cursor: str | None, limit: int
-) -> ContactPage:
+async def page(session: AsyncSession, tree: dict[str, Any] | None, page: Page[int]) -> ContactPage:
     """Contacts by id, ``limit`` at a time, optionally those a segment filter matches."""
     where: ColumnElement[bool] = true()
     if tree is not None:
         where = compile_filter(tree)
         await audience_repository.custom_plans(session)
-    rows = await repository.page(session, where, parse_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ContactPage(
-        items=[_out(c, s) for c, s in rows],
-        next_cursor=str(rows[-1][0].id) if more and rows else None,
+    rows, next_cursor = page.cut(
+        await repository.page(session, where, page.last or 0, page.fetch), key=lambda r: r[0].id
     )
+    return ContactPage(items=[_out(c, s) for c, s in rows], next_cursor=next_cursor)
 
 
 def address_hmac(secret_key: str, address: str) -> str:

@@ -33,6 +33,7 @@ from mailer.middleware import (
     replay,
 )
 from mailer.models import ApiKey
+from mailer.pagination import IdPage
 from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
@@ -130,12 +131,11 @@ async def get_message(message_id: Id, session: Session) -> MessageOut:
 @router.get("/messages", response_model=MessagePage)
 async def list_messages(
     session: Session,
+    page: IdPage,
     to: Annotated[str | None, Query(max_length=320)] = None,
     status: MessageStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:
-    return await service.page(session, to, status, cursor, limit)
+    return await service.page(session, to, status, page)
 
 
 MESSAGES_PATH = "/v1/messages"

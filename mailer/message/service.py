@@ -42,6 +42,7 @@ from mailer.message.schemas import (
     TestSendOut,
 )
 from mailer.models import Message, TemplateVersion
+from mailer.pagination import Page
 from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
 from mailer.template.render import (
@@ -333,21 +334,15 @@ def _summary(m: Message) -> MessageSummary:
 
 
 async def page(
-    session: AsyncSession, to: str | None, status: str | None, cursor: str | None, limit: int
+    session: AsyncSession, to: str | None, status: str | None, page: Page[int]
 ) -> MessagePage:
-    """Newest first, ``limit`` at a time; ``next_cursor`` continues after the last one."""
-    before = None
-    if cursor:
-        if not cursor.isdigit() or len(cursor) > 19:
-            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
-        before = int(cursor)
+    """Newest first, a page at a time; ``next_cursor`` continues below the last one."""
     address = valid_address(to, ["query", "to"]) if to is not None else None
-    rows = await repository.page(session, address, status, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return MessagePage(
-        items=[_summary(m) for m in rows], next_cursor=str(rows[-1].id) if more and rows else None
+    rows, next_cursor = page.cut(
+        await repository.page(session, address, status, page.last, page.fetch),
+        key=lambda m: m.id,
     )
+    return MessagePage(items=[_summary(m) for m in rows], next_cursor=next_cursor)
 
 
 async def test_send(

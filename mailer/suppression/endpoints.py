@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.pagination import KeyPage
 from mailer.secrets import verifying_keys
 from mailer.suppression import service
 from mailer.suppression.schemas import (
@@ -31,13 +32,12 @@ if TYPE_CHECKING:
 @router.get("/suppressions", response_model=SuppressionPage)
 async def list_suppressions(
     session: Session,
+    page: KeyPage,
     reason: Annotated[str | None, Query(max_length=200)] = None,
     scope: Scope | None = None,
     source: Source | None = None,
-    cursor: Annotated[str | None, Query(max_length=700)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SuppressionPage:
-    return await service.page(session, cursor, limit, reason, scope, source)
+    return await service.page(session, page, reason, scope, source)
 
 
 # the route with the import's body limit (mailer.app), besides the contact import

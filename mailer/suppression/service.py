@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 from collections.abc import AsyncIterable, Iterable, Sequence
 from datetime import datetime
@@ -17,6 +15,7 @@ from mailer.contact.addresses import normalise, valid_address
 from mailer.contact.service import _NOT_CSV_TYPES  # the contact import's rule, kept there
 from mailer.errors import Invalid, NotFound
 from mailer.models import Suppression
+from mailer.pagination import Page
 from mailer.suppression import importer, repository
 from mailer.suppression.schemas import (
     ImportReport,
@@ -58,34 +57,18 @@ async def delete(session: AsyncSession, email: str) -> None:
         raise NotFound(f"{normalise(email)} is not suppressed")
 
 
-def _cursor(email: str) -> str:
-    return base64.urlsafe_b64encode(email.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Invalid.at(["query", "cursor"], "not a cursor from a previous page") from exc
-
-
 async def page(
     session: AsyncSession,
-    cursor: str | None,
-    limit: int,
+    page: Page[str],
     reason: str | None,
     scope: str | None,
     source: str | None,
 ) -> SuppressionPage:
-    after = _after(cursor) if cursor else None
-    rows = await repository.page(session, after, limit + 1, reason, scope, source)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return SuppressionPage(
-        items=[_out(r) for r in rows],
-        next_cursor=_cursor(rows[-1].email) if more and rows else None,
+    rows, next_cursor = page.cut(
+        await repository.page(session, page.last, page.fetch, reason, scope, source),
+        key=lambda r: r.email,
     )
+    return SuppressionPage(items=[_out(r) for r in rows], next_cursor=next_cursor)
 
 
 def message_of(keys: Sequence[str], token: str) -> int:

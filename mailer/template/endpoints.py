@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.pagination import IdPage
 from mailer.template import service
 from mailer.template.schemas import (
     RenderIn,
@@ -28,10 +27,9 @@ async def create_template(body: TemplateIn, session: Session, request: Request) 
 @router.get("/templates", response_model=TemplatePage)
 async def list_templates(
     session: Session,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: IdPage,
 ) -> TemplatePage:
-    return await service.page(session, cursor, limit)
+    return await service.page(session, page)
 
 
 @router.put("/templates/{template_id}", response_model=TemplateOut)

@@ -12,6 +12,7 @@ from mailer.contact import repository as contacts
 from mailer.contact.addresses import normalise
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import Template, TemplateVersion
+from mailer.pagination import Page
 from mailer.template import repository
 from mailer.template.schemas import (
     RenderIn,
@@ -141,20 +142,15 @@ async def get(session: AsyncSession, template_id: int) -> TemplateDetail:
     return TemplateDetail(**_out(*found).model_dump(), versions=versions)
 
 
-async def page(session: AsyncSession, cursor: str | None, limit: int) -> TemplatePage:
-    after = 0
-    if cursor:
-        if not cursor.isdigit() or len(cursor) > 19:
-            raise Invalid.at(["query", "cursor"], "not a cursor from a previous page")
-        after = int(cursor)
-    rows = await repository.page(session, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+async def page(session: AsyncSession, page: Page[int]) -> TemplatePage:
+    rows, next_cursor = page.cut(
+        await repository.page(session, page.last or 0, page.fetch), key=lambda t: t.id
+    )
     items = [
         TemplateSummary(id=t.id, name=t.name, version=t.current_version, created_at=t.created_at)
         for t in rows
     ]
-    return TemplatePage(items=items, next_cursor=str(rows[-1].id) if more and rows else None)
+    return TemplatePage(items=items, next_cursor=next_cursor)
 
 
 async def version_number(
