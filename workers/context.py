@@ -17,9 +17,9 @@ from mailer.logging import configure_logging
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
+from mailer.sending.lean import LeanSesTransport
 from mailer.sending.regions import RegionHealth
 from mailer.sending.service import Sender
-from mailer.sending.lean import LeanSesTransport
 from mailer.sending.transport import SesTransport
 
 

@@ -111,13 +111,14 @@ async def resolve_endpoint(session: Any, region: str, endpoint_url: str | None) 
         signing_name = signing.get("signing_name") or client.meta.service_model.signing_name
         signing_region = signing.get("region") or client.meta.region_name
     url = URL(request.url, encoded=True)
+    host = url.raw_host or ""
     proxies = ProxyConfiguration()
     proxy = proxies.proxy_url_for(str(url))
     return Endpoint(
         region=region,
         url=url,
         # botocore signs the host without a default port; aiohttp sends it that way too
-        host=url.raw_host if url.is_default_port() else f"{url.raw_host}:{url.port}",
+        host=host if url.is_default_port() else f"{host}:{url.port}",
         path=url.raw_path,
         signing_region=signing_region,
         signing_name=signing_name,

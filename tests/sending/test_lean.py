@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,17 @@ from mailer.sending.transport import (
     SesTransport,
     send_email_params,
 )
-from tests.fixtures.ses_answers import HANG, RESET, Answer, SesAnswers, ses_answers
+from tests.fixtures.ses_answers import (
+    HANG,
+    RESET,
+    Answer,
+    SesAnswers,
+    ses_answers,
+    ses_answers_server,
+)
 from tests.fixtures.standin import StandinProcess, clean_standin, standin
 
-__all__ = ["clean_standin", "ses_answers", "standin"]  # fixtures used below
+__all__ = ["clean_standin", "ses_answers", "ses_answers_server", "standin"]  # fixtures below
 
 EMAIL = OutboundEmail(
     to="Åsa Öberg <asa@example.com>",
@@ -47,17 +55,32 @@ EMAIL = OutboundEmail(
 CLIENTS = {"botocore": SesTransport, "lean": LeanSesTransport}
 
 
-async def send_with(kind: str, url: str, email: OutboundEmail = EMAIL, timeout: float = 5) -> str:
-    transport = CLIENTS[kind](url, max_in_flight=4, timeout=timeout)
+async def send_with(kind: str, url: str, ses_timeout: float = 5) -> str:
+    transport = CLIENTS[kind](url, max_in_flight=4, timeout=ses_timeout)
     try:
-        return await transport.send("eu-west-1", email)
+        return await transport.send("eu-west-1", EMAIL)
     finally:
         await transport.close()
 
 
-async def failure_of(kind: str, url: str, timeout: float = 5) -> SendError:
+@pytest.fixture(scope="module")
+async def clients(ses_answers_server: SesAnswers) -> AsyncIterator[dict[str, SesTransport]]:
+    """Both clients on the module's server, opened once (a client's creation is the
+    costly part of a test)."""
+    opened = {
+        kind: cls(ses_answers_server.url, max_in_flight=4, timeout=5)
+        for kind, cls in CLIENTS.items()
+    }
+    for transport in opened.values():
+        await transport.open(["eu-west-1"])
+    yield opened
+    for transport in opened.values():
+        await transport.close()
+
+
+async def failure_of(kind: str, url: str, ses_timeout: float = 5) -> SendError:
     with pytest.raises(SendError) as raised:
-        await send_with(kind, url, timeout=timeout)
+        await send_with(kind, url, ses_timeout)
     return raised.value
 
 
@@ -171,7 +194,7 @@ async def test_the_stand_in_records_identical_messages(clean_standin: StandinPro
 # as SES v2 answers: the code in x-amzn-ErrorType, {"message": ...} (or {"Message": ...}
 # from the authentication layer); gateways in front of it answer 5xx without either
 ANSWERS = [
-    (Answer(429, "TooManyRequestsException", "Maximum sending rate exceeded."), ErrorKind.THROTTLED),
+    (Answer(429, "TooManyRequestsException", "Maximum sending rate exceeded."), ErrorKind.THROTTLED),  # noqa: E501
     (Answer(400, "ThrottlingException", "Rate exceeded"), ErrorKind.THROTTLED),
     (Answer(400, "LimitExceededException", "Maximum sending rate exceeded."), ErrorKind.THROTTLED),
     (Answer(400, "LimitExceededException", "Daily message quota exceeded."), ErrorKind.QUOTA),
@@ -179,10 +202,10 @@ ANSWERS = [
     (Answer(400, "MessageRejected", "Email address is not verified. The following identities failed the check in region EU-WEST-1: news@shop.example"), ErrorKind.ACCOUNT),  # noqa: E501
     (Answer(400, "MessageRejected", "Illegal address"), ErrorKind.PERMANENT),
     (Answer(400, "BadRequestException", "Missing final '@domain'"), ErrorKind.PERMANENT),
-    (Answer(400, "AccountSuspendedException", "Your account has been suspended."), ErrorKind.ACCOUNT),
-    (Answer(400, "SendingPausedException", "Sending is paused for this account."), ErrorKind.ACCOUNT),
-    (Answer(400, "MailFromDomainNotVerifiedException", "MAIL FROM domain not verified"), ErrorKind.ACCOUNT),
-    (Answer(404, "NotFoundException", "Configuration set <marketing> does not exist."), ErrorKind.ACCOUNT),
+    (Answer(400, "AccountSuspendedException", "Your account has been suspended."), ErrorKind.ACCOUNT),  # noqa: E501
+    (Answer(400, "SendingPausedException", "Sending is paused for this account."), ErrorKind.ACCOUNT),  # noqa: E501
+    (Answer(400, "MailFromDomainNotVerifiedException", "MAIL FROM domain not verified"), ErrorKind.ACCOUNT),  # noqa: E501
+    (Answer(404, "NotFoundException", "Configuration set <marketing> does not exist."), ErrorKind.ACCOUNT),  # noqa: E501
     (Answer(400, "BrandNewSesException", "new"), ErrorKind.TRANSIENT),
     (Answer(403, "UnrecognizedClientException", "The security token included in the request is invalid."), ErrorKind.ACCOUNT),  # noqa: E501
     (Answer(403, "InvalidSignatureException", "Signature expired: 20260101T000000Z is now earlier than 20260101T000500Z"), ErrorKind.ACCOUNT),  # noqa: E501
@@ -192,17 +215,19 @@ ANSWERS = [
     (Answer(503, "ServiceUnavailable", "Service unavailable."), ErrorKind.TRANSIENT),
     (Answer(502, body=b"<html><body>502 Bad Gateway</body></html>", content_type="text/html"), ErrorKind.TRANSIENT),  # noqa: E501
     (Answer(504, body=b""), ErrorKind.TRANSIENT),
-]  # fmt: skip
+]  # fmt: skip  # noqa: E501
 
 
 @pytest.mark.parametrize(("answer", "kind"), ANSWERS)
 async def test_every_answer_is_classified_alike(
-    ses_answers: SesAnswers, answer: Answer, kind: ErrorKind
+    ses_answers: SesAnswers, clients: dict[str, SesTransport], answer: Answer, kind: ErrorKind
 ) -> None:
     errors = []
-    for client in CLIENTS:
+    for transport in clients.values():
         ses_answers.answers.append(answer)
-        errors.append(await failure_of(client, ses_answers.url))
+        with pytest.raises(SendError) as raised:
+            await transport.send("eu-west-1", EMAIL)
+        errors.append(raised.value)
     botocore, lean = errors
     assert (lean.kind, lean.reason) == (botocore.kind, botocore.reason)
     assert lean.kind is kind, lean.reason
@@ -221,7 +246,7 @@ async def test_a_timeout_is_classified_alike(ses_answers: SesAnswers) -> None:
     errors = []
     for client in CLIENTS:
         ses_answers.answers.append(HANG)
-        errors.append(await failure_of(client, ses_answers.url, timeout=0.5))
+        errors.append(await failure_of(client, ses_answers.url, ses_timeout=0.5))
     botocore, lean = errors
     assert (lean.kind, lean.reason) == (botocore.kind, botocore.reason)
     assert lean.kind is ErrorKind.TRANSIENT and lean.reason.startswith("timeout: Read timeout")
