@@ -192,7 +192,10 @@ async def floor_send_loop(
     target = URL(url + "/v2/email/outbound-emails")
     host = f"{target.host}:{target.port}"
     connector = aiohttp.TCPConnector(limit=in_flight)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    # aiohttp at its cheapest: no cookie jar, no decompression (as the lean client's)
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+    ) as http:
 
         async def send(i: int) -> None:
             body = json.dumps(send_params(i)).encode()
