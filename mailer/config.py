@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 2.0
     default_rate: float = 14.0  # SES sandbox rate when GetAccount is unavailable
     ses_timeout_seconds: float = 10.0
+    # the send path's SendEmail: "lean" (mailer.sending.lean: awscrt SigV4 over aiohttp)
+    # or "botocore" (aiobotocore's client, as everything else that calls SES)
+    ses_client: Literal["lean", "botocore"] = "lean"
     quota_park_seconds: float = 3600.0
     region_failure_threshold: int = 10
     region_open_seconds: float = 15.0

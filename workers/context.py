@@ -19,6 +19,7 @@ from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
 from mailer.sending.configuration_sets import check_sets, check_sets_forever
+from mailer.sending.lean import LeanSesTransport
 from mailer.sending.regions import RegionHealth
 from mailer.sending.service import Sender
 from mailer.sending.transport import SesTransport
@@ -76,7 +77,8 @@ async def _build(ctx: dict[str, Any]) -> None:
     # send path's reads and writes drop a broken connection and retry on their own
     engine = create_engine(settings, pool_size=POOL_SIZE, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
-    transport = SesTransport(
+    transport_class = LeanSesTransport if settings.ses_client == "lean" else SesTransport
+    transport = transport_class(
         settings.ses_endpoint_url,
         max_in_flight=settings.send_concurrency + settings.transactional_concurrency,
         timeout=settings.ses_timeout_seconds,
