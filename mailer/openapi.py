@@ -129,3 +129,15 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         components["schemas"].pop(name, None)
     return schema
+
+
+def csv_body(description: str) -> dict[str, Any]:
+    """``openapi_extra`` of a route whose raw body is a CSV file (it reads the stream
+    itself, so FastAPI cannot describe it)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }

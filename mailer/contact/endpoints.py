@@ -17,6 +17,7 @@ from mailer.contact.schemas import (
     ImportOut,
 )
 from mailer.errors import Invalid
+from mailer.openapi import csv_body
 from mailer.pagination import IdPage
 from mailer.secrets import signing_key
 from mailer.types import Id
@@ -80,7 +81,16 @@ async def get_contact(email: str, session: Session) -> ContactOut:
     return await service.get(session, email)
 
 
-@router.post("/contacts/imports", status_code=202, response_model=ImportAccepted)
+@router.post(
+    "/contacts/imports",
+    status_code=202,
+    response_model=ImportAccepted,
+    openapi_extra=csv_body(
+        "a CSV file with a header row: an `email` column; `tags` (`;`-separated) and `status`"
+        " optional; every other column an attribute (`age:number`, `vip:boolean`,"
+        " `joined:date` give it a type)"
+    ),
+)
 async def create_import(
     request: Request,
     session: Session,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.openapi import csv_body
 from mailer.pagination import KeyPage
 from mailer.secrets import verifying_keys
 from mailer.suppression import service
@@ -44,7 +45,15 @@ async def list_suppressions(
 IMPORTS_PATH = "/v1/suppressions/imports"
 
 
-@router.post("/suppressions/imports", response_model=ImportReport)
+@router.post(
+    "/suppressions/imports",
+    response_model=ImportReport,
+    responses={422: {"description": "an unusable file (no address column, not CSV, empty)"}},
+    openapi_extra=csv_body(
+        "a CSV file with a header row: `email` (or `Email Address`), optional `reason` and"
+        " `scope` (`all` or `marketing`)"
+    ),
+)
 async def import_suppressions(request: Request, session: Session) -> ImportReport:
     """A suppression list exported from another tool: the raw body is a CSV file, streamed
     (the app's BodyLimit caps it at max_import_bytes); answered with the report at once.

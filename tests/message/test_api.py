@@ -45,7 +45,8 @@ async def test_accepts_inline_message(client: httpx.AsyncClient, tx: dict[str, s
 async def test_accepts_stored_template(
     client: httpx.AsyncClient, admin: dict[str, str], tx: dict[str, str]
 ) -> None:
-    template = await factories.template(client, admin)
+    # a transactional template: no `campaign` (it is checked when the message is accepted)
+    template = await factories.template(client, admin, html="<p>Hi {{ data.x }}</p>")
     r = await client.post(
         "/v1/messages",
         headers=tx,
