@@ -7,7 +7,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class SegmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "adults who are vip",
+                    "filter": {
+                        "all": [
+                            {"field": "tags", "op": "contains", "value": "vip"},
+                            {"field": "attributes.age", "op": "gte", "value": 18},
+                        ]
+                    },
+                }
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=200)
     filter: dict[str, Any]

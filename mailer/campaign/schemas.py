@@ -9,7 +9,20 @@ from mailer.types import BodyId
 
 
 class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "March news",
+                    "template_id": 1,
+                    "segment_id": 1,
+                    "from_address": "Acme News <news@acme.example>",
+                    "send_at": "2030-03-01T09:00:00Z",
+                }
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=200)
     template_id: BodyId

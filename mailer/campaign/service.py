@@ -107,15 +107,27 @@ def _send_at(send_at: datetime | None) -> datetime | None:
 
 
 async def _version_id(session: AsyncSession, template_id: int, number: int | None) -> int:
-    """The id of version ``number`` of the template (its current one when None)."""
-    if number is None:
-        return (await templates.current_version(session, template_id)).id
-    found = await templates.version_number(session, template_id, number)
+    """The id of version ``number`` of the template (its current one when None); a
+    template that does not exist is the body's mistake: a 422 naming ``template_id``."""
+    try:
+        if number is None:
+            return (await templates.current_version(session, template_id)).id
+        found = await templates.version_number(session, template_id, number)
+    except NotFound as exc:
+        raise Invalid.at(["body", "template_id"], exc.message) from exc
     if found is None:
         raise Invalid.at(
             ["body", "template_version"], f"template {template_id} has no version {number}"
         )
     return found.id
+
+
+async def _segment(session: AsyncSession, segment_id: int) -> None:
+    """The segment a body names exists; else a 422 naming ``segment_id``."""
+    try:
+        await audience.get(session, segment_id)
+    except NotFound as exc:
+        raise Invalid.at(["body", "segment_id"], exc.message) from exc
 
 
 async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
@@ -124,7 +136,7 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
     mail_class = _mail_class(settings, body.mail_class)
     regions = _regions(settings, body.regions or [])
     version_id = await _version_id(session, body.template_id, body.template_version)
-    await audience.get(session, body.segment_id)
+    await _segment(session, body.segment_id)
     campaign = await repository.insert_campaign(
         session,
         name=body.name,
@@ -156,7 +168,7 @@ async def update(
         )
         campaign.template_id = template_id
     if body.segment_id is not None:
-        await audience.get(session, body.segment_id)
+        await _segment(session, body.segment_id)
         campaign.segment_id = body.segment_id
     if body.from_address is not None:
         campaign.from_address = valid_mailbox(body.from_address, ["body", "from_address"])

@@ -7,7 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ContactIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"attributes": {"first_name": "Ada", "age": 36}, "tags": ["vip"]}]
+        },
+    )
 
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=200)
@@ -18,7 +23,18 @@ class ContactIn(BaseModel):
 class ContactPatch(BaseModel):
     """A change to an existing contact: what is absent is left as it is."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "attributes": {"plan": "pro", "trial_ends": None},
+                    "tags_add": ["customer"],
+                    "tags_remove": ["trial"],
+                }
+            ]
+        },
+    )
 
     # merged into the contact's attributes; a key given as null is removed
     attributes: dict[str, Any] = Field(default_factory=dict)

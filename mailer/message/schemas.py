@@ -53,7 +53,20 @@ class MessageIn(BaseModel):
     """A stored template (``template_id``, ``data``) or inline ``subject``/``html``/``text``
     (rendered as templates too)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "to": "ada@example.com",
+                    "from_address": "Acme <hello@acme.example>",
+                    "subject": "Your code {{ data.code }}",
+                    "html": "<p>Your code is <b>{{ data.code }}</b></p>",
+                    "data": {"code": "123456"},
+                }
+            ]
+        },
+    )
 
     to: str = Field(min_length=3, max_length=320)
     from_address: str = Field(min_length=3, max_length=600)

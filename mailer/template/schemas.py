@@ -9,7 +9,21 @@ TemplateFormat = Literal["html", "mjml"]
 
 
 class TemplateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "newsletter",
+                    "subject": "Hello {{ contact.attributes.first_name | default('there') }}",
+                    "html": (
+                        '{% extends "layouts/default.html" %}{% block content %}'
+                        "<p>News for {{ contact.email }}</p>{% endblock %}"
+                    ),
+                }
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=200)
     subject: str = Field(min_length=1, max_length=1000)

@@ -94,7 +94,15 @@ async def test_bad_draft_changes_are_422s_that_change_nothing(client, admin):
         if path:
             assert path in r.json()["error"]["details"][0]["path"], r.text
     r = await client.patch(url, headers=admin, json={"segment_id": 999999})
-    assert r.status_code == 404
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == [
+        "body",
+        "segment_id",
+    ]
+    r = await client.patch(url, headers=admin, json={"template_id": 999999})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["path"] == [
+        "body",
+        "template_id",
+    ]
     assert (await client.get(url, headers=admin)).json()["name"] == "keep"
 
 
