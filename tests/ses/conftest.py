@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
 from tests.fixtures.standin import StandinProcess, start_standin
@@ -117,8 +118,9 @@ def _stack(
 
 
 @pytest.fixture
-def stack(_stack: Stack) -> Stack:
-    """The module's stack with a fresh SES account (no topic, identity or destination)."""
+def stack(_stack: Stack, engine: AsyncEngine) -> Stack:
+    """The module's stack with a fresh SES account (no topic, identity or destination) and,
+    through ``engine``, empty tables (``check`` reads the campaigns other tests left)."""
     _stack.emulator.control.reset()
     return _stack
 
