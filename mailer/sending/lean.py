@@ -52,11 +52,9 @@ from yarl import URL
 
 from mailer.ops import metrics
 from mailer.sending.transport import (
-    ErrorKind,
     OutboundEmail,
     SesTransport,
-    classify,
-    error_code,
+    failed_send,
     send_email_params,
 )
 
@@ -285,15 +283,7 @@ class LeanSesTransport(SesTransport):
                 raise network_error(exc, str(endpoint.url), endpoint.proxy) from exc
             message_id = json.loads(answer)["MessageId"]
         except Exception as exc:  # noqa: BLE001 - every failure is classified here
-            error = classify(exc, email)
-            metrics.ses_call(
-                region,
-                "SendEmail",
-                started,
-                error_code(exc, error),
-                error.kind is ErrorKind.THROTTLED,
-            )
-            raise error from exc
+            raise failed_send(region, started, exc, email) from exc
         metrics.ses_call(region, "SendEmail", started)
         return str(message_id)
 

@@ -236,6 +236,15 @@ def client_config(max_in_flight: int, timeout: float) -> AioConfig:
     )
 
 
+def failed_send(region: str, started: float, exc: Exception, email: OutboundEmail) -> SendError:
+    """A SendEmail call that failed, classified and counted (both SES clients)."""
+    error = classify(exc, email)
+    metrics.ses_call(
+        region, "SendEmail", started, error_code(exc, error), error.kind is ErrorKind.THROTTLED
+    )
+    return error
+
+
 class SesTransport:
     """SES v2 through aiobotocore: one client per region, opened once, closed at shutdown."""
 
@@ -272,15 +281,7 @@ class SesTransport:
         try:
             answer = await client.send_email(**send_email_params(email))
         except Exception as exc:  # noqa: BLE001 - every failure is classified here
-            error = classify(exc, email)
-            metrics.ses_call(
-                region,
-                "SendEmail",
-                started,
-                error_code(exc, error),
-                error.kind is ErrorKind.THROTTLED,
-            )
-            raise error from exc
+            raise failed_send(region, started, exc, email) from exc
         metrics.ses_call(region, "SendEmail", started)
         return str(answer["MessageId"])
 
