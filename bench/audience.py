@@ -1,4 +1,4 @@
-"""Benchmark: fixing the audience of a 1,000,000-contact segment (target ≤ 10 s, SPEC 7).
+"""Benchmark: fixing the audience of a 1,000,000-contact segment (target ≤ 10 s).
 
 Generates the contacts on the fly (set-based SQL), then times the campaign launch's
 audience fix-up: the INSERT … SELECTs (one per contact id range, on

@@ -1,4 +1,4 @@
-"""Rendering throughput: messages per second on one core (SPEC 7: >= 30,000/s).
+"""Rendering throughput: messages per second on one core (target >= 30,000/s).
 
 The default layout with ten personalised fields, escaping on, rendered as the sender
 renders each message (``CompiledTemplate.render`` with the context ``Sender.build`` gives:

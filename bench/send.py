@@ -1,4 +1,4 @@
-"""Sending benchmarks (SPEC 7, issues 3 and 26); prints its figures and the ratios it is judged by.
+"""Sending benchmarks (issues 3 and 26); prints its figures and the ratios it is judged by.
 
     python bench/send.py [--calls 20000] [--in-flight 200] [--latencies 0,50] [--uvloop]
                          [--clients lean,botocore]
@@ -15,7 +15,7 @@ Targets:
   worker at 50 ms / bare loop at 0 ms                      >= 0.75
   4 workers, one region limited to 300/s                   97-100 % of the limit, 0 throttled
   audience fix-up of a 1,000,000-contact segment           <= 10 s
-  worker peak RSS during a 1,000,000-recipient campaign    <= 200 MB (SPEC 7)
+  worker peak RSS during a 1,000,000-recipient campaign    <= 200 MB
 
 The bare loop and the stand-in ceiling run now; the worker-side measurements are marked
 below and raise NotImplementedError until the campaign engine exists.
@@ -543,7 +543,7 @@ def ratio_row(name: str, value: float | None, base: float | None, target: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="sending benchmarks (SPEC 7)")
+    parser = argparse.ArgumentParser(description="sending benchmarks")
     parser.add_argument("--calls", type=int, default=20_000, help="SendEmail calls per loop")
     parser.add_argument("--in-flight", type=int, default=200, help="concurrent calls")
     parser.add_argument("--latencies", default="0,50", help="SES latencies (ms) to measure")

@@ -1,5 +1,5 @@
 """Transactional mail: latency from API accept to SES call while a campaign holds the region
-at its limit, and the accept rate of one API process (SPEC 7).
+at its limit, and the accept rate of one API process.
 
     python bench/transactional.py                    # both parts, default sizes
     python bench/transactional.py --only latency --messages 300 --rate 200

@@ -1,6 +1,6 @@
 """Benchmark: SNS notifications into one API process, and events applied by one worker.
 
-Targets (SPEC 7): ≥ 1,000 signed notifications/s into one API process (uvicorn, real HTTP)
+Targets: ≥ 1,000 signed notifications/s into one API process (uvicorn, real HTTP)
 with p99 ≤ 50 ms; ≥ 2,000 events/s applied by one events worker.
 
 1. ingest: ``mailer api`` (uvicorn) in its own process with a local signing certificate in

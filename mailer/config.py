@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # a notification naming an SES message id not recorded yet waits this long for it
     events_unmatched_wait_seconds: float = 60.0
 
-    # auto-pause thresholds (SPEC 8)
+    # auto-pause thresholds
     bounce_rate_threshold: float = 0.05
     complaint_rate_threshold: float = 0.001
     auto_pause_min_sends: int = 500

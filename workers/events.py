@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from arq.connections import RedisSettings
-
 from mailer.config import get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
@@ -46,4 +44,3 @@ class WorkerSettings:
     poll_delay = 0.05
     idle_poll_delay = 0.5  # after a quiet spell (workers.polling)
     keep_result = 0
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

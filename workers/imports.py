@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.connections import RedisSettings
 from arq.cron import cron
 
 from mailer.config import get_settings
@@ -50,4 +49,3 @@ class WorkerSettings:
     poll_delay = 0.2
     idle_poll_delay = 1.0  # after a quiet spell (workers.polling)
     keep_result = 3600
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

@@ -1,8 +1,9 @@
 """``mailer worker``: arq workers for the requested queues.
 
 The queues share one process and event loop, except those of ``mailer.queues.OWN_PROCESS``
-(imports) when other queues are asked for too: each of those runs as a child ``mailer
-worker --queues NAME``, started, restarted and stopped by this one.
+(imports, transactional) when other queues are asked for too: each of those runs as a child
+``mailer worker --queues NAME``, started, restarted and stopped by this one. Every queue's
+Redis connection comes from the settings at start (the ``WorkerSettings`` classes carry none).
 """
 
 from __future__ import annotations

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from arq.connections import RedisSettings
-
 from mailer.campaign.dispatch import SEND_QUEUE
 from mailer.campaign.tasks import send_batch, start_campaign
-from mailer.config import get_settings
 from workers.context import shutdown, startup
 
 
@@ -25,4 +22,3 @@ class WorkerSettings:
     idle_poll_delay = 0.25
     busy_seconds = 5.0
     keep_result = 60
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

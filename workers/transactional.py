@@ -8,9 +8,6 @@ shared with the campaign's processes through Redis), region health.
 
 from __future__ import annotations
 
-from arq.connections import RedisSettings
-
-from mailer.config import get_settings
 from mailer.message.tasks import send_messages
 from mailer.queues import TRANSACTIONAL_QUEUE
 from workers.context import shutdown, startup
@@ -33,4 +30,3 @@ class WorkerSettings:
     idle_poll_delay = 0.1
     busy_seconds = 5.0
     keep_result = 10
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url)

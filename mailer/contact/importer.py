@@ -219,7 +219,6 @@ class Upload:
     header: Header | None = None
     read: int = 0  # data rows, good and bad
     rejected: int = 0
-    bytes_received: int = 0
     errors: list[dict[str, object]] = field(default_factory=list)
     scanned: int = 0  # bytes the record-boundary scan has looked at (each byte once)
     _pending: bytes = b""  # bytes not parsed yet, from the start of a record
@@ -241,7 +240,6 @@ class Upload:
         return [] if self.header is None else [name for name, _ in self.header.attributes]
 
     def feed(self, data: bytes) -> Iterator[list[Record]]:
-        self.bytes_received += len(data)
         for start in range(0, len(data), _SLICE):
             yield from self._take(data[start : start + _SLICE], final=False)
 

@@ -1,4 +1,4 @@
-"""SES's mailbox simulator, locally (SPEC 10): events published as signed SNS notifications.
+"""SES's mailbox simulator, locally: events published as signed SNS notifications.
 
 The stand-in calls :meth:`Simulator.accepted` for every message it accepts. Mail to
 ``success@``, ``bounce@``, ``complaint@``, ``suppressionlist@`` and ``ooto@`` the

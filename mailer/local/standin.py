@@ -50,8 +50,6 @@ DEFAULT_RATE = 100_000.0  # regions without --rate: effectively unlimited
 DEFAULT_MAX_24H = 1_000_000_000.0
 DEFAULT_HOLD_S = 30.0  # how long a "timeout" fault holds the request before closing
 
-RECORD_MODES = ("full", "summary", "none")
-
 # kind -> (HTTP status, SES error code, default message). "timeout" never answers.
 FAULTS: dict[str, tuple[int, str, str]] = {
     "throttle": (429, "TooManyRequestsException", "Maximum sending rate exceeded."),

@@ -25,15 +25,6 @@ async def find_keys(session: AsyncSession, api_key_id: int, keys: list[str]) -> 
     return {r.key: r for r in rows}
 
 
-async def contact_ids(session: AsyncSession, emails: list[str]) -> dict[str, int]:
-    """The contacts among the recipients (a recipient need not be one)."""
-    rows = await session.execute(
-        text("SELECT id, email FROM contacts WHERE email = ANY(CAST(:emails AS text[]))"),
-        {"emails": emails},
-    )
-    return {r.email: r.id for r in rows}
-
-
 _COLUMNS = (
     "email",
     "from_address",

@@ -7,8 +7,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
 
-SUPPRESSION_SCOPES = ("all", "marketing")
-
 
 def scopes_for(mail_class: str) -> list[str]:
     """The suppression scopes that stop mail of ``mail_class`` (the one rule, used by the

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from mailer.config import get_settings
 
 SIMULATOR = "%@simulator.amazonses.com"
-EVENT_KINDS = ("delivered", "hard_bounce", "soft_bounce", "complaint")
 WINDOWS = {"1h": "1 hour", "24h": "24 hours", "7d": "7 days"}
 
 Db = AsyncSession | AsyncConnection

@@ -1,4 +1,4 @@
-"""Reputation: event counts, the auto-pause checks (SPEC 8), the operator report.
+"""Reputation: event counts, the auto-pause checks, the operator report.
 
 Event processing calls :func:`on_events` in the transaction that applies a notification's
 effects: the rollups are bumped and, when bounces or complaints came in, the checks run
@@ -32,14 +32,6 @@ log = structlog.get_logger(__name__)
 Db = AsyncSession | AsyncConnection
 # kinds that can push a rate over its threshold
 _RISKY = {"hard_bounce", "complaint"}
-
-
-def event_kind(event_type: str, bounce_type: str | None = None) -> str:
-    """The rollup kind of an SES event (``Bounce`` + ``Permanent`` → ``hard_bounce``)."""
-    t = event_type.lower()
-    if t == "bounce":
-        return "hard_bounce" if (bounce_type or "").lower() == "permanent" else "soft_bounce"
-    return {"delivery": "delivered", "complaint": "complaint"}.get(t, t)
 
 
 async def on_events(

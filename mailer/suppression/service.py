@@ -183,7 +183,7 @@ async def import_csv(
 
 
 # SES account-level suppression reasons: a bounce stops every class; a complaint stops
-# marketing mail only, the rule of the feedback loop (SPEC 8) for a complaint
+# marketing mail only, the rule of the feedback loop for a complaint
 SES_SCOPES = {"BOUNCE": "all", "COMPLAINT": "marketing"}
 
 

@@ -300,8 +300,6 @@ for _kind, _why in (
 ):
     _BY_TYPE[_kind] = text(_HEAD.format(first_filter="") + _failed(_why) + _TAIL)
 
-EVENT_TYPES = tuple(_BY_TYPE)
-
 
 @dataclass
 class Applied:

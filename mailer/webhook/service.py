@@ -354,7 +354,7 @@ async def process_batch(
         report.unmatched += applied.unmatched
         report.by_type[kind] = applied.stored
         metrics.EVENTS.labels(kind).inc(applied.stored)
-    # auto-pause: checked right after the effects, in the same transaction (SPEC 8)
+    # auto-pause: checked right after the effects, in the same transaction
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:
         await reputation.after_events(session, settings or get_settings(), risky)

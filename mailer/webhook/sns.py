@@ -1,4 +1,4 @@
-"""Amazon SNS message verification (SPEC 8): envelope, certificate URL, signature, topic, age.
+"""Amazon SNS message verification: envelope, certificate URL, signature, topic, age.
 
 Nothing here trusts the message before its signature is checked, and the certificate is
 only looked for (in ``MAILER_SNS_CERT_DIR`` or on AWS) once its URL has passed the rules,

@@ -1,4 +1,4 @@
-"""Segments over HTTP (SPEC 5): create, list, read, replace, count, preview; bad filters."""
+"""Segments over HTTP: create, list, read, replace, count, preview; bad filters."""
 
 from __future__ import annotations
 

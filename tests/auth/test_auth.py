@@ -1,4 +1,4 @@
-"""API keys (SPEC 5, 9): every /v1 route needs a key with the right scope; keys stored hashed."""
+"""API keys: every /v1 route needs a key with the right scope; keys stored hashed."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ async def test_survivor_takes_over_a_killed_workers_share_within_the_shared_rate
     already running, finishes the dead one's share; the stand-in, limited to the same
     rate, never had to throttle (the limit holds across processes)."""
     control = clean_standin.control
-    # SES tolerates short bursts over MaxSendRate (SPEC 6: "plus at most one second's
+    # SES tolerates short bursts over MaxSendRate ("plus at most one second's
     # burst"). The stand-in shares 2 cores with both workers and PostgreSQL: when it is
     # starved (the workers render their first messages) it reads requests late and in a
     # bunch, which its strict window would count as an overrun. 10 % burst absorbs that.

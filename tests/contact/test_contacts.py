@@ -1,4 +1,4 @@
-"""Contacts by address (SPEC 5): PUT creates or replaces, GET reads, addresses normalised."""
+"""Contacts by address: PUT creates or replaces, GET reads, addresses normalised."""
 
 from __future__ import annotations
 

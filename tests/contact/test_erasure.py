@@ -1,4 +1,4 @@
-"""DELETE /v1/contacts/{email} (SPEC 5, 9): the address is left nowhere but the suppression
+"""DELETE /v1/contacts/{email}: the address is left nowhere but the suppression
 list; the erasure is recorded without it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CSV contact imports (SPEC 5, 6, 9): good rows in, bad rows reported and skipped."""
+"""CSV contact imports: good rows in, bad rows reported and skipped."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Auto-pause (SPEC 8): a campaign or a whole mail class past a threshold is paused within
+"""Auto-pause: a campaign or a whole mail class past a threshold is paused within
 the processing cycle of the event that crossed the line; transactional mail goes on."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SES answers sorted into what the send path does with them (SPEC 6, "Errors").
+"""SES answers sorted into what the send path does with them.
 
 Most cases build the ``ClientError`` botocore raises for an SES answer; the last ones
 get the answers from the stand-in through the real transport (aiobotocore), so the
