@@ -12,7 +12,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mailer import secrets
+from mailer import metrics, secrets
 from mailer.auth.dependencies import lookup_key
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
@@ -24,7 +24,6 @@ from mailer.message.endpoints import MESSAGES_PATH, MessagesEndpoint
 from mailer.message.intake import Intake
 from mailer.middleware import BodyGate, RequestContext
 from mailer.openapi import document_errors
-from mailer.ops import metrics
 from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
 from mailer.suppression.endpoints import IMPORTS_PATH as SUPPRESSION_IMPORTS_PATH

@@ -5,10 +5,16 @@ The request or the job owns the transaction; services never commit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -18,6 +24,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from mailer.config import Settings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
@@ -120,3 +130,42 @@ class HeldConnections:
         idle, self._idle = self._idle, []
         for conn, _ in idle:
             await conn.close()
+
+
+async def retry_db(write: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """Run a short transaction, again after a database error (a deadlock, a restart, a
+    failover) until ``deadline`` seconds have passed; then the error is raised.
+
+    The send path gives its writes half a lease: a record lost for good means mail SES
+    accepted is sent again once the lease lapses, so riding out a failover is worth it.
+    """
+    give_up = time.monotonic() + deadline
+    attempt = 0
+    while True:
+        try:
+            return await write()
+        except (DBAPIError, OSError) as exc:
+            attempt += 1
+            pause = min(0.05 * 2 ** min(attempt, 10), 1.0) * (0.5 + random.random())
+            if time.monotonic() + pause > give_up:
+                raise
+            log.warning("db_write_retry", attempt=attempt, error=short_error(exc))
+            await asyncio.sleep(pause)
+
+
+def short_error(exc: BaseException) -> str:
+    """An error for a log line: a traceback (rendered with its locals) of a database that
+    is away would hold the event loop, and the SES calls in flight, for seconds."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def invalidating(conn: AsyncConnection | AsyncSession, run: Callable[[], Awaitable[T]]) -> T:
+    """``run()``; after a failure the connection is dropped, not pooled again: after a
+    restart its protocol state may be broken ("another operation is in progress"), and
+    a retry must not get it back."""
+    try:
+        return await run()
+    except (DBAPIError, OSError):
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        raise

@@ -10,18 +10,18 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
+from mailer import metrics
 from mailer.campaign.tasks import CampaignPauser, reconcile_forever
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
-from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
 from mailer.sending.configuration_sets import check_sets, check_sets_forever
 from mailer.sending.lean import LeanSesTransport
 from mailer.sending.regions import RegionHealth
-from mailer.sending.service import Sender
+from mailer.sending.sender import Sender
 from mailer.sending.transport import SesTransport
 
 

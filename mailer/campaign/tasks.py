@@ -19,7 +19,7 @@ from mailer.locks import FencedLock
 from mailer.message.tasks import requeue_lost
 from mailer.models import Campaign
 from mailer.sending import repository as sending_repo
-from mailer.sending.service import Sender
+from mailer.sending.sender import Sender
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,7 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     )
     sender: Sender | None = ctx.get("sender")
     if sender is not None:
-        await sender.plan(campaign.id)  # compile its template before the first batch
+        await sender.plans.for_campaign(campaign.id)  # compile its template before the first batch
     return enqueued
 
 
@@ -112,7 +112,7 @@ async def send_batch(
     try:
         # every log line of the batch job carries the campaign id
         with structlog.contextvars.bound_contextvars(campaign_id=campaign_id, batch=batch):
-            report = await sender.send_batch(campaign_id, lo, hi)
+            report = await sender.send_range(campaign_id, lo, hi)
     finally:
         beating.cancel()
     if report.next_due is not None:
@@ -136,7 +136,7 @@ async def send_batch(
 
 
 class CampaignPauser:
-    """The send path's :class:`~mailer.sending.service.Pauser`: pauses campaigns with the
+    """The send path's :class:`~mailer.sending.sender.Pauser`: pauses campaigns with the
     reason; the operator resumes them (``POST /v1/campaigns/{id}/resume``)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:

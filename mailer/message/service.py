@@ -3,7 +3,7 @@
 A message is a row in ``messages`` with ``campaign_id IS NULL``: its content is a stored
 template version or inline templates, its data the request's. It is enqueued after the
 commit on the transactional queue, where a small pool of senders of every worker takes it
-before any marketing mail (``mailer.sending.service``).
+before any marketing mail (``mailer.sending.sender``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.db import transaction
 from mailer.message import repository
 from mailer.message.service import enqueue_send
-from mailer.sending.service import Sender
+from mailer.sending.sender import Sender
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """The one check of a metrics scraper's token, for the API's /metrics and each worker's.
 
-Kept apart from :mod:`mailer.ops.metrics`: a worker checks tokens before it may import
+Kept apart from :mod:`mailer.metrics`: a worker checks tokens before it may import
 prometheus-client (its multiprocess directory is chosen first)."""
 
 from __future__ import annotations

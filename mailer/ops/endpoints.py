@@ -7,7 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from mailer.ops import metrics, scrape
+from mailer import metrics
+from mailer.ops import scrape
 
 router = APIRouter(tags=["ops"])
 

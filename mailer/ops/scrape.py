@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.campaign.service import progress as campaign_progress
 from mailer.config import Settings
+from mailer.metrics import gauge
 from mailer.models import STAT_NAMES
 from mailer.ops import heartbeat
-from mailer.ops.metrics import gauge
 from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate

@@ -75,7 +75,7 @@ def prepare(port_option: int | None) -> MetricsEndpoint | None:
             f"a worker's /metrics on {host} needs MAILER_METRICS_TOKEN (or set"
             " MAILER_WORKER_METRICS_HOST=127.0.0.1 to serve it on this machine only)"
         )
-    if "mailer.ops.metrics" in sys.modules:
+    if "mailer.metrics" in sys.modules:
         raise MetricsSetupError("prometheus metrics were set up before the worker's directory")
     directory = tempfile.mkdtemp(prefix="mailer-worker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
@@ -139,7 +139,7 @@ class MetricsServer:
             return _error(
                 401, "Unauthorized", "unauthorized", "send Authorization: Bearer <metrics token>"
             )
-        from mailer.ops.metrics import exposition
+        from mailer.metrics import exposition
 
         body = await asyncio.to_thread(exposition, Path(self.endpoint.directory), [])
         return _response(200, "OK", body, CONTENT_TYPE)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from mailer.ops import metrics
+from mailer import metrics
 
 HEADROOM = 0.98  # slots come a little under the limit: room for jitter between slot and SES
 # how far ahead a process may book: long enough that a few milliseconds of event-loop lag

@@ -15,8 +15,8 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer import metrics
 from mailer.config import Settings
-from mailer.ops import metrics
 from mailer.reputation import repository
 from mailer.reputation.schemas import (
     CampaignReputation,

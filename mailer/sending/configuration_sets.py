@@ -37,15 +37,15 @@ async def check_sets(settings: Settings, transport: Any, sender: Any) -> None:
     change once."""
     missing = await missing_sets(settings, transport)
     for mail_class, reason in missing.items():
-        if sender.blocked.get(mail_class) != reason:
+        if sender.guard.blocked.get(mail_class) != reason:
             log.error("configuration_set_missing", mail_class=mail_class, reason=reason)
-    for mail_class in set(sender.blocked) - set(missing):
+    for mail_class in set(sender.guard.blocked) - set(missing):
         log.warning(
             "configuration_set_found",
             mail_class=mail_class,
             configuration_set=settings.configuration_sets.get(mail_class),
         )
-    sender.blocked = missing
+    sender.guard.blocked = missing
 
 
 async def check_sets_forever(settings: Settings, transport: Any, sender: Any) -> None:

@@ -50,7 +50,7 @@ from botocore.httpsession import ProxyConfiguration, get_cert_path, mask_proxy_u
 from botocore.parsers import create_parser
 from yarl import URL
 
-from mailer.ops import metrics
+from mailer import metrics
 from mailer.sending.transport import (
     OutboundEmail,
     SesTransport,

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer import metrics
 from mailer.models.suppression import scopes_for
-from mailer.ops import metrics
 from mailer.reputation.repository import configuration_sets_json
 
 
@@ -411,3 +411,27 @@ async def next_due(session: AsyncSession, campaign_id: int, lo: int, hi: int) ->
     return (
         await session.execute(_DUE_IN_RANGE, {"campaign_id": campaign_id, "lo": lo, "hi": hi})
     ).scalar_one()
+
+
+_PLAN = text(
+    """
+    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions,
+           v.id AS version_id, v.subject, v.html, v.text
+      FROM campaigns c JOIN template_versions v ON v.id = c.template_version_id
+     WHERE c.id = :id
+    """
+)
+
+
+async def campaign_plan(session: AsyncSession, campaign_id: int) -> Any:
+    """What sending a campaign's messages needs: its sender, class, regions and template."""
+    return (await session.execute(_PLAN, {"id": campaign_id})).one()
+
+
+async def campaign_statuses(conn: AsyncConnection, ids: list[int]) -> list[Any]:
+    """``(id, status)`` of these campaigns (the send path's pause poll)."""
+    rows = await conn.execute(
+        text("SELECT id, status FROM campaigns WHERE id = ANY(CAST(:ids AS bigint[]))"),
+        {"ids": ids},
+    )
+    return list(rows)

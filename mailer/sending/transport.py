@@ -28,8 +28,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from mailer import metrics
 from mailer.contact.addresses import encode_mailbox
-from mailer.ops import metrics
 
 
 class ErrorKind(StrEnum):

@@ -21,13 +21,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from mailer import metrics
+from mailer.batching import GroupWriter
 from mailer.config import Settings, get_settings
 from mailer.db import HeldConnections
 from mailer.errors import MailerError
-from mailer.ops import metrics
 from mailer.queues import EVENTS_QUEUE
 from mailer.reputation import service as reputation
-from mailer.sending.batching import GroupWriter
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
 from mailer.webhook.sns import SnsMessage, check_url

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from mailer.ops.metrics import exposition
+from mailer.metrics import exposition
 
 
 def _limiter_rate(metrics_dir: Path) -> float | None:

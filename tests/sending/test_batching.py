@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from mailer.sending.batching import GroupWriter
+from mailer.batching import GroupWriter
 
 
 async def test_with_max_in_flight_items_wait_for_the_flush_under_way() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mailer.config import Settings
 from mailer.db import create_engine, create_sessionmaker
-from mailer.sending.service import CampaignStates
+from mailer.sending.campaign_states import CampaignStates
 from tests import factories
 
 
