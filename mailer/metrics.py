@@ -26,8 +26,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.samples import Sample
 
+from mailer import metrics_token
 from mailer.errors import NotFound, Unauthorized
-from mailer.ops import bearer
 
 if TYPE_CHECKING:
     from mailer.config import Settings
@@ -81,7 +81,7 @@ def declare_known_labels(mail_classes: Iterable[str], regions: Iterable[str]) ->
 
 def authorized(authorization: str | None, settings: Settings) -> bool:
     """Whether an ``Authorization`` header carries the metrics token (constant time)."""
-    return settings.metrics_token is not None and bearer.carries(
+    return settings.metrics_token is not None and metrics_token.carries(
         authorization, settings.metrics_token
     )
 

@@ -11,11 +11,12 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from mailer import metrics
-from mailer.campaign.tasks import CampaignPauser, reconcile_forever
+from mailer.campaign.tasks import CampaignPauser
 from mailer.config import Settings, get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 from mailer.ratelimit.limiter import RateLimiter
+from mailer.reconciler import run_reconciler
 from mailer.reputation.accounts import poll_accounts_forever
 from mailer.reputation.tasks import compact_forever
 from mailer.sending.configuration_sets import check_sets, check_sets_forever
@@ -112,7 +113,7 @@ async def _build(ctx: dict[str, Any]) -> None:
     # the reconciler's own arq pool: it outlives either worker's
     arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
     ctx["reconciler_redis"] = arq_redis
-    ctx["reconciler"] = asyncio.create_task(reconcile_forever({**ctx, "redis": arq_redis}))
+    ctx["reconciler"] = asyncio.create_task(run_reconciler({**ctx, "redis": arq_redis}))
     ctx["account_poller"] = asyncio.create_task(
         poll_accounts_forever(settings, sessionmaker, transport, limiter)
     )

@@ -11,7 +11,7 @@ from mailer.config import get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
 from mailer.webhook.service import EVENTS_QUEUE
-from mailer.webhook.tasks import process_notifications, reconcile_forever
+from mailer.webhook.tasks import process_notifications, reconcile_notifications_forever
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -19,7 +19,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings)
     engine = create_engine(settings, pool_size=4)
     ctx.update(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
-    ctx["events_reconciler"] = asyncio.create_task(reconcile_forever(ctx))
+    ctx["events_reconciler"] = asyncio.create_task(reconcile_notifications_forever(ctx))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

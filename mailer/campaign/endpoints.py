@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
-from mailer.campaign import service
+from mailer.campaign import service, test_sends
 from mailer.campaign.schemas import (
     CampaignIn,
     CampaignOut,
@@ -67,7 +67,7 @@ async def test_campaign(
     campaign_id: Id, body: TestSendIn, session: Session, request: Request
 ) -> TestSendOut:
     """The rendered campaign to these addresses only, as tests: no stats, no state change."""
-    return await messages.test_send(
+    return await test_sends.send_test(
         session, request.app.state.settings, request.app.state.arq, campaign_id, body
     )
 

@@ -24,8 +24,6 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.campaign import repository as campaigns
-from mailer.campaign.schemas import TestSendIn
 from mailer.config import Settings
 from mailer.contact import repository as contacts
 from mailer.contact.addresses import valid_address, valid_mailbox
@@ -39,7 +37,6 @@ from mailer.message.schemas import (
     MessageOut,
     MessagePage,
     MessageSummary,
-    TestSendOut,
 )
 from mailer.models import Message, TemplateVersion
 from mailer.pagination import Page
@@ -343,47 +340,3 @@ async def page(
         key=lambda m: m.id,
     )
     return MessagePage(items=[_summary(m) for m in rows], next_cursor=next_cursor)
-
-
-async def test_send(
-    session: AsyncSession, settings: Settings, redis: ArqRedis, campaign_id: int, body: TestSendIn
-) -> TestSendOut:
-    """The campaign, rendered with ``data``, to these addresses only: transactional-lane
-    messages marked as tests of the campaign; its stats and state stay as they are."""
-    campaign = await campaigns.get(session, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign {campaign_id}")
-    emails = list(
-        dict.fromkeys(valid_address(to, ["body", "to", i]) for i, to in enumerate(body.to))
-    )
-    version = await templates.version(session, campaign.template_version_id)
-    compiled = compiled_version(
-        settings.templates_dir, version.id, version.subject, version.html, version.text
-    )
-    problems = await render_problems(
-        session,
-        settings,
-        {i: (compiled, email, body.data) for i, email in enumerate(emails)},
-        campaign={"id": campaign.id, "name": campaign.name},
-    )
-    if problems:
-        i, problem = next(iter(problems.items()))
-        raise Invalid.at(["body", "to", i], f"for {emails[i]}: {problem}")
-    inserted = await repository.insert_messages(
-        session,
-        [
-            {
-                "email": email,
-                "mail_class": campaign.mail_class,
-                "template_version_id": campaign.template_version_id,
-                "from_address": campaign.from_address,
-                "reply_to": campaign.reply_to,
-                "data": body.data,
-                "test_campaign_id": campaign.id,
-            }
-            for email in emails
-        ],
-    )
-    ids = [message_id for message_id, _ in inserted]  # no keys: every row is inserted
-    enqueue_after_commit(session, redis, ids)
-    return TestSendOut(messages=[MessageAccepted(id=i, status="queued") for i in ids])

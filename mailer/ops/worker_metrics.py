@@ -26,8 +26,9 @@ from pathlib import Path
 
 import structlog
 
+from mailer import metrics_token
 from mailer.config import Settings, get_settings
-from mailer.ops import bearer, heartbeat
+from mailer.ops import heartbeat
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +42,7 @@ class MetricsSetupError(Exception):
 
 def authorized(header: str | None, token: str | None) -> bool:
     """Whether an ``Authorization`` header carries the metrics token (no token: all do)."""
-    return not token or bearer.carries(header, token)
+    return not token or metrics_token.carries(header, token)
 
 
 def _loopback(host: str) -> bool:

@@ -90,7 +90,7 @@ async def process_notifications(ctx: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def reconcile_forever(ctx: dict[str, Any]) -> None:
+async def reconcile_notifications_forever(ctx: dict[str, Any]) -> None:
     """Every ``events_reconcile_seconds``: process what no job was enqueued for."""
     interval = ctx["settings"].events_reconcile_seconds
     while True:

@@ -69,13 +69,13 @@ class Summary:
 
 
 async def _import(regions: list[str] | None, dry_run: bool) -> Summary:
-    from mailer.cli import DEFAULT_DIR, _settings
+    from mailer.cli.common import DEFAULT_DIR, stack_settings
     from mailer.db import create_engine, create_sessionmaker
     from mailer.local.devstack import running_stack
     from mailer.suppression import service
     from mailer.suppression.ses_account import suppressed_destinations
 
-    settings = _settings()
+    settings = stack_settings()
     endpoint, credentials = settings.ses_endpoint_url, None
     if endpoint is None and "database_url" not in settings.model_fields_set:
         stack = running_stack(DEFAULT_DIR)
