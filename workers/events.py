@@ -42,5 +42,5 @@ class WorkerSettings:
     job_timeout = 600
     max_tries = 5
     poll_delay = 0.05
-    idle_poll_delay = 0.5  # after a quiet spell (workers.polling)
+    idle_poll_delay = 0.5  # after a quiet spell (mailer.queues)
     keep_result = 0

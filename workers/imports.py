@@ -47,5 +47,5 @@ class WorkerSettings:
     job_timeout = 1800
     max_tries = IMPORT_TRIES
     poll_delay = 0.2
-    idle_poll_delay = 1.0  # after a quiet spell (workers.polling)
+    idle_poll_delay = 1.0  # after a quiet spell (mailer.queues)
     keep_result = 3600

@@ -25,9 +25,8 @@ from arq.worker import Worker
 from mailer import secrets
 from mailer.config import Settings, get_settings
 from mailer.ops.worker_metrics import MetricsEndpoint, WorkerPresence
-from mailer.queues import OWN_PROCESS
+from mailer.queues import OWN_PROCESS, BackoffWorker
 from mailer.queues import QUEUES as QUEUE_NAMES
-from workers.polling import BackoffWorker
 
 log = structlog.get_logger(__name__)
 

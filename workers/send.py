@@ -17,7 +17,7 @@ class WorkerSettings:
     job_timeout = 6 * 3600
     max_tries = 1000
     poll_delay = 0.05
-    # polls back off to this after a quiet spell (workers.polling); a scheduled campaign's
+    # polls back off to this after a quiet spell (mailer.queues); a scheduled campaign's
     # start job runs 2 s before its batches are due, which keeps the queue busy for them
     idle_poll_delay = 0.25
     busy_seconds = 5.0

@@ -26,7 +26,7 @@ class WorkerSettings:
     # a transactional message waits for the next poll: keep it short
     poll_delay = 0.01
     # ... while busy; after 5 s without a message the polls back off to 0.1 s
-    # (workers.polling): an idle lane polled 100 times a second took a campaign's CPU
+    # (mailer.queues): an idle lane polled 100 times a second took a campaign's CPU
     idle_poll_delay = 0.1
     busy_seconds = 5.0
     keep_result = 10

@@ -59,7 +59,7 @@ async def count(session: AsyncSession, where: ColumnElement[bool]) -> tuple[int,
     joined = outerjoin(
         Contact,
         suppressed,
-        and_(suppressed.email == Contact.email, suppressed.scope.in_(["all", "marketing"])),
+        and_(suppressed.email == Contact.email, suppressed.scope.in_(scopes_for("marketing"))),
     )
     mailable = and_(Contact.status == "subscribed", suppressed.email.is_(None))
     row = (

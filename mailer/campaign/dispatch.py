@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from arq import ArqRedis
-from arq.constants import in_progress_key_prefix, result_key_prefix
 
+from mailer import queues
 from mailer.locks import FENCED_SET
 from mailer.queues import SEND_QUEUE
 
@@ -26,8 +26,8 @@ async def enqueue_start(
 
     ``job_id`` makes it one pending start per id (arq refuses a job id it still knows).
     """
-    await redis.enqueue_job(
-        "start_campaign", campaign_id, _queue_name=SEND_QUEUE, _defer_until=at, _job_id=job_id
+    await queues.enqueue(
+        redis, SEND_QUEUE, "start_campaign", campaign_id, job_id=job_id, defer_until=at
     )
 
 
@@ -78,15 +78,16 @@ async def enqueue_batch(
     ):
         return None
     extra = {"begin": True} if begin else {}
-    await redis.enqueue_job(
+    await queues.enqueue(
+        redis,
+        SEND_QUEUE,
         "send_batch",
         campaign_id,
         batch,
         lo,
         hi,
-        _job_id=job_id,
-        _queue_name=SEND_QUEUE,
-        _defer_until=defer_until,
+        job_id=job_id,
+        defer_until=defer_until,
         **extra,
     )
     return job_id
@@ -111,8 +112,8 @@ async def needs_jobs(redis: ArqRedis, campaign_id: int, batches: list[int]) -> l
     ]
     async with redis.pipeline(transaction=False) as pipe:
         for batch, job_id in owned:
-            pipe.exists(result_key_prefix + job_id)
-            pipe.exists(in_progress_key_prefix + job_id)
+            pipe.exists(queues.RESULT_KEY_PREFIX + job_id)
+            pipe.exists(queues.IN_PROGRESS_KEY_PREFIX + job_id)
             pipe.zscore(SEND_QUEUE, job_id)
             pipe.exists(heartbeat_key(campaign_id, batch))
         states = await pipe.execute()

@@ -325,32 +325,38 @@ async def start_due_scheduled(session: AsyncSession) -> list[int]:
     return [int(r.id) for r in await session.execute(_DUE_SCHEDULED)]
 
 
-async def pause_class(
-    session: AsyncSession, mail_class: str, reason: str, call_started: datetime
+# the states a pause applies to, for every caller (operator, auto-pause, the send path)
+PAUSABLE = ("scheduled", "sending")
+
+
+async def pause(
+    db: AsyncSession | AsyncConnection,
+    reason: str,
+    *,
+    campaign_id: int | None = None,
+    mail_class: str | None = None,
+    unless_resumed_after: datetime | None = None,
 ) -> list[int]:
-    """Pause the sending campaigns of a class; not those resumed after the call began."""
-    return await _pause_sending(session, Campaign.mail_class == mail_class, reason, call_started)
-
-
-async def pause_sending(
-    session: AsyncSession, campaign_id: int, reason: str, since: datetime
-) -> bool:
-    """Pause one sending campaign unless it was resumed after ``since``."""
-    return bool(await _pause_sending(session, Campaign.id == campaign_id, reason, since))
-
-
-async def _pause_sending(
-    session: AsyncSession, which: ColumnElement[bool], reason: str, since: datetime
-) -> list[int]:
-    rows = await session.execute(
+    """The one way campaigns are paused, by the operator, the auto-pause and the send
+    path's stops: one campaign (``campaign_id``) or every campaign of ``mail_class`` that is
+    scheduled or sending turns ``paused`` with ``reason``. With ``unless_resumed_after``, a
+    campaign resumed after that moment is left alone: the stop was decided on outcomes
+    from before the resume. The ids paused (none: nothing was pausable)."""
+    which: list[ColumnElement[bool]] = [Campaign.status.in_(PAUSABLE)]
+    if campaign_id is not None:
+        which.append(Campaign.id == campaign_id)
+    if mail_class is not None:
+        which.append(Campaign.mail_class == mail_class)
+    if campaign_id is None and mail_class is None:
+        raise ValueError("pause needs a campaign or a mail class")
+    if unless_resumed_after is not None:
+        which.append(Campaign.resumed_at.is_(None) | (Campaign.resumed_at < unless_resumed_after))
+    rows = await db.execute(
         update(Campaign)
-        .where(
-            which,
-            Campaign.status == "sending",
-            (Campaign.resumed_at.is_(None)) | (Campaign.resumed_at < since),
-        )
+        .where(*which)
         .values(status="paused", paused_reason=reason)
         .returning(Campaign.id)
+        .execution_options(synchronize_session=False)
     )
     return [int(r[0]) for r in rows]
 

@@ -34,7 +34,7 @@ from mailer.template import service as templates
 
 TRANSITIONS = {
     "send": {"draft"},
-    "pause": {"scheduled", "sending"},
+    "pause": set(repository.PAUSABLE),
     "resume": {"paused"},
     "cancel": {"draft", "scheduled", "sending", "paused"},
 }
@@ -259,9 +259,8 @@ async def pause(
     session: AsyncSession, campaign_id: int, reason: str = "paused by user"
 ) -> CampaignOut:
     campaign = await _transition(session, campaign_id, "pause")
-    campaign.status = "paused"
-    campaign.paused_reason = reason
-    await session.flush()
+    await repository.pause(session, reason, campaign_id=campaign_id)
+    await session.refresh(campaign)
     return await get(session, campaign_id)
 
 

@@ -141,14 +141,19 @@ class CampaignPauser:
     async def pause_class(self, mail_class: str, reason: str, call_started: datetime) -> None:
         """SES refused the account or the class's configuration: pause its campaigns."""
         async with transaction(self.sessionmaker) as session:
-            paused = await repository.pause_class(
-                session, mail_class, f"SES: {reason}", call_started
+            paused = await repository.pause(
+                session,
+                f"SES: {reason}",
+                mail_class=mail_class,
+                unless_resumed_after=call_started,
             )
         if paused:
             log.warning("mail_class_paused", mail_class=mail_class, campaigns=paused, reason=reason)
 
     async def stop_campaign(self, campaign_id: int, reason: str, since: datetime) -> None:
         async with transaction(self.sessionmaker) as session:
-            stopped = await repository.pause_sending(session, campaign_id, reason, since)
+            stopped = await repository.pause(
+                session, reason, campaign_id=campaign_id, unless_resumed_after=since
+            )
         if stopped:
             log.warning("campaign_error_rate_stop", campaign_id=campaign_id, reason=reason)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.contact.importer import split_type
 from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
 from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
+from mailer.models.suppression import is_suppressed
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
 _UPSERT = text(
@@ -180,12 +181,11 @@ _ERASE_IMPORT_REPORTS = text(
 )
 _ERASE_STAGED = text("DELETE FROM contact_import_rows WHERE email = :email")
 _RECORD_ERASURE = text(
-    """
+    f"""
     INSERT INTO contact_erasures (address_hmac, messages, events, suppressed)
-    VALUES (:hmac, :messages, :events,
-            EXISTS (SELECT 1 FROM suppressions WHERE email = :email))
+    VALUES (:hmac, :messages, :events, {is_suppressed(":email")})
     RETURNING suppressed
-    """
+    """  # noqa: S608 - constant fragments, no input
 )
 
 

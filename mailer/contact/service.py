@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailer import queues
 from mailer.audience import repository as audience_repository
 from mailer.audience.filters import compile_filter
 from mailer.contact import importer, repository
@@ -157,8 +158,8 @@ _NOT_CSV_TYPES = ("multipart/", "application/json", "application/x-www-form-urle
 
 async def enqueue_import(redis: ArqRedis, import_id: int) -> None:
     # one job id per import: enqueuing it again while it is queued or running is a no-op
-    await redis.enqueue_job(
-        "import_contacts", import_id, _job_id=f"import:{import_id}", _queue_name=IMPORT_QUEUE
+    await queues.enqueue(
+        redis, IMPORT_QUEUE, "import_contacts", import_id, job_id=f"import:{import_id}"
     )
 
 

@@ -16,18 +16,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 from arq import ArqRedis
-from arq.constants import job_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailer import queues
 from mailer.config import Settings
 from mailer.contact import repository as contacts
 from mailer.contact.addresses import valid_address, valid_mailbox
-from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, MailerError, NotFound, Unavailable
 from mailer.message import repository
 from mailer.message.schemas import (
@@ -263,27 +259,12 @@ async def render_problems(
 
 
 def enqueue_after_commit(session: AsyncSession, redis: ArqRedis, ids: list[int]) -> None:
-    async def enqueue() -> None:
-        await enqueue_send(redis, ids)
-
-    after_commit(session, enqueue)
+    queues.enqueue_after_commit(session, redis, TRANSACTIONAL_QUEUE, "send_messages", ids)
 
 
 async def enqueue_send(redis: ArqRedis, ids: list[int], defer_until: Any = None) -> None:
-    """One job on the transactional queue for ``ids`` (running it twice is harmless).
-
-    What ``ArqRedis.enqueue_job`` writes (the job under its key, its id in the queue), in
-    one MULTI/EXEC round trip instead of three: its WATCH and EXISTS guard a caller-chosen
-    job id against a second enqueue, and this job's id is a fresh random one.
-    """
-    job_id = uuid4().hex
-    now = timestamp_ms()
-    score = to_unix_ms(defer_until) if defer_until is not None else now
-    job = serialize_job("send_messages", (ids,), {}, None, now, serializer=redis.job_serializer)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.psetex(job_key_prefix + job_id, score - now + redis.expires_extra_ms, job)
-        pipe.zadd(TRANSACTIONAL_QUEUE, {job_id: score})
-        await pipe.execute()
+    """One job on the transactional queue for ``ids`` (running it twice is harmless)."""
+    await queues.enqueue(redis, TRANSACTIONAL_QUEUE, "send_messages", ids, defer_until=defer_until)
 
 
 async def get(session: AsyncSession, message_id: int, campaign_id: int | None = None) -> MessageOut:

@@ -25,3 +25,44 @@ class Suppression(Base):
     scope: Mapped[str] = mapped_column(String(16), nullable=False, server_default="all")
     source: Mapped[str] = mapped_column(String(32), nullable=False, server_default="manual")
     created_at: Mapped[datetime] = created_at_column()
+
+
+# -- SQL fragments that other statements compose (the suppression rules, written once) -----
+
+
+def scopes_of(email: str) -> str:
+    """SQL: the suppression scopes an address is under (an empty array: none)."""
+    return f"ARRAY(SELECT s.scope FROM suppressions s WHERE s.email = {email})"  # noqa: S608
+
+
+def why_suppressed(email: str) -> str:
+    """SQL: why an address is suppressed, as a message's error says it (NULL: it is not)."""
+    reason = "'suppressed: ' || s.reason || ' (scope ' || s.scope || ', since ' || to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')'"  # noqa: E501
+    return f"(SELECT {reason} FROM suppressions s WHERE s.email = {email})"  # noqa: S608
+
+
+def is_suppressed(email: str) -> str:
+    """SQL: whether an address is on the suppression list at all."""
+    return f"EXISTS (SELECT 1 FROM suppressions WHERE email = {email})"  # noqa: S608
+
+
+# a notification only ever widens a suppression: marketing → all, never all → marketing.
+# CTEs named ``suppressed`` for the feedback loop's statements: ``hard`` holds the
+# addresses to suppress for all mail, with their reasons
+SUPPRESS_ALL_CTE = """
+, suppressed AS (
+    INSERT INTO suppressions (email, reason, scope, source)
+    SELECT email, min(reason), 'all', 'bounce' FROM hard GROUP BY email
+    ON CONFLICT (email) DO UPDATE
+       SET scope = 'all', reason = excluded.reason, source = excluded.source
+     WHERE suppressions.scope <> 'all'
+)"""
+
+# the addresses of ``inserted`` (``where`` narrows them) suppressed for marketing mail
+SUPPRESS_MARKETING_CTE = """
+, suppressed AS (
+    INSERT INTO suppressions (email, reason, scope, source)
+    SELECT DISTINCT email, '{reason}', 'marketing', '{source}' FROM inserted
+     WHERE email IS NOT NULL {where}
+    ON CONFLICT (email) DO NOTHING
+)"""

@@ -18,11 +18,11 @@ from mailer.ops import heartbeat
 from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
+from mailer.suppression import repository as suppressions
 
-QUEUES = tuple(ARQ_QUEUES.values())
+ARQ_QUEUE_KEYS = tuple(ARQ_QUEUES.values())
 WORKER_QUEUES = tuple(ARQ_QUEUES)  # the names `mailer worker --queues` takes
 
-_SUPPRESSIONS = text("SELECT scope, count(*) AS n FROM suppressions GROUP BY scope")
 # campaigns under way, and the last ones finished: bounded, whatever the history
 _CAMPAIGNS = text(
     """
@@ -38,7 +38,7 @@ _CAMPAIGNS = text(
 async def families(session: AsyncSession, redis: Any, settings: Settings) -> list[Metric]:
     out: list[Metric] = []
     depths = []
-    for queue in QUEUES:
+    for queue in ARQ_QUEUE_KEYS:
         depths.append(([queue], float(await redis.zcard(queue))))
     out.append(gauge("mailer_queue_depth", "Jobs waiting in an arq queue", ["queue"], depths))
     seen = await heartbeat.workers_seen(redis, WORKER_QUEUES)
@@ -51,13 +51,13 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
         )
     )
 
-    rows = await session.execute(_SUPPRESSIONS)
+    by_scope = await suppressions.count_by_scope(session)
     out.append(
         gauge(
             "mailer_suppressions",
             "Suppressed addresses",
             ["scope"],
-            [([r.scope], float(r.n)) for r in rows],
+            [([scope], float(n)) for scope, n in by_scope.items()],
         )
     )
 

@@ -197,22 +197,6 @@ async def class_totals(db: Db, mail_class: str) -> Totals:
     return Totals(int(row.sent), int(row.hard_bounces), int(row.complaints))
 
 
-_PAUSE_CAMPAIGN = text(
-    """
-    UPDATE campaigns SET status = 'paused', paused_reason = :reason
-     WHERE id = :id AND status = 'sending'
-    RETURNING id
-    """
-)
-
-_PAUSE_CLASS = text(
-    """
-    UPDATE campaigns SET status = 'paused', paused_reason = :reason
-     WHERE mail_class = :mail_class AND status IN ('sending', 'scheduled')
-    RETURNING id
-    """
-)
-
 _LOG_PAUSE = text(
     """
     INSERT INTO auto_pauses (scope, mail_class, campaign_id, campaigns, reason)
@@ -221,38 +205,20 @@ _LOG_PAUSE = text(
 )
 
 
-async def pause_campaign(db: Db, campaign_id: int, mail_class: str, reason: str) -> bool:
-    if (await db.execute(_PAUSE_CAMPAIGN, {"id": campaign_id, "reason": reason})).first():
-        await db.execute(
-            _LOG_PAUSE,
-            {
-                "scope": "campaign",
-                "mail_class": mail_class,
-                "campaign_id": campaign_id,
-                "campaigns": 1,
-                "reason": reason,
-            },
-        )
-        return True
-    return False
-
-
-async def pause_class(db: Db, mail_class: str, reason: str) -> list[int]:
-    ids = [
-        r.id for r in await db.execute(_PAUSE_CLASS, {"mail_class": mail_class, "reason": reason})
-    ]
-    if ids:
-        await db.execute(
-            _LOG_PAUSE,
-            {
-                "scope": "mail_class",
-                "mail_class": mail_class,
-                "campaign_id": None,
-                "campaigns": len(ids),
-                "reason": reason,
-            },
-        )
-    return ids
+async def log_pause(
+    db: Db, scope: str, mail_class: str, campaign_id: int | None, campaigns: int, reason: str
+) -> None:
+    """Record an auto-pause (the operator's report lists them; a resume re-arms them)."""
+    await db.execute(
+        _LOG_PAUSE,
+        {
+            "scope": scope,
+            "mail_class": mail_class,
+            "campaign_id": campaign_id,
+            "campaigns": campaigns,
+            "reason": reason,
+        },
+    )
 
 
 # An explicit resume re-arms the checks: a campaign's own counts from its totals now on;

@@ -9,8 +9,9 @@ mail class is paused only by its own numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -30,12 +31,28 @@ from mailer.reputation.schemas import (
 log = structlog.get_logger(__name__)
 
 Db = AsyncSession | AsyncConnection
+
+
+class Pause(Protocol):
+    """``mailer.campaign.repository.pause``: reputation decides, the campaign repository
+    pauses (so the campaign package stays free to import reputation)."""
+
+    def __call__(
+        self,
+        db: Db,
+        reason: str,
+        *,
+        campaign_id: int | None = None,
+        mail_class: str | None = None,
+    ) -> Awaitable[list[int]]: ...
+
+
 # kinds that can push a rate over its threshold
 _RISKY = {"hard_bounce", "complaint"}
 
 
 async def on_events(
-    db: Db, settings: Settings, items: Sequence[tuple[int, str, datetime | None]]
+    db: Db, settings: Settings, items: Sequence[tuple[int, str, datetime | None]], pause: Pause
 ) -> list[str]:
     """Count ``(message_id, kind, occurred_at)`` events (kinds: delivered, hard_bounce,
     soft_bounce, complaint; others are only counted in metrics), then run the checks.
@@ -47,13 +64,15 @@ async def on_events(
     touched = await repository.add_events(db, items)
     if not any(kind in _RISKY for _, kind, _ in items):
         return []
-    return await check(db, settings, touched)
+    return await check(db, settings, touched, pause)
 
 
-async def after_events(db: Db, settings: Settings, ses_message_ids: list[str]) -> list[str]:
+async def after_events(
+    db: Db, settings: Settings, ses_message_ids: list[str], pause: Pause
+) -> list[str]:
     """The feedback loop applied bounces or complaints of these messages (their rollups
     are bumped by its statements): run the checks now. The reasons of the pauses made."""
-    return await check(db, settings, await repository.touched_by(db, ses_message_ids))
+    return await check(db, settings, await repository.touched_by(db, ses_message_ids), pause)
 
 
 def _reason(what: str, sent: int, hard_bounces: int, complaints: int, settings: Settings) -> str:
@@ -71,7 +90,9 @@ def _reason(what: str, sent: int, hard_bounces: int, complaints: int, settings: 
     )
 
 
-async def check(db: Db, settings: Settings, touched: set[tuple[str, int | None]]) -> list[str]:
+async def check(
+    db: Db, settings: Settings, touched: set[tuple[str, int | None]], pause: Pause
+) -> list[str]:
     """Pause every touched campaign over a threshold (since its last resume), and the
     campaigns of every touched mail class over one in 24 hours."""
     reasons: list[str] = []
@@ -88,7 +109,8 @@ async def check(db: Db, settings: Settings, touched: set[tuple[str, int | None]]
             reason = _reason(
                 "campaign", int(row.sent), int(row.hard_bounces), int(row.complaints), settings
             )
-            if await repository.pause_campaign(db, row.id, row.mail_class, reason):
+            if await pause(db, reason, campaign_id=row.id):
+                await repository.log_pause(db, "campaign", row.mail_class, row.id, 1, reason)
                 metrics.AUTO_PAUSES.labels("campaign", row.mail_class).inc()
                 log.warning(
                     "campaign_auto_paused",
@@ -108,8 +130,9 @@ async def check(db: Db, settings: Settings, touched: set[tuple[str, int | None]]
             totals.complaints,
             settings,
         )
-        paused = await repository.pause_class(db, mail_class, reason)
+        paused = await pause(db, reason, mail_class=mail_class)
         if paused:
+            await repository.log_pause(db, "mail_class", mail_class, None, len(paused), reason)
             metrics.AUTO_PAUSES.labels("mail_class", mail_class).inc()
             log.warning(
                 "mail_class_auto_paused", mail_class=mail_class, campaigns=paused, reason=reason

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer import metrics
-from mailer.models.suppression import scopes_for
+from mailer.models.suppression import scopes_for, scopes_of, why_suppressed
 from mailer.reputation.repository import configuration_sets_json
 
 
@@ -95,8 +95,8 @@ async def claim(
 # reads in the same statement all their send needs: content, contact, suppression. One
 # round trip: a transactional message waits for each one, on a worker busy with campaigns.
 # The address's suppression scopes come back; ``scopes_for`` (the one rule) judges them.
-_CLAIM_MESSAGES = text(
-    """
+_CLAIM_MESSAGES = text(  # the f-string composes the suppression rule
+    f"""
     WITH claimed AS (
         UPDATE messages m
            SET status = 'claimed', lease_token = :token,
@@ -120,13 +120,13 @@ _CLAIM_MESSAGES = text(
            t.name AS test_campaign_name, t.regions AS test_campaign_regions,
            k.attributes AS contact_attributes, k.tags AS contact_tags,
            k.status AS contact_status,
-           ARRAY(SELECT s.scope FROM suppressions s WHERE s.email = c.email) AS scopes
+           {scopes_of("c.email")} AS scopes
       FROM claimed c
       LEFT JOIN template_versions v ON v.id = c.template_version_id
       LEFT JOIN campaigns t ON t.id = c.test_campaign_id
       LEFT JOIN contacts k ON k.id = c.contact_id
      ORDER BY c.id
-    """
+    """  # noqa: S608 - constant fragments, no input
 )
 
 
@@ -234,8 +234,8 @@ async def renew_lease(session: AsyncSession, token: str, lease: float) -> None:
 # throttled (the same, without using up an attempt) | release (back to queued, no SES
 # call was made: pause, shutdown). ``resent`` counts messages sent again after a
 # lease lapsed while an SES call may have been under way.
-_RECORD = text(
-    """
+_RECORD = text(  # the f-string composes the suppression rule
+    f"""
     WITH r AS (
         SELECT * FROM unnest(
             CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:sids AS text[]),
@@ -266,10 +266,8 @@ _RECORD = text(
                error = CASE
                    WHEN r.outcome = 'release' THEN m.error
                    -- why it was not sent, as the suppression list says it now
-                   WHEN r.outcome = 'suppressed' THEN COALESCE(r.error, (
-                       SELECT 'suppressed: ' || s.reason || ' (scope ' || s.scope || ', since '
-                              || to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ')'
-                         FROM suppressions s WHERE s.email = m.email),
+                   WHEN r.outcome = 'suppressed' THEN COALESCE(r.error,
+                       {why_suppressed("m.email")},
                        'suppressed: the contact is unsubscribed')
                    ELSE r.error END,
                sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
@@ -316,7 +314,7 @@ _RECORD = text(
     SELECT (SELECT count(*) FROM moved) AS moved,
            (SELECT json_agg(k) FROM (SELECT mail_class, region, outcome, count(*) AS n
                                        FROM moved GROUP BY 1, 2, 3) k) AS kinds
-    """
+    """  # noqa: S608 - constant fragments, no input
 )
 
 
@@ -383,20 +381,6 @@ _CONTACTS = text(
 async def contacts(session: AsyncSession, ids: list[int]) -> dict[int, Any]:
     rows = await session.execute(_CONTACTS, {"ids": ids})
     return {r.id: r for r in rows}
-
-
-_SUPPRESSED = text(
-    """
-    SELECT email FROM suppressions
-     WHERE email = ANY(CAST(:emails AS text[])) AND scope = ANY(CAST(:scopes AS text[]))
-    """
-)
-
-
-async def suppressed(session: AsyncSession, emails: list[str], mail_class: str) -> set[str]:
-    scopes = scopes_for(mail_class)
-    rows = await session.execute(_SUPPRESSED, {"emails": emails, "scopes": scopes})
-    return {r.email for r in rows}
 
 
 _DUE_IN_RANGE = text(

@@ -40,6 +40,7 @@ from mailer.sending.plan import Plans, SendPlan
 from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, SendError, Transport
+from mailer.suppression import repository as suppressions
 from mailer.template.render import RenderError
 
 log = structlog.get_logger(__name__)
@@ -429,7 +430,7 @@ class _Item:
 
 
 async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str) -> set[str]:
-    return await repo.suppressed(session, emails, mail_class)
+    return await suppressions.suppressed(session, emails, mail_class)
 
 
 def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], *, outcome: Outcome) -> None:

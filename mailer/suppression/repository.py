@@ -1,4 +1,8 @@
-"""Suppressions and unsubscribes: the SQL."""
+"""Suppressions and unsubscribes: the SQL. Statements elsewhere that must judge or write
+suppressions in the same statement as their own work (the send path's claim and record,
+the feedback loop's set-based effects, an erasure) compose the fragments of
+:mod:`mailer.models.suppression`, beside the table and its scopes rule, so each rule is
+written once."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Suppression
+from mailer.models.suppression import scopes_for
 
 
 async def get(session: AsyncSession, email: str) -> Suppression | None:
@@ -198,3 +203,24 @@ async def import_repeats(
     rows = list(await session.execute(_REPEATS, {"limit": max(limit, 1)}))
     count = int(rows[0].repeats) if rows else 0
     return count, [(r.row, r.email, r.first_row) for r in rows[:limit]]
+
+
+_SUPPRESSED = text(
+    """
+    SELECT email FROM suppressions
+     WHERE email = ANY(CAST(:emails AS text[])) AND scope = ANY(CAST(:scopes AS text[]))
+    """
+)
+
+
+async def suppressed(session: AsyncSession, emails: list[str], mail_class: str) -> set[str]:
+    """Those of ``emails`` that mail of ``mail_class`` must not reach."""
+    rows = await session.execute(_SUPPRESSED, {"emails": emails, "scopes": scopes_for(mail_class)})
+    return {r.email for r in rows}
+
+
+_COUNT_BY_SCOPE = text("SELECT scope, count(*) AS n FROM suppressions GROUP BY scope")
+
+
+async def count_by_scope(session: AsyncSession) -> dict[str, int]:
+    return {r.scope: int(r.n) for r in await session.execute(_COUNT_BY_SCOPE)}

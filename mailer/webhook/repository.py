@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.models.suppression import SUPPRESS_ALL_CTE, SUPPRESS_MARKETING_CTE
 from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
 
@@ -193,24 +194,6 @@ _UNSUBSCRIBE_CONTACTS = """
     SELECT id, 'unsubscribed', '{source}' FROM unsubscribed
 )"""
 
-# a notification only ever widens a suppression: marketing → all, never all → marketing
-_SUPPRESS_ALL = """
-, suppressed AS (
-    INSERT INTO suppressions (email, reason, scope, source)
-    SELECT email, min(reason), 'all', 'bounce' FROM hard GROUP BY email
-    ON CONFLICT (email) DO UPDATE
-       SET scope = 'all', reason = excluded.reason, source = excluded.source
-     WHERE suppressions.scope <> 'all'
-)"""
-
-_SUPPRESS_MARKETING = """
-, suppressed AS (
-    INSERT INTO suppressions (email, reason, scope, source)
-    SELECT DISTINCT email, '{reason}', 'marketing', '{source}' FROM inserted
-     WHERE email IS NOT NULL {where}
-    ON CONFLICT (email) DO NOTHING
-)"""
-
 # permanent bounces, and addresses whose transient (or undetermined) bounces reach three
 # within 30 days, counting those already stored (the statement's snapshot) and this batch's
 _HARD = """
@@ -246,21 +229,21 @@ _BY_TYPE = {
         _count("bounced"),
         _move("bounced", ["sent", "delivered"]),
         _HARD,
-        _SUPPRESS_ALL,
+        SUPPRESS_ALL_CTE,
         rollup_events("bounce"),
     ),
     "complaint": _statement(
         "",
         _count("complained"),
         _move("complained", ["sent", "delivered", "bounced"]),
-        _SUPPRESS_MARKETING.format(reason="complaint", source="complaint", where=""),
+        SUPPRESS_MARKETING_CTE.format(reason="complaint", source="complaint", where=""),
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
         rollup_events("complaint"),
     ),
     "subscription": _statement(
         "AND i.subtype = 'unsubscribe_all'",
         _count("unsubscribed"),
-        _SUPPRESS_MARKETING.format(
+        SUPPRESS_MARKETING_CTE.format(
             reason="unsubscribed (SES subscription management)",
             source="unsubscribe",
             where="AND subtype = 'unsubscribe_all'",

@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from mailer import metrics
+from mailer import metrics, queues
 from mailer.batching import GroupWriter
+from mailer.campaign import repository as campaigns
 from mailer.config import Settings, get_settings
 from mailer.db import HeldConnections
 from mailer.errors import MailerError
@@ -85,7 +86,7 @@ async def wake(redis: Any) -> None:
     """
     try:
         if await redis.set(WAKE_KEY, b"1", nx=True, ex=WAKE_TTL_S):
-            await redis.enqueue_job(PROCESS_JOB, _queue_name=EVENTS_QUEUE)
+            await queues.enqueue(redis, EVENTS_QUEUE, PROCESS_JOB)
     except (RedisError, OSError) as exc:
         # stored is what counts: the events worker's reconciler picks the row up
         log.warning("events_wake_failed", error=repr(exc))
@@ -357,7 +358,7 @@ async def process_batch(
     # auto-pause: checked right after the effects, in the same transaction
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:
-        await reputation.after_events(session, settings or get_settings(), risky)
+        await reputation.after_events(session, settings or get_settings(), risky, campaigns.pause)
     await repo.mark_processed(session, done, errors)
     if report.unmatched:
         # kept and counted: mail of another system, or from before a database restore

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailer.campaign import repository as campaigns
 from mailer.config import Settings
 from mailer.db import transaction
 from mailer.reputation import service as reputation
@@ -84,7 +85,9 @@ async def apply(
 ) -> list[str]:
     """One processing cycle: the events of one notification, applied and committed."""
     async with transaction(sessionmaker) as session:
-        return await reputation.on_events(session, settings, [(i, k, None) for i, k in items])
+        return await reputation.on_events(
+            session, settings, [(i, k, None) for i, k in items], campaigns.pause
+        )
 
 
 async def sent_messages(

@@ -1,4 +1,4 @@
-"""The workers' queues poll fast while busy and back off when idle (workers.polling)."""
+"""The workers' queues poll fast while busy and back off when idle (mailer.queues)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
 from mailer.config import Settings
-from workers.polling import BackoffWorker
+from mailer.queues import BackoffWorker
 
 QUEUE = "arq:test-backoff"
 
