@@ -50,6 +50,22 @@ _lock = asyncio.Lock()
 
 POOL_SIZE = 10  # a worker process' database connections, opened and prepared at start-up
 
+# the queues this process works on (``workers.main`` says before its workers start): the
+# background work follows from them. The reconciler and the rollup compactor run where
+# campaigns are sent; a process of the transactional lane alone (the child of a
+# ``mailer worker`` of several queues) keeps what its own sends need: the account poll
+# (its limiter's rates) and the configuration-set check.
+_queues: set[str] = set()
+
+
+def working_on(queues: list[str]) -> None:
+    _queues.clear()
+    _queues.update(queues)
+
+
+def _runs_campaigns() -> bool:
+    return not _queues or "send" in _queues
+
 
 async def startup(ctx: dict[str, Any]) -> None:
     global _users
@@ -110,17 +126,18 @@ async def _build(ctx: dict[str, Any]) -> None:
         plain_redis=redis,
         sender=sender,
     )
-    # the reconciler's own arq pool: it outlives either worker's
-    arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    ctx["reconciler_redis"] = arq_redis
-    ctx["reconciler"] = asyncio.create_task(run_reconciler({**ctx, "redis": arq_redis}))
     ctx["account_poller"] = asyncio.create_task(
         poll_accounts_forever(settings, sessionmaker, transport, limiter)
     )
     ctx["set_checker"] = asyncio.create_task(check_sets_forever(settings, transport, sender))
-    # the shared context has no arq "redis" (each queue's worker has its own): the
-    # compactor's lock goes through the plain client
-    ctx["rollup_compactor"] = asyncio.create_task(compact_forever({**ctx, "redis": redis}))
+    if _runs_campaigns():
+        # the reconciler's own arq pool: it outlives either worker's
+        arq_redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+        ctx["reconciler_redis"] = arq_redis
+        ctx["reconciler"] = asyncio.create_task(run_reconciler({**ctx, "redis": arq_redis}))
+        # the shared context has no arq "redis" (each queue's worker has its own): the
+        # compactor's lock goes through the plain client
+        ctx["rollup_compactor"] = asyncio.create_task(compact_forever({**ctx, "redis": redis}))
 
 
 async def _close(ctx: dict[str, Any]) -> None:
@@ -135,5 +152,6 @@ async def _close(ctx: dict[str, Any]) -> None:
         await ctx["limiter"].close()
         await ctx["transport"].close()
         await ctx["plain_redis"].aclose()
-        await ctx["reconciler_redis"].aclose()
+        if "reconciler_redis" in ctx:
+            await ctx["reconciler_redis"].aclose()
         await ctx["engine"].dispose()

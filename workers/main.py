@@ -27,10 +27,9 @@ from mailer.config import Settings, get_settings
 from mailer.ops.worker_metrics import MetricsEndpoint, WorkerPresence
 from mailer.queues import OWN_PROCESS, BackoffWorker
 from mailer.queues import QUEUES as QUEUE_NAMES
+from workers import context
 
 log = structlog.get_logger(__name__)
-
-QUEUES = tuple(QUEUE_NAMES)
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
@@ -43,7 +42,7 @@ def worker_settings(queue: str) -> dict[str, Any]:
     elif queue == "events":
         from workers.events import WorkerSettings  # type: ignore[assignment]
     else:
-        raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
+        raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUE_NAMES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]
     return {n: getattr(WorkerSettings, n) for n in names}
 
@@ -95,14 +94,16 @@ async def run(queues: list[str] | None = None, metrics: MetricsEndpoint | None =
     when the secret key must not sign (a worker signs unsubscribe links)."""
     settings = get_settings()
     secrets.require(settings)
-    names = list(dict.fromkeys(queues or QUEUES))
+    names = list(dict.fromkeys(queues or QUEUE_NAMES))
     apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
     children = [ChildWorker(q) for q in apart]
     # its heartbeat for the queues worked on here (children beat for theirs), its /metrics
     presence = WorkerPresence(settings, [q for q in names if q not in apart], metrics)
     await presence.start()
+    here = [q for q in names if q not in apart]
+    context.working_on(here)
     workers: list[Worker] = []
-    for queue in (q for q in names if q not in apart):
+    for queue in here:
         options = worker_settings(queue)
         options["redis_settings"] = RedisSettings.from_dsn(settings.redis_url)
         options["handle_signals"] = False
@@ -134,7 +135,7 @@ async def run(queues: list[str] | None = None, metrics: MetricsEndpoint | None =
         await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set() and not running.done():
             grace = grace_seconds(settings)
-            draining = asyncio.ensure_future(drain(workers, grace))
+            draining = asyncio.ensure_future(drain_workers(workers, grace))
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(draining, *(child.stop(grace) for child in children))
     finally:
@@ -156,7 +157,7 @@ def grace_seconds(settings: Settings) -> float:
     return settings.ses_timeout_seconds + settings.lease_seconds / 2 + 1.0
 
 
-async def drain(workers: list[Worker], grace: float) -> None:
+async def drain_workers(workers: list[Worker], grace: float) -> None:
     """Graceful stop: take no new job, claim no new message, let the running jobs finish
     (their SES calls in flight end and are recorded, the rest of what they hold goes back
     to the queue for other workers), for at most ``grace`` seconds."""

@@ -69,7 +69,7 @@ def _invalid(exc: ValidationError, path: list[str | int]) -> Invalid:
 
 
 @router.post("/messages/batch", response_model=BatchOut)
-async def send_batch(
+async def accept_batch(
     body: BatchIn,
     session: Session,
     request: Request,

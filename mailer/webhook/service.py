@@ -272,7 +272,7 @@ RETRY_S = 5.0
 
 
 @dataclass
-class BatchReport:
+class NotificationReport:
     notifications: int = 0
     deferred: int = 0
     events: int = 0
@@ -303,7 +303,7 @@ async def process_batch(
     rows: list[Any],
     unmatched_wait: float = UNMATCHED_WAIT_S,
     settings: Settings | None = None,
-) -> BatchReport:
+) -> NotificationReport:
     """Apply the events of claimed notifications and mark them processed.
 
     One statement per event type for the whole batch (see ``repository``); a notification
@@ -332,7 +332,7 @@ async def process_batch(
     ]
     await repo.defer(session, deferred, RETRY_S)
     skip = set(deferred)
-    report = BatchReport(notifications=len(rows) - len(skip), deferred=len(skip))
+    report = NotificationReport(notifications=len(rows) - len(skip), deferred=len(skip))
     by_type: dict[str, list[tuple[int, EventRow]]] = defaultdict(list)
     done: list[int] = []
     errors: list[str | None] = []

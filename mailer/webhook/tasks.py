@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.db import transaction
 from mailer.webhook import repository as repo
-from mailer.webhook.service import UNMATCHED_WAIT_S, WAKE_KEY, BatchReport, process_batch
+from mailer.webhook.service import UNMATCHED_WAIT_S, WAKE_KEY, NotificationReport, process_batch
 
 log = structlog.get_logger(__name__)
 
 
-def _add(total: BatchReport, part: BatchReport) -> None:
+def _add(total: NotificationReport, part: NotificationReport) -> None:
     total.notifications += part.notifications
     total.events += part.events
     total.stored += part.stored
@@ -28,13 +28,13 @@ def _add(total: BatchReport, part: BatchReport) -> None:
         total.by_type[kind] = total.by_type.get(kind, 0) + n
 
 
-async def drain(
+async def drain_notifications(
     sessionmaker: async_sessionmaker[AsyncSession],
     batch_size: int,
     unmatched_wait: float = UNMATCHED_WAIT_S,
-) -> BatchReport:
+) -> NotificationReport:
     """Process unprocessed notifications, oldest first, until none are left."""
-    total = BatchReport()
+    total = NotificationReport()
     while True:
         ids: list[int] = []
         try:
@@ -54,8 +54,8 @@ async def drain(
 
 async def _one_by_one(
     sessionmaker: async_sessionmaker[AsyncSession], ids: list[int], unmatched_wait: float
-) -> BatchReport:
-    total = BatchReport()
+) -> NotificationReport:
+    total = NotificationReport()
     for notification_id in ids:
         async with transaction(sessionmaker) as session:
             row = await repo.claim_one(session, notification_id)
@@ -78,7 +78,7 @@ async def process_notifications(ctx: dict[str, Any]) -> dict[str, Any]:
     # cleared before reading: a notification stored from now on wakes another job
     await ctx["redis"].delete(WAKE_KEY)
     settings = ctx["settings"]
-    report = await drain(
+    report = await drain_notifications(
         ctx["sessionmaker"], settings.events_batch_size, settings.events_unmatched_wait_seconds
     )
     return {
@@ -96,7 +96,7 @@ async def reconcile_notifications_forever(ctx: dict[str, Any]) -> None:
     while True:
         try:
             settings = ctx["settings"]
-            report = await drain(
+            report = await drain_notifications(
                 ctx["sessionmaker"],
                 settings.events_batch_size,
                 settings.events_unmatched_wait_seconds,

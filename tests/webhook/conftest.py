@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
-from mailer.webhook.tasks import drain
+from mailer.webhook.tasks import drain_notifications
 from tests import factories
 from tests.fixtures.sns import TOPIC, Signer, sns_signer
 
@@ -48,7 +48,7 @@ async def post(client: httpx.AsyncClient, message: dict[str, Any] | bytes | str)
 
 async def process(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """Run the events worker's drain once; the notifications it processed."""
-    return (await drain(sessionmaker, 500)).notifications
+    return (await drain_notifications(sessionmaker, 500)).notifications
 
 
 async def seed_sent(

@@ -252,14 +252,14 @@ async def test_opens_count_messages_not_events(
 async def test_unknown_message_id_is_kept_and_counted(
     client, admin, engine, sessionmaker, sns_signer
 ) -> None:
-    from mailer.webhook.tasks import drain
+    from mailer.webhook.tasks import drain_notifications
 
     await post(
         client,
         sns_signer.notification(ses_event("Bounce", "0100-not-ours", ["stranger@example.test"])),
     )
     # young: put off, as the send's outcome may not have reached the database yet
-    report = await drain(sessionmaker, 500)
+    report = await drain_notifications(sessionmaker, 500)
     assert (report.notifications, report.deferred, report.stored) == (0, 1, 0)
     assert await _scalar(engine, "SELECT count(*) FROM events") == 0
     async with engine.begin() as conn:
@@ -269,7 +269,7 @@ async def test_unknown_message_id_is_kept_and_counted(
                 " received_at = now() - interval '61 seconds'"
             )
         )
-    report = await drain(sessionmaker, 500)
+    report = await drain_notifications(sessionmaker, 500)
     assert (report.notifications, report.stored, report.unmatched, report.errors) == (1, 1, 1, 0)
     assert (
         await _scalar(
@@ -295,21 +295,23 @@ async def test_an_event_ahead_of_its_send_record_waits_for_it(
     client, admin, engine, sessionmaker, sns_signer
 ) -> None:
     """SES can report a delivery before the worker has recorded the send's message id."""
-    from mailer.webhook.tasks import drain
+    from mailer.webhook.tasks import drain_notifications
 
     email = "quick@example.test"
     campaign_id, ses = await seed_sent(client, admin, engine, [email])
     async with engine.begin() as conn:  # the outcome not recorded yet
         await conn.execute(text("UPDATE messages SET ses_message_id = NULL, status = 'sending'"))
     await post(client, sns_signer.notification(ses_event("Delivery", ses[email], [email])))
-    assert (await drain(sessionmaker, 500)).deferred == 1
-    assert (await drain(sessionmaker, 500)).deferred == 0  # not claimed again before retry_at
+    assert (await drain_notifications(sessionmaker, 500)).deferred == 1
+    assert (
+        await drain_notifications(sessionmaker, 500)
+    ).deferred == 0  # not claimed again before retry_at
     async with engine.begin() as conn:  # the worker records the send
         await conn.execute(
             text("UPDATE messages SET ses_message_id = :s, status = 'sent'"), {"s": ses[email]}
         )
         await conn.execute(text("UPDATE sns_notifications SET retry_at = now()"))
-    report = await drain(sessionmaker, 500)
+    report = await drain_notifications(sessionmaker, 500)
     assert (report.notifications, report.stored, report.unmatched) == (1, 1, 0)
     assert (await _message(engine, email))[0] == "delivered"
     assert (await stats(client, admin, campaign_id))["delivered"] == 1
@@ -321,9 +323,9 @@ async def test_unreadable_message_is_kept_with_its_error(
     await post(client, sns_signer.notification("this is not JSON", subject="hello"))
     await post(client, sns_signer.notification({"eventType": "Telepathy", "mail": {}}))
     await post(client, sns_signer.notification(ses_event("Delivery", "0100-x", ["a@b.test"])))
-    from mailer.webhook.tasks import drain
+    from mailer.webhook.tasks import drain_notifications
 
-    report = await drain(sessionmaker, 500, unmatched_wait=0)
+    report = await drain_notifications(sessionmaker, 500, unmatched_wait=0)
     assert (report.notifications, report.errors, report.stored) == (3, 2, 1)
     assert (
         await _scalar(engine, "SELECT count(*) FROM sns_notifications WHERE processed_at IS NULL")
