@@ -5,12 +5,10 @@ Every error answer is ``{"error": {"code", "message", "details"}}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+if TYPE_CHECKING:  # the web framework is the API's: a worker raises these without it
+    from fastapi import FastAPI, Request
 
 
 class MailerError(Exception):
@@ -101,6 +99,10 @@ def _not_json(request: Request, details: list[dict[str, Any]]) -> bool:
 
 
 def install_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(MailerError)
     async def _mailer_error(_: Request, exc: MailerError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
