@@ -28,8 +28,8 @@ from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
 from mailer.suppression.endpoints import IMPORTS_PATH as SUPPRESSION_IMPORTS_PATH
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
-from mailer.webhook.service import NotificationStore
 from mailer.webhook.sns import CertStore
+from mailer.webhook.store import NotificationStore
 
 
 class MailerAPI(FastAPI):

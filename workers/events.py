@@ -10,7 +10,7 @@ from typing import Any
 from mailer.config import get_settings
 from mailer.db import create_engine, create_sessionmaker
 from mailer.logging import configure_logging
-from mailer.webhook.service import EVENTS_QUEUE
+from mailer.queues import EVENTS_QUEUE
 from mailer.webhook.tasks import process_notifications, reconcile_notifications_forever
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# every event type the feedback loop reads (mailer.webhook.service), as SES v2 names them
+# every event type the feedback loop reads (mailer.webhook.process), as SES v2 names them
 EVENT_TYPES = (
     "SEND",
     "REJECT",

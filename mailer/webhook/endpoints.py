@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from mailer.errors import MailerError, error_body
 from mailer.middleware import read_body, send_json
-from mailer.webhook import service
+from mailer.webhook import store
 from mailer.webhook.sns import verify
 
 SNS_PATH = "/webhooks/sns"
@@ -37,7 +37,7 @@ async def sns_webhook(request: Request) -> JSONResponse:
     message = await verify(
         raw, state.sns_certs, settings.sns_topic_arns, require_v2=settings.sns_require_v2
     )
-    stored = await service.receive(state.sns_store, state.sns_http, message, raw)
+    stored = await store.receive(state.sns_store, state.sns_http, message, raw)
     return JSONResponse({"stored": stored, "type": message.type})
 
 
@@ -67,7 +67,7 @@ class SnsEndpoint:
             sns = await verify(
                 raw, state.sns_certs, settings.sns_topic_arns, require_v2=settings.sns_require_v2
             )
-            stored = await service.receive(state.sns_store, state.sns_http, sns, raw)
+            stored = await store.receive(state.sns_store, state.sns_http, sns, raw)
         except MailerError as exc:
             body = error_body(exc.code, exc.message, exc.details)
             await send_json(send, exc.status_code, body)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mailer.db import transaction
 from mailer.webhook import repository as repo
-from mailer.webhook.service import UNMATCHED_WAIT_S, WAKE_KEY, NotificationReport, process_batch
+from mailer.webhook.process import UNMATCHED_WAIT_S, NotificationReport, process_batch
+from mailer.webhook.store import WAKE_KEY
 
 log = structlog.get_logger(__name__)
 

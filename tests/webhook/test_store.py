@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.queues import EVENTS_QUEUE
-from mailer.webhook.service import PROCESS_JOB, Unavailable
 from mailer.webhook.sns import SnsMessage
+from mailer.webhook.store import PROCESS_JOB, Unavailable
 from tests.fixtures.sns import TOPIC, Signer, ses_event
 from tests.webhook.conftest import post
 
