@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailer.middleware import parse_json  # noqa: E402
+from mailer.json_body import parse_json  # noqa: E402
 
 BODIES: dict[str, bytes] = {
     # a transactional send: a template id, a recipient and a handful of data fields

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.auth.service import allows
 from mailer.errors import Invalid, MailerError, error_body, plain_message
+from mailer.json_body import BadJson, is_json, parse_json
 from mailer.message import service
 from mailer.message.schemas import (
     BatchIn,
@@ -21,14 +22,11 @@ from mailer.message.schemas import (
     MessagePage,
 )
 from mailer.middleware import (
-    BadJson,
     BodyTooLarge,
     answer_too_large,
     bearer,
     declared_length,
     has_body,
-    is_json,
-    parse_json,
     read_body,
     replay,
 )

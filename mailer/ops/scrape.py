@@ -16,6 +16,7 @@ from mailer.metrics import gauge
 from mailer.models import STAT_NAMES
 from mailer.ops import heartbeat
 from mailer.queues import QUEUES as ARQ_QUEUES
+from mailer.reputation import account_rows
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
 from mailer.suppression import repository as suppressions
@@ -109,7 +110,7 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
         done.add_metric([cid, row.status], campaign_progress(row.recipients, row.queued))
     out += [progress, done]
 
-    accounts = await reputation.accounts(session)
+    accounts = await account_rows.accounts(session)
     limit = GaugeMetricFamily(
         "mailer_region_send_rate", "Send rate the limiter uses", labels=["region"]
     )

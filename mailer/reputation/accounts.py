@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.config import Settings
 from mailer.db import transaction
 from mailer.ratelimit.limiter import RateLimiter
-from mailer.reputation import repository
+from mailer.reputation import account_rows
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ async def poll_accounts(
         account = await transport.account(region)
         answers[region] = account
         async with transaction(sessionmaker) as session:
-            await repository.save_account(
+            await account_rows.save_account(
                 session, region, account, None if account is not None else "GetAccount not answered"
             )
         rate = (account or {}).get("max_send_rate") or 0

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer import metrics
 from mailer.config import Settings
-from mailer.reputation import repository
+from mailer.reputation import account_rows, repository
 from mailer.reputation.schemas import (
     CampaignReputation,
     ClassRegionReputation,
@@ -232,8 +232,8 @@ async def report(db: Db, settings: Settings) -> ReputationOut:
                 last_7d=windows["last_7d"],
             )
         )
-    accounts = await repository.accounts(db)
-    recorded = await repository.sent_24h_by_region(db)
+    accounts = await account_rows.accounts(db)
+    recorded = await account_rows.sent_24h_by_region(db)
     regions = []
     for region in settings.regions:
         account = accounts.get(region)

@@ -15,9 +15,10 @@ from mailer.config import Settings
 from mailer.db import short_error
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.sending.error_rate import ErrorRate, Pauser
+from mailer.sending.outcomes import Outcome
 from mailer.sending.plan import SendPlan
 from mailer.sending.regions import RegionHealth
-from mailer.sending.repository import Claimed, Outcome
+from mailer.sending.repository import Claimed
 from mailer.sending.transport import ErrorKind, SendError
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,6 @@ written in batches with the campaign counters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,15 +30,19 @@ from mailer.batching import GroupWriter
 from mailer.config import Settings
 from mailer.db import invalidating, retry_db, short_error, transaction
 from mailer.ratelimit.limiter import RateLimiter
+from mailer.sending import outcomes
 from mailer.sending import repository as repo
 from mailer.sending.build import build_email
 from mailer.sending.campaign_states import CampaignStates
 from mailer.sending.error_rate import Pauser
 from mailer.sending.guard import SendGuard
+from mailer.sending.lanes import CAMPAIGN_LANE, TRANSACTIONAL_LANE, LaneItem, settle
+from mailer.sending.outcomes import Outcome
 from mailer.sending.plan import Plans, SendPlan
 from mailer.sending.regions import RegionHealth
-from mailer.sending.repository import Claimed, Outcome
+from mailer.sending.repository import Claimed
 from mailer.sending.transport import ErrorKind, SendError, Transport
+from mailer.sending.warmup import prepare_connections
 from mailer.suppression import repository as suppressions
 from mailer.template.render import RenderError
 
@@ -50,11 +53,6 @@ T = TypeVar("T")
 # a throttled call of transactional mail asks the limiter for another slot at once, this
 # many times, before the message goes back to the queue like campaign mail (0.5-1.5 s)
 THROTTLED_RETRIES_IN_PLACE = 3
-
-# the two lanes of a worker process: each its own queue and senders, so a campaign's
-# thousands of waiting items never stand in front of a transactional message
-CAMPAIGN_LANE = "campaign"
-TRANSACTIONAL_LANE = "transactional"
 
 
 @dataclass
@@ -83,7 +81,7 @@ class Sender:
         self.limiter = limiter
         self.health = health
         self.states = CampaignStates(sessionmaker)
-        self._queues: dict[str, asyncio.Queue[_Item]] = {
+        self._queues: dict[str, asyncio.Queue[LaneItem]] = {
             CAMPAIGN_LANE: asyncio.Queue(),
             TRANSACTIONAL_LANE: asyncio.Queue(),
         }
@@ -123,28 +121,9 @@ class Sender:
             return await invalidating(conn, lambda: write(conn))
 
     async def warm(self, connections: int) -> None:
-        """At start-up: open ``connections`` of the pool and prepare the send path's
-        statements on each (with no ids: nothing is claimed or written), so that the first
-        messages after a start wait neither for a connection to be set up nor for their
-        statements to be prepared (traced: a transactional process' first claims and
-        marks took 100-170 ms, the later ones 5 ms). Errors are left to the first send."""
-
-        async def prepare(conn: AsyncConnection) -> None:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await repo.claim_messages(conn, [], "warm-up", 1.0)
-            await repo.mark_sending(conn, [], "warm-up")
-            await repo.record(conn, [], "warm-up")
-
-        opened = await asyncio.gather(
-            *(self.engine.connect() for _ in range(connections)), return_exceptions=True
-        )
-        conns = [c for c in opened if isinstance(c, AsyncConnection)]
-        try:
-            await asyncio.gather(*(prepare(c) for c in conns), return_exceptions=True)
-        finally:
-            for conn in conns:
-                with contextlib.suppress(Exception):
-                    await conn.close()  # back to the pool, open and prepared
+        """At start-up: ``connections`` of the pool opened and the send path's statements
+        prepared on each (:func:`mailer.sending.warmup.prepare_connections`)."""
+        await prepare_connections(self.engine, connections)
 
     async def send_range(self, campaign_id: int, lo: int, hi: int) -> SendReport:
         """Send the due, queued messages of ids [lo, hi] of a sending campaign."""
@@ -205,11 +184,11 @@ class Sender:
 
             return await retry_db(once, self.write_deadline)
 
-        async def flush_outcomes(outcomes: list[Outcome]) -> int:
+        async def flush_outcomes(batch: list[Outcome]) -> int:
             # a lost record means mail SES accepted is sent again once the lease lapses:
             # try hard. Running it again is safe: applied rows no longer carry our token.
             async def once() -> int:
-                return await self._write(lambda conn: repo.record(conn, outcomes, token))
+                return await self._write(lambda conn: outcomes.record(conn, batch, token))
 
             return await retry_db(once, self.write_deadline)
 
@@ -246,7 +225,7 @@ class Sender:
             else:
                 done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._queues[lane].put_nowait(
-                    _Item(plan, message, contact, token, marks, records, done)
+                    LaneItem(plan, message, contact, token, marks, records, done)
                 )
                 pending.append(done)
         self._ensure_pool(lane)
@@ -292,7 +271,7 @@ class Sender:
                 for i in range(self._pool_sizes[lane])
             ]
 
-    async def _consume(self, queue: asyncio.Queue[_Item]) -> None:
+    async def _consume(self, queue: asyncio.Queue[LaneItem]) -> None:
         while True:
             item = await queue.get()
             try:
@@ -311,7 +290,7 @@ class Sender:
             # written as soon as known: the window of "accepted, not recorded" stays short;
             # the batch waits for the flush, this sender moves on
             flushed = item.records.add(outcome)
-            flushed.add_done_callback(functools.partial(_settle, item.done, outcome=outcome))
+            flushed.add_done_callback(functools.partial(settle, item.done, outcome=outcome))
 
     def _may_send(self, plan: SendPlan) -> bool:
         """Nothing goes once the worker stops; campaign mail goes while its campaign is
@@ -416,29 +395,5 @@ class Sender:
         await self.states.close()
 
 
-@dataclass(slots=True)
-class _Item:
-    """One message handed to the sender pool, and where its outcome goes."""
-
-    plan: SendPlan
-    message: Claimed
-    contact: Any
-    token: str
-    marks: GroupWriter[int, set[int]]
-    records: GroupWriter[Outcome, int]
-    done: asyncio.Future[Any]
-
-
 async def _suppressed(session: AsyncSession, *, emails: list[str], mail_class: str) -> set[str]:
     return await suppressions.suppressed(session, emails, mail_class)
-
-
-def _settle(done: asyncio.Future[Any], flushed: asyncio.Future[Any], *, outcome: Outcome) -> None:
-    if done.done():
-        return
-    if flushed.cancelled():
-        done.cancel()
-    elif flushed.exception() is not None:
-        done.set_exception(flushed.exception())  # type: ignore[arg-type]
-    else:
-        done.set_result(outcome)
