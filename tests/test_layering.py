@@ -27,6 +27,7 @@ INFRASTRUCTURE = {
     "config",
     "db",
     "errors",
+    "json_body",
     "locks",
     "logging",
     "metrics",
