@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,31 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from redis.asyncio import Redis  # noqa: E402
 
 from mailer.ratelimit.limiter import HEADROOM, RateLimiter  # noqa: E402
-
-
-async def grant_times(
-    limiters: list[RateLimiter],
-    region: str,
-    senders: int,
-    meanwhile: Callable[[], Awaitable[object]],
-) -> list[float]:
-    grants: list[float] = []
-
-    async def spend(limiter: RateLimiter) -> None:
-        while True:
-            await limiter.acquire(region)
-            grants.append(time.monotonic())
-
-    tasks = [asyncio.create_task(spend(lim)) for lim in limiters for _ in range(senders)]
-    try:
-        await meanwhile()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for limiter in limiters:
-            await limiter.close()
-    return sorted(grants)
+from tests.ratelimit.test_limiter import grant_times  # noqa: E402
 
 
 def fullest(grants: list[float], seconds: float) -> int:

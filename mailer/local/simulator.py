@@ -53,6 +53,23 @@ class SigningFiles:
         return f"https://sns.{region}.amazonaws.com/{self.cert_name}"
 
 
+def self_signed(key: rsa.RSAPrivateKey, common_name: str, days: int) -> bytes:
+    """A PEM certificate of ``key`` signed by itself, valid from yesterday for ``days``."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def ensure_signing_files(directory: Path) -> SigningFiles:
     """A key and its self-signed certificate under ``directory`` (made once, then reused).
 
@@ -67,19 +84,7 @@ def ensure_signing_files(directory: Path) -> SigningFiles:
     if key_path.is_file() and existing and _still_valid(existing[-1]):
         return SigningFiles(key_path, cert_dir, existing[-1].name)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com (local)")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
+    pem = self_signed(key, "sns.amazonaws.com (local)", days=365)
     for old in existing:
         old.unlink()
     cert_name = f"SimpleNotificationService-{hashlib.sha256(pem).hexdigest()[:32]}.pem"

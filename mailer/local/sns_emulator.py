@@ -28,17 +28,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from mailer.local.simulator import ACCOUNT, Signer
+from mailer.webhook.sns import SIGNED_KEYS
 
 XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
-_CONFIRMATION_KEYS = (
-    "Message",
-    "MessageId",
-    "SubscribeURL",
-    "Timestamp",
-    "Token",
-    "TopicArn",
-    "Type",
-)
 
 Answer = tuple[int, bytes, bytes]
 
@@ -264,7 +256,9 @@ class Sns:
             "SignatureVersion": "2",
             "SigningCertURL": self.signer.files.cert_url(region),
         }
-        canonical = "".join(f"{k}\n{message[k]}\n" for k in _CONFIRMATION_KEYS).encode()
+        canonical = "".join(
+            f"{k}\n{message[k]}\n" for k in SIGNED_KEYS["SubscriptionConfirmation"]
+        ).encode()
         signature = self.signer.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())
         message["Signature"] = base64.b64encode(signature).decode()
         return message

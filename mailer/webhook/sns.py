@@ -40,26 +40,19 @@ MAX_AGE = timedelta(hours=2)
 
 # the keys each type signs, in the order of its canonical string (AWS "Verifying the
 # signatures of Amazon SNS messages"); Subject only when the notification has one
-_SIGNED_KEYS = {
+_CONFIRMATION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+SIGNED_KEYS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-    "UnsubscribeConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
+    "SubscriptionConfirmation": _CONFIRMATION_KEYS,
+    "UnsubscribeConfirmation": _CONFIRMATION_KEYS,
 }
 _OPTIONAL = {"Subject"}
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.SHA256}
@@ -119,7 +112,7 @@ def parse(raw: bytes) -> dict[str, Any]:
     kind = body.get("Type")
     if kind not in MESSAGE_TYPES:
         raise Malformed(f"unknown SNS message type: {', '.join(MESSAGE_TYPES)} are accepted")
-    for key in (*_SIGNED_KEYS[kind], "SignatureVersion", "Signature", "SigningCertURL"):
+    for key in (*SIGNED_KEYS[kind], "SignatureVersion", "Signature", "SigningCertURL"):
         if key in _OPTIONAL:
             continue
         if not isinstance(body.get(key), str):
@@ -132,7 +125,7 @@ def parse(raw: bytes) -> dict[str, Any]:
 def canonical(body: dict[str, Any]) -> bytes:
     """The string SNS signs: ``key\\nvalue\\n`` for each signed key present, in order."""
     parts = []
-    for key in _SIGNED_KEYS[body["Type"]]:
+    for key in SIGNED_KEYS[body["Type"]]:
         if key in body:
             parts.append(f"{key}\n{body[key]}\n")
     return "".join(parts).encode()
