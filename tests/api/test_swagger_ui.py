@@ -3,25 +3,13 @@ loopback to load from, authorises with a key and sends a request with "Try it ou
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from tests.fixtures.api import ApiProcess
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 from tests.fixtures.workers import worker_env
-from tests.ops.test_dashboard import CHROMIUM, CHROMIUM_ARGS
-
-
-def _need_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail("Debian's chromium is missing: .ci/run installs it (apt-get install chromium)")
-    pytest.skip("Debian's chromium is missing: apt-get install -y chromium")
 
 
 async def test_swagger_ui_sends_an_authorised_request(settings, admin, admin_key, client, tmp_path):  # type: ignore[no-untyped-def]
-    _need_chromium()
+    need_chromium()
     from playwright.async_api import async_playwright
 
     r = await client.post(

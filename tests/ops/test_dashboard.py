@@ -8,9 +8,7 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 import uvicorn
 from sqlalchemy import text
 
@@ -18,18 +16,8 @@ from mailer.config import ROOT
 from mailer.ops.dashboard import COOKIE
 from tests import factories
 from tests.campaign.conftest import seed_contacts
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
 from tests.reputation.helpers import campaign_for, notify, sent_messages, wait_processed
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _csrf(html: str) -> str:
@@ -117,10 +105,10 @@ async def _serve(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
         await task
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 async def test_dashboard_in_headless_chromium(  # type: ignore[no-untyped-def]
     app, client, admin, admin_key, engine, sns_signer, clean_standin, start_worker
 ):
+    need_chromium()
     from playwright.async_api import async_playwright
 
     await seed_contacts(engine, 40, prefix="user")
