@@ -39,14 +39,10 @@ QUEUES: dict[str, str] = {
 }
 
 # Worked in a process of their own by a ``mailer worker`` of several queues: parsing a
-# CSV file and upserting its chunks is CPU work that must not share an event loop with
-# the senders (every millisecond it holds the loop delays the SES calls in flight). The
-# transactional lane's every step (poll, claim, mark, slot, call) is a turn of its event
-# loop: in the campaign's process a turn waited behind the campaign's 64 senders and their
-# flushes (20-70 ms a turn on a loaded machine, 300-700 ms for a message at the tail); in
-# a process of its own, idle between messages, its turns are short and the scheduler
-# runs it as soon as a message comes. Its slots still come before marketing's (the
-# limiter's Redis state is shared by every process).
+# CSV file is CPU work that must not hold the event loop the SES calls in flight need, and
+# each step of a transactional message is a turn of its event loop, which must not wait
+# behind a campaign's senders (bench/README.md, "Why the code is so"). Its slots still come
+# before marketing's: the limiter's state in Redis is shared by every process.
 OWN_PROCESS = ("imports", "transactional")
 
 
@@ -109,12 +105,10 @@ def enqueue_after_commit(
 # It also starts the jobs of a poll in one round trip: arq reads every due job id of the
 # queue, running ones included (a job leaves the queue when it ends), and checks each in
 # turn with a WATCH transaction of four round trips (WATCH, EXISTS, ZSCORE, MULTI/EXEC),
-# so a new job waited behind four round trips for every job before it, the ones running in
-# other workers included; on a busy event loop each round trip costs a turn of the loop
-# (the transactional lane's pick-up reached 200 ms at the tail; four workers sending a
-# campaign of twelve batches spent a tenth of their py-spy samples in those checks). One Lua
-# script does the same checks for the whole poll, on the Redis side, and marks the jobs it
-# may start as in progress; the jobs it runs itself are left out of the poll.
+# so a new job waits behind four round trips for every job before it, the ones running in
+# other workers included. One Lua script does the same checks for the whole poll, on the
+# Redis side, and marks the jobs it may start as in progress; the jobs it runs itself are
+# left out of the poll.
 
 # Which of the polled jobs this worker may start: not in progress anywhere, still in the
 # queue and due (what arq's start_jobs checks under WATCH), at most ARGV[3] of them; each
