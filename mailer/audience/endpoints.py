@@ -1,3 +1,5 @@
+"""Segments over HTTP: create, list, read, replace, delete, count, preview."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Response

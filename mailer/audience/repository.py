@@ -1,3 +1,5 @@
+"""Segment SQL: who is eligible for a class, counts and samples of a segment."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,3 +1,5 @@
+"""API keys and dashboard sessions: the SQL."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

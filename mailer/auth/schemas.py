@@ -1,3 +1,5 @@
+"""API key bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime

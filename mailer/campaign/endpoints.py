@@ -1,3 +1,5 @@
+"""Campaigns over HTTP: drafts, launch, pause, resume, cancel, test sends, their messages."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response

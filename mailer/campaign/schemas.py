@@ -1,3 +1,5 @@
+"""Campaign request and response bodies, with the counters' documentation."""
+
 from __future__ import annotations
 
 from datetime import datetime

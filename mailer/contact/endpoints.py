@@ -1,3 +1,5 @@
+"""Contacts over HTTP: put, patch, read, list, erase, and CSV imports."""
+
 from __future__ import annotations
 
 import json

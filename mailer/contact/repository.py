@@ -1,3 +1,5 @@
+"""Contacts, their status history, erasure and CSV imports: the SQL."""
+
 from __future__ import annotations
 
 import json

@@ -1,3 +1,5 @@
+"""Contact and import bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""Transactional messages over HTTP: the lean accept handlers (one and batch), reads and lists."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any

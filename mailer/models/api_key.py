@@ -1,3 +1,5 @@
+"""The api_keys table."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""The declarative base and the column helpers every table shares."""
+
 from __future__ import annotations
 
 from datetime import datetime

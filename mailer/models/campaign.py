@@ -1,3 +1,5 @@
+"""The campaigns and campaign_stats tables."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""The contacts, their status changes, imports and erasure records."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""Stored SNS notifications and the SES events of messages."""
+
 from __future__ import annotations
 
 from datetime import datetime

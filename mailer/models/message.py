@@ -1,3 +1,5 @@
+"""The messages table (campaign and transactional mail alike) and idempotency keys."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""Reputation rollups per minute, auto-pauses and the polled SES accounts."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""The segments table."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""The suppressions table, the rule of which scopes stop which mail, and its SQL fragments."""
+
 from __future__ import annotations
 
 from datetime import datetime

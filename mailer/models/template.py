@@ -1,3 +1,5 @@
+"""Templates and their immutable versions."""
+
 from __future__ import annotations
 
 from datetime import datetime

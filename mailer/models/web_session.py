@@ -1,3 +1,5 @@
+"""Server-side sessions of the dashboard (and of people signing in)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""GET /v1/reputation: the operator's report."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request

@@ -1,3 +1,5 @@
+"""The reputation report's bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime

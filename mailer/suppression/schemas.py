@@ -1,3 +1,5 @@
+"""Suppression bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,3 +1,5 @@
+"""Templates over HTTP: create, list, read, new versions (PUT), render, delete."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response

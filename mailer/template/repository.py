@@ -1,3 +1,5 @@
+"""Templates and versions: the SQL."""
+
 from __future__ import annotations
 
 from sqlalchemy import select, text

@@ -1,3 +1,5 @@
+"""Template request and response bodies."""
+
 from __future__ import annotations
 
 from datetime import datetime
