@@ -6,7 +6,6 @@ commands that sign or hand out credentials, with one line saying how to make one
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from mailer import secrets
 from mailer.config import ROOT, Settings
 from mailer.local.devstack import dev_secrets
+from tests.fixtures.api import free_port
 
 WEAK = {
     "dev-secret-change-me": "is a published default",  # the old built-in default
@@ -51,12 +51,6 @@ def _mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         timeout=60,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("key", list(WEAK))
@@ -100,9 +94,7 @@ def test_mailer_worker_without_any_key_exits_with_the_line(settings: Settings) -
 
 
 def test_mailer_api_exits_with_the_line(settings: Settings) -> None:
-    done = _mailer(
-        _env(settings, MAILER_SECRET_KEY="change-me"), "api", "--port", str(_free_port())
-    )
+    done = _mailer(_env(settings, MAILER_SECRET_KEY="change-me"), "api", "--port", str(free_port()))
     assert done.returncode == 2
     assert (
         "MAILER_SECRET_KEY is a published default; make one with `mailer secret`"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,21 +17,16 @@ import httpx
 import pytest
 
 from mailer.config import Settings
+from tests.fixtures.api import free_port
 from tests.fixtures.workers import ROOT, _die_with_parent, worker_env
 
 SCHEMATHESIS = shutil.which("st") or shutil.which("schemathesis")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api_url(settings: Settings, admin_key: str, tmp_path: Path) -> Iterator[str]:
     """A ``mailer api`` process on the test database (the admin key made first)."""
-    port = _free_port()
+    port = free_port()
     # the API itself reaches no SES: a closed local port, should any route try
     env = worker_env(settings, "http://127.0.0.1:9")
     log = (tmp_path / "api.log").open("wb")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,20 +23,15 @@ from mailer.db import create_engine, create_sessionmaker, transaction
 from mailer.local import devstack
 from tests import factories
 from tests.campaign.conftest import recipients, seed_contacts, wait_sent
+from tests.fixtures.api import free_port
 from tests.fixtures.database import migrate
 from tests.fixtures.workers import WorkerProcess, worker_env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivatePostgres:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.port = _free_port()
+        self.port = free_port()
         self.service = devstack.start_postgres(base, port=self.port, database="mailer")
         self.url = self.service.url
 

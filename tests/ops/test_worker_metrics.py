@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.api import free_port
 from tests.fixtures.workers import WorkerProcess, worker_env
 from tests.message.test_send import INLINE, wait_final
 from tests.ops.test_metrics import Samples, scrape, total
 
 TOKEN = "metrics-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def parse(body: str) -> Samples:

@@ -5,7 +5,6 @@ verifies and confirms subscriptions through it. Commands run as ``python -m mail
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
+from tests.fixtures.api import free_port
 from tests.fixtures.standin import StandinProcess, start_standin
 from tests.fixtures.workers import ROOT, _die_with_parent, worker_env
 
 TOPIC = "arn:aws:sns:us-east-1:000000000000:mailer-ses-events"
 SECRET = "a-test-secret-key-that-is-long-enough-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -78,7 +72,7 @@ def _stack(
     base = tmp_path_factory.mktemp("ses-stack")
     emulator = start_standin(extra_args=["--sns-signing-dir", str(base / "sns")])
     cert_dir = next((base / "sns").glob("certs"))
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}"
     env = worker_env(
         settings,
