@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailer.config import Settings
-from tests.fixtures.sns import TOPIC, Signer, sns_signer
+from tests.fixtures.sns import sns_app, sns_settings, sns_signer
 
-__all__ = ["sns_signer"]
+__all__ = ["sns_app", "sns_settings", "sns_signer"]
 
 
 @pytest.fixture
-def sns_settings(settings: Settings, sns_signer: Signer) -> Settings:
-    return settings.model_copy(
-        update={"sns_cert_dir": sns_signer.cert_dir, "sns_topic_arns": [TOPIC]}
-    )
-
-
-@pytest.fixture
-async def app(sns_settings: Settings, engine: AsyncEngine) -> AsyncIterator[object]:
-    from mailer.app import create_app
-
-    application = create_app(sns_settings)
-    async with application.router.lifespan_context(application):
-        yield application
+async def app(sns_app: object) -> object:
+    return sns_app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,28 +10,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mailer.config import Settings
 from mailer.webhook.tasks import drain_notifications
 from tests import factories
-from tests.fixtures.sns import TOPIC, Signer, sns_signer
+from tests.fixtures.sns import sns_app, sns_settings, sns_signer
 
-__all__ = ["sns_signer"]
-
-
-@pytest.fixture
-def sns_settings(settings: Settings, sns_signer: Signer) -> Settings:
-    return settings.model_copy(
-        update={"sns_cert_dir": sns_signer.cert_dir, "sns_topic_arns": [TOPIC]}
-    )
+__all__ = ["sns_app", "sns_settings", "sns_signer"]
 
 
 @pytest.fixture
-async def app(sns_settings: Settings, engine: AsyncEngine) -> AsyncIterator[object]:
-    from mailer.app import create_app
-
-    application = create_app(sns_settings)
-    async with application.router.lifespan_context(application):
-        yield application
+async def app(sns_app: object) -> object:
+    return sns_app
 
 
 async def post(client: httpx.AsyncClient, message: dict[str, Any] | bytes | str) -> httpx.Response:
