@@ -27,7 +27,6 @@ from mailer.config import Settings, get_settings
 from mailer.ops.worker_metrics import MetricsEndpoint, WorkerPresence
 from mailer.queues import OWN_PROCESS, BackoffWorker
 from mailer.queues import QUEUES as QUEUE_NAMES
-from workers import context
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +100,10 @@ async def run(queues: list[str] | None = None, metrics: MetricsEndpoint | None =
     presence = WorkerPresence(settings, [q for q in names if q not in apart], metrics)
     await presence.start()
     here = [q for q in names if q not in apart]
+    # imported here, not at the top: ``mailer worker`` imports this module before it sets
+    # up the metrics directory, and the context imports the metrics
+    from workers import context
+
     context.working_on(here)
     workers: list[Worker] = []
     for queue in here:
