@@ -61,7 +61,8 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Run the demo against a running stack, or a dev stack started here; the exit code."""
-    from mailer.local.devstack import DevStack, StackError, stack_config
+    from mailer.local.devstack import DevStack, stack_config
+    from mailer.local.processes import StackError
 
     console = console or Console()
     target = _find_stack(base_dir, api_url, api_key)
