@@ -3,7 +3,7 @@ FROM, configuration sets with their options and event destinations (moto 5 has n
 event destinations nor MAIL FROM), and the SNS topics they publish to
 (``mailer.local.sns_emulator``).
 
-``mailer.local.standin`` hands every request other than SendEmail and GetAccount to
+``mailer.local.standin_http`` hands every request other than SendEmail and GetAccount to
 :meth:`Account.handle`; an answer of None means "not mine". Operations are found in
 :data:`ROUTES` (method, path pattern, handler): another operation is one more row and one
 more method.
