@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailer.local.ses_account import Account, configuration_set_of
+from mailer.local.ses_account import Account
 from mailer.local.simulator import Simulator
 from mailer.local.standin_faults import FAULTS, FaultMessageFields, FaultRule
 from mailer.local.standin_http import Reply, error_answer, http_answer, json_answer
@@ -335,3 +335,16 @@ def _summary(request: dict[str, Any]) -> bytes:
         "EmailTags": request.get("EmailTags"),
     }
     return json.dumps(summary, separators=(",", ":")).encode()
+
+
+def configuration_set_of(body: bytes) -> str | None:
+    """The ``ConfigurationSetName`` of a SendEmail body, read without parsing it all."""
+    start = body.find(b'"ConfigurationSetName"')
+    if start < 0:
+        return None
+    colon = body.find(b":", start + 22)
+    first = body.find(b'"', colon + 1)
+    last = body.find(b'"', first + 1)
+    if colon < 0 or first < 0 or last < 0:
+        return None
+    return body[first + 1 : last].decode(errors="replace")
