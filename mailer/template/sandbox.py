@@ -31,7 +31,6 @@ from markupsafe import Markup, escape
 from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
 from mailer.template.budget import (
-    FILTER_SIZES,
     MAX_CALL_DEPTH,
     MAX_INT_BITS,
     MAX_LOOP_ITERATIONS,
@@ -39,8 +38,6 @@ from mailer.template.budget import (
     MAX_RANGE,
     MAX_RENDER_SECONDS,
     MAX_SEQUENCE,
-    METHOD_SIZES,
-    SEQUENCE_FILTERS,
     Budget,
     RenderError,
     RenderLimitError,
@@ -54,6 +51,7 @@ from mailer.template.budget import (
     text_size,
 )
 from mailer.template.budget import _current as _current
+from mailer.template.filter_sizes import FILTER_SIZES, METHOD_SIZES, SEQUENCE_FILTERS
 
 _SCALARS = (str, int, float, bool, type(None), Decimal)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
