@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mailer.contact import importer, service
+from mailer.contact import import_merge, importer
 from tests.contact.test_imports import CSV, contact, upload
 
 ROWS = 100_000
@@ -23,7 +23,7 @@ def _file(stray: bool) -> bytes:
 
 
 async def _report(client, admin, sessionmaker, import_id: int) -> dict:  # type: ignore[no-untyped-def]
-    assert await service.run_import(sessionmaker, import_id) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id) == "completed"
     r = await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)
     return r.json()  # type: ignore[no-any-return]
 
