@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from mailer.contact import import_merge, importer, repository
+from mailer.contact import csv_columns, import_merge, importer, repository
 from mailer.db import transaction
 
 CSV = "text/csv"
@@ -487,22 +487,22 @@ TRICKY = [
 
 @pytest.mark.parametrize("address", TRICKY)
 def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) -> None:
-    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
-    if importer.fast_valid(address):
+    assert csv_columns.fast_valid(address) == csv_columns._fast_valid_by_parts(address)
+    if csv_columns.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
     try:
         validate_email(address, check_deliverability=False, test_environment=True)
         expected = None
     except EmailNotValidError:
         expected = "invalid"
-    assert (importer.address_problem(address) is None) == (expected is None)
+    assert (csv_columns.address_problem(address) is None) == (expected is None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}", fullmatch=True))
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
-    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
-    if importer.fast_valid(address):
+    assert csv_columns.fast_valid(address) == csv_columns._fast_valid_by_parts(address)
+    if csv_columns.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
 
 
@@ -533,7 +533,7 @@ BAD_ROWS_CSV = (
         b"latin@example.test,Bj\xf6rk,,\n"  # 8 bad encoding
     )
     + (
-        "big@example.test,Big," + "x" * (importer.MAX_FIELD + 1) + ",\n"  # 9 oversized field
+        "big@example.test,Big," + "x" * (csv_columns.MAX_FIELD + 1) + ",\n"  # 9 oversized field
         "nul@example.test,N\x00ul,,\n"  # 10 NUL byte
         '"quoted@example.test","Ann, ""Q""","two\nlines",a;b\n'  # 11-12 good, quoted newline
         "zoe@example.test,Zoë,日本 😀,\n"  # 13 good, non-ASCII
@@ -550,7 +550,7 @@ BAD_ROWS = {
     6: "expected 4 fields, found 2",
     7: "expected 4 fields, found 5",
     8: "the row is not UTF-8 text",
-    9: f"field 3 is over {importer.MAX_FIELD} characters",
+    9: f"field 3 is over {csv_columns.MAX_FIELD} characters",
     10: "the row contains a NUL byte",
     15: "not a valid email address",
 }
