@@ -70,7 +70,7 @@ def service_urls() -> Iterator[dict[str, str]]:
     started = []
     tmp = Path(tempfile.mkdtemp(prefix="mailer-test-"))
     if not db_url or not redis_url:
-        from mailer.local.services import start_postgres, start_redis
+        from mailer.local.databases import start_postgres, start_redis
 
         # embedded servers of their own per xdist worker, on ports of their own
         if not db_url:

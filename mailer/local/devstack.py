@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from mailer.local.databases import start_postgres, start_redis
 from mailer.local.processes import (
     Service,
     StackError,
@@ -27,13 +28,7 @@ from mailer.local.processes import (
     wait_port_free,
     wait_until,
 )
-from mailer.local.services import (
-    AWS_TEST_ENV,
-    start_postgres,
-    start_redis,
-    start_ses_standin,
-    verify_sender,
-)
+from mailer.local.ses_emulators import AWS_TEST_ENV, start_ses_standin, verify_sender
 
 
 @dataclass

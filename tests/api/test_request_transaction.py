@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.app import create_app
 from mailer.config import Settings
-from mailer.local.services import start_redis
+from mailer.local.databases import start_redis
 from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"

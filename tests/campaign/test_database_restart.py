@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from mailer.config import Settings
 from mailer.db import create_engine, create_sessionmaker, transaction
-from mailer.local.services import start_postgres
+from mailer.local.databases import start_postgres
 from tests import factories
 from tests.campaign.conftest import recipients, seed_contacts, wait_sent
 from tests.fixtures.database import migrate

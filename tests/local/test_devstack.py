@@ -16,7 +16,8 @@ import psutil
 import pytest
 import redis
 
-from mailer.local.services import start_moto, start_postgres, start_redis
+from mailer.local.databases import start_postgres, start_redis
+from mailer.local.ses_emulators import start_moto
 
 # fixed ports: the module's tests run one after another on one xdist worker
 pytestmark = pytest.mark.xdist_group("devstack-ports")
@@ -93,7 +94,8 @@ async def test_services_answer_and_stop(tmp_path: Path) -> None:
 LAUNCHER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from mailer.local.services import start_moto, start_postgres, start_redis
+    from mailer.local.databases import start_postgres, start_redis
+    from mailer.local.ses_emulators import start_moto
 
     base, pg_port, redis_port, moto_port = Path(sys.argv[1]), *map(int, sys.argv[2:5])
     services = [
