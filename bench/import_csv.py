@@ -35,7 +35,7 @@ from sqlalchemy import text  # noqa: E402
 
 from mailer.auth.service import create_key  # noqa: E402
 from mailer.config import Settings  # noqa: E402
-from mailer.contact import service  # noqa: E402
+from mailer.contact import import_merge  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
 from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.database import ensure_database  # noqa: E402
@@ -193,7 +193,7 @@ async def main() -> None:
                 cpu1 = (cpu_seconds(api_process), database_cpu(database))
                 job0 = cpu_seconds(psutil.Process())
                 # the job's pooled connections stay open until the engine is disposed
-                status = await service.run_import(sessionmaker, import_id)
+                status = await import_merge.run_import(sessionmaker, import_id)
                 t2 = time.perf_counter()
                 cpu2 = (cpu_seconds(psutil.Process()), database_cpu(database))
                 report = (

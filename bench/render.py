@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mailer.template.compiler import compile_template  # noqa: E402
 from mailer.template.render import (  # noqa: E402
     RenderError,
-    compile_template,
     render_off_loop,
 )
 

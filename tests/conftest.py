@@ -70,17 +70,17 @@ def service_urls() -> Iterator[dict[str, str]]:
     started = []
     tmp = Path(tempfile.mkdtemp(prefix="mailer-test-"))
     if not db_url or not redis_url:
-        from mailer.local import devstack
+        from mailer.local.databases import start_postgres, start_redis
 
         # embedded servers of their own per xdist worker, on ports of their own
         if not db_url:
-            pg = devstack.start_postgres(
+            pg = start_postgres(
                 tmp / "pg", port=int(os.environ.get("MAILER_TEST_PG_PORT", 25432)) + index
             )
             started.append(pg)
             db_url = pg.url
         if not redis_url:
-            rd = devstack.start_redis(
+            rd = start_redis(
                 tmp / "redis", port=int(os.environ.get("MAILER_TEST_REDIS_PORT", 26379)) + index
             )
             started.append(rd)

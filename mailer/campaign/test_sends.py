@@ -15,7 +15,7 @@ from mailer.message import repository as message_repo
 from mailer.message import service as messages
 from mailer.message.schemas import MessageAccepted, TestSendOut
 from mailer.template import service as templates
-from mailer.template.render import compiled_version
+from mailer.template.compiler import compiled_version
 
 
 async def send_test(

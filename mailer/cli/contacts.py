@@ -71,7 +71,7 @@ async def _import_file(settings: Settings, file: Path, size: int, tags: list[str
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from mailer.contact import service
+    from mailer.contact import import_merge, imports
     from mailer.db import create_engine, create_sessionmaker, transaction
     from mailer.errors import TooLarge
 
@@ -91,7 +91,7 @@ async def _import_file(settings: Settings, file: Path, size: int, tags: list[str
                         yield piece
 
             async with transaction(sessionmaker) as session:
-                accepted = await service.create_import(
+                accepted = await imports.create_import(
                     session,
                     None,
                     pieces(),
@@ -99,7 +99,7 @@ async def _import_file(settings: Settings, file: Path, size: int, tags: list[str
                     tags,
                     on_bytes=lambda n: progress.advance(reading, n),
                 )
-                staged = await service.get_import(session, accepted.id)
+                staged = await imports.get_import(session, accepted.id)
             merging = progress.add_task("importing", total=max(staged.total_rows, 1))
             progress.columns = (
                 TextColumn("{task.description}"),
@@ -107,12 +107,12 @@ async def _import_file(settings: Settings, file: Path, size: int, tags: list[str
                 TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
             )
             progress.advance(merging, staged.rejected)
-            await service.run_import(
+            await import_merge.run_import(
                 sessionmaker, accepted.id, on_chunk=lambda n: progress.advance(merging, n)
             )
             progress.update(merging, completed=staged.total_rows)
         async with sessionmaker() as session:
-            return await service.get_import(session, accepted.id)
+            return await imports.get_import(session, accepted.id)
     finally:
         await engine.dispose()
 

@@ -38,7 +38,8 @@ AllowHttp = Annotated[
 def _context(directory: Path) -> tuple[Settings, Target]:
     """The settings and AWS target; those of a dev stack running from ``directory`` when
     no SES endpoint is configured."""
-    from mailer.local.devstack import AWS_TEST_ENV, running_stack
+    from mailer.local.devstack import running_stack
+    from mailer.local.ses_emulators import AWS_TEST_ENV
 
     settings = get_settings()
     if settings.ses_endpoint_url is not None:

@@ -37,7 +37,8 @@ def dev(
     ] = 15000,
 ) -> None:
     """Zero-setup local stack: PostgreSQL, Redis, SES emulator, migrations, API and a worker."""
-    from mailer.local.devstack import DevStack, StackError, log_tail, stack_config
+    from mailer.local.devstack import DevStack, stack_config
+    from mailer.local.processes import StackError, log_tail
 
     config = stack_config(
         dir, api_port=api_port, pg_port=pg_port, redis_port=redis_port, ses_port=ses_port

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
-from mailer.contact import service
+from mailer.contact import imports, service
 from mailer.contact.schemas import (
     ContactIn,
     ContactOut,
@@ -103,11 +103,11 @@ async def create_import(
     comes, no database connection waits for it. ``?tag=T`` adds T to every imported
     contact."""
     content_type = request.headers.get("content-type", "")
-    service.check_import_type(content_type)  # before a byte of the body is read
-    async with service.spooled(request.stream()) as body:
-        return await service.create_import(session, request.app.state.arq, body, content_type, tag)
+    imports.check_import_type(content_type)  # before a byte of the body is read
+    async with imports.spooled(request.stream()) as body:
+        return await imports.create_import(session, request.app.state.arq, body, content_type, tag)
 
 
 @router.get("/contacts/imports/{import_id}", response_model=ImportOut)
 async def get_import(import_id: Id, session: Session) -> ImportOut:
-    return await service.get_import(session, import_id)
+    return await imports.get_import(session, import_id)

@@ -4,15 +4,6 @@ The upload is never held whole: bytes are cut at record boundaries (a newline ou
 quotes), each stretch decoded and parsed on its own, and its good rows handed out as
 records for COPY into the staging table. Memory holds one stretch, never the file.
 
-Where the boundaries are is known by reading the bytes once, in order, as the csv reader
-reads them (a quote opens a quoted field only at the start of a field; ``""`` inside one
-is a quote), the state kept between pieces: never a walk back over what was read. A quote
-that is not closed cannot swallow the rest of the file: a quoted field still open
-``_MAX_QUOTED_BYTES`` on (more than ``MAX_FIELD`` characters in any encoding, so its row
-is refused whatever follows), or at the end of the file, is taken for a stray quote: the
-row it opened in is rejected by number and reading goes on with the next line. A record
-over ``_MAX_RECORD_BYTES`` is rejected and skipped to the end of its line.
-
 Rows are numbered by the line of the file they start on (the header is line 1), the number
 an editor or a spreadsheet shows. Blank lines are skipped and not counted. A bad row — an
 invalid or empty address, a wrong number of fields, bytes that are not UTF-8, a field over
@@ -28,163 +19,27 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
-from functools import cached_property
 from operator import itemgetter
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-
+from mailer.contact.csv_columns import (
+    FAST_ADDRESS,
+    MAX_FIELD,
+    MAX_HEADER_BYTES,
+    Header,
+    address_problem,
+    parse_header,
+    typed_value,
+)
+from mailer.contact.csv_scan import RecordScan
 from mailer.errors import Invalid
 
 MAX_ERRORS = 1000  # error entries kept per import; every reject is still counted
-MAX_COLUMNS = 200
-MAX_FIELD = 10_000  # characters in one field
-_MAX_HEADER = 64 * 1024
-# a quoted field this long is over MAX_FIELD characters however they are encoded (4 bytes
-# a character at most, or "" for one): still open past it, its quote was a stray one
-_MAX_QUOTED_BYTES = 4 * MAX_FIELD + 4
-_MAX_RECORD_BYTES = 1 << 20  # a record still without its end here is rejected
 _SLICE = 64 * 1024  # bytes parsed at a time, however large the chunks that arrive
 _TAG_CELLS = 4096  # distinct tags cells remembered (files repeat a few)
 _TAG_CELL_CHARS = 200  # and only short ones
 # the white space str.strip removes (\s is the same set): ASCII, then any
 _ASCII_SPACE = tuple(c for c in map(chr, range(128)) if c.isspace() and c not in "\r\n")
 _EDGE_SPACE = re.compile(r"(?:^|,)[^\S\r\n]|[^\S\r\n](?:,|$)", re.MULTILINE)
-
-# A plain dot-atom address with an LDH domain and an alphabetic TLD, already lower-cased.
-# Every address this accepts, email-validator accepts too (tests/contact/test_imports.py
-# checks this); anything else goes to email-validator itself, which is ~50x slower.
-_PLAIN_ADDRESS = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
-# IDNA rules apply to labels with "--" in the 3rd and 4th place (xn--…): those go to
-# email-validator. Special-use domains are all top-level names it refuses (.local, .onion,
-# …); .test is admitted as in valid_address (test_environment).
-_SPECIAL_USE_TLDS = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if "." not in d) - {"test"}
-assert all("." not in d for d in SPECIAL_USE_DOMAIN_NAMES), "special-use names changed"
-
-
-# The same test as one expression, so that a row costs one regex call: the local part at
-# most 64 characters, no "--" in the domain, labels of at most 63, the TLD not special-use.
-_FAST_ADDRESS = re.compile(
-    r"(?=[^@]{1,64}@)[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:(?=[a-z0-9-]{1,63}\.)[a-z0-9]+(?:-[a-z0-9]+)*\.)+"
-    r"(?!(?:" + "|".join(sorted(map(re.escape, _SPECIAL_USE_TLDS))) + r")$)[a-z]{2,63}"
-)
-
-
-def fast_valid(address: str) -> bool:
-    """True when ``address`` (normalised) is certainly valid; False means: ask the validator."""
-    return len(address) <= 254 and _FAST_ADDRESS.fullmatch(address) is not None
-
-
-def _fast_valid_by_parts(address: str) -> bool:
-    # the readable form of _FAST_ADDRESS (tests check that both agree)
-    return (
-        len(address) <= 254
-        and _PLAIN_ADDRESS.fullmatch(address) is not None
-        and address.index("@") <= 64
-        and "--" not in address[address.index("@") :]
-        and address[address.rindex(".") + 1 :] not in _SPECIAL_USE_TLDS
-    )
-
-
-def address_problem(address: str) -> str | None:
-    """None when the normalised ``address`` is valid, else the reason it is not."""
-    if fast_valid(address):
-        return None
-    try:
-        validate_email(address, check_deliverability=False, test_environment=True)
-    except EmailNotValidError as exc:
-        return f"not a valid email address: {exc}"
-    return None
-
-
-# A header cell ``name:type`` gives an attribute column a type (``age:number``): its values
-# are checked row by row and stored as JSON numbers, booleans or ISO dates, so a filter
-# such as {"field": "attributes.age", "op": "gt", "value": 30} matches imported contacts as
-# it matches those the API stored. A column without a type holds text, as before.
-COLUMN_TYPES = ("string", "number", "boolean", "date")
-_NUMBER = re.compile(r"[+-]?[0-9]{1,15}(?:\.[0-9]{1,15})?")
-_BOOLEANS = {
-    "true": "true",
-    "false": "false",
-    "yes": "true",
-    "no": "false",
-    "1": "true",
-    "0": "false",
-}
-
-
-def split_type(column: str) -> tuple[str, str | None]:
-    """``"age:number"`` -> ``("age", "number")``; a name without a known type, as it is."""
-    name, colon, kind = column.rpartition(":")
-    if colon and name.strip() and kind.strip().lower() in COLUMN_TYPES:
-        return name.strip(), kind.strip().lower()
-    return column, None
-
-
-def typed_value(kind: str, cell: str) -> str | None:
-    """The staged form of a non-empty cell of a typed column, or None when it is not one:
-    a number as written (no exponent, at most 15 digits each side of the point), a boolean
-    as true/false (from true/false/yes/no/1/0, any case), a date as YYYY-MM-DD."""
-    if kind == "number":
-        return cell.lstrip("+") if _NUMBER.fullmatch(cell) else None
-    if kind == "boolean":
-        return _BOOLEANS.get(cell.lower())
-    if kind == "date":
-        try:
-            return date.fromisoformat(cell).isoformat() if len(cell) == 10 else None
-        except ValueError:
-            return None
-    return cell
-
-
-@dataclass(frozen=True)
-class Header:
-    """Where the email and tags columns are, and which columns become attributes."""
-
-    width: int
-    email: int
-    tags: int | None
-    status: int | None  # "subscribed" / "unsubscribed"; empty leaves the status alone
-    # (the column as written, e.g. "age:number", and its index)
-    attributes: tuple[tuple[str, int], ...]
-
-    @cached_property
-    def typed(self) -> tuple[tuple[int, str, str], ...]:
-        """(position among the attributes, name, type) of the columns typed other than text."""
-        out = []
-        for at, (column, _) in enumerate(self.attributes):
-            name, kind = split_type(column)
-            if kind is not None and kind != "string":
-                out.append((at, name, kind))
-        return tuple(out)
-
-
-def parse_header(fields: list[str]) -> Header:
-    names = [name.strip() for name in fields]
-    if len(names) > MAX_COLUMNS:
-        raise Invalid.at(["body", "header"], f"more than {MAX_COLUMNS} columns")
-    seen: dict[str, int] = {}
-    for i, column in enumerate(names):
-        name = split_type(column)[0]
-        if not name:
-            raise Invalid.at(["body", "header", i], f"column {i + 1} of the header has no name")
-        if name.lower() in seen:
-            raise Invalid.at(["body", "header", i], f"column {name!r} appears twice")
-        seen[name.lower()] = i
-    if "email" not in seen:
-        raise Invalid.at(["body", "header"], "the header row has no 'email' column")
-    special = {seen["email"], seen.get("tags", -1), seen.get("status", -1)}
-    return Header(
-        width=len(names),
-        email=seen["email"],
-        tags=seen.get("tags"),
-        status=seen.get("status"),
-        attributes=tuple((n, i) for i, n in enumerate(names) if i not in special),
-    )
 
 
 # (row, email, attribute values in the order of Header.attributes, each after a U+001F —
@@ -204,7 +59,7 @@ _MAX_REPORTED = 320
 
 
 @dataclass
-class Upload:
+class Upload(RecordScan):
     """An upload parsed incrementally: ``feed`` bytes as they arrive, then ``close``.
 
     Both give the good rows of the stretch parsed so far; ``read``, ``rejected`` and
@@ -252,120 +107,6 @@ class Upload:
         if self.header is None:
             raise Invalid.at(["body"], "the file is empty: send a CSV file with a header row")
         return records
-
-    def _take(self, data: bytes, final: bool) -> Iterator[list[Record]]:
-        """Add ``data`` to what is pending and parse every complete record of it."""
-        buf = self._pending + data if self._pending else data
-        while True:
-            if self._skipping:
-                buf = self._skip(buf)
-                if self._skipping:
-                    break
-            self._advance(buf, final)
-            if self._inside and (final or self._scan - self._quote > _MAX_QUOTED_BYTES):
-                # a stray quote: the records before its own parsed, its record rejected,
-                # and the scan goes on at the next line
-                if self._cut:
-                    yield self._parse(buf[: self._cut])
-                buf = self._stray_quote(buf, final)
-                continue
-            if final:
-                if self._cut:
-                    yield self._parse(buf[: self._cut])
-                rest = buf[self._cut :]
-                if rest.strip():
-                    yield self._parse(rest)
-                buf = b""
-                break
-            if len(buf) - self._cut > _MAX_RECORD_BYTES:
-                if self._cut:
-                    yield self._parse(buf[: self._cut])
-                self.read += 1
-                self._reject(self._line + 1, "", f"the row is over {_MAX_RECORD_BYTES} bytes")
-                buf = buf[self._cut :]
-                self._inside = False
-                self._scan = self._cut = 0
-                self._skipping = True
-                continue
-            if self._cut:
-                yield self._parse(buf[: self._cut])
-                buf = buf[self._cut :]
-                self._scan -= self._cut
-                self._quote -= self._cut
-                self._cut = 0
-            if self.header is None and len(buf) > _MAX_HEADER:
-                raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
-            break
-        self._pending = buf
-
-    def _advance(self, buf: bytes, final: bool) -> None:
-        """Read ``buf`` on from where the scan stopped, as the csv reader would, noting
-        the last record boundary (just after a newline outside quotes)."""
-        pos, inside, quote, cut = self._scan, self._inside, self._quote, self._cut
-        end = len(buf)
-        self.scanned += end - pos
-        while pos < end:
-            q = buf.find(b'"', pos)
-            if inside:
-                if q < 0 or q - quote > _MAX_QUOTED_BYTES:
-                    pos = end if q < 0 else q
-                    break
-                if q + 1 == end and not final:
-                    pos = q  # a closing quote or the first of "": the next byte says
-                    break
-                if q + 1 == end:  # the file's last byte closes the field
-                    inside, pos = False, end
-                    break
-                if buf[q + 1] == 0x22:  # "" inside quotes
-                    pos = q + 2
-                    continue
-                inside, pos = False, q + 1
-                continue
-            newline = buf.rfind(b"\n", pos, end if q < 0 else q)
-            if newline >= 0:
-                cut = newline + 1
-            if q < 0:
-                pos = end
-                break
-            if q == 0 or buf[q - 1] in _FIELD_ENDS:  # a quote at the start of a field
-                inside, quote = True, q
-            pos = q + 1
-        self._scan, self._inside, self._quote, self._cut = pos, inside, quote, cut
-
-    def _stray_quote(self, buf: bytes, final: bool) -> bytes:
-        """Reject the record a stray quote opened in (from ``_cut``: the records before it
-        are parsed) up to the end of the quote's line; what is left of ``buf``."""
-        eol = buf.find(b"\n", self._quote)
-        record = buf[self._cut : len(buf) if eol < 0 else eol + 1]
-        row = self._line + 1
-        if self.header is None:
-            raise Invalid.at(["body", "header"], "the header row has a quote that is not closed")
-        try:
-            text = record.decode("utf-8", "replace")
-            fields = next(csv.reader(io.StringIO(text, newline="")), [])
-        except csv.Error:
-            fields = []
-        email = fields[self.header.email] if len(fields) > self.header.email else ""
-        self.read += 1
-        self._reject(row, email.strip(), "a quote opened in this row is not closed")
-        self._line += _lines(record)
-        self._inside = False
-        self._scan = self._cut = 0
-        if eol < 0:  # the line goes on past what has arrived: dropped up to its end
-            self._skipping = not final
-            return b""
-        return buf[eol + 1 :]
-
-    def _skip(self, buf: bytes) -> bytes:
-        """Drop an over-long record's bytes up to the end of its line; what is left."""
-        eol = buf.find(b"\n")
-        if eol < 0:
-            keep = 1 if buf.endswith(b"\r") else 0  # a CR that may be half of a CRLF
-            self._line += _lines(buf[: len(buf) - keep])
-            return buf[len(buf) - keep :]
-        self._line += _lines(buf[: eol + 1])
-        self._skipping = False
-        return buf[eol + 1 :]
 
     def _reject(self, row: int, email: str, reason: str) -> None:
         self.rejected += 1
@@ -528,7 +269,7 @@ class Upload:
         columns = [i for _, i in header.attributes]
         one = columns[0] if len(columns) == 1 else None
         several = itemgetter(*columns) if len(columns) > 1 else None
-        tag_cells, extra, fast = self._tag_cells, self._extra, _FAST_ADDRESS.fullmatch
+        tag_cells, extra, fast = self._tag_cells, self._extra, FAST_ADDRESS.fullmatch
         append, taken = records.append, 0
         for row, line in enumerate(lines, first):
             fields = line.split(",")
@@ -567,21 +308,13 @@ class Upload:
             raise Invalid.at(["body", "header"], f"the header row is not CSV: {exc}") from exc
         if not first or not any(f.strip() for f in first):
             raise Invalid.at(["body", "header"], "the first line must be a header row")
-        if sum(len(f) for f in first) > _MAX_HEADER:
-            raise Invalid.at(["body", "header"], f"the header row is over {_MAX_HEADER} bytes")
+        if sum(len(f) for f in first) > MAX_HEADER_BYTES:
+            raise Invalid.at(["body", "header"], f"the header row is over {MAX_HEADER_BYTES} bytes")
         if undecodable and not _is_text(first):
             raise Invalid.at(["body", "header"], "the header row is not UTF-8 text")
         if has_nul and any("\x00" in f for f in first):
             raise Invalid.at(["body", "header"], "not a CSV file: the header has NUL bytes")
         self.header = self.header_of(first)
-
-
-_FIELD_ENDS = b",\r\n"  # what comes before a field's first character
-
-
-def _lines(data: bytes) -> int:
-    """Physical lines in ``data`` as the csv reader counts them (LF, CRLF and a bare CR)."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _no_edge_space(text: str) -> bool:

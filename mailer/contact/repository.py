@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.contact.importer import split_type
+from mailer.contact.csv_columns import split_type
 from mailer.models import Contact, ContactImport, ContactStatusChange, Suppression
 from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
 from mailer.models.suppression import is_suppressed
@@ -384,7 +384,7 @@ _CHUNK_STATUS = text(
 
 _TEXT_ATTRIBUTES = """jsonb_strip_nulls(jsonb_object(
                CAST(:keys AS text[]), (string_to_array(attribute_values, E'\\x1f', ''))[2:]))"""
-# a file with typed columns (importer.COLUMN_TYPES, checked row by row when staged): numbers
+# a file with typed columns (csv_columns.COLUMN_TYPES, checked row by row when staged): numbers
 # and booleans become JSON numbers and booleans, the rest (dates included) JSON strings
 _TYPED_ATTRIBUTES = """(SELECT coalesce(jsonb_object_agg(k, CASE t
                        WHEN 'number' THEN to_jsonb(CAST(v AS numeric))

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from mailer.contact import repository, service
+from mailer.contact import import_merge, imports, repository
 
 log = structlog.get_logger(__name__)
 
@@ -17,7 +17,7 @@ IMPORT_TRIES = 5  # a database hiccup is retried; the import resumes after its l
 async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
     """Run a CSV import to completion (or resume it); its final status."""
     try:
-        return await service.run_import(ctx["sessionmaker"], import_id)
+        return await import_merge.run_import(ctx["sessionmaker"], import_id)
     except Exception as exc:
         attempt = int(ctx.get("job_try") or 1)
         log.warning(
@@ -30,7 +30,7 @@ async def import_contacts(ctx: dict[str, Any], import_id: int) -> str:
             raise Retry(defer=2 * attempt) from exc
         # the report is an API answer: the error's class, never its text (SQL, data)
         failure = f"the import failed ({type(exc).__name__}); the worker's log has the details"
-        await service.fail_import(ctx["sessionmaker"], import_id, failure)
+        await import_merge.fail_import(ctx["sessionmaker"], import_id, failure)
         return "failed"
 
 
@@ -42,5 +42,5 @@ async def resume_imports(ctx: dict[str, Any]) -> int:
     async with ctx["sessionmaker"]() as session:
         ids = await repository.unfinished_imports(session)
     for import_id in ids:
-        await service.enqueue_import(ctx["redis"], import_id)
+        await imports.enqueue_import(ctx["redis"], import_id)
     return len(ids)

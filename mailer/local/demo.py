@@ -10,13 +10,19 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+from mailer.local.demo_report import (
+    DemoError,
+    progress_bar,
+    report_campaign,
+    show_failures,
+    show_feedback,
+    watch_campaign,
+)
 
 SENDER = "demo@mailer.test"
 DEMO_TAG = "mailer-demo"
 PUT_CONCURRENCY = 32
-FINAL = ("completed", "cancelled", "failed")
 
 FIRST_NAMES = (
     "Ada",
@@ -41,10 +47,6 @@ local SES emulator.</p>
 """
 
 
-class DemoError(RuntimeError):
-    pass
-
-
 @dataclass
 class Target:
     api_url: str
@@ -61,7 +63,8 @@ def run_demo(
     console: Console | None = None,
 ) -> int:
     """Run the demo against a running stack, or a dev stack started here; the exit code."""
-    from mailer.local.devstack import DevStack, StackError, stack_config
+    from mailer.local.devstack import DevStack, stack_config
+    from mailer.local.processes import StackError
 
     console = console or Console()
     target = _find_stack(base_dir, api_url, api_key)
@@ -150,12 +153,14 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             f"campaign {campaign['id']}: sending"
         )
         await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
-        final = await _watch(client, campaign["id"], wait_seconds, console)
-        code = _report(final, console)
+        final = await watch_campaign(client, campaign["id"], wait_seconds, console)
+        code = report_campaign(final, console)
         if code:
-            await _show_failures(client, campaign["id"], console)
+            await show_failures(client, campaign["id"], console)
         else:
-            code = await _feedback(client, campaign["id"], _simulated(run_tag)[:contacts], console)
+            code = await show_feedback(
+                client, campaign["id"], _simulated(run_tag)[:contacts], console
+            )
     return code
 
 
@@ -217,7 +222,7 @@ async def _import_csv(
         return False
     import_id = answer.json()["id"]
     deadline = time.monotonic() + 120
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("importing contacts", total=count, rate="")
         while time.monotonic() < deadline:
             state = (await client.get(f"/v1/contacts/imports/{import_id}")).json()
@@ -244,7 +249,7 @@ async def _put_contacts(
         queue.put_nowait(i)
     errors: list[str] = []
 
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("adding contacts", total=count, rate="")
 
         async def one_worker() -> None:
@@ -276,156 +281,3 @@ async def _put(client: httpx.AsyncClient, path: str, body: Any) -> httpx.Respons
                 raise
             await asyncio.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-# -- the campaign --------------------------------------------------------------------------
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
-async def _watch(
-    client: httpx.AsyncClient, campaign_id: int, wait_seconds: float, console: Console
-) -> dict[str, Any]:
-    """Poll the campaign until it ends (or stalls), with a progress bar."""
-    deadline = time.monotonic() + wait_seconds
-    started = time.monotonic()
-    last_done, last_change = -1, time.monotonic()
-    with _progress(console) as progress:
-        task = progress.add_task("sending", total=None, rate="")
-        while True:
-            answer = await client.get(f"/v1/campaigns/{campaign_id}")
-            if answer.status_code != 200:
-                raise DemoError(f"GET campaign answered {answer.status_code}: {answer.text}")
-            campaign = answer.json()
-            stats = campaign.get("stats", {})
-            done = sum(int(stats.get(k, 0)) for k in ("sent", "failed", "suppressed"))
-            total = int(stats.get("recipients", 0)) or None
-            elapsed = max(time.monotonic() - started, 1e-6)
-            progress.update(
-                task,
-                total=total,
-                completed=done,
-                description=f"sending ({campaign.get('status')})",
-                rate=f"{int(stats.get('sent', 0)) / elapsed:,.0f}/s",
-            )
-            if campaign.get("status") in FINAL:
-                return dict(campaign)
-            if done != last_done:
-                last_done, last_change = done, time.monotonic()
-            if time.monotonic() > deadline:
-                console.print(f"[red]the campaign did not finish within {wait_seconds:.0f}s[/red]")
-                return dict(campaign)
-            if time.monotonic() - last_change > 120:
-                console.print("[red]no progress for 120 s: is a worker running?[/red]")
-                return dict(campaign)
-            await asyncio.sleep(0.5)
-
-
-def _report(campaign: dict[str, Any], console: Console) -> int:
-    stats = campaign.get("stats", {})
-    table = Table(title=f"campaign {campaign.get('id')}: {campaign.get('status')}")
-    table.add_column("stat")
-    table.add_column("count", justify="right")
-    for name, value in stats.items():
-        table.add_row(name, f"{int(value):,}")
-    console.print(table)
-    recipients = int(stats.get("recipients", 0))
-    ok = (
-        campaign.get("status") == "completed"
-        and recipients > 0
-        and int(stats.get("sent", 0)) == recipients
-    )
-    if ok:
-        console.print(f"[green]all {recipients:,} messages sent[/green]")
-        return 0
-    reason = campaign.get("paused_reason")
-    console.print(
-        f"[red]not every message was sent (status {campaign.get('status')}"
-        f"{', ' + reason if reason else ''})[/red]"
-    )
-    return 1
-
-
-async def _feedback(
-    client: httpx.AsyncClient,
-    campaign_id: int,
-    simulated: list[str],
-    console: Console,
-    timeout: float = 90.0,  # noqa: ASYNC109
-) -> int:
-    """Wait for the mailbox simulator's events to come back through SNS → /webhooks/sns →
-    the events worker; show deliveries, bounces, complaints and the suppressed addresses."""
-    wants_bounces = sum(1 for e in simulated if e.startswith(("bounce+", "suppressionlist+")))
-    wants_complaints = sum(1 for e in simulated if e.startswith("complaint+"))
-    deadline = time.monotonic() + timeout
-    stats: dict[str, Any] = {}
-    with _progress(console) as progress:
-        task = progress.add_task("feedback (SNS → webhook → events)", total=None, rate="")
-        while time.monotonic() < deadline:
-            answer = await client.get(f"/v1/campaigns/{campaign_id}")
-            stats = answer.json().get("stats", {}) if answer.status_code == 200 else {}
-            delivered, sent = int(stats.get("delivered", 0)), int(stats.get("sent", 0))
-            bounced, complained = int(stats.get("bounced", 0)), int(stats.get("complained", 0))
-            progress.update(
-                task,
-                total=sent,
-                completed=delivered + bounced,
-                rate=f"{bounced} bounced, {complained} complained",
-            )
-            if (
-                bounced >= wants_bounces
-                and complained >= wants_complaints
-                and delivered + bounced >= sent
-            ):
-                break
-            await asyncio.sleep(0.5)
-    table = Table(title="feedback from the mailbox simulator")
-    table.add_column("stat")
-    table.add_column("count", justify="right")
-    for name in ("sent", "delivered", "bounced", "complained"):
-        table.add_row(name, f"{int(stats.get(name, 0)):,}")
-    console.print(table)
-    suppressed = Table(title="addresses the feedback loop suppressed")
-    for column in ("email", "scope", "reason"):
-        suppressed.add_column(column)
-    found = 0
-    for email in simulated:
-        answer = await client.get(f"/v1/suppressions/{email}")
-        if answer.status_code == 200:
-            body = answer.json()
-            suppressed.add_row(email, body["scope"], body["reason"])
-            found += 1
-    console.print(suppressed)
-    if (
-        int(stats.get("bounced", 0)) < wants_bounces
-        or int(stats.get("complained", 0)) < wants_complaints
-        or found < wants_bounces
-    ):
-        console.print(
-            "[red]the feedback loop did not close: no bounce or complaint came back "
-            "(is the SES emulator the stack's mailbox simulator?)[/red]"
-        )
-        return 1
-    console.print(f"[green]feedback loop closed: {found} addresses suppressed[/green]")
-    return 0
-
-
-async def _show_failures(client: httpx.AsyncClient, campaign_id: int, console: Console) -> None:
-    answer = await client.get(
-        f"/v1/campaigns/{campaign_id}/messages", params={"status": "failed", "limit": 5}
-    )
-    if answer.status_code != 200:
-        return
-    body = answer.json()
-    items = body.get("items", body) if isinstance(body, dict) else body
-    for item in list(items)[:5]:
-        console.print(f"  failed: {item.get('email')}: {item.get('error')}")

@@ -3,7 +3,7 @@ FROM, configuration sets with their options and event destinations (moto 5 has n
 event destinations nor MAIL FROM), and the SNS topics they publish to
 (``mailer.local.sns_emulator``).
 
-``mailer.local.standin`` hands every request other than SendEmail and GetAccount to
+``mailer.local.standin_http`` hands every request other than SendEmail and GetAccount to
 :meth:`Account.handle`; an answer of None means "not mine". Operations are found in
 :data:`ROUTES` (method, path pattern, handler): another operation is one more row and one
 more method.
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from mailer.local.ses_resources import ConfigurationSet, Identity, Region, event_destination
 from mailer.local.simulator import Signer
 from mailer.local.sns_emulator import Sns
 
@@ -45,72 +44,6 @@ def error(status: int, code: str, message: str) -> Answer:
 
 def not_found(message: str) -> Answer:
     return error(404, "NotFoundException", message)
-
-
-@dataclass
-class Identity:
-    name: str
-    dkim_tokens: list[str] = field(default_factory=lambda: [secrets.token_hex(16) for _ in "123"])
-    dkim_key_length: str = "RSA_1024_BIT"
-    dkim_signing: bool = True
-    mail_from: str | None = None
-    mail_from_behavior: str = "USE_DEFAULT_VALUE"
-    verified: bool = True  # False: as while SES waits for the DNS records
-
-    def view(self) -> dict[str, Any]:
-        kind = "EMAIL_ADDRESS" if "@" in self.name else "DOMAIN"
-        status = "SUCCESS" if self.verified else "PENDING"
-        dkim: dict[str, Any] = {
-            "SigningEnabled": self.dkim_signing and kind == "DOMAIN",
-            "Status": status if kind == "DOMAIN" else "NOT_STARTED",
-            "Tokens": self.dkim_tokens if kind == "DOMAIN" else [],
-            "SigningAttributesOrigin": "AWS_SES",
-            "NextSigningKeyLength": self.dkim_key_length,
-            "CurrentSigningKeyLength": self.dkim_key_length,
-        }
-        out: dict[str, Any] = {
-            "IdentityType": kind,
-            "FeedbackForwardingStatus": True,
-            "VerifiedForSendingStatus": self.verified,
-            "VerificationStatus": status,
-            "DkimAttributes": dkim,
-            "Policies": {},
-            "Tags": [],
-        }
-        if self.mail_from:
-            out["MailFromAttributes"] = {
-                "MailFromDomain": self.mail_from,
-                "MailFromDomainStatus": status,
-                "BehaviorOnMxFailure": self.mail_from_behavior,
-            }
-        return out
-
-
-@dataclass
-class ConfigurationSet:
-    name: str
-    reputation_metrics: bool = False
-    sending_enabled: bool = True
-    tracking: dict[str, str] | None = None
-    destinations: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def view(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "ConfigurationSetName": self.name,
-            "ReputationOptions": {"ReputationMetricsEnabled": self.reputation_metrics},
-            "SendingOptions": {"SendingEnabled": self.sending_enabled},
-            "DeliveryOptions": {"TlsPolicy": "OPTIONAL"},
-            "Tags": [],
-        }
-        if self.tracking:
-            out["TrackingOptions"] = dict(self.tracking)
-        return out
-
-
-@dataclass
-class Region:
-    identities: dict[str, Identity] = field(default_factory=dict)
-    sets: dict[str, ConfigurationSet] = field(default_factory=dict)
 
 
 _NAME = "([^/]+)"
@@ -398,7 +331,7 @@ class Account:
         problem = self._bad_destination(region, body["EventDestination"])
         if problem:
             return problem
-        found.destinations[name] = {"Name": name, **_destination(body["EventDestination"])}
+        found.destinations[name] = {"Name": name, **event_destination(body["EventDestination"])}
         return answer({})
 
     def update_destination(
@@ -414,7 +347,7 @@ class Account:
             return problem
         found.destinations[params["child"]] = {
             "Name": params["child"],
-            **_destination(body["EventDestination"]),
+            **event_destination(body["EventDestination"]),
         }
         return answer({})
 
@@ -431,33 +364,3 @@ class Account:
         if not destination.get("MatchingEventTypes"):
             return error(400, "BadRequestException", "MatchingEventTypes is required.")
         return None
-
-
-def _destination(raw: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "Enabled": bool(raw.get("Enabled", False)),
-        "MatchingEventTypes": [str(t) for t in raw.get("MatchingEventTypes") or []],
-    }
-    for key in (
-        "SnsDestination",
-        "CloudWatchDestination",
-        "KinesisFirehoseDestination",
-        "EventBridgeDestination",
-        "PinpointDestination",
-    ):
-        if raw.get(key):
-            out[key] = raw[key]
-    return out
-
-
-def configuration_set_of(body: bytes) -> str | None:
-    """The ``ConfigurationSetName`` of a SendEmail body, read without parsing it all."""
-    start = body.find(b'"ConfigurationSetName"')
-    if start < 0:
-        return None
-    colon = body.find(b":", start + 22)
-    first = body.find(b'"', colon + 1)
-    last = body.find(b'"', first + 1)
-    if colon < 0 or first < 0 or last < 0:
-        return None
-    return body[first + 1 : last].decode(errors="replace")

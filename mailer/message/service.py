@@ -38,9 +38,9 @@ from mailer.models import Message, TemplateVersion
 from mailer.pagination import Page
 from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
+from mailer.template.compiler import compiled_version
 from mailer.template.render import (
     CompiledTemplate,
-    compiled_version,
     message_context,
     render_problem,
 )

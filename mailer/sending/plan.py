@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.config import Settings
 from mailer.sending import repository as repo
 from mailer.sending.repository import Claimed
-from mailer.template.render import CompiledTemplate, compiled_off_loop
+from mailer.template.compiler import compiled_off_loop
+from mailer.template.render import CompiledTemplate
 
 Read = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[Any]]
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from mailer.contact.importer import MAX_COLUMNS, SEPARATOR, Header, Record
+from mailer.contact.csv_columns import MAX_COLUMNS, Header
+from mailer.contact.importer import SEPARATOR, Record
 from mailer.errors import Invalid
 
 EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address", "email_address")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.contact import importer as csv_rows
 from mailer.contact.addresses import normalise, valid_address
-from mailer.contact.service import _NOT_CSV_TYPES  # the contact import's rule, kept there
+from mailer.contact.imports import _NOT_CSV_TYPES  # the contact import's rule, kept there
 from mailer.errors import Invalid, NotFound
 from mailer.models import Suppression
 from mailer.pagination import Page

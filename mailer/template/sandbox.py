@@ -23,39 +23,40 @@ from typing import Any
 
 from jinja2 import BaseLoader, StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.filters import FILTERS, make_attrgetter
-from jinja2.runtime import Context, LoopContext, TemplateReference, Undefined
+from jinja2.runtime import Context, LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import _PassArg, pass_context, pass_environment, pass_eval_context
+from jinja2.utils import pass_environment, pass_eval_context
 from markupsafe import Markup, escape
 from markupsafe import _escape_inner as _escape_inner  # type: ignore[attr-defined]
 
 from mailer.template.budget import (
-    FILTER_SIZES,
     MAX_CALL_DEPTH,
-    MAX_INT_BITS,
     MAX_LOOP_ITERATIONS,
     MAX_OUTPUT_CHARS,
     MAX_RANGE,
     MAX_RENDER_SECONDS,
-    MAX_SEQUENCE,
-    METHOD_SIZES,
-    SEQUENCE_FILTERS,
     Budget,
     RenderError,
     RenderLimitError,
     SliceOver,
     budget,
     current,
-    joined,
-    limit_width,
-    printf,
-    sequence,
     text_size,
 )
 from mailer.template.budget import _current as _current
+from mailer.template.guards import (
+    check_result,
+    guarded_add,
+    guarded_concat,
+    guarded_filter,
+    guarded_join,
+    guarded_mod,
+    guarded_mul,
+    guarded_pow,
+    guarded_sum,
+    sized_call,
+)
 
-_SCALARS = (str, int, float, bool, type(None), Decimal)
 _PRINTABLE = (int, float, bool, type(None), list, tuple, dict, Decimal)
 
 
@@ -130,164 +131,6 @@ def _bounded_range(*args: int) -> range:
     return r
 
 
-def _sized(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | list | tuple | bytes) else None
-
-
-def _check_result(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        current().charge(len(value))
-    elif isinstance(value, list | tuple | dict) and len(value) > MAX_SEQUENCE:
-        raise RenderLimitError(f"sequence limit: a list of more than {MAX_SEQUENCE:,} items")
-    return value
-
-
-def _int_bits(value: Any) -> int:
-    return value.bit_length() if isinstance(value, int) else 0
-
-
-def _mul(left: Any, right: Any) -> Any:
-    for seq, times in ((left, right), (right, left)):
-        size = _sized(seq)
-        if size is not None and isinstance(times, int):
-            if isinstance(seq, str):
-                current().need(size * times)
-            elif size * times > MAX_SEQUENCE:
-                raise RenderLimitError(
-                    f"sequence limit: repeating {size:,} items {times:,} times is over"
-                    f" {MAX_SEQUENCE:,}"
-                )
-    if (
-        isinstance(left, int)
-        and isinstance(right, int)
-        and (_int_bits(left) + _int_bits(right) > MAX_INT_BITS)
-    ):
-        raise RenderLimitError(f"number limit: a product over {MAX_INT_BITS:,} bits")
-    return _check_result(left * right)
-
-
-def _pow(left: Any, right: Any) -> Any:
-    if (
-        isinstance(left, int)
-        and isinstance(right, int)
-        and right > 0
-        and abs(left) > 1
-        and (right > MAX_INT_BITS or _int_bits(left) * right > MAX_INT_BITS)
-    ):
-        raise RenderLimitError(f"number limit: a power over {MAX_INT_BITS:,} bits")
-    return left**right
-
-
-def _add(left: Any, right: Any) -> Any:
-    a, b = _sized(left), _sized(right)
-    if a is not None and b is not None:
-        if isinstance(left, str):
-            current().need(a + b)
-        elif a + b > MAX_SEQUENCE:
-            raise RenderLimitError(
-                f"sequence limit: joining {a + b:,} items is over {MAX_SEQUENCE:,}"
-            )
-    return _check_result(left + right)
-
-
-def _mod(left: Any, right: Any) -> Any:
-    if isinstance(left, str):
-        # "%s" % data only: no %(key)s lookups into objects, no widths that allocate much
-        printf(left, right)
-        return _check_result(left % right)
-    return left % right
-
-
-def _concat(values: tuple[Any, ...]) -> str:
-    """``a ~ b``: the joined length is checked before joining (and before anything that is
-    not text is made text)."""
-    total = 0
-    for v in values:
-        total += len(v) if isinstance(v, str) else text_size(v)
-        current().need(total)
-    parts = [v if isinstance(v, str) else str(v) for v in values]
-    current().charge(total)
-    if any(hasattr(v, "__html__") for v in values):
-        return Markup("").join(values)
-    return "".join(parts)
-
-
-def _forbidden(value: Any) -> bool:
-    """What no filter may be given: a function, a method, a Jinja object, a module."""
-    return (callable(value) and not isinstance(value, Undefined)) or isinstance(
-        value, TemplateReference | Context | types.ModuleType
-    )
-
-
-_JINJA_JOIN = FILTERS["join"]
-_JINJA_SUM = FILTERS["sum"]
-
-
-def _join(eval_ctx: Any, value: Any, d: Any = "", attribute: Any = None) -> Any:
-    """Jinja's join, its items (after ``attribute``) sized and checked before joining."""
-    items = list(value)
-    if attribute is not None:
-        get = make_attrgetter(eval_ctx.environment, attribute)
-        items = [get(item) for item in items]
-    joined(items, d)
-    return _JINJA_JOIN(eval_ctx, items, d)
-
-
-def _sum(environment: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
-    if not isinstance(start, int | float):
-        raise RenderLimitError("sum limit: sum() adds numbers only")
-    return _JINJA_SUM(environment, iterable, attribute, start)
-
-
-# filters that give back (part of) text that exists already: counting it again would halve
-# the output limit for ``{{ body|safe }}``
-_NO_NEW_TEXT = frozenset(
-    {"attr", "d", "default", "first", "last", "max", "min", "random", "safe", "string",
-     "striptags", "trim", "truncate"}
-)  # fmt: skip
-
-
-def _guarded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-    """Every filter: never given a function or a Jinja object; its result sized before it
-    is built (:data:`FILTER_SIZES`), counted after. Marked ``pass_context``, which Jinja
-    never calls while compiling: no filter runs in the compiler's constant folding, where
-    no render's budget counts."""
-    passing = _PassArg.from_obj(function)
-    size = FILTER_SIZES.get(name)
-    lists = name in SEQUENCE_FILTERS
-    counted = name not in _NO_NEW_TEXT
-    widths = name in ("batch", "slice")
-
-    @pass_context
-    def wrapper(context: Context, *args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
-            if type(value) not in _SCALARS and _forbidden(value):
-                raise SecurityError(f"a {type(value).__name__} cannot be given to {name}")
-        if size is not None:
-            current().need(size(*args, **kwargs))
-        if lists and args:
-            sequence(args[0], name)
-        if widths:
-            for value in (*args[1:], *kwargs.values()):
-                limit_width(f"{name} argument", value)
-        if passing is None:
-            result = function(*args, **kwargs)
-        elif passing is _PassArg.context:
-            result = function(context, *args, **kwargs)
-        elif passing is _PassArg.eval_context:
-            result = function(context.eval_ctx, *args, **kwargs)
-        else:
-            result = function(context.environment, *args, **kwargs)
-        if counted:
-            return _check_result(result)
-        if isinstance(result, list | tuple | dict) and len(result) > MAX_SEQUENCE:
-            _check_result(result)
-        return result
-
-    wrapper.__name__ = getattr(function, "__name__", name)
-    return wrapper
-
-
 _DICT_NAMES = frozenset(dir(dict))
 
 
@@ -343,25 +186,6 @@ class _Guards(CodeGenerator):
         self.write("))")
 
 
-def _sized_call(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """A method of text (``'x'.ljust(n)``, ``s.join(items)``, ``s.translate(table)``…) or
-    ``dict.fromkeys``: its result sized before it runs. Returns the arguments to call with
-    (``join`` is given its items listed once)."""
-    owner = method.__self__
-    name = method.__name__
-    if isinstance(owner, str | bytes):
-        if name == "join" and args:
-            items = list(args[0])
-            joined(items, owner)
-            return (items, *args[1:])
-        size = METHOD_SIZES.get(name)
-        if size is not None:
-            current().need(size(owner, *args, **kwargs))
-    elif name == "fromkeys" and args:
-        sequence(args[0], "fromkeys")
-    return args
-
-
 def _static_chars(body: list[nodes.Node]) -> int:
     """Template text a loop body outputs once per iteration (nested loops count their own)."""
     total = 0
@@ -392,20 +216,20 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         )
         self.globals.clear()
         self.globals["range"] = _bounded_range
-        self.filters["join"] = pass_eval_context(_join)
-        self.filters["sum"] = pass_environment(_sum)
+        self.filters["join"] = pass_eval_context(guarded_join)
+        self.filters["sum"] = pass_environment(guarded_sum)
         for name, function in list(self.filters.items()):
-            self.filters[name] = _guarded_filter(name, function)
+            self.filters[name] = guarded_filter(name, function)
         self.filters["loop guard"] = _loop_guard  # not a name a template can write
         self.binop_table = {
             **self.binop_table,
-            "*": _mul,
-            "**": _pow,
-            "%": _mod,
-            "+": _add,
+            "*": guarded_mul,
+            "**": guarded_pow,
+            "%": guarded_mod,
+            "+": guarded_add,
             "//": operator.floordiv,
         }
-        self.bounded_concat = _concat
+        self.bounded_concat = guarded_concat
         self.out_html = _out_html
         self.out_text = _out_text
         self._loaded: dict[str, Template] = {}
@@ -456,7 +280,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         b = current()
         b.tick()
         if isinstance(__obj, types.BuiltinMethodType):
-            args = _sized_call(__obj, args, kwargs)
+            args = sized_call(__obj, args, kwargs)
         if isinstance(__obj, LoopContext) and args:  # loop(children) of a recursive loop
             args = (_loop_guard(args[0]), *args[1:])
         if b.depth >= MAX_CALL_DEPTH:
@@ -466,7 +290,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             result = super().call(__context, __obj, *args, **kwargs)
         finally:
             b.depth -= 1
-        return _check_result(result)
+        return check_result(result)
 
 
 __all__ = [

@@ -33,7 +33,7 @@ def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> 
     # first use: an API process that never saves or renders a template does without it
     from jinja2 import TemplateNotFound
 
-    from mailer.template.render import TemplateSyntaxError, check_syntax
+    from mailer.template.compiler import TemplateSyntaxError, check_syntax
 
     for part, source in (("subject", subject), ("html", html), ("text", text)):
         if source is None:
@@ -201,8 +201,9 @@ async def render(
 ) -> RenderOut:
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
+    from mailer.template.compiler import compiled_off_loop
     from mailer.template.content import mail_headers  # on first use (validate)
-    from mailer.template.render import RenderError, compiled_off_loop, message_context
+    from mailer.template.render import RenderError, message_context
 
     version = await current_version(session, template_id)
     email, contact = PREVIEW_EMAIL, None

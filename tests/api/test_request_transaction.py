@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.app import create_app
 from mailer.config import Settings
-from mailer.local import devstack
+from mailer.local.databases import start_redis
 from tests.conftest import _count
 
 CSV = b"email,first_name\nada@example.com,Ada\n"
@@ -111,7 +111,7 @@ async def test_after_commit_work_that_fails_is_not_answered_2xx(
 ) -> None:
     # the app's Redis is a private one, stopped once the app is up: the commit succeeds, the
     # enqueue after it fails, and the client must hear of it
-    private = devstack.start_redis(tmp_path / "redis", port=_free_port())
+    private = start_redis(tmp_path / "redis", port=_free_port())
     app = create_app(settings.model_copy(update={"redis_url": private.url}))
     try:
         async with app.router.lifespan_context(app):

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from mailer.config import Settings
 from mailer.db import create_engine, create_sessionmaker, transaction
-from mailer.local import devstack
+from mailer.local.databases import start_postgres
 from tests import factories
 from tests.campaign.conftest import recipients, seed_contacts, wait_sent
 from tests.fixtures.api import free_port
@@ -32,14 +32,14 @@ class PrivatePostgres:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.port = free_port()
-        self.service = devstack.start_postgres(base, port=self.port, database="mailer")
+        self.service = start_postgres(base, port=self.port, database="mailer")
         self.url = self.service.url
 
     def restart(self, down_for: float) -> None:
         """Fast shutdown (every connection is cut), ``down_for`` seconds away, start."""
         self.service.stop()
         time.sleep(down_for)
-        self.service = devstack.start_postgres(self.base, port=self.port, database="mailer")
+        self.service = start_postgres(self.base, port=self.port, database="mailer")
 
     def stop(self) -> None:
         self.service.stop()

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.campaign import service as campaign_service
-from mailer.contact import service
+from mailer.contact import import_merge, service
 from mailer.db import transaction
 from mailer.secrets import new_key, verifying_keys
 from tests import factories
@@ -69,7 +69,7 @@ async def seed_everywhere(client, admin, sessionmaker) -> int:  # type: ignore[n
     r = await client.post(
         "/v1/contacts/imports", headers={**admin, "Content-Type": "text/csv"}, content=csv
     )
-    assert await service.run_import(sessionmaker, r.json()["id"]) == "completed"
+    assert await import_merge.run_import(sessionmaker, r.json()["id"]) == "completed"
     segment = await factories.segment(client, admin)
     campaign = await factories.campaign(client, admin, segment_id=segment["id"])
     await client.post(f"/v1/campaigns/{campaign['id']}/send", headers=admin)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mailer.contact import importer, service
+from mailer.contact import csv_scan, import_merge, importer
 from tests.contact.test_imports import CSV, contact, upload
 
 ROWS = 100_000
@@ -23,7 +23,7 @@ def _file(stray: bool) -> bytes:
 
 
 async def _report(client, admin, sessionmaker, import_id: int) -> dict:  # type: ignore[no-untyped-def]
-    assert await service.run_import(sessionmaker, import_id) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id) == "completed"
     r = await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)
     return r.json()  # type: ignore[no-any-return]
 
@@ -74,7 +74,7 @@ def test_the_boundary_scan_reads_each_byte_once() -> None:
     upload.close()
     # each byte once, but for the lines after a stray quote: read again from its next line,
     # what was read past the quote before it was found stray (its limit, a slice more)
-    again = importer._MAX_QUOTED_BYTES + importer._SLICE
+    again = csv_scan._MAX_QUOTED_BYTES + importer._SLICE
     assert upload.scanned <= len(body) + len(STRAY_AT) * again
     assert upload.rejected == len(STRAY_AT)
 

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from mailer.contact import importer, repository, service
+from mailer.contact import csv_columns, import_merge, importer, repository
 from mailer.db import transaction
 
 CSV = "text/csv"
@@ -34,7 +34,7 @@ async def run(client, admin, sessionmaker, body: str, **kwargs) -> dict:  # type
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "pending"
     import_id = r.json()["id"]
-    assert await service.run_import(sessionmaker, import_id, **kwargs) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id, **kwargs) == "completed"
     r = await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)
     assert r.status_code == 200, r.text
     return r.json()
@@ -303,7 +303,7 @@ async def test_a_chunk_after_one_that_failed_is_not_recorded(client, admin, sess
         )
     try:
         with pytest.raises(Exception, match="refused"):
-            await service.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2)
+            await import_merge.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2)
     finally:
         async with engine.begin() as conn:
             await conn.execute(text("DROP TRIGGER refuse_u3 ON contacts"))
@@ -313,14 +313,17 @@ async def test_a_chunk_after_one_that_failed_is_not_recorded(client, admin, sess
         await count(engine, f"SELECT merged_through FROM contact_imports WHERE id = {import_id}")
         == 0
     )
-    assert await service.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2) == "completed"
+    assert (
+        await import_merge.run_import(sessionmaker, import_id, chunk_rows=10, lanes=2)
+        == "completed"
+    )
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert (report["created"], report["rejected"]) == (20, 0)
 
 
 async def test_a_finished_import_does_nothing_when_run_again(client, admin, sessionmaker):
     report = await run(client, admin, sessionmaker, "email\na@example.test\n")
-    assert await service.run_import(sessionmaker, report["id"]) == "completed"
+    assert await import_merge.run_import(sessionmaker, report["id"]) == "completed"
     again = (await client.get(f"/v1/contacts/imports/{report['id']}", headers=admin)).json()
     assert again == report
 
@@ -341,7 +344,7 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
             session, import_id, last_row=chunk.last_row, created=chunk.created, updated=0
         )
     assert await count(sessionmaker.kw["bind"], "SELECT count(*) FROM contacts") == 3
-    assert await service.run_import(sessionmaker, import_id, chunk_rows=3) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id, chunk_rows=3) == "completed"
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
     assert (report["total_rows"], report["created"], report["updated"]) == (7, 7, 0)
 
@@ -350,8 +353,8 @@ async def test_two_runs_at_once_count_every_row_once(client, admin, sessionmaker
     body = "email\n" + "".join(f"u{i}@example.test\n" for i in range(50))
     import_id = (await upload(client, admin, body)).json()["id"]
     results = await asyncio.gather(
-        service.run_import(sessionmaker, import_id, chunk_rows=5),
-        service.run_import(sessionmaker, import_id, chunk_rows=5),
+        import_merge.run_import(sessionmaker, import_id, chunk_rows=5),
+        import_merge.run_import(sessionmaker, import_id, chunk_rows=5),
     )
     assert "completed" in results
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
@@ -484,22 +487,22 @@ TRICKY = [
 
 @pytest.mark.parametrize("address", TRICKY)
 def test_the_fast_check_accepts_only_what_email_validator_accepts(address: str) -> None:
-    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
-    if importer.fast_valid(address):
+    assert csv_columns.fast_valid(address) == csv_columns._fast_valid_by_parts(address)
+    if csv_columns.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
     try:
         validate_email(address, check_deliverability=False, test_environment=True)
         expected = None
     except EmailNotValidError:
         expected = "invalid"
-    assert (importer.address_problem(address) is None) == (expected is None)
+    assert (csv_columns.address_problem(address) is None) == (expected is None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(r"[a-z0-9.!#'+_{}~-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9-]{1,10}", fullmatch=True))
 def test_the_fast_check_never_accepts_an_invalid_address(address: str) -> None:
-    assert importer.fast_valid(address) == importer._fast_valid_by_parts(address)
-    if importer.fast_valid(address):
+    assert csv_columns.fast_valid(address) == csv_columns._fast_valid_by_parts(address)
+    if csv_columns.fast_valid(address):
         validate_email(address, check_deliverability=False, test_environment=True)
 
 
@@ -530,7 +533,7 @@ BAD_ROWS_CSV = (
         b"latin@example.test,Bj\xf6rk,,\n"  # 8 bad encoding
     )
     + (
-        "big@example.test,Big," + "x" * (importer.MAX_FIELD + 1) + ",\n"  # 9 oversized field
+        "big@example.test,Big," + "x" * (csv_columns.MAX_FIELD + 1) + ",\n"  # 9 oversized field
         "nul@example.test,N\x00ul,,\n"  # 10 NUL byte
         '"quoted@example.test","Ann, ""Q""","two\nlines",a;b\n'  # 11-12 good, quoted newline
         "zoe@example.test,Zoë,日本 😀,\n"  # 13 good, non-ASCII
@@ -547,7 +550,7 @@ BAD_ROWS = {
     6: "expected 4 fields, found 2",
     7: "expected 4 fields, found 5",
     8: "the row is not UTF-8 text",
-    9: f"field 3 is over {importer.MAX_FIELD} characters",
+    9: f"field 3 is over {csv_columns.MAX_FIELD} characters",
     10: "the row contains a NUL byte",
     15: "not a valid email address",
 }
@@ -576,7 +579,7 @@ async def test_every_bad_row_is_reported_and_every_good_row_imported(
     )
     before = await contact(client, admin, "other@example.test")
     import_id = await _upload_in_pieces(client, admin, BAD_ROWS_CSV, piece)
-    assert await service.run_import(sessionmaker, import_id, chunk_rows=2) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id, chunk_rows=2) == "completed"
     report = (await client.get(f"/v1/contacts/imports/{import_id}", headers=admin)).json()
 
     reasons = {e["row"]: e["reason"] for e in report["errors"]}
@@ -617,7 +620,7 @@ async def test_a_tag_query_parameter_tags_every_imported_contact(client, admin, 
         content=b"email,tags\na@example.test,x\nb@example.test,\n",
     )
     import_id = r.json()["id"]
-    assert await service.run_import(sessionmaker, import_id) == "completed"
+    assert await import_merge.run_import(sessionmaker, import_id) == "completed"
     assert (await contact(client, admin, "a@example.test"))["tags"] == ["2026", "fair", "x"]
     assert (await contact(client, admin, "b@example.test"))["tags"] == ["2026", "fair"]
 
@@ -633,7 +636,7 @@ async def test_progress_is_visible_while_the_import_runs(client, admin, sessionm
 
     pending: list[asyncio.Task[None]] = []
     assert (
-        await service.run_import(
+        await import_merge.run_import(
             sessionmaker,
             import_id,
             chunk_rows=3,

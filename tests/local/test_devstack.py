@@ -16,7 +16,8 @@ import psutil
 import pytest
 import redis
 
-from mailer.local import devstack
+from mailer.local.databases import start_postgres, start_redis
+from mailer.local.ses_emulators import start_moto
 
 # fixed ports: the module's tests run one after another on one xdist worker
 pytestmark = pytest.mark.xdist_group("devstack-ports")
@@ -49,9 +50,9 @@ def _tree(pid: int) -> list[int]:
 
 
 async def test_services_answer_and_stop(tmp_path: Path) -> None:
-    pg = devstack.start_postgres(tmp_path, port=PORTS["pg"], database="devstack_test")
-    rd = devstack.start_redis(tmp_path, port=PORTS["redis"])
-    moto = devstack.start_moto(PORTS["moto"], sender="demo@mailer.test", base_dir=tmp_path)
+    pg = start_postgres(tmp_path, port=PORTS["pg"], database="devstack_test")
+    rd = start_redis(tmp_path, port=PORTS["redis"])
+    moto = start_moto(PORTS["moto"], sender="demo@mailer.test", base_dir=tmp_path)
     services = [pg, rd, moto]
     try:
         pids = [pid for s in services for pid in _tree(s.pid)]
@@ -93,13 +94,14 @@ async def test_services_answer_and_stop(tmp_path: Path) -> None:
 LAUNCHER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from mailer.local import devstack
+    from mailer.local.databases import start_postgres, start_redis
+    from mailer.local.ses_emulators import start_moto
 
     base, pg_port, redis_port, moto_port = Path(sys.argv[1]), *map(int, sys.argv[2:5])
     services = [
-        devstack.start_postgres(base, port=pg_port),
-        devstack.start_redis(base, port=redis_port),
-        devstack.start_moto(moto_port, base_dir=base),
+        start_postgres(base, port=pg_port),
+        start_redis(base, port=redis_port),
+        start_moto(moto_port, base_dir=base),
     ]
     print(json.dumps([s.pid for s in services]), flush=True)
     time.sleep(600)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from mailer.template.render import RenderError, RenderLimitError, check_syntax, compile_template
+from mailer.template.compiler import check_syntax, compile_template
+from mailer.template.render import RenderError, RenderLimitError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 MB = 1024 * 1024

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import html as lxml_html
 
+from mailer.template.compiler import compile_template
 from mailer.template.content import fold_html, fold_text
-from mailer.template.render import _inline_css, compile_template, html_to_text
+from mailer.template.html_output import html_to_text, inline_css
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -50,7 +51,7 @@ def _check(template_html: str, contexts: list[dict]) -> None:
     for context in contexts:
         rendered = compiled.render(context)
         body = compiled.html.render(context)
-        slow = _inline_css(body)
+        slow = inline_css(body)
         assert rendered.html == fold_html(slow)
         assert rendered.text == fold_text(html_to_text(slow))
 

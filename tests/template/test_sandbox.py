@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.template.render import RenderError, RenderLimitError, compile_template
+from mailer.template.compiler import compile_template
+from mailer.template.render import RenderError, RenderLimitError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
