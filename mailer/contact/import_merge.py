@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailer.contact import importer, repository
+from mailer.contact import import_repository, importer
 from mailer.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -45,14 +45,14 @@ async def run_import(
     progress (the CLI's bar).
     """
     async with transaction(sessionmaker) as session:
-        state = await repository.lock_import(session, import_id)
+        state = await import_repository.lock_import(session, import_id)
         if state is None:
             return "missing"
         if state.status not in ("pending", "running"):
             return str(state.status)
         if state.status == "pending":
             started = time.perf_counter()
-            await repository.start_import(session, import_id)
+            await import_repository.start_import(session, import_id)
             log.info(
                 "import_started",
                 import_id=import_id,
@@ -69,25 +69,27 @@ async def run_import(
         try:
             if fresh is None or not (fresh or marked):
                 async with transaction(sessionmaker) as session:
-                    state = await repository.lock_import(session, import_id)
+                    state = await import_repository.lock_import(session, import_id)
                     if not _current(state, progress.done):
                         return "superseded"
                     if fresh is None:
-                        fresh = not await repository.meets_contacts(
+                        fresh = not await import_repository.meets_contacts(
                             session, import_id, progress.done
                         )
-                        unsubscribed = await repository.any_unsubscribed(
+                        unsubscribed = await import_repository.any_unsubscribed(
                             session, import_id, progress.done
                         )
                     if not fresh and not marked:
-                        await repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
+                        await import_repository.mark_duplicates(
+                            session, import_id, importer.MAX_ERRORS
+                        )
                         marked = True
             merge = _Merge(keys, fresh, unsubscribed)
             await _merge_ranges(
                 sessionmaker, import_id, merge, chunk_rows, lanes, progress, on_chunk
             )
             async with transaction(sessionmaker) as session:
-                state = await repository.lock_import(session, import_id)
+                state = await import_repository.lock_import(session, import_id)
                 if not _current(state, progress.done):
                     return "superseded"
                 return await _finish(session, import_id, state)
@@ -104,10 +106,10 @@ async def run_import(
             )
             if not marked:
                 async with transaction(sessionmaker) as session:
-                    state = await repository.lock_import(session, import_id)
+                    state = await import_repository.lock_import(session, import_id)
                     if not _current(state, progress.done):
                         return "superseded"
-                    await repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
+                    await import_repository.mark_duplicates(session, import_id, importer.MAX_ERRORS)
                 marked, fresh = True, None
             else:
                 fresh = False
@@ -116,7 +118,7 @@ async def run_import(
 @dataclass(frozen=True)
 class _Merge:
     keys: list[str]  # the attributes, in the order of the staged values
-    fresh: bool  # no address left is a contact yet (repository.merge_range)
+    fresh: bool  # no address left is a contact yet (import_repository.merge_range)
     unsubscribed: bool  # some row left has that status
 
 
@@ -148,15 +150,17 @@ async def _merge_ranges(
     starts), else rolls back. So merged_through only ever moves over contiguous merged
     rows, as with one chunk at a time. The first failure is raised once every chunk in
     flight has ended."""
-    running: deque[asyncio.Task[repository.Chunk]] = deque()
+    running: deque[asyncio.Task[import_repository.Chunk]] = deque()
     after = progress.done
-    previous: tuple[int, asyncio.Task[repository.Chunk]] | None = None
+    previous: tuple[int, asyncio.Task[import_repository.Chunk]] | None = None
     exhausted = False
     try:
         while running or not exhausted:
             while not exhausted and len(running) < lanes:
                 async with sessionmaker() as session:
-                    bounds = await repository.next_range(session, import_id, after, chunk_rows)
+                    bounds = await import_repository.next_range(
+                        session, import_id, after, chunk_rows
+                    )
                 if bounds is None:
                     exhausted = True
                     break
@@ -191,31 +195,31 @@ async def _merge_one(
     import_id: int,
     merge: _Merge,
     bounds: tuple[int, int],
-    previous: tuple[int, asyncio.Task[repository.Chunk]] | None,
+    previous: tuple[int, asyncio.Task[import_repository.Chunk]] | None,
     holding: asyncio.Event,
-) -> repository.Chunk:
+) -> import_repository.Chunk:
     """One chunk, merged and recorded in one transaction (see _merge_ranges); after the
     chunk ``previous`` (where it starts, its task) of the same run, if any, committed."""
     after, last = bounds
     async with transaction(sessionmaker) as session:
-        await repository.hold_chunk(session, import_id, after)
+        await import_repository.hold_chunk(session, import_id, after)
         holding.set()
         started = time.perf_counter()
-        chunk = await repository.merge_range(
+        chunk = await import_repository.merge_range(
             session, import_id, merge.keys, after, last, merge.fresh, merge.unsubscribed
         )
         merged = time.perf_counter()
         if previous is not None:
             # its transaction has ended once its lock is free; then its task ends too.
             # Recorded by another run, it is not this run's to follow.
-            await repository.wait_chunk(session, import_id, previous[0])
+            await import_repository.wait_chunk(session, import_id, previous[0])
             await asyncio.wait([previous[1]])
             if previous[1].cancelled() or previous[1].exception() is not None:
                 raise _Abandoned
-        state = await repository.lock_import(session, import_id)
+        state = await import_repository.lock_import(session, import_id)
         if not _current(state, after):
             raise _Abandoned
-        await repository.record_chunk(
+        await import_repository.record_chunk(
             session,
             import_id,
             last_row=last,
@@ -246,14 +250,14 @@ def _email_taken(exc: DBAPIError) -> bool:
 async def _finish(session: AsyncSession, import_id: int, state: Any) -> str:
     if state.accounted != state.total_rows:
         # an UNLOGGED staging table is emptied by a database crash
-        await repository.finish_import(
+        await import_repository.finish_import(
             session,
             import_id,
             "failed",
             "the staged rows were lost (database restart): upload the file again",
         )
         return "failed"
-    await repository.finish_import(session, import_id, "completed")
+    await import_repository.finish_import(session, import_id, "completed")
     return "completed"
 
 
@@ -261,6 +265,6 @@ async def fail_import(
     sessionmaker: async_sessionmaker[AsyncSession], import_id: int, reason: str
 ) -> None:
     async with transaction(sessionmaker) as session:
-        state = await repository.lock_import(session, import_id)
+        state = await import_repository.lock_import(session, import_id)
         if state is not None and state.status in ("pending", "running"):
-            await repository.finish_import(session, import_id, "failed", reason[:2000])
+            await import_repository.finish_import(session, import_id, "failed", reason[:2000])

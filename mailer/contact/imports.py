@@ -12,7 +12,7 @@ from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer import queues
-from mailer.contact import importer, repository
+from mailer.contact import import_repository, importer
 from mailer.contact.schemas import ImportAccepted, ImportOut, ImportRowError
 from mailer.db import after_commit
 from mailer.errors import Invalid, NotFound
@@ -74,10 +74,10 @@ async def create_import(
     """
     check_import_type(content_type)
     extra = frozenset(t.strip() for t in tags if t.strip())
-    row = await repository.create_import(session)
+    row = await import_repository.create_import(session)
     import_id = row.id
     upload = importer.Upload(extra_tags=extra)
-    stage = await repository.stager(session, import_id)
+    stage = await import_repository.stager(session, import_id)
     # one COPY in flight while the next piece is parsed: PostgreSQL stores a piece while
     # a thread of this process parses the following one
     copying: asyncio.Task[None] | None = None
@@ -100,7 +100,7 @@ async def create_import(
         if copying is not None:  # the upload failed (422, a dropped connection)
             with contextlib.suppress(BaseException):
                 await copying
-    await repository.finish_upload(
+    await import_repository.finish_upload(
         session,
         import_id,
         read=upload.read,
@@ -114,7 +114,7 @@ async def create_import(
 
 
 async def get_import(session: AsyncSession, import_id: int) -> ImportOut:
-    row = await repository.get_import(session, import_id)
+    row = await import_repository.get_import(session, import_id)
     if row is None:
         raise NotFound(f"no import {import_id}")
     return ImportOut(

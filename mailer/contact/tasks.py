@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from mailer.contact import import_merge, imports, repository
+from mailer.contact import import_merge, import_repository, imports
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ async def resume_imports(ctx: dict[str, Any]) -> int:
     An import's job id is fixed, so one still queued or running is not enqueued twice.
     """
     async with ctx["sessionmaker"]() as session:
-        ids = await repository.unfinished_imports(session)
+        ids = await import_repository.unfinished_imports(session)
     for import_id in ids:
         await imports.enqueue_import(ctx["redis"], import_id)
     return len(ids)

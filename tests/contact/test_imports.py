@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from mailer.contact import csv_columns, import_merge, importer, repository
+from mailer.contact import csv_columns, import_merge, import_repository, importer
 from mailer.db import transaction
 
 CSV = "text/csv"
@@ -333,14 +333,14 @@ async def test_a_crashed_import_resumes_after_its_last_chunk(client, admin, sess
     import_id = r.json()["id"]
     # as left by a worker that died after committing its first chunk of 3 rows
     async with transaction(sessionmaker) as session:
-        await repository.lock_import(session, import_id)
-        await repository.start_import(session, import_id)
+        await import_repository.lock_import(session, import_id)
+        await import_repository.start_import(session, import_id)
     async with transaction(sessionmaker) as session:
-        bounds = await repository.next_range(session, import_id, 0, 3)
+        bounds = await import_repository.next_range(session, import_id, 0, 3)
         assert bounds is not None
-        chunk = await repository.merge_range(session, import_id, [], *bounds)
+        chunk = await import_repository.merge_range(session, import_id, [], *bounds)
         assert chunk.last_row is not None
-        await repository.record_chunk(
+        await import_repository.record_chunk(
             session, import_id, last_row=chunk.last_row, created=chunk.created, updated=0
         )
     assert await count(sessionmaker.kw["bind"], "SELECT count(*) FROM contacts") == 3
