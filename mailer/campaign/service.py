@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from arq import ArqRedis
+from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
@@ -28,6 +29,7 @@ from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
+from mailer.models.subscription import subscribed_to
 from mailer.pagination import Page
 from mailer.reputation import service as reputation
 from mailer.template import service as templates
@@ -57,6 +59,7 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         template_id=campaign.template_id,
         template_version=version,
         segment_id=campaign.segment_id,
+        topic_id=campaign.topic_id,
         from_address=campaign.from_address,
         reply_to=campaign.reply_to,
         mail_class=campaign.mail_class,
@@ -130,6 +133,12 @@ async def _segment(session: AsyncSession, segment_id: int) -> None:
         raise Invalid.at(["body", "segment_id"], exc.message) from exc
 
 
+async def _topic(session: AsyncSession, topic_id: int | None) -> None:
+    """The topic a body names exists; else a 422 naming ``topic_id``."""
+    if topic_id is not None and not await repository.topic_exists(session, topic_id):
+        raise Invalid.at(["body", "topic_id"], f"no topic {topic_id}")
+
+
 async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
     from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
@@ -137,12 +146,14 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
     regions = _regions(settings, body.regions or [])
     version_id = await _version_id(session, body.template_id, body.template_version)
     await _segment(session, body.segment_id)
+    await _topic(session, body.topic_id)
     campaign = await repository.insert_campaign(
         session,
         name=body.name,
         template_id=body.template_id,
         template_version_id=version_id,
         segment_id=body.segment_id,
+        topic_id=body.topic_id,
         from_address=from_address,
         reply_to=reply_to,
         mail_class=mail_class,
@@ -170,6 +181,9 @@ async def update(
     if body.segment_id is not None:
         await _segment(session, body.segment_id)
         campaign.segment_id = body.segment_id
+    if "topic_id" in given:
+        await _topic(session, body.topic_id)
+        campaign.topic_id = body.topic_id
     if body.from_address is not None:
         campaign.from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     if "reply_to" in given:
@@ -387,10 +401,13 @@ async def _fix_segment(
 ) -> None:
     """The campaign's messages, one per eligible contact of its segment."""
     segment = await audience.get(session, campaign.segment_id)
+    where = compile_filter(segment.filter)
+    if campaign.topic_id is not None:
+        where = and_(where, subscribed_to(campaign.topic_id))
     await repository.fix_audience(
         session,
         campaign,
-        compile_filter(segment.filter),
+        where,
         connections=connections,
         part_min=part_min,
     )

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -128,3 +139,74 @@ class Confirmation(Base):
 
     # "one confirmation per address and form per hour" reads the newest of the pair
     __table_args__ = (Index("ix_confirmations_contact_form", "contact_id", "form_id", "id"),)
+
+
+# -- SQL fragments that other packages' statements compose (the topic rules, written once) --
+
+
+def subscribed_to(topic_id: int) -> ColumnElement[bool]:
+    """Contacts subscribed (and confirmed) to a topic: a topic campaign's audience is its
+    segment and this. A semi-join PostgreSQL runs as one hash of the topic's subscribers."""
+    from mailer.models.contact import Contact
+
+    return (
+        select(ContactTopic.contact_id)
+        .where(
+            ContactTopic.contact_id == Contact.id,
+            ContactTopic.topic_id == topic_id,
+            ContactTopic.status == "subscribed",
+        )
+        .exists()
+    )
+
+
+# A complaint leaves every topic (each a stream of marketing mail): the contacts of the
+# addresses of ``inserted`` (the feedback loop's events), each change recorded.
+UNSUBSCRIBE_TOPICS_CTE = """
+, topics_left AS (
+    UPDATE contact_topics ct SET status = 'unsubscribed', updated_at = now()
+      FROM contacts c, (SELECT DISTINCT email FROM inserted WHERE email IS NOT NULL) i
+     WHERE c.email = i.email AND ct.contact_id = c.id AND ct.status <> 'unsubscribed'
+    RETURNING ct.contact_id, ct.topic_id
+)
+, topics_left_recorded AS (
+    INSERT INTO topic_changes (contact_id, topic_id, status, source)
+    SELECT contact_id, topic_id, 'unsubscribed', '{source}' FROM topics_left
+)"""
+
+# The unsubscribe link (page or RFC 8058 one-click) of a topic campaign's message leaves
+# that topic only; as the plain unsubscribe, the event is stored once per message and only
+# a newly stored one counts in the campaign's ``unsubscribed``. ``found`` is 0 for a
+# message that is not of a topic campaign (the plain unsubscribe then applies).
+UNSUBSCRIBE_TOPIC_SQL = """
+WITH m AS (
+    SELECT m.id, m.campaign_id, m.email, m.mail_class, m.region, c.topic_id
+      FROM messages m JOIN campaigns c ON c.id = m.campaign_id
+     WHERE m.id = :id AND c.topic_id IS NOT NULL
+),
+ev AS (
+    INSERT INTO events (message_id, campaign_id, email, mail_class, region, type,
+                        subtype, occurred_at, data, dedup_key)
+    SELECT id, campaign_id, email, mail_class, region, 'unsubscribe', :how, now(),
+           CAST(:data AS jsonb), 'unsubscribe:' || id
+      FROM m
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING campaign_id
+),
+left_topic AS (
+    UPDATE contact_topics ct SET status = 'unsubscribed', updated_at = now()
+      FROM m, contacts c
+     WHERE c.email = m.email AND ct.contact_id = c.id AND ct.topic_id = m.topic_id
+       AND ct.status <> 'unsubscribed'
+    RETURNING ct.contact_id, ct.topic_id
+),
+recorded AS (
+    INSERT INTO topic_changes (contact_id, topic_id, status, source)
+    SELECT contact_id, topic_id, 'unsubscribed', 'unsubscribe_link' FROM left_topic
+),
+counted AS (
+    UPDATE campaign_stats s SET unsubscribed = s.unsubscribed + 1
+      FROM ev WHERE s.campaign_id = ev.campaign_id
+)
+SELECT (SELECT count(*) FROM m) AS found, (SELECT count(*) FROM ev) AS new
+"""
