@@ -32,7 +32,8 @@ async def test_submission_is_unconfirmed_with_exactly_one_confirmation_mail(
         assert r.status_code == 200, r.text
     assert await statuses(engine, "ada@example.test") == {news: "unconfirmed"}
     [(contact_status, first_name)] = await rows(
-        engine, "SELECT status, attributes->>'first_name' FROM contacts WHERE email = 'ada@example.test'"
+        engine,
+        "SELECT status, attributes->>'first_name' FROM contacts WHERE email = 'ada@example.test'",
     )
     assert (contact_status, first_name) == ("unconfirmed", "Ada")
     mails = await confirmation_mails(engine, "ada@example.test")
@@ -58,9 +59,7 @@ async def test_the_link_confirms_once(client, admin, engine, settings) -> None:
     assert status == "subscribed"
     again = await client.post(f"/confirm/{token}")
     assert again.status_code == 404
-    changes = await rows(
-        engine, "SELECT status, source FROM topic_changes ORDER BY id"
-    )
+    changes = await rows(engine, "SELECT status, source FROM topic_changes ORDER BY id")
     assert changes == [("unconfirmed", "form"), ("subscribed", "confirmation_link")]
 
 
