@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from arq import ArqRedis
-from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
 from mailer.audience.filters import compile_filter
-from mailer.campaign import dispatch, repository
+from mailer.campaign import dispatch, repository, topics
 from mailer.campaign.schemas import (
     CampaignIn,
     CampaignOut,
@@ -29,7 +28,6 @@ from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
-from mailer.models.subscription import subscribed_to
 from mailer.pagination import Page
 from mailer.reputation import service as reputation
 from mailer.template import service as templates
@@ -133,12 +131,6 @@ async def _segment(session: AsyncSession, segment_id: int) -> None:
         raise Invalid.at(["body", "segment_id"], exc.message) from exc
 
 
-async def _topic(session: AsyncSession, topic_id: int | None) -> None:
-    """The topic a body names exists; else a 422 naming ``topic_id``."""
-    if topic_id is not None and not await repository.topic_exists(session, topic_id):
-        raise Invalid.at(["body", "topic_id"], f"no topic {topic_id}")
-
-
 async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
     from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
@@ -146,14 +138,13 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
     regions = _regions(settings, body.regions or [])
     version_id = await _version_id(session, body.template_id, body.template_version)
     await _segment(session, body.segment_id)
-    await _topic(session, body.topic_id)
     campaign = await repository.insert_campaign(
         session,
         name=body.name,
         template_id=body.template_id,
         template_version_id=version_id,
         segment_id=body.segment_id,
-        topic_id=body.topic_id,
+        topic_id=await topics.check(session, body.topic_id),
         from_address=from_address,
         reply_to=reply_to,
         mail_class=mail_class,
@@ -182,8 +173,7 @@ async def update(
         await _segment(session, body.segment_id)
         campaign.segment_id = body.segment_id
     if "topic_id" in given:
-        await _topic(session, body.topic_id)
-        campaign.topic_id = body.topic_id
+        campaign.topic_id = await topics.check(session, body.topic_id)
     if body.from_address is not None:
         campaign.from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     if "reply_to" in given:
@@ -401,13 +391,10 @@ async def _fix_segment(
 ) -> None:
     """The campaign's messages, one per eligible contact of its segment."""
     segment = await audience.get(session, campaign.segment_id)
-    where = compile_filter(segment.filter)
-    if campaign.topic_id is not None:
-        where = and_(where, subscribed_to(campaign.topic_id))
     await repository.fix_audience(
         session,
         campaign,
-        where,
+        topics.narrow(compile_filter(segment.filter), campaign.topic_id),
         connections=connections,
         part_min=part_min,
     )

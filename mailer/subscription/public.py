@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from mailer.auth.dependencies import Session
 from mailer.errors import Invalid
-from mailer.subscription import service, tokens
+from mailer.subscription import service, signup, tokens
 from mailer.subscription.schemas import Submitted
 from mailer.types import Id
 
@@ -111,7 +111,7 @@ async def subscribe(form_id: Id, request: Request, session: Session) -> Response
     fields = await _fields(request)
     ip, user_agent = _client(request)
     settings = request.app.state.settings
-    done = await service.submit(
+    done = await signup.submit(
         session, settings, request.app.state.arq, form_id, fields, ip, user_agent
     )
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -125,7 +125,7 @@ async def subscribe(form_id: Id, request: Request, session: Session) -> Response
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 async def confirm_page(token: str, request: Request) -> HTMLResponse:
     """A page with one button: mail scanners that follow links confirm nothing."""
-    service.check_confirm_token(request.app.state.settings, token)
+    signup.check_confirm_token(request.app.state.settings, token)
     return _page(
         request, page="confirm", title="Confirm your subscription", action=request.url.path
     )
@@ -136,7 +136,7 @@ async def confirm(token: str, request: Request, session: Session) -> HTMLRespons
     """Confirm once: the topics the link was sent for become subscribed."""
     settings = request.app.state.settings
     ip, user_agent = _client(request)
-    contact_id = await service.confirm(session, settings, token, ip, user_agent)
+    contact_id = await signup.confirm(session, settings, token, ip, user_agent)
     url = f"/preferences/{tokens.preferences_token(settings, contact_id)}"
     return _page(request, page="confirmed", title="Subscribed", preferences_url=url)
 
@@ -144,8 +144,8 @@ async def confirm(token: str, request: Request, session: Session) -> HTMLRespons
 @router.get("/preferences/{token}", response_class=HTMLResponse)
 async def preferences_page(token: str, request: Request, session: Session) -> HTMLResponse:
     """The reader's topics (and the public ones), to join or leave."""
-    contact_id = await service.reader(session, request.app.state.settings, token)
-    topics = await service.preferences(session, contact_id)
+    contact_id = await signup.reader(session, request.app.state.settings, token)
+    topics = await signup.preferences(session, contact_id)
     return _page(
         request,
         page="preferences",
@@ -159,12 +159,12 @@ async def preferences_page(token: str, request: Request, session: Session) -> HT
 async def save_preferences(token: str, request: Request, session: Session) -> HTMLResponse:
     """Save the reader's choice: ticked topics joined, the others left; ``leave_all``
     leaves every topic and all marketing mail."""
-    contact_id = await service.reader(session, request.app.state.settings, token)
+    contact_id = await signup.reader(session, request.app.state.settings, token)
     fields = await _fields(request)
     chosen = {int(t) for t in fields.get("topics") or [] if str(t).isdigit() and len(str(t)) < 19}
     ip, user_agent = _client(request)
-    await service.choose(session, contact_id, chosen, bool(fields.get("leave_all")), ip, user_agent)
-    topics = await service.preferences(session, contact_id)
+    await signup.choose(session, contact_id, chosen, bool(fields.get("leave_all")), ip, user_agent)
+    topics = await signup.preferences(session, contact_id)
     return _page(
         request,
         page="preferences",

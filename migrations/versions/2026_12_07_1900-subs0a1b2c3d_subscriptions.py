@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _now(name: str) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False)
+    return sa.Column(
+        name, sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+    )
 
 
 def upgrade() -> None:

@@ -59,7 +59,9 @@ async def test_topic_campaign_reaches_confirmed_subscribers_of_its_segment(
             ),
             {"t": news},
         )
-    vip = await factories.segment(client, admin, {"field": "tags", "op": "contains", "value": "vip"})
+    vip = await factories.segment(
+        client, admin, {"field": "tags", "op": "contains", "value": "vip"}
+    )
     topic_campaign = await _launch(client, admin, sessionmaker, segment_id=vip["id"], topic_id=news)
     assert await _audience(engine, topic_campaign) == {"in@example.test"}
     # no topic: today's behaviour, every subscribed contact of the segment
