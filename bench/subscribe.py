@@ -109,7 +109,7 @@ async def _load(secret: str, seconds: float, connections: int) -> tuple[list[flo
     token = form_token(settings, 1, time.time() - 5)
     latencies: list[float] = []
     errors = 0
-    counter = iter(range(10**9))
+    counter = iter(range(int(time.time() * 1000) % 10**9, 10**10))
     deadline = time.perf_counter() + seconds
 
     async def one_connection() -> None:
@@ -125,9 +125,11 @@ async def _load(secret: str, seconds: float, connections: int) -> tuple[list[flo
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            answer = await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
-            errors += head[9:12] != b"200"
+            if head[9:12] != b"200":
+                errors += 1
+                print("non-200:", head[:12].decode(), answer[:300].decode(errors="replace"))
         writer.close()
 
     await asyncio.gather(*(one_connection() for _ in range(connections)))
