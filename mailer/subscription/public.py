@@ -86,6 +86,8 @@ async def _fields(request: Request) -> dict[str, Any]:
         raise Invalid.at(["body"], "a form post or a JSON object") from exc
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     fields["topics"] = [v for v in form.getlist("topics") if isinstance(v, str)]
+    if any("\x00" in str(v) for v in [*fields.values(), *fields["topics"]]):
+        raise Invalid.at(["body"], "a value holds a NUL character")
     return fields
 
 
@@ -161,7 +163,9 @@ async def save_preferences(token: str, request: Request, session: Session) -> HT
     leaves every topic and all marketing mail."""
     contact_id = await signup.reader(session, request.app.state.settings, token)
     fields = await _fields(request)
-    chosen = {int(t) for t in fields.get("topics") or [] if str(t).isdigit() and len(str(t)) < 19}
+    picked = fields.get("topics") or []
+    picked = picked if isinstance(picked, list) else [picked]
+    chosen = {int(t) for t in picked if str(t).isdigit() and len(str(t)) < 19}
     ip, user_agent = _client(request)
     await signup.choose(session, contact_id, chosen, bool(fields.get("leave_all")), ip, user_agent)
     topics = await signup.preferences(session, contact_id)

@@ -113,10 +113,10 @@ async def put_contact_topics(
 ) -> ContactTopicsOut:
     """Subscribe or unsubscribe a contact (source ``api``); the others stay as they are."""
     contact_id = await _contact(session, email)
-    ids = [c.topic_id for c in body.topics]
-    await _known_topics(session, ids, ["body", "topics"])
+    wanted = {c.topic_id: c.status for c in body.topics}  # a topic named twice: the last
+    await _known_topics(session, list(wanted), ["body", "topics"])
     await repository.set_topics(
-        session, [(contact_id, c.topic_id, c.status) for c in body.topics], Consent(source)
+        session, [(contact_id, t, s) for t, s in wanted.items()], Consent(source)
     )
     return await contact_topics(session, email)
 
