@@ -160,6 +160,32 @@ def subscribed_to(topic_id: int) -> ColumnElement[bool]:
     )
 
 
+# THE place a subscription changes: the new status of each (contact, topic) and, in the
+# same statement, its consent record, only for the pairs whose status did change (a repeat
+# records nothing). ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
+# (a confirmed subscriber who fills in the form again stays subscribed). The changes are
+# returned: what an outgoing webhook (contact.subscribed / contact.unsubscribed) hooks to.
+SET_TOPICS_SQL = """
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
+                         CAST(:statuses AS text[])) AS w(contact_id, topic_id, status)
+),
+changed AS (
+    INSERT INTO contact_topics AS ct (contact_id, topic_id, status)
+    SELECT contact_id, topic_id, status FROM wanted
+    ON CONFLICT (contact_id, topic_id) DO UPDATE
+       SET status = excluded.status, updated_at = now()
+     WHERE ct.status <> excluded.status
+       AND NOT (:keep_subscribed AND ct.status = 'subscribed')
+    RETURNING ct.contact_id, ct.topic_id, ct.status
+)
+INSERT INTO topic_changes (contact_id, topic_id, status, source, form_id, form_version,
+                           shown, ip, user_agent)
+SELECT contact_id, topic_id, status, :source, :form_id, :form_version, :shown, :ip, :ua
+  FROM changed
+RETURNING contact_id, topic_id, status
+"""
+
 # A complaint leaves every topic (each a stream of marketing mail): the contacts of the
 # addresses of ``inserted`` (the feedback loop's events), each change recorded.
 UNSUBSCRIBE_TOPICS_CTE = """

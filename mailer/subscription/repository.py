@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Confirmation, Form, Topic
+from mailer.models.subscription import SET_TOPICS_SQL
 
 # -- topics ------------------------------------------------------------------------------
 
@@ -64,33 +65,7 @@ class Consent:
     user_agent: str | None = None
 
 
-# THE place a subscription changes: the new status of each (contact, topic) and, in the
-# same statement, its consent record, only for the pairs whose status did change (a repeat
-# records nothing). ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
-# (a confirmed subscriber who fills in the form again stays subscribed). The changes are
-# returned: what an outgoing webhook (contact.subscribed / contact.unsubscribed) hooks to.
-_SET_TOPICS = text(
-    """
-    WITH wanted AS (
-        SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
-                             CAST(:statuses AS text[])) AS w(contact_id, topic_id, status)
-    ),
-    changed AS (
-        INSERT INTO contact_topics AS ct (contact_id, topic_id, status)
-        SELECT contact_id, topic_id, status FROM wanted
-        ON CONFLICT (contact_id, topic_id) DO UPDATE
-           SET status = excluded.status, updated_at = now()
-         WHERE ct.status <> excluded.status
-           AND NOT (:keep_subscribed AND ct.status = 'subscribed')
-        RETURNING ct.contact_id, ct.topic_id, ct.status
-    )
-    INSERT INTO topic_changes (contact_id, topic_id, status, source, form_id, form_version,
-                               shown, ip, user_agent)
-    SELECT contact_id, topic_id, status, :source, :form_id, :form_version, :shown, :ip, :ua
-      FROM changed
-    RETURNING contact_id, topic_id, status
-    """
-)
+_SET_TOPICS = text(SET_TOPICS_SQL)
 
 
 async def set_topics(

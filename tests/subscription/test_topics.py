@@ -179,3 +179,23 @@ async def test_consent_records_for_every_change_erased_with_the_contact(
     assert await rows(engine, "SELECT 1 FROM topic_changes") == []
     assert await rows(engine, "SELECT 1 FROM contact_topics") == []
     assert (await client.get(f"/v1/contacts/{email}/consent", headers=admin)).status_code == 404
+
+
+async def test_put_contact_sets_topics_with_consent_records(client, admin, engine) -> None:  # type: ignore[no-untyped-def]
+    news = await topic(client, admin, "News")
+    offers = await topic(client, admin, "Offers")
+    email = "reader@example.test"
+    body = {"topics": {str(news): "subscribed", str(offers): "unsubscribed"}}
+    r = await client.put(f"/v1/contacts/{email}", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    assert await statuses(engine, email) == {news: "subscribed", offers: "unsubscribed"}
+    records = await rows(engine, "SELECT topic_id, status, source FROM topic_changes ORDER BY id")
+    assert sorted(records) == sorted([(news, "subscribed", "api"), (offers, "unsubscribed", "api")])
+    r = await client.put(
+        f"/v1/contacts/{email}", headers=admin, json={"topics": {"4242": "subscribed"}}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["path"] == ["body", "topics"]
+    # a contact put without topics leaves them as they are
+    r = await client.put(f"/v1/contacts/{email}", headers=admin, json={"tags": ["x"]})
+    assert await statuses(engine, email) == {news: "subscribed", offers: "unsubscribed"}
