@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.config import Settings
@@ -212,3 +213,11 @@ async def page_forms(session: AsyncSession, settings: Settings, page: Page[int])
 async def form_topics(session: AsyncSession, form: Form) -> list[Topic]:
     found = await repository.topics_by_id(session, list(form.topic_ids))
     return [found[i] for i in form.topic_ids if i in found]
+
+
+async def forget_old_origins(session: AsyncSession, redis: Redis, settings: Settings) -> int:
+    """At most once an hour across all workers: clear the IP and user agent of consent
+    records older than ``consent_retention_days`` (the record itself stays)."""
+    if not await redis.set("mailer:consent-retention", 1, ex=3600, nx=True):
+        return 0
+    return await repository.forget_origins(session, settings.consent_retention_days)

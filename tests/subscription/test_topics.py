@@ -199,3 +199,35 @@ async def test_put_contact_sets_topics_with_consent_records(client, admin, engin
     # a contact put without topics leaves them as they are
     r = await client.put(f"/v1/contacts/{email}", headers=admin, json={"tags": ["x"]})
     assert await statuses(engine, email) == {news: "subscribed", offers: "unsubscribed"}
+
+
+async def test_consent_origins_are_cleared_after_the_retention_time(  # type: ignore[no-untyped-def]
+    client, admin, engine, sessionmaker, redis, settings
+) -> None:
+    from mailer.subscription.service import forget_old_origins
+
+    news = await topic(client, admin, "News")
+    await _contact(client, admin, "old@example.test", [], {news: "subscribed"})
+    await _contact(client, admin, "new@example.test", [], {news: "subscribed"})
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE topic_changes SET ip = '192.0.2.1', user_agent = 'ua'"))
+        await conn.execute(
+            text(
+                "UPDATE topic_changes SET changed_at = now() - make_interval(days => :d + 1)"
+                " WHERE contact_id = (SELECT id FROM contacts WHERE email = 'old@example.test')"
+            ),
+            {"d": settings.consent_retention_days},
+        )
+    async with transaction(sessionmaker) as session:
+        assert await forget_old_origins(session, redis, settings) == 1
+    async with transaction(sessionmaker) as session:  # once an hour
+        assert await forget_old_origins(session, redis, settings) == 0
+    kept = await rows(
+        engine,
+        "SELECT c.email, t.status, t.ip, t.user_agent FROM topic_changes t"
+        " JOIN contacts c ON c.id = t.contact_id ORDER BY c.email",
+    )
+    assert kept == [
+        ("new@example.test", "subscribed", "192.0.2.1", "ua"),
+        ("old@example.test", "subscribed", None, None),
+    ]
