@@ -231,3 +231,18 @@ async def test_consent_origins_are_cleared_after_the_retention_time(  # type: ig
         ("new@example.test", "subscribed", "192.0.2.1", "ua"),
         ("old@example.test", "subscribed", None, None),
     ]
+
+
+async def test_an_unconfirmed_signup_gets_no_marketing_mail(  # type: ignore[no-untyped-def]
+    client, admin, engine, sessionmaker, settings
+) -> None:
+    from tests.subscription.conftest import form, submit
+
+    news = await topic(client, admin, "News")
+    f = await form(client, admin, [news])
+    assert (await submit(client, settings, f["id"], "new@example.test")).status_code == 200
+    await _contact(client, admin, "old@example.test", [], {})
+    plain = await _launch(client, admin, sessionmaker)
+    assert await _audience(engine, plain) == {"old@example.test"}
+    topic_campaign = await _launch(client, admin, sessionmaker, topic_id=news)
+    assert await _audience(engine, topic_campaign) == set()
