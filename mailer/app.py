@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
     from mailer.reputation.endpoints import router as reputation
+    from mailer.subscription.endpoints import router as subscriptions
+    from mailer.subscription.public import router as subscribe
     from mailer.suppression.endpoints import public_router as unsubscribe
     from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
@@ -141,6 +143,8 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     app.include_router(ops)
     app.include_router(dashboard)
     app.include_router(unsubscribe)
+    app.include_router(subscriptions, prefix="/v1")
+    app.include_router(subscribe)
 
     # outermost last: RequestContext ▸ BodyGate ▸ the routes
     app.add_middleware(

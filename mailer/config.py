@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     login_max_failures: int = 10
     login_failure_window_seconds: float = 900.0
     dashboard_session_hours: float = 8.0
+    # public signup forms (mailer.subscription): a form token younger than this is a bot's
+    subscribe_min_fill_seconds: float = 2.0
+    subscribe_max_per_ip_per_minute: int = 30
+    subscribe_max_per_address_per_hour: int = 5
+    confirmation_link_days: float = 7.0
+    # consent records keep the IP and user agent this long (then cleared; the rest stays)
+    consent_retention_days: int = 730
 
     # "us-east-1,eu-west-1" or "us-east-1=200,eu-west-1=50"
     regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["us-east-1"])

@@ -46,6 +46,11 @@ class TooLarge(MailerError):
     code = "too_large"
 
 
+class TooManyRequests(MailerError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class Unavailable(MailerError):
     status_code = 503
     code = "unavailable"

@@ -20,6 +20,7 @@ from mailer.db import transaction
 from mailer.locks import FencedLock
 from mailer.message.tasks import requeue_lost
 from mailer.sending import repository as sending_repo
+from mailer.subscription import service as subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,7 @@ async def reconcile(
     async with transaction(sessionmaker) as session:
         await sending_repo.release_expired(session)
         started = await repository.start_due_scheduled(session)
+        await subscriptions.forget_old_origins(session, redis, settings)
     for campaign_id in started:
         await dispatch.enqueue_start(redis, campaign_id)
     async with sessionmaker() as session:

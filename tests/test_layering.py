@@ -52,6 +52,7 @@ DOMAIN = {
     "reputation",
     "sending",
     "ses",
+    "subscription",
     "suppression",
     "template",
     "webhook",

@@ -34,6 +34,11 @@ async def insert_campaign(session: AsyncSession, **values: Any) -> Campaign:
     return campaign
 
 
+async def topic_exists(session: AsyncSession, topic_id: int) -> bool:
+    found = await session.execute(text("SELECT 1 FROM topics WHERE id = :id"), {"id": topic_id})
+    return found.first() is not None
+
+
 async def get(session: AsyncSession, campaign_id: int, *, lock: bool = False) -> Campaign | None:
     query = select(Campaign).where(Campaign.id == campaign_id)
     if lock:

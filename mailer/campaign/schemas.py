@@ -31,6 +31,9 @@ class CampaignIn(BaseModel):
     # a version number of the template; absent: its current version
     template_version: int | None = Field(default=None, ge=1)
     segment_id: BodyId
+    # a topic: the audience is the segment's contacts subscribed to it, and the unsubscribe
+    # link leaves that topic only; absent: every subscribed contact of the segment
+    topic_id: BodyId | None = None
     # RFC 5322 mailboxes: an address or "Display Name <address>"
     from_address: str = Field(min_length=3, max_length=600)
     reply_to: str | None = Field(default=None, max_length=600)
@@ -49,6 +52,7 @@ class CampaignPatch(BaseModel):
     # a version number of the template; absent with a new template_id: its current version
     template_version: int | None = Field(default=None, ge=1)
     segment_id: BodyId | None = None
+    topic_id: BodyId | None = None  # null: no topic
     from_address: str | None = Field(default=None, min_length=3, max_length=600)
     reply_to: str | None = Field(default=None, max_length=600)  # null removes it
     mail_class: str | None = Field(default=None, min_length=1, max_length=32)
@@ -102,6 +106,7 @@ class CampaignOut(BaseModel):
     template_id: int
     template_version: int
     segment_id: int
+    topic_id: int | None = None
     from_address: str
     reply_to: str | None
     mail_class: str

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
 from mailer.audience.filters import compile_filter
-from mailer.campaign import dispatch, repository
+from mailer.campaign import dispatch, repository, topics
 from mailer.campaign.schemas import (
     CampaignIn,
     CampaignOut,
@@ -57,6 +57,7 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         template_id=campaign.template_id,
         template_version=version,
         segment_id=campaign.segment_id,
+        topic_id=campaign.topic_id,
         from_address=campaign.from_address,
         reply_to=campaign.reply_to,
         mail_class=campaign.mail_class,
@@ -143,6 +144,7 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
         template_id=body.template_id,
         template_version_id=version_id,
         segment_id=body.segment_id,
+        topic_id=await topics.check(session, body.topic_id),
         from_address=from_address,
         reply_to=reply_to,
         mail_class=mail_class,
@@ -170,6 +172,8 @@ async def update(
     if body.segment_id is not None:
         await _segment(session, body.segment_id)
         campaign.segment_id = body.segment_id
+    if "topic_id" in given:
+        campaign.topic_id = await topics.check(session, body.topic_id)
     if body.from_address is not None:
         campaign.from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     if "reply_to" in given:
@@ -390,7 +394,7 @@ async def _fix_segment(
     await repository.fix_audience(
         session,
         campaign,
-        compile_filter(segment.filter),
+        topics.narrow(compile_filter(segment.filter), campaign.topic_id),
         connections=connections,
         part_min=part_min,
     )

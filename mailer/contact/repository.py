@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, text
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Contact, ContactStatusChange, Suppression
 from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
+from mailer.models.subscription import SET_TOPICS_SQL
 from mailer.models.suppression import is_suppressed
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
@@ -33,6 +35,36 @@ async def upsert(
         )
     ).one()
     return int(row.id), bool(row.inserted)
+
+
+_SET_TOPICS = text(SET_TOPICS_SQL)
+
+
+async def set_topics(
+    session: AsyncSession, contact_id: int, topics: Mapping[int, str]
+) -> list[int]:
+    """Set the contact's subscriptions to topics (source ``api``, each change with its
+    consent record; the one statement of ``mailer.models.subscription``); nothing and the
+    unknown ids when a topic does not exist."""
+    known = await session.execute(
+        text("SELECT id FROM topics WHERE id = ANY(:ids)"), {"ids": list(topics)}
+    )
+    missing = sorted(set(topics) - {int(r[0]) for r in known})
+    if not missing:
+        params = {"source": "api", "form_id": None, "form_version": None, "shown": None}
+        await session.execute(
+            _SET_TOPICS,
+            {
+                **params,
+                "ip": None,
+                "ua": None,
+                "keep_subscribed": False,
+                "contacts": [contact_id] * len(topics),
+                "topics": list(topics),
+                "statuses": list(topics.values()),
+            },
+        )
+    return missing
 
 
 # A merge, not a replacement: attributes given are set, those given as null removed, tags

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailer.types import BodyId
+
 
 class ContactIn(BaseModel):
     model_config = ConfigDict(
@@ -20,6 +22,11 @@ class ContactIn(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=200)
     # a change is recorded (contact_status_changes, source "api"); absent: left as it is
     status: Literal["subscribed", "unsubscribed"] | None = None
+    # topic id → its subscription (source "api", with a consent record); topics not named
+    # are left as they are (GET/PUT /v1/contacts/{email}/topics)
+    topics: dict[BodyId, Literal["subscribed", "unsubscribed"]] | None = Field(
+        default=None, max_length=100
+    )
 
 
 class ContactPatch(BaseModel):

@@ -32,9 +32,13 @@ async def put(session: AsyncSession, email: str, body: ContactIn) -> tuple[Conta
     replacement: what the body leaves out is gone); True when it was created."""
     address = valid_address(email, ["path", "email"])
     _check_attributes(body.attributes, ["body", "attributes"])
-    _, created = await repository.upsert(session, address, body.attributes, _tags(body.tags))
+    contact_id, created = await repository.upsert(
+        session, address, body.attributes, _tags(body.tags)
+    )
     if body.status is not None:
         await repository.record_status_change(session, [address], body.status, "api")
+    if body.topics and (missing := await repository.set_topics(session, contact_id, body.topics)):
+        raise Invalid.at(["body", "topics"], f"no topics {missing}")
     return await get(session, address), created
 
 

@@ -14,6 +14,13 @@ from mailer.models.event import Event, SnsNotification
 from mailer.models.message import IdempotencyKey, Message
 from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
+from mailer.models.subscription import (
+    Confirmation,
+    ContactTopic,
+    Form,
+    Topic,
+    TopicChange,
+)
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 from mailer.models.web_session import SUBJECT_KINDS, WebSession
@@ -26,6 +33,11 @@ __all__ = [
     "ApiKey",
     "Base",
     "Campaign",
+    "Confirmation",
+    "ContactTopic",
+    "Form",
+    "Topic",
+    "TopicChange",
     "CampaignStats",
     "Contact",
     "ContactErasure",

@@ -41,6 +41,9 @@ class Campaign(Base):
         BigInteger, ForeignKey("template_versions.id"), nullable=False
     )
     segment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("segments.id"), nullable=False)
+    # a topic campaign goes to the segment's contacts subscribed to the topic, and its
+    # unsubscribe link leaves that topic only; None: every subscribed contact of the segment
+    topic_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("topics.id"))
     from_address: Mapped[str] = mapped_column(Text, nullable=False)
     reply_to: Mapped[str | None] = mapped_column(Text)
     mail_class: Mapped[str] = mapped_column(String(32), nullable=False, server_default="marketing")

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
 
-CONTACT_STATUSES = ("subscribed", "unsubscribed")
+# unconfirmed: arrived by a double opt-in form and not confirmed yet (no marketing mail)
+CONTACT_STATUSES = ("subscribed", "unsubscribed", "unconfirmed")
 
 
 class Contact(Base):
@@ -83,7 +84,7 @@ class ContactImportRow(Base):
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
 
 
-STATUS_SOURCES = ("api", "import", "unsubscribe_link", "complaint")
+STATUS_SOURCES = ("api", "import", "unsubscribe_link", "complaint", "form", "confirmation_link")
 
 
 class ContactStatusChange(Base):

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Suppression
+from mailer.models.subscription import UNSUBSCRIBE_TOPIC_SQL
 from mailer.models.suppression import scopes_for
 
 
@@ -112,6 +113,20 @@ async def unsubscribe(
     """(the message exists, this was its first unsubscribe)."""
     row: Any = (
         await session.execute(_UNSUBSCRIBE, {"id": message_id, "how": how, "data": data})
+    ).one()
+    return bool(row.found), bool(row.new)
+
+
+_UNSUBSCRIBE_TOPIC = text(UNSUBSCRIBE_TOPIC_SQL)
+
+
+async def unsubscribe_topic(
+    session: AsyncSession, message_id: int, how: str, data: str
+) -> tuple[bool, bool]:
+    """As :func:`unsubscribe` for a topic campaign's message: it leaves that topic only.
+    (False, False) for any other message."""
+    row: Any = (
+        await session.execute(_UNSUBSCRIBE_TOPIC, {"id": message_id, "how": how, "data": data})
     ).one()
     return bool(row.found), bool(row.new)
 

@@ -93,9 +93,11 @@ async def unsubscribe(session: AsyncSession, keys: Sequence[str], token: str, ho
     marketing; recorded as an ``unsubscribe`` event and counted in the campaign once.
     """
     message_id = message_of(keys, token)
-    found, new = await repository.unsubscribe(
-        session, message_id, how, orjson.dumps({"via": how}).decode()
-    )
+    data = orjson.dumps({"via": how}).decode()
+    # a topic campaign's link leaves its topic only (mailer.models.subscription)
+    found, new = await repository.unsubscribe_topic(session, message_id, how, data)
+    if not found:
+        found, new = await repository.unsubscribe(session, message_id, how, data)
     if not found:
         raise NotFound("unknown unsubscribe link")
     return new

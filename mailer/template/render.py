@@ -246,6 +246,8 @@ def message_context(
         },
         "data": data or {},
         "unsubscribe_url": unsubscribe_url,
+        # the preference centre reads the same token (mailer.subscription.tokens)
+        "preferences_url": unsubscribe_url.replace("/unsubscribe/", "/preferences/", 1),
         "postal_address": postal_address,
     }
     if campaign is not None:

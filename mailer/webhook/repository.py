@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.models.subscription import UNSUBSCRIBE_TOPICS_CTE
 from mailer.models.suppression import SUPPRESS_ALL_CTE, SUPPRESS_MARKETING_CTE
 from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
@@ -238,6 +239,7 @@ _BY_TYPE = {
         _move("complained", ["sent", "delivered", "bounced"]),
         SUPPRESS_MARKETING_CTE.format(reason="complaint", source="complaint", where=""),
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
+        UNSUBSCRIBE_TOPICS_CTE.format(source="complaint"),
         rollup_events("complaint"),
     ),
     "subscription": _statement(
