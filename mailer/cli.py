@@ -18,6 +18,7 @@ from rich.table import Table
 
 from mailer.cli_ses import ses_app
 from mailer.cli_ses_suppressions import add_commands as add_ses_suppression_commands
+from mailer.cli_users import users_app
 
 if TYPE_CHECKING:
     from mailer.config import Settings
@@ -31,6 +32,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(ses_app, name="ses")
+app.add_typer(users_app, name="users")
 add_ses_suppression_commands(ses_app)
 
 out = Console()

@@ -505,3 +505,8 @@ async def fail_import(
         state = await repository.lock_import(session, import_id)
         if state is not None and state.status in ("pending", "running"):
             await repository.finish_import(session, import_id, "failed", reason[:2000])
+
+
+async def status_history(session: AsyncSession, contact_id: int) -> list[Any]:
+    """A contact's subscribed ↔ unsubscribed changes, oldest first (consent records)."""
+    return await repository.status_changes(session, contact_id)
