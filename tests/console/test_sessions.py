@@ -104,7 +104,8 @@ async def test_a_reset_link_works_once_and_expires(  # type: ignore[no-untyped-d
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "UPDATE person_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL"
+                "UPDATE person_tokens SET expires_at = now() - interval '1 second'"
+                " WHERE used_at IS NULL"
             )
         )
     expired_path = expired.removeprefix("http://mailer.test")
