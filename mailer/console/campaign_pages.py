@@ -111,10 +111,21 @@ async def create(request: Request, session: Session) -> Response:
 async def _review(session: Session, settings: Any, campaign: Any) -> dict[str, Any]:
     """What to check before launch: audience, subject as rendered, unsubscribe link, quota."""
     count = await segments.count(session, campaign.segment_id)
-    review: dict[str, Any] = {"count": count, "subject": None, "problem": None}
+    segment = await segments.read(session, campaign.segment_id)
+    # rendered as one of its recipients would get it (strict templates need their data)
+    sample = (await segments.preview(session, segment.filter, sample_size=1)).sample
+    review: dict[str, Any] = {
+        "count": count,
+        "subject": None,
+        "problem": None,
+        "as": sample[0] if sample else None,
+    }
     try:
         rendered = await templates.render(
-            session, settings, campaign.template_id, RenderIn(mail_class="marketing")
+            session,
+            settings,
+            campaign.template_id,
+            RenderIn(mail_class="marketing", email=review["as"]),
         )
         review["subject"] = rendered.subject
         review["unsubscribe"] = "/unsubscribe/" in rendered.html
