@@ -116,6 +116,15 @@
     show();
   }
 
+  // -- saved segments: their counts, one request each -------------------------------------
+  document.querySelectorAll("td[data-count-url]").forEach(async (cell) => {
+    const r = await fetch(cell.dataset.countUrl, { headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const d = await r.json();
+    cell.textContent = fmt(d.matching);
+    cell.parentElement.querySelector("td.eligible").textContent = fmt(d.eligible);
+  });
+
   // -- the segment rule builder ----------------------------------------------------------
   const builder = $("#builder");
   if (builder) {

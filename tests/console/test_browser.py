@@ -109,6 +109,7 @@ async def test_the_whole_flow_in_chromium(  # type: ignore[no-untyped-def]
             await page.click("#save-segment")
             await page.wait_for_url(f"{base}/console/segments")
             assert "pro readers" in await page.inner_text("#segments")
+            await expect(page.locator("#segments td.matching")).to_have_text(str(GOOD_ROWS // 2))
             await _shot(page, "segments")
 
             # -- a template with its live preview ---------------------------------------
