@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import statistics
@@ -78,6 +79,7 @@ async def main() -> None:
         await people.redeem(session, "invitation", link.rsplit("/", 1)[1], PASSWORD)
 
     app = create_app(settings)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     rows: list[tuple[str, float, float, float]] = []
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -17,6 +17,7 @@ from mailer.campaign import service as campaigns
 from mailer.campaign.schemas import CampaignIn, TestSendIn
 from mailer.console.roles import EDIT, PAUSE, VIEW
 from mailer.console.web import back, form, parse, render, route, viewer_of
+from mailer.contact import service as contacts
 from mailer.errors import Invalid
 from mailer.message import service as messages
 from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
@@ -110,15 +111,14 @@ async def create(request: Request, session: Session) -> Response:
 
 async def _review(session: Session, settings: Any, campaign: Any) -> dict[str, Any]:
     """What to check before launch: audience, subject as rendered, unsubscribe link, quota."""
-    count = await segments.count(session, campaign.segment_id)
     segment = await segments.read(session, campaign.segment_id)
-    # rendered as one of its recipients would get it (strict templates need their data)
-    sample = (await segments.preview(session, segment.filter, sample_size=1)).sample
+    # rendered as its first recipient would get it (strict templates need their data);
+    # the counts come from the page's script (they take a scan of the contacts)
+    first = await contacts.page(session, segment.filter, Page(None, 1, id_cursor))
     review: dict[str, Any] = {
-        "count": count,
         "subject": None,
         "problem": None,
-        "as": sample[0] if sample else None,
+        "as": first.items[0].email if first.items else None,
     }
     try:
         rendered = await templates.render(

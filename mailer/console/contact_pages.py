@@ -37,11 +37,16 @@ async def contact_list(
     q: str = "",
     segment: int | None = None,
 ) -> Response:
-    """Contacts by id; ``q`` an address or its beginning, ``segment`` a saved segment."""
+    """Contacts by id; ``q`` an address or the beginning of one, ``segment`` a saved
+    segment."""
     q = q.strip().lower()[:MAX_SEARCH]
     parts: list[dict[str, Any]] = []
     if q:
-        parts.append({"field": "email", "op": "starts_with", "value": q})
+        # a whole address is one lookup in the unique index; the beginning of one is a
+        # scan in id order that stops at a page of matches (no prefix index on email:
+        # it would slow every import down, see mailer/models/contact.py)
+        whole = "@" in q and "." in q.rsplit("@", 1)[1]
+        parts.append({"field": "email", "op": "eq" if whole else "starts_with", "value": q})
     if segment is not None:
         parts.append((await segments.read(session, segment)).filter)
     tree = None if not parts else parts[0] if len(parts) == 1 else {"all": parts}

@@ -125,6 +125,18 @@
     cell.parentElement.querySelector("td.eligible").textContent = fmt(d.eligible);
   });
 
+  // -- the review before launch: the audience's counts ------------------------------------
+  const audience = $("#review-eligible[data-segment-count]");
+  if (audience) {
+    fetch(audience.dataset.segmentCount, { headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((d) => {
+        if (!d) return;
+        audience.textContent = fmt(d.eligible);
+        $("#review-matching").textContent = fmt(d.matching);
+      });
+  }
+
   // -- the segment rule builder ----------------------------------------------------------
   const builder = $("#builder");
   if (builder) {

@@ -18,10 +18,14 @@ from tests.ops.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _serve
 
 SHOTS = ROOT / "docs" / "console"
 GOOD_ROWS = 24
-CSV = "email,first_name,plan\n" + "".join(
-    f"reader{i}@example.test,Reader{i},{'pro' if i % 2 == 0 else 'free'}\n"
-    for i in range(GOOD_ROWS)
-) + "not-an-address,Bad,pro\n,Empty,free\n"
+CSV = (
+    "email,first_name,plan\n"
+    + "".join(
+        f"reader{i}@example.test,Reader{i},{'pro' if i % 2 == 0 else 'free'}\n"
+        for i in range(GOOD_ROWS)
+    )
+    + "not-an-address,Bad,pro\n,Empty,free\n"
+)
 
 
 async def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -115,7 +119,9 @@ async def test_the_whole_flow_in_chromium(  # type: ignore[no-untyped-def]
             # -- a template with its live preview ---------------------------------------
             await page.goto(f"{base}/console/templates/new")
             await page.fill("#template-name", "spring news")
-            await page.fill("#subject", "Spring news for {{ contact.attributes.first_name | default('you') }}")
+            await page.fill(
+                "#subject", "Spring news for {{ contact.attributes.first_name | default('you') }}"
+            )
             await page.fill("#preview-email", "reader2@example.test")
             await expect(page.locator("#preview-subject")).to_have_text("Spring news for Reader2")
             frame = page.frame_locator("#preview-desktop")
@@ -141,7 +147,7 @@ async def test_the_whole_flow_in_chromium(  # type: ignore[no-untyped-def]
             await page.click("#create-campaign")
             await page.wait_for_url(f"{base}/console/campaigns/*")
             campaign_id = int(page.url.rsplit("/", 1)[1])
-            assert await page.inner_text("#review-eligible") == str(GOOD_ROWS // 2)
+            await expect(page.locator("#review-eligible")).to_have_text(str(GOOD_ROWS // 2))
             assert "Spring news for" in await page.inner_text("#review-subject")
             assert "in the body" in await page.inner_text("#review-unsubscribe")
             await page.fill("#test-to", "success@simulator.amazonses.com")

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from mailer.config import ROOT
 from mailer.console.web import COOKIE
+from mailer.queues import TRANSACTIONAL_QUEUE
 from tests.console.helpers import (
     PASSWORD,
     form_csrf,
@@ -291,7 +292,7 @@ async def test_the_invitation_is_mailed_through_the_transactional_path(  # type:
     assert row.email == "gil@example.test" and row.mail_class == "transactional"
     assert row.subject.startswith("You are invited") and row.data["link"] == link
     assert row.status == "queued"
-    assert await redis.zcard("arq:transactional") == 1 or await redis.exists("arq:transactional")
+    assert await redis.zcard(TRANSACTIONAL_QUEUE) == 1  # enqueued after the commit
 
 
 def test_users_create_prints_a_one_time_link(settings, engine) -> None:  # type: ignore[no-untyped-def]
