@@ -133,7 +133,10 @@ async def _review(session: Session, settings: Any, campaign: Any) -> dict[str, A
     except Invalid as exc:
         review["problem"] = exc.message
     report = await reputation.report(session, settings)
-    review["regions"] = [r for r in report.regions if r.region in campaign.regions]
+    # no regions named: the campaign goes out through every configured one
+    review["regions"] = [
+        r for r in report.regions if not campaign.regions or r.region in campaign.regions
+    ]
     return review
 
 
