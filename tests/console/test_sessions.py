@@ -365,3 +365,19 @@ def test_users_create_prints_a_one_time_link(settings, engine) -> None:  # type:
         check=False,
     )
     assert bad.returncode == 2 and "unknown role" in bad.stderr
+
+
+def test_one_time_links_and_console_cookies_never_reach_the_logs() -> None:
+    from mailer.logging import redact_text
+
+    line = (
+        '"GET /console/invitation/AbC-123_x HTTP/1.1" 200 '
+        "http://mailer.test/console/reset/ZZ9?x=1 Cookie: mailer_console=s1.4.tok.mac;"
+        " mailer_console_login=nonce"
+    )
+    cleaned = redact_text(line)
+    for secret in ("AbC-123_x", "ZZ9", "s1.4.tok.mac", "nonce"):
+        assert secret not in cleaned
+    assert (
+        "/console/invitation/[redacted]" in cleaned and "/console/reset/[redacted]?x=1" in cleaned
+    )
