@@ -5,6 +5,7 @@ campaign service (as the API's routes do) and is recorded with who made it."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -51,6 +52,12 @@ async def campaign_list(
     )
 
 
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    # available_timezones() walks the tz database on disk: once per process is enough
+    return sorted(available_timezones())
+
+
 def _send_at(raw: str, zone: str) -> datetime | None:
     if not raw.strip():
         return None
@@ -76,7 +83,7 @@ async def wizard(request: Request, session: Session) -> Response:
         segments=(await segments.page(session, limit)).items,
         mail_classes=list(settings.configuration_sets),
         regions=settings.regions,
-        zones=sorted(available_timezones()),
+        zones=_zones(),
         senders=[settings.console_mail_from] if settings.console_mail_from else [],
     )
 
