@@ -16,6 +16,8 @@ from mailer import metrics, secrets
 from mailer.auth.dependencies import lookup_key
 from mailer.auth.service import KeyCache
 from mailer.config import Settings, get_settings
+from mailer.console.contact_pages import IMPORTS_PATH as CONSOLE_IMPORTS_PATH
+from mailer.console.suppression_pages import IMPORTS_PATH as CONSOLE_SUPPRESSION_IMPORTS_PATH
 from mailer.contact.endpoints import IMPORTS_PATH
 from mailer.db import create_engine, create_sessionmaker
 from mailer.errors import install_handlers
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.audience.endpoints import router as segments
     from mailer.auth.endpoints import router as keys
     from mailer.campaign.endpoints import router as campaigns
+    from mailer.console.pages import router as console
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
     from mailer.ops.dashboard import router as dashboard
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     app.include_router(keys, prefix="/v1")
     app.include_router(ops)
     app.include_router(dashboard)
+    app.include_router(console)
     app.include_router(unsubscribe)
     app.include_router(subscriptions, prefix="/v1")
     app.include_router(subscribe)
@@ -154,6 +158,8 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
             ("POST", IMPORTS_PATH): settings.max_import_bytes,
             ("POST", SNS_PATH): settings.sns_max_body_bytes,
             ("POST", SUPPRESSION_IMPORTS_PATH): settings.max_import_bytes,
+            ("POST", CONSOLE_IMPORTS_PATH): settings.max_import_bytes,
+            ("POST", CONSOLE_SUPPRESSION_IMPORTS_PATH): settings.max_import_bytes,
         },
         authenticate=_authenticate,
     )

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     confirmation_link_days: float = 7.0
     # consent records keep the IP and user agent this long (then cleared; the rest stays)
     consent_retention_days: int = 730
+    # the console's people: invitation and password-reset links (one-time) and their mail,
+    # sent on the transactional lane from this address (unset: the links are only printed)
+    console_mail_from: str = ""
+    invitation_hours: float = 72.0
+    password_reset_minutes: float = 30.0
 
     # "us-east-1,eu-west-1" or "us-east-1=200,eu-west-1=50"
     regions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["us-east-1"])

@@ -27,18 +27,20 @@ _REDACT = {
 }
 # secrets inside any logged text: API keys (mk_<prefix>_<secret>), bearer credentials,
 # unsubscribe links (their token unsubscribes whoever holds it), SNS subscription tokens,
-# session cookies of the dashboard
+# session cookies of the dashboard and the console, the console's one-time links
 _PATTERNS = [
     (re.compile(r"mk_[0-9a-f]{1,16}_[A-Za-z0-9_\-]+"), "mk_[redacted]"),
     (re.compile(r"(?i)(bearer\s+)\S+"), r"\1[redacted]"),
     (re.compile(r"(/unsubscribe/)[^\s\"'<>?#]+"), r"\1[redacted]"),
+    # the console's one-time links (whoever holds one sets the password)
+    (re.compile(r"(/console/(?:invitation|reset)/)[^\s\"'<>?#]+"), r"\1[redacted]"),
     (
         re.compile(
             r"(?i)([?&](?:token|signature|x-amz-signature|x-amz-security-token)=)[^&\s\"']+"
         ),
         r"\1[redacted]",
     ),
-    (re.compile(r"(mailer_(?:session|login)=)[^;\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"(mailer_(?:session|login|console|console_login)=)[^;\s\"']+"), r"\1[redacted]"),
 ]
 
 

@@ -69,3 +69,36 @@ async def test_status_shows_campaigns_queues_regions_reputation_and_pauses(
     assert "arq:send" in out and "arq:events" in out
     assert "50,000" in out and "1,234" in out and "HEALTHY" in out
     assert "8.00%" in out and "0.125%" in out  # 64 / 800 and 1 / 800
+
+
+async def test_status_fits_an_80_column_terminal(  # type: ignore[no-untyped-def]
+    settings: Settings, client, admin, engine, monkeypatch
+) -> None:
+    await factories.campaign(client, admin, name="Spring sale for every marketing reader")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO region_accounts (region, max_send_rate, max_24h_send, sent_last_24h,"
+                " sending_enabled, enforcement_status, production_access)"
+                " VALUES ('us-east-1', 14, 50000, 1234, true, 'HEALTHY', true)"
+            )
+        )
+    monkeypatch.setenv("COLUMNS", "80")
+    result = mailer(settings, "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout  # no cell cut short
+    out = result.stdout
+    assert "Spring sale for every marketing reader" in out.replace("\n", " ") or "Spring" in out
+    assert "marketing" in out and "draft" in out and "50,000" in out
+    # every column is still there with --wide (cut to fit), and in --json
+    wide = mailer(settings, "status", "--wide")
+    assert "complained" in wide.stdout or "compl" in wide.stdout
+    as_json = mailer(settings, "status", "--json")
+    import json
+
+    tables = {t["title"]: t["rows"] for t in json.loads(as_json.stdout)}
+    (row,) = tables["campaigns"]
+    assert row["name"] == "Spring sale for every marketing reader" and row["status"] == "draft"
+    assert "complained" in row and tables["regions (SES account)"][0]["enforcement"] == "HEALTHY"

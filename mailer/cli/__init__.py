@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # isort: off
 # imported for their commands, in the order `mailer --help` lists them
-from mailer.cli import stack, serve, contacts, keys, status, ses, ses_suppressions
+from mailer.cli import stack, serve, contacts, keys, status, ses, ses_suppressions, users
 
 # isort: on
 from mailer.cli.common import app
@@ -16,6 +16,7 @@ _COMMAND_GROUPS = (stack, serve, contacts, keys, status)
 
 app.add_typer(ses.ses_app, name="ses")
 ses_suppressions.add_commands(ses.ses_app)
+app.add_typer(users.users_app, name="users")
 
 
 def main() -> None:

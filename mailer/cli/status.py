@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 def status(
     limit: Annotated[int, typer.Option(help="How many recent campaigns to show.")] = 20,
     directory: StackDirOption = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column, however narrow.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The tables as JSON.")] = False,
 ) -> None:
-    """Campaigns, queues, regions and reputation as tables."""
+    """Campaigns, queues, regions and reputation as tables (fitted to the terminal)."""
+    from mailer.cli.status_layout import show
+
     settings = stack_settings(directory)
-    tables = run_on_stack(settings, _status_tables(settings, limit))
-    for table in tables:
-        out.print(table)
+    show(out, run_on_stack(settings, _status_tables(settings, limit)), wide=wide, as_json=as_json)
 
 
 async def _status_tables(settings: Settings, limit: int) -> list[Table]:

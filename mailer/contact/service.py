@@ -133,3 +133,8 @@ async def erase(session: AsyncSession, email: str, secret_key: str) -> ErasureOu
     if not existed and not messages and not events:
         raise NotFound(f"no contact {address!r}")
     return ErasureOut(email_erased=existed, messages=messages, events=events, suppressed=suppressed)
+
+
+async def status_history(session: AsyncSession, contact_id: int) -> list[Any]:
+    """A contact's subscribed ↔ unsubscribed changes, oldest first (consent records)."""
+    return await repository.status_changes(session, contact_id)

@@ -135,7 +135,7 @@ async def accept(
     session: AsyncSession,
     settings: Settings,
     redis: ArqRedis,
-    api_key_id: int,
+    api_key_id: int | None,
     requests: Sequence[Request],
 ) -> list[MessageAccepted | MailerError]:
     """Accept messages; for each, the queued (or, for a known key, the earlier) message,
@@ -187,7 +187,8 @@ async def accept(
     )
     # keys stored before (or by a transaction that committed while ours waited for it)
     known = [keyed[i] for i, (_, created) in inserted.items() if not created]
-    stored = await repository.find_keys(session, api_key_id, known) if known else {}
+    # (no keys without a caller's key: known is empty then)
+    stored = await repository.find_keys(session, api_key_id or 0, known) if known else {}
     ids = []
     for i, (message_id, created) in inserted.items():
         if created:

@@ -12,6 +12,7 @@ from mailer.models.contact import (
 )
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import IdempotencyKey, Message
+from mailer.models.person import ROLES, TOKEN_PURPOSES, AuditRecord, Person, PersonToken
 from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
 from mailer.models.segment import Segment
 from mailer.models.subscription import (
@@ -27,6 +28,11 @@ from mailer.models.web_session import SUBJECT_KINDS, WebSession
 
 __all__ = [
     "CAMPAIGN_STATUSES",
+    "ROLES",
+    "TOKEN_PURPOSES",
+    "AuditRecord",
+    "Person",
+    "PersonToken",
     "SCOPES",
     "SUBJECT_KINDS",
     "STAT_NAMES",

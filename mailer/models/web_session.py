@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
 
-SUBJECT_KINDS = ("api_key",)  # who a session belongs to; people accounts come next
+SUBJECT_KINDS = ("api_key", "person")  # who a session belongs to
 
 
 class WebSession(Base):

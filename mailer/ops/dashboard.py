@@ -29,10 +29,14 @@ from mailer.auth import service as auth
 from mailer.auth import sessions
 from mailer.auth.throttle import LoginThrottle
 from mailer.campaign import service as campaigns
+from mailer.console.roles import PAUSE
+from mailer.console.web import find_viewer as console_viewer
 from mailer.db import transaction
 from mailer.errors import MailerError
 from mailer.models import ApiKey
 from mailer.ops.charts import bar_chart
+from mailer.people import service as people
+from mailer.people.service import Actor
 from mailer.reputation import repository as reputation
 from mailer.reputation import service as reputation_service
 
@@ -88,17 +92,26 @@ def _render(
 
 @dataclass
 class DashSession:
-    key: ApiKey
+    who: str  # the key's name and scopes, or the person's address and role
     session_id: int
     token: str  # the session's secret, from its cookie: CSRF tokens are derived from it
     csrf: str
-
-    @property
-    def can_act(self) -> bool:
-        return "admin" in self.key.scopes
+    can_act: bool  # pause and resume: an admin key, or a person whose role may
+    person_id: int | None = None
 
 
 async def _session(request: Request) -> DashSession | None:
+    # people sign in once, in the console (mailer.console), and their session opens this page
+    viewer = await console_viewer(request)
+    if viewer is not None:
+        return DashSession(
+            f"{viewer.person.email} ({viewer.person.role})",
+            viewer.session_id,
+            viewer.token,
+            viewer.csrf,
+            viewer.can(PAUSE),
+            viewer.person.id,
+        )
     settings = request.app.state.settings
     async with request.app.state.sessionmaker() as db:
         found = await sessions.find(db, settings, request.cookies.get(COOKIE))
@@ -112,7 +125,13 @@ async def _session(request: Request) -> DashSession | None:
         ).scalar_one_or_none()
     if key is None or key.revoked_at is not None or not auth.allows(key, "reputation"):
         return None
-    return DashSession(key, row.id, token, sessions.csrf_token(settings, token))
+    return DashSession(
+        f"{key.name} ({', '.join(key.scopes)})",
+        row.id,
+        token,
+        sessions.csrf_token(settings, token),
+        "admin" in key.scopes,
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -260,7 +279,8 @@ async def campaign_action(request: Request, campaign_id: int, action: str) -> Re
             "message.html",
             403,
             title="Forbidden",
-            message="Pausing and resuming need a key with the 'admin' scope.",
+            message="Pausing and resuming need a key with the 'admin' scope (or the console"
+            " role admin, marketer or operator).",
         )
     try:
         async with transaction(request.app.state.sessionmaker) as db:
@@ -268,6 +288,9 @@ async def campaign_action(request: Request, campaign_id: int, action: str) -> Re
                 await campaigns.pause(db, campaign_id, reason="paused from the dashboard")
             else:
                 await campaigns.resume(db, request.app.state.arq, campaign_id)
+            if session.person_id is not None:
+                actor = Actor(session.person_id, session.who.split(" ", 1)[0])
+                await people.record(db, actor, f"campaign.{action}d", "campaign", campaign_id)
     except MailerError as exc:
         return _render(
             request, "message.html", exc.status_code, title="Not done", message=exc.message

@@ -201,11 +201,34 @@ async def render(
 ) -> RenderOut:
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
+    version = await current_version(session, template_id)
+    return await _render(
+        session, settings, version.id, version.subject, version.html, version.text, body
+    )
+
+
+async def render_draft(
+    session: AsyncSession, settings: Settings, draft: TemplateVersionIn, body: RenderIn
+) -> RenderOut:
+    """Content not saved yet (the console's editor), checked as a new version would be
+    (a 422 naming the part and the line), then rendered as :func:`render` does."""
+    html, _ = content(settings.templates_dir, draft)
+    return await _render(session, settings, None, draft.subject, html, draft.text, body)
+
+
+async def _render(
+    session: AsyncSession,
+    settings: Settings,
+    version_id: int | None,
+    subject: str,
+    html: str,
+    text: str | None,
+    body: RenderIn,
+) -> RenderOut:
     from mailer.template.compiler import compiled_off_loop
     from mailer.template.content import mail_headers  # on first use (validate)
     from mailer.template.render import RenderError, message_context
 
-    version = await current_version(session, template_id)
     email, contact = PREVIEW_EMAIL, None
     if body.email is not None:
         found = await contacts.get(session, normalise(body.email))
@@ -217,9 +240,7 @@ async def render(
     context = message_context(
         email, contact, body.data, unsubscribe_url, settings.postal_address, campaign
     )
-    compiled = await compiled_off_loop(
-        settings.templates_dir, version.id, version.subject, version.html, version.text
-    )
+    compiled = await compiled_off_loop(settings.templates_dir, version_id, subject, html, text)
     try:
         # in a thread: the sandbox bounds the render's time; the event loop stays free
         rendered = await asyncio.to_thread(compiled.render, context)
