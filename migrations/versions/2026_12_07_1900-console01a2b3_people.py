@@ -1,7 +1,7 @@
 """People who sign in to the console, their one-time links, and the audit records.
 
 Revision ID: console01a2b3
-Revises: h13b2c3d4e5f
+Revises: subs0a1b2c3d
 Create Date: 2026-12-07 19:00:00+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "console01a2b3"
-down_revision: str | Sequence[str] | None = "h13b2c3d4e5f"
+down_revision: str | Sequence[str] | None = "subs0a1b2c3d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
