@@ -1,7 +1,7 @@
 """SES v2 ``SendEmail`` without botocore's request pipeline: the send path's client.
 
 A send is one request whose shape never changes, so the body is built here
-(``send_email_params`` → JSON, byte for byte what botocore serialises), signed with AWS
+(``lean_body.send_email_body``: byte for byte what botocore serialises), signed with AWS
 Signature Version 4 by ``awscrt`` (AWS's own C signer, the one botocore switches to when
 it is installed) and posted over aiohttp's pooled keep-alive connections, TLS verified.
 What botocore gives that matters is still botocore's, asked once or per call where it
@@ -51,12 +51,8 @@ from botocore.parsers import create_parser
 from yarl import URL
 
 from mailer import metrics
-from mailer.sending.transport import (
-    OutboundEmail,
-    SesTransport,
-    failed_send,
-    send_email_params,
-)
+from mailer.sending.lean_body import send_email_body
+from mailer.sending.transport import OutboundEmail, SesTransport, failed_send
 
 # aiobotocore's own (aiobotocore.httpsession.DEFAULT_KEEPALIVE_TIMEOUT)
 KEEPALIVE_SECONDS = 12.0
@@ -265,7 +261,7 @@ class LeanSesTransport(SesTransport):
         assert self._http is not None and self._signer is not None
         started = time.perf_counter()
         try:
-            body = json.dumps(send_email_params(email)).encode()
+            body = send_email_body(email)
             headers = await self._signer.headers(endpoint, body)
             try:
                 async with self._http.post(

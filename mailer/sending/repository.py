@@ -206,7 +206,7 @@ async def mark_sending(
     session: AsyncSession | AsyncConnection, ids: list[int], token: str
 ) -> set[int]:
     rows = await session.execute(_MARK_SENDING, {"ids": ids, "token": token})
-    return {r.id for r in rows}
+    return set(rows.scalars())
 
 
 _RENEW = text(
