@@ -10,6 +10,13 @@ from mailer.models.contact import (
     ContactImportRow,
     ContactStatusChange,
 )
+from mailer.models.engagement import (
+    CampaignDomain,
+    CampaignLink,
+    CampaignTimeline,
+    DomainHour,
+    MessageEngagement,
+)
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import IdempotencyKey, Message
 from mailer.models.reputation import AutoPause, RegionAccount, ReputationMinute
@@ -26,6 +33,11 @@ __all__ = [
     "ApiKey",
     "Base",
     "Campaign",
+    "CampaignDomain",
+    "CampaignLink",
+    "CampaignTimeline",
+    "DomainHour",
+    "MessageEngagement",
     "CampaignStats",
     "Contact",
     "ContactErasure",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
@@ -26,6 +26,13 @@ STAT_NAMES = (
     "unsubscribed",
     "resent",
     "cancelled",
+    # engagement (mailer.engagement): messages with an open / a click, and with a human one
+    "unique_opened",
+    "unique_clicked",
+    "human_opened",
+    "human_clicked",
+    # failed messages queued again by POST /v1/campaigns/{id}/retry
+    "retried",
 )
 
 
@@ -56,6 +63,8 @@ class Campaign(Base):
     # SES "sending paused" answers to calls made before this do not pause it again
     resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # UTM parameters added to the campaign's links at send ({source, medium, campaign})
+    utm: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
     __table_args__ = (Index("ix_campaigns_status", "status"),)
 
@@ -81,3 +90,8 @@ class CampaignStats(Base):
     unsubscribed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     resent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     cancelled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    unique_opened: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    unique_clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    human_opened: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    human_clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    retried: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")

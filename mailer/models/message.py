@@ -66,6 +66,8 @@ class Message(Base):
     test_campaign_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # queued again by POST /v1/campaigns/{id}/retry (once per message, ever)
+    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
