@@ -84,6 +84,19 @@ class Stats(BaseModel):
         " outcome being recorded"
     )
     cancelled: int = _stat("messages cancelled before they were sent (cancel)")
+    unique_opened: int = _stat("messages with at least one Open event (any, human or not)")
+    unique_clicked: int = _stat("messages with at least one Click event (any, human or not)")
+    human_opened: int = _stat(
+        "messages with an open or a click that no automation rule flagged (Apple Mail"
+        " Privacy Protection, no human user agent, seconds after sending, link scanner):"
+        " see docs/engagement.md"
+    )
+    human_clicked: int = _stat("messages with a click that no automation rule flagged")
+    retried: int = _stat("failed messages queued again by POST /v1/campaigns/{id}/retry")
+    unique_open_rate: float = _stat("unique_opened / delivered (0 when nothing delivered)")
+    unique_click_rate: float = _stat("unique_clicked / delivered")
+    human_open_rate: float = _stat("human_opened / delivered")
+    human_click_rate: float = _stat("human_clicked / delivered")
     progress: float = Field(
         default=0.0,
         ge=0.0,

@@ -26,6 +26,7 @@ from mailer.campaign.schemas import (
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
+from mailer.engagement.service import engagement_rates
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
 from mailer.pagination import Page
@@ -68,6 +69,7 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         stats=Stats(
             **{name: getattr(stats, name) for name in STAT_NAMES},
             progress=progress(stats.recipients, stats.queued),
+            **engagement_rates(stats),
         ),
     )
 

@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.engagement.repository import domain_rollup, timeline_rollup
 from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
 
@@ -235,12 +236,16 @@ def _statement(first_filter: str = "", *effects: str) -> Any:
 
 _BY_TYPE = {
     "send": _statement(),
-    "delivery_delay": _statement(),
+    "delivery_delay": _statement("", domain_rollup("delayed")),
     "delivery": _statement(
-        "", _count("delivered"), _move("delivered", ["sent"]), rollup_events("delivery")
+        "",
+        _count("delivered"),
+        _move("delivered", ["sent"]),
+        rollup_events("delivery"),
+        domain_rollup("delivered"),
     ),
-    "open": _statement("", _count("opened")),
-    "click": _statement("", _count("clicked")),
+    "open": _statement("", _count("opened"), timeline_rollup("opens"), domain_rollup("opened")),
+    "click": _statement("", _count("clicked"), timeline_rollup("clicks")),
     "bounce": _statement(
         "",
         _count("bounced"),
@@ -248,6 +253,7 @@ _BY_TYPE = {
         _HARD,
         _SUPPRESS_ALL,
         rollup_events("bounce"),
+        domain_rollup("bounced"),
     ),
     "complaint": _statement(
         "",
@@ -256,6 +262,7 @@ _BY_TYPE = {
         _SUPPRESS_MARKETING.format(reason="complaint", source="complaint", where=""),
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
         rollup_events("complaint"),
+        domain_rollup("complained"),
     ),
     "subscription": _statement(
         "AND i.subtype = 'unsubscribe_all'",

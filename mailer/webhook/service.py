@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailer.config import Settings, get_settings
 from mailer.db import HeldConnections
+from mailer.engagement import service as engagement
 from mailer.errors import MailerError
 from mailer.ops import metrics
 from mailer.queues import EVENTS_QUEUE
@@ -354,6 +355,8 @@ async def process_batch(
         report.unmatched += applied.unmatched
         report.by_type[kind] = applied.stored
         metrics.EVENTS.labels(kind).inc(applied.stored)
+        if applied.stored and kind in engagement.ENGAGEMENT_KINDS:
+            await engagement.after_events(session, kind, [e.ses_message_id for _, e in items])
     # auto-pause: checked right after the effects, in the same transaction (SPEC 8)
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:
