@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.auth.endpoints import router as keys
     from mailer.campaign.endpoints import router as campaigns
     from mailer.contact.endpoints import router as contacts
+    from mailer.engagement.endpoints import router as engagement
     from mailer.message.endpoints import router as messages
     from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
 
     # first: SNS posts thousands a second, and routes are matched in order
     app.include_router(webhooks)
-    for router in (contacts, segments, templates, campaigns, messages, suppressions):
+    for router in (contacts, segments, templates, campaigns, engagement, messages, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(keys, prefix="/v1")

@@ -8,6 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailer.types import BodyId
 
 
+class Utm(BaseModel):
+    """UTM parameters added to the campaign's links (never to the unsubscribe link)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(default=None, min_length=1, max_length=100)
+    medium: str | None = Field(default=None, min_length=1, max_length=100)
+    campaign: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class CampaignIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -35,6 +45,7 @@ class CampaignIn(BaseModel):
     mail_class: str = Field(default="marketing", min_length=1, max_length=32)
     regions: list[str] | None = Field(default=None, max_length=20)
     send_at: datetime | None = None
+    utm: Utm | None = None
 
 
 class CampaignPatch(BaseModel):
@@ -52,6 +63,7 @@ class CampaignPatch(BaseModel):
     mail_class: str | None = Field(default=None, min_length=1, max_length=32)
     regions: list[str] | None = Field(default=None, max_length=20)
     send_at: datetime | None = None  # null: send at launch
+    utm: Utm | None = None  # null removes it
 
 
 def _stat(description: str) -> Any:
@@ -121,6 +133,7 @@ class CampaignOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    utm: Utm | None = None
     stats: Stats
 
 

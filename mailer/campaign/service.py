@@ -22,6 +22,7 @@ from mailer.campaign.schemas import (
     MessageOut,
     MessagePage,
     Stats,
+    Utm,
 )
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
@@ -66,6 +67,7 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
+        utm=Utm(**campaign.utm) if campaign.utm else None,
         stats=Stats(
             **{name: getattr(stats, name) for name in STAT_NAMES},
             progress=progress(stats.recipients, stats.queued),
@@ -106,6 +108,12 @@ def _send_at(send_at: datetime | None) -> datetime | None:
             " out (or null) to send at launch",
         )
     return send_at
+
+
+def _utm(utm: Utm | None) -> dict[str, str] | None:
+    """The UTM parameters to store: those given; none given is none at all."""
+    values = utm.model_dump(exclude_none=True) if utm is not None else {}
+    return values or None
 
 
 async def _version_id(session: AsyncSession, template_id: int, number: int | None) -> int:
@@ -151,6 +159,7 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
         regions=regions,
         send_at=_send_at(body.send_at),
         status="draft",
+        utm=_utm(body.utm),
     )
     return await get(session, campaign.id)
 
@@ -184,6 +193,8 @@ async def update(
         campaign.regions = _regions(settings, body.regions or [])
     if "send_at" in given:
         campaign.send_at = _send_at(body.send_at)
+    if "utm" in given:
+        campaign.utm = _utm(body.utm)
     await session.flush()
     return await get(session, campaign_id)
 

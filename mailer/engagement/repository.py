@@ -230,3 +230,147 @@ async def refresh(db: Db, message_ids: list[int]) -> list[Any]:
         return []
     rows = await db.execute(REFRESH, {"ids": message_ids, "window": SCANNER_WINDOW_SECONDS})
     return list(rows)
+
+
+# -- reports (rollups only: a million-recipient campaign reads a few thousand rows) ------
+
+_LINKS = text(
+    """
+    SELECT link, tags, clicks, clickers, human_clickers FROM campaign_links
+     WHERE campaign_id = :c AND (CAST(:after AS text) IS NULL OR link > :after)
+     ORDER BY link LIMIT :n
+    """
+)
+
+
+async def links(db: Db, campaign_id: int, after: str | None, n: int) -> list[Any]:
+    return list(await db.execute(_LINKS, {"c": campaign_id, "after": after, "n": n}))
+
+
+# recipient domains grouped into providers (the map: engagement.providers)
+_PROVIDER_TOTALS = """
+    WITH map AS (
+        SELECT * FROM unnest(CAST(:map_domains AS text[]), CAST(:map_providers AS text[]))
+                 AS m(domain, provider)
+    ), rows AS ({rows})
+    SELECT coalesce(map.provider, r.domain) AS provider, count(DISTINCT r.domain) AS domains,
+           sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
+           sum(r.complained) AS complained, sum(r.delayed) AS delayed, sum(r.opened) AS opened
+      FROM rows r LEFT JOIN map ON map.domain = r.domain
+     GROUP BY 1
+    HAVING CAST(:after AS text) IS NULL OR coalesce(map.provider, r.domain) > :after
+     ORDER BY 1 LIMIT :n
+"""
+_CAMPAIGN_PROVIDERS = text(
+    _PROVIDER_TOTALS.format(rows="SELECT * FROM campaign_domains WHERE campaign_id = :c")
+)
+_CLASS_PROVIDERS = text(
+    _PROVIDER_TOTALS.format(
+        rows="SELECT domain, sum(delivered) AS delivered, sum(bounced) AS bounced,"
+        " sum(complained) AS complained, sum(delayed) AS delayed, sum(opened) AS opened"
+        " FROM domain_hours WHERE mail_class = :mail_class"
+        " AND hour >= date_trunc('hour', now()) - make_interval(hours => :hours) GROUP BY domain"
+    )
+)
+
+
+async def campaign_providers(
+    db: Db, campaign_id: int, mapping: dict[str, list[str]], after: str | None, n: int
+) -> list[Any]:
+    params = {"c": campaign_id, "after": after, "n": n, **mapping}
+    return list(await db.execute(_CAMPAIGN_PROVIDERS, params))
+
+
+async def class_providers(
+    db: Db, mail_class: str, hours: int, mapping: dict[str, list[str]], n: int
+) -> list[Any]:
+    """A mail class's providers over the last ``hours`` (whole hours)."""
+    params = {"mail_class": mail_class, "hours": hours, "after": None, "n": n, **mapping}
+    return list(await db.execute(_CLASS_PROVIDERS, params))
+
+
+# sends, deliveries, bounces and complaints from the reputation rollups (mailbox-simulator
+# mail left out, as there), opens and clicks from campaign_timeline
+_TIMELINE = text(
+    f"""
+    WITH rep AS (
+        SELECT date_bin('{BUCKET}', minute, TIMESTAMPTZ '2000-01-01 00:00Z') AS bucket,
+               sum(sent) AS sent, sum(delivered) AS delivered,
+               sum(hard_bounces + soft_bounces) AS bounced, sum(complaints) AS complained
+          FROM reputation_minutes WHERE campaign_id = :c GROUP BY 1
+    )
+    SELECT bucket, coalesce(r.sent, 0) AS sent, coalesce(r.delivered, 0) AS delivered,
+           coalesce(t.opens, 0) AS opens, coalesce(t.clicks, 0) AS clicks,
+           coalesce(r.bounced, 0) AS bounced, coalesce(r.complained, 0) AS complained
+      FROM rep r FULL JOIN (SELECT bucket, opens, clicks FROM campaign_timeline
+                             WHERE campaign_id = :c) t USING (bucket)
+     WHERE CAST(:after AS timestamptz) IS NULL OR bucket > :after
+     ORDER BY bucket LIMIT :n
+    """  # noqa: S608
+)
+
+
+async def timeline(db: Db, campaign_id: int, after: Any, n: int) -> list[Any]:
+    return list(await db.execute(_TIMELINE, {"c": campaign_id, "after": after, "n": n}))
+
+
+# the recipients of a campaign in id order, a chunk at a time (keyset on the primary key)
+_RECIPIENTS = text(
+    """
+    SELECT m.id, m.email, m.status, m.error, m.sent_at, m.retried_at,
+           e.opens, e.clicks, e.human_opens, e.human_clicks, e.first_open_at,
+           e.first_click_at
+      FROM messages m LEFT JOIN message_engagement e ON e.message_id = m.id
+     WHERE m.id > :after AND m.id <= :last AND m.campaign_id = :c
+     ORDER BY m.id LIMIT :n
+    """
+)
+
+
+async def recipients(db: Db, campaign_id: int, after: int, last: int, n: int) -> list[Any]:
+    params = {"c": campaign_id, "after": after, "last": last, "n": n}
+    return list(await db.execute(_RECIPIENTS, params))
+
+
+# -- retry ------------------------------------------------------------------------------
+
+# A failed message is retried when its failure was not its own: only what the send path
+# gave up on after transient errors (timeouts, 5xx, connection) is "gave up after …";
+# rejections for content, invalid addresses and render errors keep their SES or template
+# reason and stay failed. Never one retried before, never an erased, suppressed (for the
+# class) or unsubscribed (marketing) recipient. The counters move in the same statement.
+RETRYABLE = "gave up after %"
+_RETRY = text(
+    """
+    WITH again AS (
+        UPDATE messages m
+           SET status = 'queued', error = NULL, attempts = 0, maybe_sent = false,
+               lease_token = NULL, lease_until = NULL, next_attempt_at = now(),
+               retried_at = now()
+         WHERE m.campaign_id = :c AND m.status = 'failed' AND m.retried_at IS NULL
+           AND m.error LIKE :retryable AND m.email <> ''
+           AND NOT EXISTS (SELECT 1 FROM suppressions s
+                            WHERE s.email = m.email AND s.scope = ANY(CAST(:scopes AS text[])))
+           AND NOT (:marketing AND EXISTS (SELECT 1 FROM contacts ct
+                                             WHERE ct.id = m.contact_id
+                                               AND ct.status = 'unsubscribed'))
+        RETURNING m.id
+    ), n AS (SELECT count(*) AS n FROM again)
+    UPDATE campaign_stats s
+       SET failed = s.failed - n.n, queued = s.queued + n.n, retried = s.retried + n.n
+      FROM n WHERE s.campaign_id = :c
+    RETURNING n.n
+    """
+)
+
+
+async def retry_failed(db: Db, campaign_id: int, scopes: list[str], marketing: bool) -> int:
+    """Queue the campaign's retryable failed messages again; how many."""
+    params = {
+        "c": campaign_id,
+        "scopes": scopes,
+        "marketing": marketing,
+        "retryable": RETRYABLE,
+    }
+    found = (await db.execute(_RETRY, params)).scalar_one_or_none()
+    return int(found or 0)

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer.config import Settings
+from mailer.engagement.providers import class_providers
 from mailer.ops import metrics
 from mailer.reputation import repository
 from mailer.reputation.schemas import (
@@ -247,4 +248,5 @@ async def report(db: Db, settings: Settings) -> ReputationOut:
         mail_classes=classes,
         campaigns=campaigns,
         regions=regions,
+        providers=await class_providers(db, list(settings.configuration_sets)),
     )

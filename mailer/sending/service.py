@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.engagement.links import with_utm
 from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.secrets import signing_key
@@ -151,7 +152,7 @@ TRANSACTIONAL_LANE = "transactional"
 
 _PLAN = text(
     """
-    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions,
+    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions, c.utm,
            v.id AS version_id, v.subject, v.html, v.text
       FROM campaigns c JOIN template_versions v ON v.id = c.template_version_id
      WHERE c.id = :id
@@ -408,7 +409,11 @@ class Sender:
                 lambda session: _one(session.execute(_PLAN, {"id": campaign_id}))
             )
             template = await compiled_off_loop(
-                self.settings.templates_dir, row.version_id, row.subject, row.html, row.text
+                self.settings.templates_dir,
+                row.version_id,
+                row.subject,
+                with_utm(row.html, row.utm),  # the campaign's links tagged (engagement.links)
+                row.text,
             )
             plan = SendPlan(
                 mail_class=row.mail_class,

@@ -1,0 +1,195 @@
+"""A campaign's reports (links, providers, timeline, recipients export) and its retry.
+
+Reports read rollups kept by the events worker (``repository``), never the events.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from arq import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mailer.campaign import dispatch
+from mailer.campaign import repository as campaigns
+from mailer.campaign import service as campaign_service
+from mailer.db import after_commit
+from mailer.engagement import repository as repo
+from mailer.engagement.providers import mapping_params, provider_out
+from mailer.engagement.schemas import (
+    LinkOut,
+    LinkPage,
+    ProviderPage,
+    RetryOut,
+    TimelineBucket,
+    TimelinePage,
+)
+from mailer.errors import Conflict, NotFound
+from mailer.models import Campaign
+from mailer.models.suppression import scopes_for
+from mailer.pagination import Page, bad_cursor
+
+# a campaign's failed messages may be retried while it is in one of these states: paused
+# ones go out on resume, a completed campaign is sending again until they are done
+RETRY_STATES = {"sending", "paused", "completed"}
+
+
+async def _campaign(session: AsyncSession, campaign_id: int, lock: bool = False) -> Campaign:
+    found = await campaigns.get(session, campaign_id, lock=lock)
+    if found is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    return found
+
+
+async def links(session: AsyncSession, campaign_id: int, page: Page[str]) -> LinkPage:
+    """The campaign's clicked links, by link."""
+    await _campaign(session, campaign_id)
+    rows, next_cursor = page.cut(
+        await repo.links(session, campaign_id, page.last, page.fetch), key=lambda r: r.link
+    )
+    return LinkPage(
+        items=[
+            LinkOut(
+                link=r.link,
+                tags=r.tags,
+                clicks=r.clicks,
+                clickers=r.clickers,
+                human_clickers=r.human_clickers,
+            )
+            for r in rows
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+async def providers(session: AsyncSession, campaign_id: int, page: Page[str]) -> ProviderPage:
+    """The campaign's feedback per mailbox provider, by provider name."""
+    await _campaign(session, campaign_id)
+    found = await repo.campaign_providers(
+        session, campaign_id, mapping_params(), page.last, page.fetch
+    )
+    rows, next_cursor = page.cut(found, key=lambda r: r.provider)
+    return ProviderPage(items=[provider_out(r) for r in rows], next_cursor=next_cursor)
+
+
+def _bucket_cursor(page: Page[str]) -> datetime | None:
+    if page.last is None:
+        return None
+    try:
+        at = datetime.fromisoformat(page.last)
+    except ValueError as exc:
+        raise bad_cursor() from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+async def timeline(session: AsyncSession, campaign_id: int, page: Page[str]) -> TimelinePage:
+    """Sends, deliveries, opens, clicks, bounces, complaints per 10 minutes, oldest first."""
+    await _campaign(session, campaign_id)
+    found = await repo.timeline(session, campaign_id, _bucket_cursor(page), page.fetch)
+    rows, next_cursor = page.cut(found, key=lambda r: r.bucket.isoformat())
+    return TimelinePage(
+        items=[
+            TimelineBucket(
+                start=r.bucket,
+                sent=r.sent,
+                delivered=r.delivered,
+                opens=r.opens,
+                clicks=r.clicks,
+                bounced=r.bounced,
+                complained=r.complained,
+            )
+            for r in rows
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+RECIPIENT_COLUMNS = (
+    "email",
+    "status",
+    "sent_at",
+    "failure_reason",
+    "retried_at",
+    "opens",
+    "human_opens",
+    "first_open_at",
+    "clicks",
+    "human_clicks",
+    "first_click_at",
+)
+CHUNK = 5000
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+async def recipients_csv(
+    sessionmaker: async_sessionmaker[AsyncSession], campaign_id: int, last_id: int | None
+) -> AsyncIterator[bytes]:
+    """The campaign's recipients as CSV, a chunk of rows per query (each its own short
+    transaction, so an export of a million rows holds no snapshot for minutes). An erased
+    contact's message has no address any more: its row has an empty ``email``."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RECIPIENT_COLUMNS)
+    yield out.getvalue().encode()
+    after = 0
+    while last_id is not None:
+        async with sessionmaker() as session:
+            rows = await repo.recipients(session, campaign_id, after, last_id, CHUNK)
+        if not rows:
+            return
+        out.seek(0)
+        out.truncate()
+        for r in rows:
+            writer.writerow(
+                (
+                    r.email,
+                    r.status,
+                    _stamp(r.sent_at),
+                    r.error or "",
+                    _stamp(r.retried_at),
+                    r.opens or 0,
+                    r.human_opens or 0,
+                    _stamp(r.first_open_at),
+                    r.clicks or 0,
+                    r.human_clicks or 0,
+                    _stamp(r.first_click_at),
+                )
+            )
+        yield out.getvalue().encode()
+        after = rows[-1].id
+        if len(rows) < CHUNK:
+            return
+
+
+async def export_bounds(session: AsyncSession, campaign_id: int) -> int | None:
+    """The last message id of the campaign (None: no audience yet); 404 when unknown."""
+    return (await _campaign(session, campaign_id)).last_message_id
+
+
+async def retry(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> RetryOut:
+    """Queue the campaign's retryable failed messages again, each once (repository
+    ``RETRYABLE``). The campaign's row lock makes calls at the same time one after the
+    other: the second finds nothing left to retry."""
+    campaign = await _campaign(session, campaign_id, lock=True)
+    if campaign.status not in RETRY_STATES:
+        raise Conflict(
+            f"cannot retry the failed messages of a campaign that is {campaign.status}",
+            [{"status": campaign.status, "action": "retry"}],
+        )
+    retried = await repo.retry_failed(
+        session, campaign_id, scopes_for(campaign.mail_class), campaign.mail_class == "marketing"
+    )
+    if retried:
+        if campaign.status == "completed":
+            campaign.status = "sending"
+            campaign.finished_at = None
+        if campaign.status == "sending":
+            after_commit(session, lambda: dispatch.enqueue_start(redis, campaign_id))
+        await session.flush()
+    return RetryOut(retried=retried, campaign=await campaign_service.get(session, campaign_id))

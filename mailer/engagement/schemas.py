@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mailer.campaign.schemas import CampaignOut
+
+
+class LinkOut(BaseModel):
+    link: str
+    tags: dict[str, Any] = Field(description="the SES linkTags of the link's latest click")
+    clicks: int = Field(description="Click events on the link")
+    clickers: int = Field(description="messages with a click on the link")
+    human_clickers: int = Field(description="messages with a human click on the link")
+
+
+class LinkPage(BaseModel):
+    items: list[LinkOut]
+    next_cursor: str | None
+
+
+class ProviderOut(BaseModel):
+    provider: str = Field(
+        description="Gmail, Outlook, Yahoo/AOL, Apple iCloud, or the recipient domain"
+    )
+    domains: int = Field(description="recipient domains counted under it")
+    delivered: int
+    bounced: int
+    complained: int
+    delayed: int
+    opened: int
+    bounce_rate: float = Field(description="bounced / (delivered + bounced)")
+    complaint_rate: float = Field(description="complained / delivered")
+    open_rate: float = Field(description="opened / delivered")
+
+
+class ProviderPage(BaseModel):
+    items: list[ProviderOut]
+    next_cursor: str | None
+
+
+class TimelineBucket(BaseModel):
+    start: datetime = Field(description="start of the 10-minute bucket (UTC)")
+    sent: int
+    delivered: int
+    opens: int
+    clicks: int
+    bounced: int
+    complained: int
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineBucket]
+    next_cursor: str | None
+
+
+class RetryOut(BaseModel):
+    retried: int = Field(description="failed messages queued again by this call")
+    campaign: CampaignOut
