@@ -6,7 +6,7 @@ from fastapi.responses import StreamingResponse
 from mailer.auth.dependencies import RequireScope, Session
 from mailer.engagement import reports
 from mailer.engagement.schemas import LinkPage, ProviderPage, RetryOut, TimelinePage
-from mailer.pagination import KeyPage
+from mailer.pagination import IdPage, KeyPage
 from mailer.types import Id
 
 router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campaigns")])
@@ -28,7 +28,7 @@ async def campaign_providers(campaign_id: Id, session: Session, page: KeyPage) -
 
 
 @router.get("/campaigns/{campaign_id}/timeline", response_model=TimelinePage)
-async def campaign_timeline(campaign_id: Id, session: Session, page: KeyPage) -> TimelinePage:
+async def campaign_timeline(campaign_id: Id, session: Session, page: IdPage) -> TimelinePage:
     """Sends, deliveries, opens, clicks, bounces and complaints per 10 minutes, oldest
     first (from rollups; sends, deliveries, bounces and complaints leave mailbox-simulator
     mail out, as reputation does)."""

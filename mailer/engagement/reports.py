@@ -30,7 +30,7 @@ from mailer.engagement.schemas import (
 from mailer.errors import Conflict, NotFound
 from mailer.models import Campaign
 from mailer.models.suppression import scopes_for
-from mailer.pagination import Page, bad_cursor
+from mailer.pagination import Page
 
 # a campaign's failed messages may be retried while it is in one of these states: paused
 # ones go out on resume, a completed campaign is sending again until they are done
@@ -75,21 +75,22 @@ async def providers(session: AsyncSession, campaign_id: int, page: Page[str]) ->
     return ProviderPage(items=[provider_out(r) for r in rows], next_cursor=next_cursor)
 
 
-def _bucket_cursor(page: Page[str]) -> datetime | None:
+# the last second Python's datetime holds: a cursor past it names no bucket
+MAX_EPOCH = 253402300799
+
+
+def _bucket_cursor(page: Page[int]) -> datetime | None:
+    """A timeline cursor is the previous page's last bucket, in seconds since 1970."""
     if page.last is None:
         return None
-    try:
-        at = datetime.fromisoformat(page.last)
-    except ValueError as exc:
-        raise bad_cursor() from exc
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(min(page.last, MAX_EPOCH), UTC)
 
 
-async def timeline(session: AsyncSession, campaign_id: int, page: Page[str]) -> TimelinePage:
+async def timeline(session: AsyncSession, campaign_id: int, page: Page[int]) -> TimelinePage:
     """Sends, deliveries, opens, clicks, bounces, complaints per 10 minutes, oldest first."""
     await _campaign(session, campaign_id)
     found = await repo.timeline(session, campaign_id, _bucket_cursor(page), page.fetch)
-    rows, next_cursor = page.cut(found, key=lambda r: r.bucket.isoformat())
+    rows, next_cursor = page.cut(found, key=lambda r: int(r.bucket.timestamp()))
     return TimelinePage(
         items=[
             TimelineBucket(
