@@ -46,9 +46,9 @@ async def campaign_recipients_csv(
     """Every recipient (streamed, in message order): status, sent time, failure reason,
     retry, opens and clicks (with human ones) and their first times. Erased contacts have
     an empty address."""
-    last_id = await reports.export_bounds(session, campaign_id)
+    span = await reports.export_span(session, campaign_id)
     return StreamingResponse(
-        reports.recipients_csv(request.app.state.sessionmaker, campaign_id, last_id),
+        reports.recipients_csv(request.app.state.engine, campaign_id, span),
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="campaign-{campaign_id}.csv"'},
     )

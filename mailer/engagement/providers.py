@@ -72,14 +72,10 @@ async def class_providers(
     db: AsyncSession | AsyncConnection, mail_classes: list[str], limit: int = 20
 ) -> dict[str, dict[str, list[ProviderOut]]]:
     """Per mail class and window (24 h, 7 d): its busiest providers (GET /v1/reputation)."""
-    out: dict[str, dict[str, list[ProviderOut]]] = {}
-    for mail_class in mail_classes:
-        out[mail_class] = {}
-        for name, hours in WINDOWS.items():
-            found = [
-                provider_out(r)
-                for r in await repo.class_providers(db, mail_class, hours, mapping_params(), 10_000)
-            ]
-            found.sort(key=lambda p: (-(p.delivered + p.bounced), p.provider))
-            out[mail_class][name] = found[:limit]
+    out: dict[str, dict[str, list[ProviderOut]]] = {
+        mail_class: {name: [] for name in WINDOWS} for mail_class in mail_classes
+    }
+    for name, hours in WINDOWS.items():
+        for row in await repo.class_providers(db, hours, mapping_params(), limit):
+            out.setdefault(row.mail_class, {n: [] for n in WINDOWS})[name].append(provider_out(row))
     return out

@@ -247,30 +247,56 @@ async def links(db: Db, campaign_id: int, after: str | None, n: int) -> list[Any
     return list(await db.execute(_LINKS, {"c": campaign_id, "after": after, "n": n}))
 
 
-# recipient domains grouped into providers (the map: engagement.providers)
-_PROVIDER_TOTALS = """
-    WITH map AS (
+# recipient domains grouped into providers (the map: engagement.providers); provider names
+# compare bytewise (COLLATE "C"): the order cursors follow, and no locale-aware sort
+_MAP = """
+    map AS (
         SELECT * FROM unnest(CAST(:map_domains AS text[]), CAST(:map_providers AS text[]))
                  AS m(domain, provider)
-    ), rows AS ({rows})
-    SELECT coalesce(map.provider, r.domain) AS provider, count(DISTINCT r.domain) AS domains,
-           sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
-           sum(r.complained) AS complained, sum(r.delayed) AS delayed, sum(r.opened) AS opened
-      FROM rows r LEFT JOIN map ON map.domain = r.domain
-     GROUP BY 1
-    HAVING CAST(:after AS text) IS NULL OR coalesce(map.provider, r.domain) > :after
-     ORDER BY 1 LIMIT :n
-"""
+    )"""
 _CAMPAIGN_PROVIDERS = text(
-    _PROVIDER_TOTALS.format(rows="SELECT * FROM campaign_domains WHERE campaign_id = :c")
-)
-_CLASS_PROVIDERS = text(
-    _PROVIDER_TOTALS.format(
-        rows="SELECT domain, sum(delivered) AS delivered, sum(bounced) AS bounced,"
-        " sum(complained) AS complained, sum(delayed) AS delayed, sum(opened) AS opened"
-        " FROM domain_hours WHERE mail_class = :mail_class"
-        " AND hour >= date_trunc('hour', now()) - make_interval(hours => :hours) GROUP BY domain"
+    f"""
+    WITH {_MAP},
+    grouped AS (
+        SELECT coalesce(map.provider, r.domain) COLLATE "C" AS provider,
+               count(*) AS domains, sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
+               sum(r.complained) AS complained, sum(r.delayed) AS delayed,
+               sum(r.opened) AS opened
+          FROM campaign_domains r LEFT JOIN map ON map.domain = r.domain
+         WHERE r.campaign_id = :c
+         GROUP BY 1
     )
+    SELECT * FROM grouped
+     WHERE CAST(:after AS text) IS NULL OR provider > CAST(:after AS text) COLLATE "C"
+     ORDER BY provider LIMIT :n
+    """  # noqa: S608
+)
+# per mail class, its ``:n`` busiest providers over the last ``:hours``
+_CLASS_PROVIDERS = text(
+    f"""
+    WITH {_MAP},
+    domains AS (
+        SELECT mail_class, domain, sum(delivered) AS delivered, sum(bounced) AS bounced,
+               sum(complained) AS complained, sum(delayed) AS delayed, sum(opened) AS opened
+          FROM domain_hours
+         WHERE hour >= date_trunc('hour', now()) - make_interval(hours => :hours)
+         GROUP BY 1, 2
+    ),
+    grouped AS (
+        SELECT r.mail_class, coalesce(map.provider, r.domain) COLLATE "C" AS provider,
+               count(*) AS domains, sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
+               sum(r.complained) AS complained, sum(r.delayed) AS delayed,
+               sum(r.opened) AS opened
+          FROM domains r LEFT JOIN map ON map.domain = r.domain
+         GROUP BY 1, 2
+    )
+    SELECT * FROM (
+        SELECT grouped.*, row_number() OVER (PARTITION BY mail_class
+                                             ORDER BY delivered + bounced DESC, provider) AS rank
+          FROM grouped) ranked
+     WHERE rank <= :n
+     ORDER BY mail_class, rank
+    """  # noqa: S608
 )
 
 
@@ -281,12 +307,9 @@ async def campaign_providers(
     return list(await db.execute(_CAMPAIGN_PROVIDERS, params))
 
 
-async def class_providers(
-    db: Db, mail_class: str, hours: int, mapping: dict[str, list[str]], n: int
-) -> list[Any]:
-    """A mail class's providers over the last ``hours`` (whole hours)."""
-    params = {"mail_class": mail_class, "hours": hours, "after": None, "n": n, **mapping}
-    return list(await db.execute(_CLASS_PROVIDERS, params))
+async def class_providers(db: Db, hours: int, mapping: dict[str, list[str]], n: int) -> list[Any]:
+    """Each mail class's ``n`` busiest providers over the last ``hours`` (whole hours)."""
+    return list(await db.execute(_CLASS_PROVIDERS, {"hours": hours, "n": n, **mapping}))
 
 
 # sends, deliveries, bounces and complaints from the reputation rollups (mailbox-simulator
@@ -314,22 +337,32 @@ async def timeline(db: Db, campaign_id: int, after: Any, n: int) -> list[Any]:
     return list(await db.execute(_TIMELINE, {"c": campaign_id, "after": after, "n": n}))
 
 
-# the recipients of a campaign in id order, a chunk at a time (keyset on the primary key)
-_RECIPIENTS = text(
-    """
-    SELECT m.id, m.email, m.status, m.error, m.sent_at, m.retried_at,
-           e.opens, e.clicks, e.human_opens, e.human_clicks, e.first_open_at,
-           e.first_click_at
-      FROM messages m LEFT JOIN message_engagement e ON e.message_id = m.id
-     WHERE m.id > :after AND m.id <= :last AND m.campaign_id = :c
-     ORDER BY m.id LIMIT :n
-    """
-)
+# The recipients of a campaign whose ids lie in [lo, hi), in id order, as CSV made by
+# PostgreSQL (COPY … TO STDOUT): a million rows never pass through Python row objects.
+# Timestamps in ISO 8601, UTC. The columns: reports.RECIPIENT_COLUMNS.
+_TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+RECIPIENTS_COPY = f"""
+        SELECT m.email, m.status, {_TIME.format("m.sent_at")}, m.error,
+               {_TIME.format("m.retried_at")}, coalesce(e.opens, 0),
+               coalesce(e.human_opens, 0), {_TIME.format("e.first_open_at")},
+               coalesce(e.clicks, 0), coalesce(e.human_clicks, 0),
+               {_TIME.format("e.first_click_at")}
+          FROM messages m LEFT JOIN message_engagement e ON e.message_id = m.id
+         WHERE m.id >= $1 AND m.id < $2 AND m.campaign_id = $3
+         ORDER BY m.id
+"""  # noqa: S608
 
 
-async def recipients(db: Db, campaign_id: int, after: int, last: int, n: int) -> list[Any]:
-    params = {"c": campaign_id, "after": after, "last": last, "n": n}
-    return list(await db.execute(_RECIPIENTS, params))
+async def copy_recipients(driver: Any, campaign_id: int, lo: int, hi: int) -> bytes:
+    """CSV rows of the campaign's messages with ids in [lo, hi); ``driver``: asyncpg."""
+    parts: list[bytes] = []
+
+    async def keep(data: bytes) -> None:
+        parts.append(data)
+
+    # asyncpg quotes the arguments into COPY (SELECT …) TO STDOUT, which takes none
+    await driver.copy_from_query(RECIPIENTS_COPY, lo, hi, campaign_id, output=keep, format="csv")
+    return b"".join(parts)
 
 
 # -- retry ------------------------------------------------------------------------------
