@@ -62,7 +62,7 @@ _SEED = [
                                    WHEN i % 100 < 45 THEN 'hotmail.com'
                                    WHEN i % 100 < 55 THEN 'yahoo.com'
                                    WHEN i % 100 < 62 THEN 'icloud.com'
-                                   ELSE 'd' || ((i * 7919) % :domains) || '.example' END,
+                                   ELSE 'd' || ((i::bigint * 7919) % :domains) || '.example' END,
            'marketing', 'delivered', 'us-east-1', 'bench-' || i,
            now() - interval '7 hours' + make_interval(secs => i * 21600.0 / :n)
       FROM generate_series(1, :n) i

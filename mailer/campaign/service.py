@@ -27,6 +27,7 @@ from mailer.campaign.schemas import (
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
+from mailer.engagement import ab
 from mailer.engagement.service import engagement_rates
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
@@ -161,6 +162,7 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
         status="draft",
         utm=_utm(body.utm),
     )
+    await ab.store(session, settings.templates_dir, campaign, body.variants, body.ab_test)
     return await get(session, campaign.id)
 
 
@@ -230,7 +232,9 @@ async def get(session: AsyncSession, campaign_id: int) -> CampaignOut:
     found = await repository.get_with_stats(session, campaign_id)
     if found is None:
         raise NotFound(f"no campaign {campaign_id}")
-    return _out(*found)
+    out = _out(*found)
+    out.ab_test = await ab.report(session, found[0])  # per-variant numbers of an A/B test
+    return out
 
 
 async def _transition(session: AsyncSession, campaign_id: int, action: str) -> Campaign:
@@ -408,3 +412,4 @@ async def _fix_segment(
         connections=connections,
         part_min=part_min,
     )
+    await ab.split(session, campaign)  # an A/B test: its share gets variants, the rest waits

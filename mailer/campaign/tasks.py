@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mailer.campaign import dispatch, repository, service
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.engagement import ab
 from mailer.locks import FencedLock
 from mailer.message.tasks import requeue_lost
 from mailer.models import Campaign
@@ -170,6 +171,7 @@ async def reconcile(
         started = await repository.start_due_scheduled(session)
     for campaign_id in started:
         await dispatch.enqueue_start(redis, campaign_id)
+    await ab.decide_due(sessionmaker, redis)  # A/B tests whose wait is over
     async with sessionmaker() as session:
         sending = await repository.campaigns_in(session, ["sending"])
     for campaign in sending:

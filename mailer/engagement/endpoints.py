@@ -4,8 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from mailer.auth.dependencies import RequireScope, Session
-from mailer.engagement import reports
-from mailer.engagement.schemas import LinkPage, ProviderPage, RetryOut, TimelinePage
+from mailer.campaign import service as campaigns
+from mailer.campaign.schemas import CampaignOut
+from mailer.engagement import ab, reports
+from mailer.engagement.schemas import LinkPage, ProviderPage, RetryOut, TimelinePage, WinnerIn
 from mailer.pagination import IdPage, KeyPage
 from mailer.types import Id
 
@@ -63,3 +65,13 @@ async def retry_campaign(campaign_id: Id, session: Session, request: Request) ->
     A second call (also at the same time) retries nothing more. 409 for a campaign that is
     not sending, paused or completed."""
     return await reports.retry(session, request.app.state.arq, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/winner", status_code=202, response_model=CampaignOut)
+async def pick_winner(
+    campaign_id: Id, body: WinnerIn, session: Session, request: Request
+) -> CampaignOut:
+    """Decide a campaign's A/B test now: the rest of its recipients get this variant
+    (docs/engagement.md). 409 when the test has not started or was decided already."""
+    await ab.decide(session, request.app.state.arq, campaign_id, picked=body.variant)
+    return await campaigns.get(session, campaign_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailer.campaign.schemas import CampaignOut
 
@@ -59,3 +59,9 @@ class TimelinePage(BaseModel):
 class RetryOut(BaseModel):
     retried: int = Field(description="failed messages queued again by this call")
     campaign: CampaignOut
+
+
+class WinnerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: int = Field(ge=1, le=5, description="the variant the rest of the recipients get")

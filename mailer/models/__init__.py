@@ -2,7 +2,13 @@
 
 from mailer.models.api_key import SCOPES, ApiKey
 from mailer.models.base import Base
-from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, CampaignStats
+from mailer.models.campaign import (
+    CAMPAIGN_STATUSES,
+    STAT_NAMES,
+    Campaign,
+    CampaignStats,
+    CampaignVariant,
+)
 from mailer.models.contact import (
     Contact,
     ContactErasure,
@@ -36,6 +42,7 @@ __all__ = [
     "CampaignDomain",
     "CampaignLink",
     "CampaignTimeline",
+    "CampaignVariant",
     "DomainHour",
     "MessageEngagement",
     "CampaignStats",

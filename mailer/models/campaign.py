@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +66,8 @@ class Campaign(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # UTM parameters added to the campaign's links at send ({source, medium, campaign})
     utm: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # an A/B test (mailer.engagement.ab): its settings, then its start and decision
+    ab_test: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (Index("ix_campaigns_status", "status"),)
 
@@ -95,3 +98,17 @@ class CampaignStats(Base):
     human_opened: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     human_clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     retried: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class CampaignVariant(Base):
+    """One variant of an A/B-tested campaign: what it changes (None: the campaign's own)."""
+
+    __tablename__ = "campaign_variants"
+
+    campaign_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    template_version_id: Mapped[int | None] = mapped_column(BigInteger)
+    from_address: Mapped[str | None] = mapped_column(Text)

@@ -45,6 +45,7 @@ class Claimed:
     suppressed: bool | None = None  # None: not screened yet (campaign mail)
     contact: Any = None
     test_campaign: tuple[str, list[str]] | None = None
+    variant: int | None = None  # the A/B variant of campaign mail (engagement.ab)
 
 
 # Claims the due, queued messages of one id range of a campaign that is sending.
@@ -63,7 +64,7 @@ _CLAIM = text(
               LIMIT :limit
               FOR UPDATE SKIP LOCKED)
        AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign_id AND c.status = 'sending')
-    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent
+    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent, m.variant
     """
 )
 
@@ -88,7 +89,10 @@ async def claim(
             "limit": limit,
         },
     )
-    return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
+    return [
+        Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent, variant=r.variant)
+        for r in rows
+    ]
 
 
 # Claims due, queued transactional messages by id (test sends of campaigns included) and
@@ -403,6 +407,7 @@ _DUE_IN_RANGE = text(
     """
     SELECT min(next_attempt_at) AS due FROM messages
      WHERE campaign_id = :campaign_id AND status = 'queued' AND id BETWEEN :lo AND :hi
+       AND next_attempt_at < 'infinity'  -- held for an A/B test's winner (engagement.ab)
     """
 )
 

@@ -152,9 +152,12 @@ TRANSACTIONAL_LANE = "transactional"
 
 _PLAN = text(
     """
-    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions, c.utm,
-           v.id AS version_id, v.subject, v.html, v.text
-      FROM campaigns c JOIN template_versions v ON v.id = c.template_version_id
+    SELECT c.id, c.name, c.mail_class, coalesce(cv.from_address, c.from_address) AS from_address,
+           c.reply_to, c.regions, c.utm,
+           v.id AS version_id, coalesce(cv.subject, v.subject) AS subject, v.html, v.text
+      FROM campaigns c
+      LEFT JOIN campaign_variants cv ON cv.campaign_id = c.id AND cv.variant = :variant
+      JOIN template_versions v ON v.id = coalesce(cv.template_version_id, c.template_version_id)
      WHERE c.id = :id
     """
 )
@@ -344,7 +347,7 @@ class Sender:
         self.pauser = pauser
         self.errors = ErrorRate(settings.error_stop_window, settings.error_stop_failures)
         self._class_paused_at: dict[str, float] = {}
-        self._plans: dict[int, SendPlan] = {}
+        self._plans: dict[tuple[int, int | None], SendPlan] = {}
         self._slowed: dict[str, float] = {}
         self._held: dict[str, float] = {}  # mail class -> until when (monotonic)
         # mail class -> why it may not send: its configuration set is missing
@@ -402,12 +405,12 @@ class Sender:
                 with contextlib.suppress(Exception):
                     await conn.close()  # back to the pool, open and prepared
 
-    async def plan(self, campaign_id: int) -> SendPlan:
-        plan = self._plans.get(campaign_id)
+    async def plan(self, campaign_id: int, variant: int | None = None) -> SendPlan:
+        """A campaign's plan, or that of one of its A/B variants (engagement.ab)."""
+        plan = self._plans.get((campaign_id, variant))
         if plan is None:
-            row = await self._read(
-                lambda session: _one(session.execute(_PLAN, {"id": campaign_id}))
-            )
+            params = {"id": campaign_id, "variant": variant}
+            row = await self._read(lambda session: _one(session.execute(_PLAN, params)))
             template = await compiled_off_loop(
                 self.settings.templates_dir,
                 row.version_id,
@@ -426,7 +429,7 @@ class Sender:
             )
             if len(self._plans) > 1000:
                 self._plans.clear()
-            self._plans[campaign_id] = plan
+            self._plans[(campaign_id, variant)] = plan
         return plan
 
     async def send_batch(self, campaign_id: int, lo: int, hi: int) -> BatchReport:
@@ -443,8 +446,8 @@ class Sender:
             self.states.watch(campaign_id)
             renewer = asyncio.create_task(self._renew(token))
             try:
-                plan = await self.plan(campaign_id)
-                await self._send_claimed([(m, plan) for m in claimed], token, report, CAMPAIGN_LANE)
+                work = [(m, await self.plan(campaign_id, m.variant)) for m in claimed]
+                await self._send_claimed(work, token, report, CAMPAIGN_LANE)
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)
