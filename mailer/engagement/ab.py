@@ -103,7 +103,8 @@ _SPLIT = text(
         SELECT id, row_number() OVER (ORDER BY random()) AS rn FROM messages
          WHERE campaign_id = :c AND status = 'queued'
     ), size AS (
-        SELECT greatest(round(count(*) * :share), least(:k, count(*))) AS n FROM picked
+        SELECT greatest(round(count(*) * CAST(:share AS float8)), least(:k, count(*))) AS n
+          FROM picked
     ), tested AS (
         UPDATE messages m SET variant = ((p.rn - 1) % :k) + 1
           FROM picked p, size WHERE m.id = p.id AND p.rn <= size.n
