@@ -32,13 +32,30 @@ BUCKET = "10 minutes"
 SIMULATOR = "%@simulator.amazonses.com"
 
 
+# the bucket of a time: 10 minutes from a fixed origin
+def _bucket(at: str) -> str:
+    return f"date_bin('{BUCKET}', {at}, TIMESTAMPTZ '2000-01-01 00:00Z')"
+
+
+def timeline_sends() -> str:
+    """The ``timelined`` CTE of the send path's record statement (``sending.repository``):
+    its messages SES accepted, per campaign, in the current 10 minutes."""
+    return f"""
+    , timelined AS (
+        INSERT INTO campaign_timeline AS t (campaign_id, bucket, sent)
+        SELECT campaign_id, {_bucket("now()")}, count(*) FROM moved
+         WHERE outcome = 'sent' AND campaign_id IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (campaign_id, bucket) DO UPDATE SET sent = t.sent + EXCLUDED.sent
+    )"""  # noqa: S608
+
+
 def timeline_rollup(column: str) -> str:
     """The ``timeline`` CTE: inserted events counted per campaign and 10-minute bucket."""
     return f"""
 , timeline AS (
     INSERT INTO campaign_timeline AS t (campaign_id, bucket, {column})
-    SELECT campaign_id, date_bin('{BUCKET}', occurred_at, TIMESTAMPTZ '2000-01-01 00:00Z'),
-           count(*)
+    SELECT campaign_id, {_bucket("occurred_at")}, count(*)
       FROM inserted WHERE campaign_id IS NOT NULL
      GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (campaign_id, bucket) DO UPDATE SET {column} = t.{column} + EXCLUDED.{column}
@@ -312,24 +329,12 @@ async def class_providers(db: Db, hours: int, mapping: dict[str, list[str]], n: 
     return list(await db.execute(_CLASS_PROVIDERS, {"hours": hours, "n": n, **mapping}))
 
 
-# sends, deliveries, bounces and complaints from the reputation rollups (mailbox-simulator
-# mail left out, as there), opens and clicks from campaign_timeline
 _TIMELINE = text(
-    f"""
-    WITH rep AS (
-        SELECT date_bin('{BUCKET}', minute, TIMESTAMPTZ '2000-01-01 00:00Z') AS bucket,
-               sum(sent) AS sent, sum(delivered) AS delivered,
-               sum(hard_bounces + soft_bounces) AS bounced, sum(complaints) AS complained
-          FROM reputation_minutes WHERE campaign_id = :c GROUP BY 1
-    )
-    SELECT bucket, coalesce(r.sent, 0) AS sent, coalesce(r.delivered, 0) AS delivered,
-           coalesce(t.opens, 0) AS opens, coalesce(t.clicks, 0) AS clicks,
-           coalesce(r.bounced, 0) AS bounced, coalesce(r.complained, 0) AS complained
-      FROM rep r FULL JOIN (SELECT bucket, opens, clicks FROM campaign_timeline
-                             WHERE campaign_id = :c) t USING (bucket)
-     WHERE CAST(:after AS timestamptz) IS NULL OR bucket > :after
+    """
+    SELECT bucket, sent, delivered, opens, clicks, bounced, complained FROM campaign_timeline
+     WHERE campaign_id = :c AND (CAST(:after AS timestamptz) IS NULL OR bucket > :after)
      ORDER BY bucket LIMIT :n
-    """  # noqa: S608
+    """
 )
 
 

@@ -55,15 +55,19 @@ class CampaignLink(Base):
 
 
 class CampaignTimeline(Base):
-    """Opens and clicks of a campaign per 10 minutes (sends, deliveries, bounces and
-    complaints come from ``reputation_minutes``)."""
+    """A campaign per 10 minutes: sends (recorded by the send path), deliveries, opens,
+    clicks, bounces and complaints (the events that arrived, by when they happened)."""
 
     __tablename__ = "campaign_timeline"
 
     campaign_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    sent: Mapped[int] = _count()
+    delivered: Mapped[int] = _count()
     opens: Mapped[int] = _count()
     clicks: Mapped[int] = _count()
+    bounced: Mapped[int] = _count()
+    complained: Mapped[int] = _count()
 
 
 class CampaignDomain(Base):

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.engagement.repository import timeline_sends
 from mailer.models.suppression import scopes_for
 from mailer.ops import metrics
 from mailer.reputation.repository import configuration_sets_json
@@ -239,7 +240,7 @@ async def renew_lease(session: AsyncSession, token: str, lease: float) -> None:
 # call was made: pause, shutdown). ``resent`` counts messages sent again after a
 # lease lapsed while an SES call may have been under way.
 _RECORD = text(
-    """
+    f"""
     WITH r AS (
         SELECT * FROM unnest(
             CAST(:ids AS bigint[]), CAST(:outcomes AS text[]), CAST(:sids AS text[]),
@@ -316,11 +317,11 @@ _RECORD = text(
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
         DO UPDATE SET sent = t.sent + EXCLUDED.sent
-    )
+    ){timeline_sends()}
     SELECT (SELECT count(*) FROM moved) AS moved,
            (SELECT json_agg(k) FROM (SELECT mail_class, region, outcome, count(*) AS n
                                        FROM moved GROUP BY 1, 2, 3) k) AS kinds
-    """
+    """  # noqa: S608
 )
 
 

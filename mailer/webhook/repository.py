@@ -243,6 +243,7 @@ _BY_TYPE = {
         _move("delivered", ["sent"]),
         rollup_events("delivery"),
         domain_rollup("delivered"),
+        timeline_rollup("delivered"),
     ),
     "open": _statement("", _count("opened"), timeline_rollup("opens"), domain_rollup("opened")),
     "click": _statement("", _count("clicked"), timeline_rollup("clicks")),
@@ -254,6 +255,7 @@ _BY_TYPE = {
         _SUPPRESS_ALL,
         rollup_events("bounce"),
         domain_rollup("bounced"),
+        timeline_rollup("bounced"),
     ),
     "complaint": _statement(
         "",
@@ -263,6 +265,7 @@ _BY_TYPE = {
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
         rollup_events("complaint"),
         domain_rollup("complained"),
+        timeline_rollup("complained"),
     ),
     "subscription": _statement(
         "AND i.subtype = 'unsubscribe_all'",

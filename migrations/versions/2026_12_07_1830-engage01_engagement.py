@@ -20,6 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 _STATS = ("unique_opened", "unique_clicked", "human_opened", "human_clicked", "retried")
 _FEEDBACK = ("delivered", "bounced", "complained", "delayed", "opened")
+_TIMELINE = ("sent", "delivered", "opens", "clicks", "bounced", "complained")
 
 
 def _count(name: str) -> sa.Column:
@@ -60,8 +61,7 @@ def upgrade() -> None:
         "campaign_timeline",
         sa.Column("campaign_id", sa.BigInteger(), nullable=False),
         sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        _count("opens"),
-        _count("clicks"),
+        *(_count(n) for n in _TIMELINE),
         sa.PrimaryKeyConstraint("campaign_id", "bucket", name=op.f("pk_campaign_timeline")),
     )
     op.create_table(

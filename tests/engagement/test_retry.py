@@ -87,6 +87,10 @@ async def test_retry_resends_exactly_the_retryable_failures_once(
     for email, (reason, ok) in zip(emails, FAILURES, strict=False):
         assert statuses[email] == (("sent", None) if ok else ("failed", reason))
 
+    # the timeline counts every send SES accepted: the first round's ten and the two again
+    timeline = (await client.get(f"/v1/campaigns/{cid}/timeline", headers=admin)).json()
+    assert sum(b["sent"] for b in timeline["items"]) == len(emails) + 2
+
     # and again later: nothing more
     again = await client.post(f"/v1/campaigns/{cid}/retry", headers=admin)
     assert again.status_code == 202 and again.json()["retried"] == 0
