@@ -156,3 +156,32 @@ async def test_timeline_counts_per_ten_minutes(
         ("09:00", 2, 2, 0),
         ("09:20", 0, 1, 1),
     ]
+
+
+async def test_the_dashboard_shows_human_engagement_and_providers(
+    client, admin, engine, sessionmaker, sns_signer, make_key
+) -> None:
+    emails = ["p1@gmail.com", "p2@yahoo.com"]
+    campaign_id, ses = await seed_sent(client, admin, engine, emails)
+    t = datetime.now(UTC) - timedelta(minutes=30)
+    await deliver(
+        client,
+        sns_signer,
+        sessionmaker,
+        [
+            *(delivery_event(ses[e], e, t) for e in emails),
+            click_event(ses[emails[0]], emails[0], t, 600, CHROME, A),
+        ],
+    )
+    page = await client.get("/dashboard/login")
+    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    key = await make_key("reputation", name="ops")
+    assert (
+        await client.post("/dashboard/login", data={"key": key, "csrf": csrf})
+    ).status_code == 303
+    html = (await client.get("/dashboard")).text
+    row = html.split(f'id="campaign-{campaign_id}"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="num human-opened">1 · 50.0 %' in row
+    assert '<td class="num human-clicked">1 · 50.0 %' in row
+    providers = html.split('id="providers"', 1)[1].split("</section>", 1)[0]
+    assert "<td>Gmail</td>" in providers and "<td>Yahoo/AOL</td>" in providers
