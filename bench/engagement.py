@@ -211,7 +211,7 @@ async def run(settings: Settings, repeat: int) -> dict[str, tuple[float, float]]
         "GET …/providers (first page)": on_session(lambda s: reports.providers(s, 1, key)),
         "GET …/timeline (first page)": on_session(lambda s: reports.timeline(s, 1, ids)),
         "GET /v1/reputation (with providers)": on_session(lambda s: reputation.report(s, settings)),
-        "GET …/recipients.csv (first 20,000 rows)": export_first,
+        "GET …/recipients.csv (first 5,000 rows)": export_first,
     }
     out = {name: await timed(call, repeat) for name, call in cases.items()}
 

@@ -65,7 +65,7 @@ def _rate(part: int, whole: int) -> float:
     return min(part / whole, 1.0) if whole > 0 else 0.0
 
 
-WINDOWS = {"24h": 24, "7d": 7 * 24}  # hours
+WINDOWS = ("24h", "7d")
 
 
 async def class_providers(
@@ -75,7 +75,7 @@ async def class_providers(
     out: dict[str, dict[str, list[ProviderOut]]] = {
         mail_class: {name: [] for name in WINDOWS} for mail_class in mail_classes
     }
-    for name, hours in WINDOWS.items():
-        for row in await repo.class_providers(db, hours, mapping_params(), limit):
-            out.setdefault(row.mail_class, {n: [] for n in WINDOWS})[name].append(provider_out(row))
+    for row in await repo.class_providers(db, mapping_params(), limit):
+        by_window = out.setdefault(row.mail_class, {name: [] for name in WINDOWS})
+        by_window[row.span].append(provider_out(row))
     return out

@@ -288,31 +288,43 @@ _CAMPAIGN_PROVIDERS = text(
      ORDER BY provider LIMIT :n
     """  # noqa: S608
 )
-# per mail class, its ``:n`` busiest providers over the last ``:hours``
+# per mail class and window (the last 24 hours, the last 7 days), its ``:n`` busiest
+# providers: one scan of the week's domain_hours, each domain summed per window
 _CLASS_PROVIDERS = text(
     f"""
     WITH {_MAP},
-    domains AS (
-        SELECT mail_class, domain, sum(delivered) AS delivered, sum(bounced) AS bounced,
+    parts AS (
+        SELECT mail_class, domain,
+               hour >= date_trunc('hour', now()) - interval '24 hours' AS recent,
+               sum(delivered) AS delivered, sum(bounced) AS bounced,
                sum(complained) AS complained, sum(delayed) AS delayed, sum(opened) AS opened
           FROM domain_hours
-         WHERE hour >= date_trunc('hour', now()) - make_interval(hours => :hours)
-         GROUP BY 1, 2
+         WHERE hour >= date_trunc('hour', now()) - interval '7 days'
+         GROUP BY 1, 2, 3
+    ),
+    windowed AS (
+        SELECT '24h' AS span, mail_class, domain, delivered, bounced, complained, delayed,
+               opened
+          FROM parts WHERE recent
+        UNION ALL
+        SELECT '7d', mail_class, domain, sum(delivered), sum(bounced), sum(complained),
+               sum(delayed), sum(opened)
+          FROM parts GROUP BY mail_class, domain
     ),
     grouped AS (
-        SELECT r.mail_class, coalesce(map.provider, r.domain) COLLATE "C" AS provider,
+        SELECT r.span, r.mail_class, coalesce(map.provider, r.domain) COLLATE "C" AS provider,
                count(*) AS domains, sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
                sum(r.complained) AS complained, sum(r.delayed) AS delayed,
                sum(r.opened) AS opened
-          FROM domains r LEFT JOIN map ON map.domain = r.domain
-         GROUP BY 1, 2
+          FROM windowed r LEFT JOIN map ON map.domain = r.domain
+         GROUP BY 1, 2, 3
     )
     SELECT * FROM (
-        SELECT grouped.*, row_number() OVER (PARTITION BY mail_class
+        SELECT grouped.*, row_number() OVER (PARTITION BY span, mail_class
                                              ORDER BY delivered + bounced DESC, provider) AS rank
           FROM grouped) ranked
      WHERE rank <= :n
-     ORDER BY mail_class, rank
+     ORDER BY span, mail_class, rank
     """  # noqa: S608
 )
 
@@ -324,9 +336,9 @@ async def campaign_providers(
     return list(await db.execute(_CAMPAIGN_PROVIDERS, params))
 
 
-async def class_providers(db: Db, hours: int, mapping: dict[str, list[str]], n: int) -> list[Any]:
-    """Each mail class's ``n`` busiest providers over the last ``hours`` (whole hours)."""
-    return list(await db.execute(_CLASS_PROVIDERS, {"hours": hours, "n": n, **mapping}))
+async def class_providers(db: Db, mapping: dict[str, list[str]], n: int) -> list[Any]:
+    """Each mail class's ``n`` busiest providers over 24 hours and over 7 days."""
+    return list(await db.execute(_CLASS_PROVIDERS, {"n": n, **mapping}))
 
 
 _TIMELINE = text(
@@ -344,7 +356,8 @@ async def timeline(db: Db, campaign_id: int, after: Any, n: int) -> list[Any]:
 
 # The recipients of a campaign whose ids lie in [lo, hi), in id order, as CSV made by
 # PostgreSQL (COPY … TO STDOUT): a million rows never pass through Python row objects.
-# Timestamps in ISO 8601, UTC. The columns: reports.RECIPIENT_COLUMNS.
+# Timestamps in ISO 8601, UTC. The columns: reports.RECIPIENT_COLUMNS. The id range is
+# given to both tables: without it the planner hashes all of message_engagement.
 _TIME = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 RECIPIENTS_COPY = f"""
         SELECT m.email, m.status, {_TIME.format("m.sent_at")}, m.error,
@@ -352,7 +365,9 @@ RECIPIENTS_COPY = f"""
                coalesce(e.human_opens, 0), {_TIME.format("e.first_open_at")},
                coalesce(e.clicks, 0), coalesce(e.human_clicks, 0),
                {_TIME.format("e.first_click_at")}
-          FROM messages m LEFT JOIN message_engagement e ON e.message_id = m.id
+          FROM messages m
+          LEFT JOIN message_engagement e
+                 ON e.message_id = m.id AND e.message_id >= $1 AND e.message_id < $2
          WHERE m.id >= $1 AND m.id < $2 AND m.campaign_id = $3
          ORDER BY m.id
 """  # noqa: S608
