@@ -15,7 +15,7 @@ class VariantIn(BaseModel):
 
     subject: str | None = Field(default=None, min_length=1, max_length=998)
     # a version number of the campaign's template
-    template_version: int | None = Field(default=None, ge=1)
+    template_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     # the sender's display name (the address stays the campaign's)
     from_name: str | None = Field(default=None, min_length=1, max_length=200)
 
