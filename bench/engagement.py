@@ -119,10 +119,11 @@ _SEED = [
       FROM events WHERE type = 'click' GROUP BY 2
     """,
     """
-    INSERT INTO campaign_timeline (campaign_id, bucket, opens, clicks)
+    INSERT INTO campaign_timeline (campaign_id, bucket, sent, delivered, opens, clicks)
     SELECT 1, date_bin('10 minutes', occurred_at, TIMESTAMPTZ '2000-01-01 00:00Z'),
+           count(*) FILTER (WHERE type = 'delivery'), count(*) FILTER (WHERE type = 'delivery'),
            count(*) FILTER (WHERE type = 'open'), count(*) FILTER (WHERE type = 'click')
-      FROM events WHERE type IN ('open', 'click') GROUP BY 2
+      FROM events GROUP BY 2
     """,
     """
     INSERT INTO campaign_domains (campaign_id, domain, delivered, opened)
