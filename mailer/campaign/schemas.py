@@ -11,7 +11,7 @@ from mailer.types import BodyId
 class VariantIn(BaseModel):
     """One variant of an A/B test: what differs from the campaign (nothing: the control)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     subject: str | None = Field(default=None, min_length=1, max_length=998)
     # a version number of the campaign's template
@@ -26,7 +26,7 @@ AbMetric = Literal["human_opens", "human_clicks", "clicks_per_delivered"]
 class AbTestIn(BaseModel):
     """How the variants are tested (docs/engagement.md, "A/B tests")."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     test_share: float = Field(
         default=0.2, gt=0, lt=1, description="share of the recipients in the test, split evenly"
@@ -50,7 +50,7 @@ class AbTestIn(BaseModel):
 class Utm(BaseModel):
     """UTM parameters added to the campaign's links (never to the unsubscribe link)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     source: str | None = Field(default=None, min_length=1, max_length=100)
     medium: str | None = Field(default=None, min_length=1, max_length=100)
@@ -177,6 +177,8 @@ class VariantOut(BaseModel):
 
 
 class AbTestOut(AbTestIn):
+    model_config = ConfigDict(extra="forbid", strict=False)  # read back from stored JSON
+
     started_at: datetime | None = None
     decide_at: datetime | None = None
     winner: int | None = None

@@ -62,6 +62,6 @@ class RetryOut(BaseModel):
 
 
 class WinnerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     variant: int = Field(ge=1, le=5, description="the variant the rest of the recipients get")
