@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from mailer.campaign import service  # noqa: E402
+from mailer.campaign import audience_fixup  # noqa: E402
 from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker, transaction  # noqa: E402
 from tests.fixtures.database import ensure_database, migrate  # noqa: E402
@@ -103,7 +103,7 @@ async def fix_up(settings: Settings, campaign_id: int) -> tuple[float, int]:
     sessionmaker = create_sessionmaker(engine)
     started = time.perf_counter()
     async with transaction(sessionmaker) as session:
-        campaign = await service.fix_audience(
+        campaign = await audience_fixup.fix_audience(
             session,
             campaign_id,
             connections=settings.audience_fixup_connections,

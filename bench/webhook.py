@@ -55,6 +55,17 @@ INGEST_TARGET = 1000.0
 P99_TARGET_MS = 50.0
 APPLY_TARGET = 2000.0
 MIX = [("Delivery", 0.80), ("Open", 0.08), ("Click", 0.05), ("Bounce", 0.04), ("Complaint", 0.03)]
+# --mix engagement: half opens and clicks, each recomputing its message's engagement
+MIXES = {
+    "default": MIX,
+    "engagement": [
+        ("Delivery", 0.45),
+        ("Open", 0.30),
+        ("Click", 0.20),
+        ("Bounce", 0.03),
+        ("Complaint", 0.02),
+    ],
+}
 
 
 def free_port() -> int:
@@ -119,13 +130,15 @@ async def seed(settings: Settings, count: int) -> list[str]:
     return ses_ids
 
 
-def notifications(signer: Signer, ses_ids: list[str], count: int) -> list[bytes]:
+def notifications(
+    signer: Signer, ses_ids: list[str], count: int, mix: list[tuple[str, float]] = MIX
+) -> list[bytes]:
     """``count`` signed notifications, one event each, for the seeded messages."""
     from tests.fixtures.sns import ses_event
 
     rng = random.Random(7)
-    kinds = [k for k, _ in MIX]
-    weights = [w for _, w in MIX]
+    kinds = [k for k, _ in mix]
+    weights = [w for _, w in mix]
     out = []
     for i in range(count):
         kind = rng.choices(kinds, weights)[0]
@@ -288,7 +301,7 @@ async def ingest(args: argparse.Namespace, settings: Settings) -> Ingest:
     signer = Signer(ensure_signing_files(work / "sns"))
     ses_ids = await seed(settings, args.messages)
     print(f"signing {args.notifications:,} notifications …", flush=True)
-    bodies = notifications(signer, ses_ids, args.notifications)
+    bodies = notifications(signer, ses_ids, args.notifications, MIXES[args.mix])
     warm = notifications(signer, ses_ids, 200)
 
     port = free_port()
@@ -458,6 +471,7 @@ def main() -> None:
         help="offered rate of the open-loop (latency) half",
     )
     parser.add_argument("--batch", type=int, default=500, help="events worker batch size")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="default", help="event types")
     parser.add_argument(
         "--database-url", default="postgresql+asyncpg://root@127.0.0.1:5432/mailer_bench_webhook"
     )

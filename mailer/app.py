@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.audience.endpoints import router as segments
     from mailer.auth.endpoints import router as keys
     from mailer.campaign.endpoints import router as campaigns
+    from mailer.campaign.result_endpoints import router as engagement
     from mailer.console.pages import router as console
     from mailer.contact.endpoints import router as contacts
     from mailer.message.endpoints import router as messages
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
 
     # first: SNS posts thousands a second, and routes are matched in order
     app.include_router(webhooks)
-    for router in (contacts, segments, templates, campaigns, messages, suppressions):
+    for router in (contacts, segments, templates, campaigns, engagement, messages, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(keys, prefix="/v1")

@@ -14,6 +14,7 @@ import structlog
 from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailer.campaign import ab_tests as ab
 from mailer.campaign import dispatch, repository, tasks
 from mailer.config import Settings
 from mailer.db import transaction
@@ -38,6 +39,7 @@ async def reconcile(
         await subscriptions.forget_old_origins(session, redis, settings)
     for campaign_id in started:
         await dispatch.enqueue_start(redis, campaign_id)
+    await ab.decide_due(sessionmaker, redis)  # A/B tests whose wait is over
     async with sessionmaker() as session:
         sending = await repository.campaigns_in(session, ["sending"])
     for campaign in sending:

@@ -47,6 +47,7 @@ DOMAIN = {
     "campaign",
     "contact",
     "message",
+    "engagement",
     "openapi",
     "people",
     "ratelimit",

@@ -12,7 +12,7 @@ from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.audience import service as audience
-from mailer.audience.filters import compile_filter
+from mailer.campaign import ab_tests as ab
 from mailer.campaign import dispatch, repository, topics
 from mailer.campaign.schemas import (
     CampaignIn,
@@ -22,10 +22,12 @@ from mailer.campaign.schemas import (
     MessageOut,
     MessagePage,
     Stats,
+    Utm,
 )
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
+from mailer.engagement.service import engagement_rates
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
 from mailer.pagination import Page
@@ -66,9 +68,11 @@ def _out(campaign: Campaign, stats: CampaignStats, version: int) -> CampaignOut:
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
+        utm=Utm(**campaign.utm) if campaign.utm else None,
         stats=Stats(
             **{name: getattr(stats, name) for name in STAT_NAMES},
             progress=progress(stats.recipients, stats.queued),
+            **engagement_rates(stats),
         ),
     )
 
@@ -105,6 +109,12 @@ def _send_at(send_at: datetime | None) -> datetime | None:
             " out (or null) to send at launch",
         )
     return send_at
+
+
+def _utm(utm: Utm | None) -> dict[str, str] | None:
+    """The UTM parameters to store: those given; none given is none at all."""
+    values = utm.model_dump(exclude_none=True) if utm is not None else {}
+    return values or None
 
 
 async def _version_id(session: AsyncSession, template_id: int, number: int | None) -> int:
@@ -151,7 +161,9 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
         regions=regions,
         send_at=_send_at(body.send_at),
         status="draft",
+        utm=_utm(body.utm),
     )
+    await ab.store(session, settings.templates_dir, campaign, body.variants, body.ab_test)
     return await get(session, campaign.id)
 
 
@@ -186,6 +198,8 @@ async def update(
         campaign.regions = _regions(settings, body.regions or [])
     if "send_at" in given:
         campaign.send_at = _send_at(body.send_at)
+    if "utm" in given:
+        campaign.utm = _utm(body.utm)
     await session.flush()
     return await get(session, campaign_id)
 
@@ -221,7 +235,9 @@ async def get(session: AsyncSession, campaign_id: int) -> CampaignOut:
     found = await repository.get_with_stats(session, campaign_id)
     if found is None:
         raise NotFound(f"no campaign {campaign_id}")
-    return _out(*found)
+    out = _out(*found)
+    out.ab_test = await ab.report(session, found[0])  # per-variant numbers of an A/B test
+    return out
 
 
 async def _transition(session: AsyncSession, campaign_id: int, action: str) -> Campaign:
@@ -236,7 +252,7 @@ async def _transition(session: AsyncSession, campaign_id: int, action: str) -> C
     return campaign
 
 
-def _start_after_commit(
+def start_after_commit(
     session: AsyncSession, redis: ArqRedis, campaign_id: int, at: datetime | None = None
 ) -> None:
     after_commit(session, lambda: dispatch.enqueue_start(redis, campaign_id, at=at))
@@ -250,11 +266,11 @@ async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
         # a start job deferred to just before send_at starts it (the reconciler is the
         # safety net)
         campaign.status = "scheduled"
-        _start_after_commit(session, redis, campaign_id, at=_start_at(campaign.send_at))
+        start_after_commit(session, redis, campaign_id, at=start_time(campaign.send_at))
     else:
         campaign.status = "sending"
         campaign.started_at = now
-        _start_after_commit(session, redis, campaign_id)
+        start_after_commit(session, redis, campaign_id)
     await session.flush()
     return await get(session, campaign_id)
 
@@ -278,11 +294,11 @@ async def resume(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> Ca
     if campaign.audience_fixed_at is None and not_due:
         campaign.status = "scheduled"
         # a start job deferred earlier may have run (and done nothing) while paused
-        _start_after_commit(session, redis, campaign_id, at=_start_at(campaign.send_at))
+        start_after_commit(session, redis, campaign_id, at=start_time(campaign.send_at))
     else:
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or datetime.now(UTC)
-        _start_after_commit(session, redis, campaign_id)
+        start_after_commit(session, redis, campaign_id)
     await session.flush()
     return await get(session, campaign_id)
 
@@ -328,73 +344,5 @@ async def messages(
 START_LEAD = timedelta(seconds=2)
 
 
-def _start_at(send_at: datetime | None) -> datetime | None:
+def start_time(send_at: datetime | None) -> datetime | None:
     return None if send_at is None else send_at - START_LEAD
-
-
-async def start(
-    session: AsyncSession,
-    redis: ArqRedis,
-    campaign_id: int,
-    *,
-    connections: int = 1,
-    part_min: int = 50_000,
-) -> Campaign | None:
-    """Fix the audience (once) of a campaign that is sending, or scheduled within
-    ``START_LEAD`` of its send_at (or past it: then it is turned ``sending``); the
-    campaign, or None when there is nothing to hand out. Asked earlier (clocks differ by
-    a few ms), it is asked again at the right time. ``connections``, ``part_min``: see
-    :func:`repository.fix_audience`."""
-    campaign = await repository.get(session, campaign_id, lock=True)
-    if campaign is None:
-        return None
-    if campaign.status == "scheduled":
-        now = datetime.now(UTC)
-        start_at = _start_at(campaign.send_at)
-        if start_at is not None and start_at > now:
-            _start_after_commit(session, redis, campaign_id, at=start_at)
-            return None
-        if campaign.send_at is None or campaign.send_at <= now:
-            campaign.status = "sending"
-            campaign.started_at = campaign.started_at or now
-        elif campaign.audience_fixed_at is None:
-            await _fix_segment(session, campaign, connections, part_min)
-            await session.flush()
-        if campaign.status == "scheduled":
-            return campaign
-    return await _fix_audience(session, campaign, connections, part_min)
-
-
-async def fix_audience(
-    session: AsyncSession, campaign_id: int, *, connections: int = 1, part_min: int = 50_000
-) -> Campaign | None:
-    """Fix the audience of a sending campaign once; None when it is not sending."""
-    campaign = await repository.get(session, campaign_id, lock=True)
-    return (
-        None if campaign is None else await _fix_audience(session, campaign, connections, part_min)
-    )
-
-
-async def _fix_audience(
-    session: AsyncSession, campaign: Campaign, connections: int, part_min: int
-) -> Campaign | None:
-    if campaign.status != "sending":
-        return None
-    if campaign.audience_fixed_at is None:
-        await _fix_segment(session, campaign, connections, part_min)
-    await session.flush()
-    return campaign
-
-
-async def _fix_segment(
-    session: AsyncSession, campaign: Campaign, connections: int, part_min: int
-) -> None:
-    """The campaign's messages, one per eligible contact of its segment."""
-    segment = await audience.get(session, campaign.segment_id)
-    await repository.fix_audience(
-        session,
-        campaign,
-        topics.narrow(compile_filter(segment.filter), campaign.topic_id),
-        connections=connections,
-        part_min=part_min,
-    )

@@ -11,7 +11,7 @@ import structlog
 from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mailer.campaign import dispatch, repository, service
+from mailer.campaign import audience_fixup, dispatch, repository
 from mailer.config import Settings
 from mailer.db import transaction
 from mailer.models import Campaign
@@ -28,7 +28,7 @@ async def start_campaign(ctx: dict[str, Any], campaign_id: int) -> int:
     """Fix the audience (once) and hand out the work; the number of jobs enqueued."""
     settings, sessionmaker, redis = _deps(ctx)
     async with transaction(sessionmaker) as session:
-        campaign = await service.start(
+        campaign = await audience_fixup.start(
             session,
             redis,
             campaign_id,

@@ -2,13 +2,26 @@
 
 from mailer.models.api_key import SCOPES, ApiKey
 from mailer.models.base import Base
-from mailer.models.campaign import CAMPAIGN_STATUSES, STAT_NAMES, Campaign, CampaignStats
+from mailer.models.campaign import (
+    CAMPAIGN_STATUSES,
+    STAT_NAMES,
+    Campaign,
+    CampaignStats,
+    CampaignVariant,
+)
 from mailer.models.contact import (
     Contact,
     ContactErasure,
     ContactImport,
     ContactImportRow,
     ContactStatusChange,
+)
+from mailer.models.engagement import (
+    CampaignDomain,
+    CampaignLink,
+    CampaignTimeline,
+    DomainHour,
+    MessageEngagement,
 )
 from mailer.models.event import Event, SnsNotification
 from mailer.models.message import IdempotencyKey, Message
@@ -44,6 +57,12 @@ __all__ = [
     "Form",
     "Topic",
     "TopicChange",
+    "CampaignDomain",
+    "CampaignLink",
+    "CampaignTimeline",
+    "CampaignVariant",
+    "DomainHour",
+    "MessageEngagement",
     "CampaignStats",
     "Contact",
     "ContactErasure",

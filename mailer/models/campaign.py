@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, SmallInteger, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
@@ -28,6 +29,13 @@ STAT_NAMES = (
     "unsubscribed",
     "resent",
     "cancelled",
+    # engagement (mailer.engagement): messages with an open / a click, and with a human one
+    "unique_opened",
+    "unique_clicked",
+    "human_opened",
+    "human_clicked",
+    # failed messages queued again by POST /v1/campaigns/{id}/retry
+    "retried",
 )
 
 
@@ -61,6 +69,10 @@ class Campaign(Base):
     # SES "sending paused" answers to calls made before this do not pause it again
     resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # UTM parameters added to the campaign's links at send ({source, medium, campaign})
+    utm: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # an A/B test (mailer.campaign.ab_tests): its settings, then its start and decision
+    ab_test: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (Index("ix_campaigns_status", "status"),)
 
@@ -86,3 +98,22 @@ class CampaignStats(Base):
     unsubscribed: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     resent: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     cancelled: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    unique_opened: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    unique_clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    human_opened: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    human_clicked: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    retried: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class CampaignVariant(Base):
+    """One variant of an A/B-tested campaign: what it changes (None: the campaign's own)."""
+
+    __tablename__ = "campaign_variants"
+
+    campaign_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    template_version_id: Mapped[int | None] = mapped_column(BigInteger)
+    from_address: Mapped[str | None] = mapped_column(Text)

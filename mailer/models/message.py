@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -68,6 +69,10 @@ class Message(Base):
     test_campaign_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # queued again by POST /v1/campaigns/{id}/retry (once per message, ever)
+    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the A/B variant it is sent with (mailer.campaign.ab_tests); None: the campaign's content
+    variant: Mapped[int | None] = mapped_column(SmallInteger)
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
@@ -86,6 +91,12 @@ class Message(Base):
             "ix_messages_transactional_queued",
             "next_attempt_at",
             postgresql_where=text("campaign_id IS NULL AND status = 'queued'"),
+        ),
+        Index(
+            "ix_messages_campaign_variant",
+            "campaign_id",
+            "variant",
+            postgresql_where=text("variant IS NOT NULL"),
         ),
         Index(
             "ix_messages_transactional_email",

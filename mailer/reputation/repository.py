@@ -338,7 +338,7 @@ _RECENT_CAMPAIGNS = text(
     """
     SELECT c.id, c.name, c.mail_class, c.status, c.paused_reason, c.created_at,
            s.recipients, s.queued, s.sent, s.failed, s.suppressed, s.delivered, s.bounced,
-           s.complained
+           s.complained, s.unique_opened, s.human_opened, s.human_clicked, s.retried
       FROM campaigns c JOIN campaign_stats s ON s.campaign_id = c.id
      ORDER BY (c.status IN ('sending', 'paused', 'scheduled')) DESC, c.id DESC
      LIMIT :limit

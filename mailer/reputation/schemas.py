@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from mailer.engagement.schemas import ProviderOut
 
 Status = Literal["ok", "warning", "paused"]
 
@@ -63,3 +65,8 @@ class ReputationOut(BaseModel):
     mail_classes: list[ClassRegionReputation]
     campaigns: list[CampaignReputation]
     regions: list[RegionQuota]
+    providers: dict[str, dict[str, list[ProviderOut]]] = Field(
+        default_factory=dict,
+        description="per mail class, over 24h and 7d: the busiest mailbox providers"
+        " (recipient domains grouped; docs/engagement.md)",
+    )

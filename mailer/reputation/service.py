@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer import metrics
 from mailer.config import Settings
+from mailer.engagement.providers import class_providers
 from mailer.reputation import account_rows, repository
 from mailer.reputation.schemas import (
     CampaignReputation,
@@ -262,4 +263,5 @@ async def report(db: Db, settings: Settings) -> ReputationOut:
         mail_classes=classes,
         campaigns=campaigns,
         regions=regions,
+        providers=await class_providers(db, list(settings.configuration_sets)),
     )

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer import metrics
+from mailer.engagement.repository import timeline_sends
 from mailer.models.suppression import why_suppressed
 from mailer.reputation.repository import configuration_sets_json
 
@@ -95,7 +96,7 @@ _RECORD = text(  # the f-string composes the suppression rule
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
         DO UPDATE SET sent = t.sent + EXCLUDED.sent
-    )
+    ){timeline_sends()}
     SELECT (SELECT count(*) FROM moved) AS moved,
            (SELECT json_agg(k) FROM (SELECT mail_class, region, outcome, count(*) AS n
                                        FROM moved GROUP BY 1, 2, 3) k) AS kinds

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.config import Settings
+from mailer.engagement.links import with_utm
 from mailer.sending import repository as repo
 from mailer.sending.repository import Claimed
 from mailer.template.compiler import compiled_off_loop
@@ -53,15 +54,22 @@ class Plans:
     def __init__(self, settings: Settings, read: Read) -> None:
         self.settings = settings
         self._read = read
-        self._campaigns: dict[int, SendPlan] = {}
+        self._campaigns: dict[tuple[int, int | None], SendPlan] = {}
 
-    async def for_campaign(self, campaign_id: int) -> SendPlan:
-        """A campaign's plan, read once per process (it never changes once sent)."""
-        plan = self._campaigns.get(campaign_id)
+    async def for_campaign(self, campaign_id: int, variant: int | None = None) -> SendPlan:
+        """A campaign's plan, or that of one of its A/B variants (campaign.ab_tests), read once
+        per process (it never changes once sent)."""
+        plan = self._campaigns.get((campaign_id, variant))
         if plan is None:
-            row = await self._read(lambda session: repo.campaign_plan(session, campaign_id))
+            row = await self._read(
+                lambda session: repo.campaign_plan(session, campaign_id, variant)
+            )
             template = await compiled_off_loop(
-                self.settings.templates_dir, row.version_id, row.subject, row.html, row.text
+                self.settings.templates_dir,
+                row.version_id,
+                row.subject,
+                with_utm(row.html, row.utm),  # the campaign's links tagged (engagement.links)
+                row.text,
             )
             plan = SendPlan(
                 mail_class=row.mail_class,
@@ -74,7 +82,7 @@ class Plans:
             )
             if len(self._campaigns) > 1000:
                 self._campaigns.clear()
-            self._campaigns[campaign_id] = plan
+            self._campaigns[(campaign_id, variant)] = plan
         return plan
 
     async def for_message(self, m: Claimed) -> SendPlan:

@@ -43,6 +43,7 @@ class Claimed:
     suppressed: bool | None = None  # None: not screened yet (campaign mail)
     contact: Any = None
     test_campaign: tuple[str, list[str]] | None = None
+    variant: int | None = None  # the A/B variant of campaign mail (campaign.ab_tests)
 
 
 # Claims the due, queued messages of one id range of a campaign that is sending.
@@ -61,7 +62,7 @@ _CLAIM = text(
               LIMIT :limit
               FOR UPDATE SKIP LOCKED)
        AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = :campaign_id AND c.status = 'sending')
-    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent
+    RETURNING m.id, m.contact_id, m.email, m.attempts, m.maybe_sent, m.variant
     """
 )
 
@@ -86,7 +87,10 @@ async def claim(
             "limit": limit,
         },
     )
-    return [Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent) for r in rows]
+    return [
+        Claimed(r.id, r.contact_id, r.email, r.attempts, r.maybe_sent, variant=r.variant)
+        for r in rows
+    ]
 
 
 # Claims due, queued transactional messages by id (test sends of campaigns included) and
@@ -264,6 +268,7 @@ _DUE_IN_RANGE = text(
     """
     SELECT min(next_attempt_at) AS due FROM messages
      WHERE campaign_id = :campaign_id AND status = 'queued' AND id BETWEEN :lo AND :hi
+       AND next_attempt_at < 'infinity'  -- held for an A/B test's winner (campaign.ab_tests)
     """
 )
 
@@ -276,17 +281,21 @@ async def next_due(session: AsyncSession, campaign_id: int, lo: int, hi: int) ->
 
 _PLAN = text(
     """
-    SELECT c.id, c.name, c.mail_class, c.from_address, c.reply_to, c.regions,
-           v.id AS version_id, v.subject, v.html, v.text
-      FROM campaigns c JOIN template_versions v ON v.id = c.template_version_id
+    SELECT c.id, c.name, c.mail_class, coalesce(cv.from_address, c.from_address) AS from_address,
+           c.reply_to, c.regions, c.utm,
+           v.id AS version_id, coalesce(cv.subject, v.subject) AS subject, v.html, v.text
+      FROM campaigns c
+      LEFT JOIN campaign_variants cv ON cv.campaign_id = c.id AND cv.variant = :variant
+      JOIN template_versions v ON v.id = coalesce(cv.template_version_id, c.template_version_id)
      WHERE c.id = :id
     """
 )
 
 
-async def campaign_plan(session: AsyncSession, campaign_id: int) -> Any:
-    """What sending a campaign's messages needs: its sender, class, regions and template."""
-    return (await session.execute(_PLAN, {"id": campaign_id})).one()
+async def campaign_plan(session: AsyncSession, campaign_id: int, variant: int | None) -> Any:
+    """What sending a campaign's messages needs: its sender, class, regions and template
+    (those of one of its A/B variants, campaign.ab_tests, where the variant says otherwise)."""
+    return (await session.execute(_PLAN, {"id": campaign_id, "variant": variant})).one()
 
 
 async def campaign_statuses(conn: AsyncConnection, ids: list[int]) -> list[Any]:

@@ -139,8 +139,8 @@ class Sender:
             self.states.watch(campaign_id)
             renewer = asyncio.create_task(self._renew(token))
             try:
-                plan = await self.plans.for_campaign(campaign_id)
-                await self._send_claimed([(m, plan) for m in claimed], token, report, CAMPAIGN_LANE)
+                work = [(m, await self.plans.for_campaign(campaign_id, m.variant)) for m in claimed]
+                await self._send_claimed(work, token, report, CAMPAIGN_LANE)
             finally:
                 renewer.cancel()
                 self.states.unwatch(campaign_id)

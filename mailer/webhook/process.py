@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer import metrics
 from mailer.campaign import repository as campaigns
 from mailer.config import Settings, get_settings
+from mailer.engagement import service as engagement
 from mailer.reputation import service as reputation
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
@@ -128,6 +129,8 @@ async def process_batch(
         report.unmatched += applied.unmatched
         report.by_type[kind] = applied.stored
         metrics.EVENTS.labels(kind).inc(applied.stored)
+        if applied.stored and kind in engagement.ENGAGEMENT_KINDS:
+            await engagement.after_events(session, kind, [e.ses_message_id for _, e in items])
     # auto-pause: checked right after the effects, in the same transaction
     risky = [e.ses_message_id for k in ("bounce", "complaint") for _, e in by_type.get(k, [])]
     if risky:

@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from mailer.engagement.repository import domain_rollup, timeline_rollup
 from mailer.models.subscription import UNSUBSCRIBE_TOPICS_CTE
 from mailer.models.suppression import SUPPRESS_ALL_CTE, SUPPRESS_MARKETING_CTE
 from mailer.reputation.repository import configuration_sets_json, rollup_events
@@ -219,12 +220,17 @@ def _statement(first_filter: str = "", *effects: str) -> Any:
 
 _BY_TYPE = {
     "send": _statement(),
-    "delivery_delay": _statement(),
+    "delivery_delay": _statement("", domain_rollup("delayed")),
     "delivery": _statement(
-        "", _count("delivered"), _move("delivered", ["sent"]), rollup_events("delivery")
+        "",
+        _count("delivered"),
+        _move("delivered", ["sent"]),
+        rollup_events("delivery"),
+        domain_rollup("delivered"),
+        timeline_rollup("delivered"),
     ),
-    "open": _statement("", _count("opened")),
-    "click": _statement("", _count("clicked")),
+    "open": _statement("", _count("opened"), timeline_rollup("opens"), domain_rollup("opened")),
+    "click": _statement("", _count("clicked"), timeline_rollup("clicks")),
     "bounce": _statement(
         "",
         _count("bounced"),
@@ -232,6 +238,8 @@ _BY_TYPE = {
         _HARD,
         SUPPRESS_ALL_CTE,
         rollup_events("bounce"),
+        domain_rollup("bounced"),
+        timeline_rollup("bounced"),
     ),
     "complaint": _statement(
         "",
@@ -241,6 +249,8 @@ _BY_TYPE = {
         _UNSUBSCRIBE_CONTACTS.format(where="email IS NOT NULL", source="complaint"),
         UNSUBSCRIBE_TOPICS_CTE.format(source="complaint"),
         rollup_events("complaint"),
+        domain_rollup("complained"),
+        timeline_rollup("complained"),
     ),
     "subscription": _statement(
         "AND i.subtype = 'unsubscribe_all'",

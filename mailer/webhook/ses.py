@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailer.contact.addresses import normalise
+from mailer.engagement.rules import engaged
 
 # SES name → our event type
 KINDS = {
@@ -158,7 +159,11 @@ def read(message: object, received: datetime) -> list[EventRow]:
             destination[:1],
             None,
             str(detail.get("timestamp") or ""),
-            _pick(detail, "ipAddress", "userAgent"),
+            engaged(
+                _pick(detail, "ipAddress", "userAgent"),
+                _time(detail.get("timestamp"), sent_at),
+                sent_at,
+            ),
         )
     if kind == "click":
         return rows(
@@ -166,7 +171,11 @@ def read(message: object, received: datetime) -> list[EventRow]:
             destination[:1],
             None,
             f"{detail.get('timestamp') or ''}:{detail.get('link') or ''}",
-            _pick(detail, "ipAddress", "userAgent", "link", "linkTags"),
+            engaged(
+                _pick(detail, "ipAddress", "userAgent", "link", "linkTags"),
+                _time(detail.get("timestamp"), sent_at),
+                sent_at,
+            ),
         )
     if kind == "subscription":
         new = detail.get("newTopicPreferences")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from mailer.audience.filters import MAX_DEPTH, MAX_NODES
-from mailer.campaign import service as campaign_service
+from mailer.campaign import audience_fixup
 from mailer.db import transaction
 from tests import factories
 
@@ -190,13 +190,13 @@ async def test_a_campaign_keeps_the_audience_it_fixed(client, admin, sessionmake
         await client.post(f"/v1/campaigns/{campaign['id']}/send", headers=admin)
     ).status_code == 202
     async with transaction(sessionmaker) as session:
-        assert await campaign_service.fix_audience(session, campaign["id"]) is not None
+        assert await audience_fixup.fix_audience(session, campaign["id"]) is not None
     r = await client.put(
         f"/v1/segments/{segment['id']}", headers=admin, json={"name": "all", "filter": {"all": []}}
     )
     assert r.status_code == 200
     async with transaction(sessionmaker) as session:
-        await campaign_service.fix_audience(session, campaign["id"])  # again: a no-op
+        await audience_fixup.fix_audience(session, campaign["id"])  # again: a no-op
     messages = await factories.all_messages(client, admin, campaign["id"])
     assert [m["email"] for m in messages] == ["in@x.test"]
     r = await client.get(f"/v1/segments/{segment['id']}/count", headers=admin)

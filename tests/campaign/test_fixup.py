@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from mailer.campaign import repository, service, tasks
+from mailer.campaign import audience_fixup, repository, tasks
 from mailer.db import transaction
 from tests import factories
 from tests.campaign.conftest import launch, recipients, seed_contacts
@@ -77,7 +77,7 @@ async def test_fix_up_in_parts_gives_one_message_per_eligible_contact(
     eligible = await _audience(engine)
     campaign = await launch(client, admin)
     async with transaction(sessionmaker) as session:
-        fixed = await service.fix_audience(
+        fixed = await audience_fixup.fix_audience(
             session, campaign["id"], connections=connections, part_min=1
         )
         assert fixed is not None
@@ -103,7 +103,7 @@ async def test_an_interrupted_fix_up_sends_nothing_and_a_rerun_gives_exactly_one
     # the parts commit on their own connections; the launch's transaction then fails
     with pytest.raises(Interrupted):
         async with transaction(sessionmaker) as session:
-            await service.fix_audience(session, campaign["id"], connections=2, part_min=1)
+            await audience_fixup.fix_audience(session, campaign["id"], connections=2, part_min=1)
             raise Interrupted
     leftovers = await _messages(engine, campaign["id"])
     assert len(leftovers) == len(eligible)  # both parts had committed
@@ -119,7 +119,7 @@ async def test_an_interrupted_fix_up_sends_nothing_and_a_rerun_gives_exactly_one
     assert (await _campaign_row(engine, campaign["id"])).status == "sending"
 
     async with transaction(sessionmaker) as session:
-        await service.fix_audience(
+        await audience_fixup.fix_audience(
             session, campaign["id"], connections=rerun_connections, part_min=1
         )
     messages = await _messages(engine, campaign["id"])
@@ -133,7 +133,7 @@ async def test_an_interrupted_fix_up_sends_nothing_and_a_rerun_gives_exactly_one
     )
     # fixed once: asked again, nothing changes
     async with transaction(sessionmaker) as session:
-        await service.fix_audience(session, campaign["id"], connections=2, part_min=1)
+        await audience_fixup.fix_audience(session, campaign["id"], connections=2, part_min=1)
     assert sorted(await _messages(engine, campaign["id"])) == sorted(messages)
 
 

@@ -8,7 +8,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailer.campaign import service as campaign_service
+from mailer.campaign import audience_fixup
 from mailer.contact import import_merge, service
 from mailer.db import transaction
 from mailer.secrets import new_key, verifying_keys
@@ -74,7 +74,7 @@ async def seed_everywhere(client, admin, sessionmaker) -> int:  # type: ignore[n
     campaign = await factories.campaign(client, admin, segment_id=segment["id"])
     await client.post(f"/v1/campaigns/{campaign['id']}/send", headers=admin)
     async with transaction(sessionmaker) as session:
-        await campaign_service.fix_audience(session, campaign["id"])
+        await audience_fixup.fix_audience(session, campaign["id"])
         body = {"notificationType": "Bounce", "mail": {"destination": [ADDRESS.upper()]}}
         await session.execute(
             text(
