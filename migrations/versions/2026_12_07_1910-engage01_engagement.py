@@ -1,7 +1,7 @@
 """engagement: per-message opens and clicks, links, timeline, recipient domains, retry, UTM.
 
 Revision ID: engage01
-Revises: h13b2c3d4e5f
+Revises: console01a2b3
 Create Date: 2026-12-07 18:30:00+00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "engage01"
-down_revision: str | Sequence[str] | None = "h13b2c3d4e5f"
+down_revision: str | Sequence[str] | None = "console01a2b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
