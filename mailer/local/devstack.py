@@ -441,6 +441,8 @@ def start_redis(base_dir: Path, port: int = 16379) -> Service:
 
 # -- SES (moto server) ---------------------------------------------------------------------
 
+DEV_POSTAL = "mailer dev stack, 1 Example Street, Springfield"  # MAILER_POSTAL_ADDRESS
+
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -634,6 +636,8 @@ class DevStack:
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
+            # bulk mail must show one (issue 21): the demo's, unless the user gave theirs
+            "MAILER_POSTAL_ADDRESS": os.environ.get("MAILER_POSTAL_ADDRESS") or DEV_POSTAL,
             # the data directory's own random key (sessions and unsubscribe links made by
             # one run still verify in the next); MAILER_SECRET_KEYS, if set, would replace it
             "MAILER_SECRET_KEY": keys,

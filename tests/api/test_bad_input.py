@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
+from tests import factories
 from tests.auth.test_auth import Endpoint, v1_endpoints
 from tests.conftest import _count
 
@@ -219,7 +220,9 @@ async def test_a_cursor_outside_bigint_is_422(
 ) -> None:
     # a campaign must exist for the cursor to be looked at
     tpl = await client.post(
-        "/v1/templates", headers=admin, json={"name": "t", "subject": "s", "html": "<p>x</p>"}
+        "/v1/templates",
+        headers=admin,
+        json={"name": "t", "subject": "s", "html": "<p>x</p>" + factories.FOOTER},
     )
     seg = await client.post(
         "/v1/segments",

@@ -340,7 +340,9 @@ async def test_campaign_test_send(
 ) -> None:
     await factories.contacts(client, admin, 3)
     template = await factories.template(
-        client, admin, html="<p>{{ campaign.name }} for {{ data.who | default('all') }}</p>"
+        client,
+        admin,
+        html="<p>{{ campaign.name }} for {{ data.who | default('all') }}</p>" + factories.FOOTER,
     )
     campaign = await factories.campaign(client, admin, template_id=template["id"], name="Autumn")
     start_worker()
@@ -370,7 +372,7 @@ async def test_campaign_test_send(
     )
     assert too_many.status_code == 422
     personal = await factories.template(
-        client, admin, html="<p>Hi {{ contact.attributes.first_name }}</p>"
+        client, admin, html="<p>Hi {{ contact.attributes.first_name }}</p>" + factories.FOOTER
     )
     needs = await factories.campaign(client, admin, template_id=personal["id"])
     stranger = await client.post(
