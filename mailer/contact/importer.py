@@ -34,6 +34,7 @@ from operator import itemgetter
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from mailer.contact.addresses import local_part_problem, normalise
 from mailer.errors import Invalid
 
 MAX_ERRORS = 1000  # error entries kept per import; every reject is still counted
@@ -94,6 +95,8 @@ def address_problem(address: str) -> str | None:
     """None when the normalised ``address`` is valid, else the reason it is not."""
     if fast_valid(address):
         return None
+    if (problem := local_part_problem(address)) is not None:
+        return problem
     try:
         validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:
@@ -463,7 +466,7 @@ class Upload:
         if not raw:
             self._reject(row, raw, "no email address")
             return
-        email = raw.lower()
+        email = normalise(raw)
         problem = address_problem(email)
         if problem is not None:
             self._reject(row, raw, problem)
