@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import (
 
 from mailer.config import Settings
 from mailer.db import transaction
+from mailer.deliverability import headers as deliverability
+from mailer.deliverability import required
 from mailer.ops import metrics
 from mailer.ratelimit.limiter import RateLimiter
 from mailer.secrets import signing_key
@@ -46,7 +48,7 @@ from mailer.sending.regions import RegionHealth
 from mailer.sending.repository import Claimed, Outcome
 from mailer.sending.transport import ErrorKind, OutboundEmail, SendError, Transport
 from mailer.suppression.tokens import make_token
-from mailer.template.content import mail_headers, unsubscribe_mailto
+from mailer.template.content import mail_headers
 from mailer.template.render import (
     CompiledTemplate,
     RenderError,
@@ -641,8 +643,14 @@ class Sender:
         # on the loop for a short slice, else in a render thread (template.render)
         rendered = await render_off_loop(plan.template, context)
         headers = mail_headers(
-            plan.mail_class, unsubscribe_url, unsubscribe_mailto(plan.from_address, token)
+            plan.mail_class,
+            unsubscribe_url,
+            deliverability.unsubscribe_mailto(self.settings, token),
         )
+        if plan.campaign is not None and required.is_bulk(plan.mail_class):
+            headers["List-Id"] = deliverability.list_id(
+                plan.campaign.id, plan.campaign.name, plan.from_address
+            )
         if message.headers:
             headers.update(message.headers)
         tags = {"mail_class": plan.mail_class}

@@ -33,6 +33,7 @@ from jinja2 import TemplateSyntaxError as TemplateSyntaxError
 from jinja2.runtime import Context, EvalContext, Undefined
 from markupsafe import Markup
 
+from mailer.template import text_part
 from mailer.template.content import MAX_LINE, fold_html, fold_text
 from mailer.template.sandbox import (
     MAX_OUTPUT_CHARS,
@@ -79,7 +80,8 @@ class CompiledTemplate:
                 # the templates' render functions, without Template.render's copy of the
                 # context and its extra generator (errors are turned into RenderError here)
                 subject = " ".join("".join(_run(self.subject, context)).split())
-                chunks = list(_run(self.html, context))
+                # the layouts' <title> defaults to the subject
+                chunks = list(_run(self.html, {"subject": subject, **context}))
                 text = "".join(_run(self.text, context)) if self.text is not None else None
             except (RenderError, SliceOver):
                 raise
@@ -188,11 +190,14 @@ class _Holes:
 
     __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest", "value_longest")
 
-    def __init__(self, rendered: str, holes: int, fold: Callable[[str], str]) -> None:
+    def __init__(
+        self, rendered: str, holes: int, fold: Callable[[str], str], limit: int = MAX_LINE
+    ) -> None:
         # a line without values comes out of ``fold`` the same for every message (folding
         # works line by line): fold it once here, so messages only look at lines with values
+        # (``limit``: the longest line ``fold`` leaves alone, 76 columns for the text part)
         rendered = "\n".join(
-            line if "\ue000" in line or len(line.encode()) <= MAX_LINE else fold(line)
+            line if "\ue000" in line or len(line.encode()) <= limit else fold(line)
             for line in rendered.split("\n")
         )
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
@@ -218,7 +223,7 @@ class _Holes:
             held = [int(i) for i in _HOLE.findall(line)]
             if held:
                 self.lines.append((own, held))
-            else:
+            elif own <= limit or fold(line) != line:  # not one a fold leaves as it is
                 self.static_longest = max(self.static_longest, own)
         self.value_longest = max([own for own, _ in self.lines], default=0)
 
@@ -279,7 +284,10 @@ class _Derived:
         padded = html_to_text(_inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined, holes, fold_html), _Holes(text, holes, fold_text))
+        return cls(
+            _Holes(inlined, holes, fold_html),
+            _Holes(text, holes, fold_text, text_part.TEXT_WIDTH),
+        )
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
         size = sum(map(len, values))
@@ -289,7 +297,7 @@ class _Derived:
         if not need_text:
             return html, ""
         text = self.text.fill(values)
-        if self.text.may_exceed(values, size, MAX_LINE):
+        if self.text.may_exceed(values, size, text_part.TEXT_WIDTH):
             text = fold_text(text)
         return html, text
 
@@ -366,7 +374,8 @@ _TEXT_CONFIG = ParserConfig(
     },
     display_links=True,
     custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
-        start_tag_mapping=dict.fromkeys(_TABLE_TAGS), end_tag_mapping=dict.fromkeys(_TABLE_TAGS)
+        start_tag_mapping={**dict.fromkeys(_TABLE_TAGS), **text_part.START_HANDLERS},
+        end_tag_mapping={**dict.fromkeys(_TABLE_TAGS), **text_part.END_HANDLERS},
     ),
 )
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -374,8 +383,8 @@ _TRAILING = re.compile(r"[ \t]+\n")
 
 
 def html_to_text(body: str) -> str:
-    """A plain-text part for mail that gave none (inscriptis): links kept as
-    ``[text](url)``, no markup, paragraphs split by blank lines."""
+    """A plain-text part for mail that gave none (inscriptis): links as ``text <url>``
+    (:mod:`mailer.template.text_part`), no markup, paragraphs split by blank lines."""
     # inscriptis unescapes text that lxml has already unescaped once: "&amp;lt;" would
     # come out as "<"; escaping every "&" once more makes the two unescapes give the text
     try:

@@ -201,6 +201,7 @@ async def render(
 ) -> RenderOut:
     """The current version rendered as a message would be: with the contact named by
     ``email`` (404 if there is none) or a contact without attributes, and ``data``."""
+    from mailer.deliverability.headers import unsubscribe_mailto
     from mailer.template.content import mail_headers  # on first use (validate)
     from mailer.template.render import RenderError, compiled_off_loop, message_context
 
@@ -227,7 +228,7 @@ async def render(
     headers = mail_headers(
         body.mail_class,
         unsubscribe_url,
-        f"mailto:unsubscribe@{settings_domain(settings)}?subject=preview",
+        unsubscribe_mailto(settings, "preview"),
     )
     return RenderOut(
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=headers
@@ -237,8 +238,3 @@ async def render(
 def preview_unsubscribe_url(settings: Settings) -> str:
     """The link a preview or an accept-time check renders in place of a message's own."""
     return f"{settings.public_url.rstrip('/')}/unsubscribe/preview"
-
-
-def settings_domain(settings: Settings) -> str:
-    host = settings.public_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return host or "localhost"

@@ -43,7 +43,7 @@ async def test_idn_addresses_are_sent_in_punycode(client, tx, clean_standin, sta
     body = {**INLINE, "to": "Ada@Bücher.example", "from_address": "Büro <hello@bücher.test>"}
     r = await client.post("/v1/messages", headers=tx, json=body)
     assert r.status_code == 202, r.text
-    done = await wait_final(client, tx, r.json()["id"])
+    done = await wait_final(client, tx, r.json()["id"], timeout=120)
     assert done["status"] == "sent", done
     assert done["to"] == "ada@xn--bcher-kva.example"
     (call,) = clean_standin.control.messages()

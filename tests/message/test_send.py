@@ -216,9 +216,9 @@ async def test_display_names_reach_ses_encoded(
     assert _decoded(raw_from) == ("Zoë Café Ünïcode", "hello@mailer.test")
     [raw_reply] = transactional["ReplyToAddresses"]
     assert raw_reply.isascii() and _decoded(raw_reply) == ("Støtte", "support@mailer.test")
-    # the unsubscribe mailto goes to the sender's domain, not to its display name
+    # no unsubscribe mailto: nothing receives mail there (no inbound unsubscribes)
     headers = {h["Name"]: h["Value"] for h in marketing["Content"]["Simple"]["Headers"]}
-    assert "<mailto:unsubscribe@mailer.test?" in headers["List-Unsubscribe"]
+    assert "mailto:" not in headers["List-Unsubscribe"]
 
 
 async def test_stored_template_tags_headers_and_data(
