@@ -33,8 +33,10 @@ def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> 
     # first use: an API process that never saves or renders a template does without it
     from jinja2 import TemplateNotFound
 
+    from mailer.deliverability.hygiene import refuse_unsafe
     from mailer.template.render import TemplateSyntaxError, check_syntax
 
+    refuse_unsafe(html, ["body", "html"])
     for part, source in (("subject", subject), ("html", html), ("text", text)):
         if source is None:
             continue
@@ -97,7 +99,16 @@ async def create(session: AsyncSession, templates_dir: Path, body: TemplateIn) -
         session, template.id, 1, body.subject, html, body.text, body.format, source
     )
     await session.refresh(version)
-    return _out(template, version)
+    return _saved(template, version)
+
+
+def _saved(template: Template, version: TemplateVersion) -> TemplateOut:
+    """The save answer: the version, and what mailbox providers would distrust in it."""
+    from mailer.deliverability.hygiene import warnings
+
+    out = _out(template, version)
+    out.warnings = warnings(version.html)
+    return out
 
 
 async def new_version(
@@ -122,7 +133,7 @@ async def new_version(
         source,
     )
     await session.refresh(version)
-    return _out(template, version)
+    return _saved(template, version)
 
 
 async def get(session: AsyncSession, template_id: int) -> TemplateDetail:
