@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailer.config import Settings, get_settings
 from mailer.db import HeldConnections
+from mailer.deliverability import inbound
 from mailer.errors import MailerError
 from mailer.ops import metrics
 from mailer.queues import EVENTS_QUEUE
 from mailer.reputation import service as reputation
+from mailer.secrets import verifying_keys
 from mailer.sending.batching import GroupWriter
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
@@ -281,8 +283,9 @@ class BatchReport:
     by_type: dict[str, int] = field(default_factory=dict)
 
 
-def events_of(row: Any) -> list[EventRow]:
-    """The SES events of one stored notification (none for confirmations)."""
+def events_of(row: Any, received: list[dict[str, Any]] | None = None) -> list[EventRow]:
+    """The SES events of one stored notification (none for confirmations); a message
+    SES received (no event) goes into ``received``."""
     if row.type != "Notification":
         return []
     body = row.body if isinstance(row.body, dict) else orjson.loads(row.body)
@@ -293,8 +296,11 @@ def events_of(row: Any) -> list[EventRow]:
         raise NotAnEvent("the message is not JSON") from exc
     if "\\u0000" in text:  # a NUL in, say, a bounce's diagnostic: jsonb holds none
         message = without_nul(message)
-    received = row.received_at or datetime.now(UTC)
-    return read(message, received)
+    if inbound.is_received(message):
+        if received is not None:
+            received.append(message)
+        return []
+    return read(message, row.received_at or datetime.now(UTC))
 
 
 async def process_batch(
@@ -312,11 +318,14 @@ async def process_batch(
     outcome reaches the database. After that it is applied, the unknown ids counted.
     """
     parsed: list[tuple[Any, list[EventRow] | None, str | None]] = []
+    received: list[dict[str, Any]] = []  # mail SES received: inbound unsubscribes
     for row in rows:
         try:
-            parsed.append((row, events_of(row), None))
+            parsed.append((row, events_of(row, received), None))
         except NotAnEvent as exc:
             parsed.append((row, None, str(exc)[:500]))
+    for message in received:
+        await inbound.apply(session, verifying_keys(settings or get_settings()), message)
     known = await repo.known_ses_ids(
         session, list({e.ses_message_id for _, events, _ in parsed for e in events or []})
     )
