@@ -638,6 +638,13 @@ class DevStack:
             "MAILER_PUBLIC_URL": self.api_url,
             # bulk mail must show one (issue 21): the demo's, unless the user gave theirs
             "MAILER_POSTAL_ADDRESS": os.environ.get("MAILER_POSTAL_ADDRESS") or DEV_POSTAL,
+            # the embedded emulator receives unsubscribe mail (POST /_standin/receive)
+            "MAILER_INBOUND_UNSUBSCRIBE_DOMAIN": os.environ.get("MAILER_INBOUND_UNSUBSCRIBE_DOMAIN")
+            or (
+                "unsubscribe." + self.config.sender.rpartition("@")[2]
+                if not self.config.ses_endpoint
+                else ""
+            ),
             # the data directory's own random key (sessions and unsubscribe links made by
             # one run still verify in the next); MAILER_SECRET_KEYS, if set, would replace it
             "MAILER_SECRET_KEY": keys,
