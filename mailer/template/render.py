@@ -227,16 +227,17 @@ class _Holes:
                 self.static_longest = max(self.static_longest, own)
         self.value_longest = max([own for own, _ in self.lines], default=0)
 
-    def may_exceed(self, values: list[str], size: int, limit: int) -> bool:
+    def may_exceed(self, values: list[str], size: int, limit: int, weight: int = 4) -> bool:
         """Whether a line of the filled part could be over ``limit`` octets (a value's
-        characters counted as 4 octets each; ``size``: all of them): only then is folding
+        characters counted as ``weight`` octets each, 4: any UTF-8; 1 for the text part's
+        wrapping, which counts characters; ``size``: all of them): only then is folding
         worth a look."""
         if self.static_longest > limit:
             return True
-        if self.value_longest + 4 * size <= limit:
+        if self.value_longest + weight * size <= limit:
             return False  # the common case, in one cheap bound over all values
         return any(
-            own + 4 * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
+            own + weight * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
         )
 
     def fill(self, values: list[str]) -> str:
@@ -297,7 +298,7 @@ class _Derived:
         if not need_text:
             return html, ""
         text = self.text.fill(values)
-        if self.text.may_exceed(values, size, text_part.TEXT_WIDTH):
+        if self.text.may_exceed(values, size, text_part.TEXT_WIDTH, 1):
             text = fold_text(text)
         return html, text
 

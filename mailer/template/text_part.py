@@ -62,6 +62,32 @@ def _cut(word: str) -> list[str]:
 def wrap_line(line: str, width: int = TEXT_WIDTH) -> str:
     """One line wrapped at spaces to ``width`` columns, its indentation repeated; a word
     longer than ``width`` stands on a line of its own, whole when it is a URL."""
+    if len(line) > _SAFE_WORD and _LONG_WORD.search(line):
+        return _wrap_words(line, width)  # a word that may pass 998 octets: cut unless a URL
+    # the common case, cut by searching for spaces (a render wraps a line or two with
+    # values in them per message: this is on the hot path)
+    indent = _INDENT.match(line).group()  # type: ignore[union-attr]
+    rest = line[len(indent) :]
+    room = width - len(indent)
+    out: list[str] = []
+    while len(rest) > room:
+        cut = rest.rfind(" ", 0, room + 1)
+        if cut <= 0:  # a word longer than the line: on a line of its own
+            cut = rest.find(" ", 1)
+            if cut < 0:
+                break
+        out.append(indent + rest[:cut].rstrip(" "))
+        rest = rest[cut + 1 :].lstrip(" ")
+    out.append(indent + rest)
+    return "\n".join(out)
+
+
+_SAFE_WORD = MAX_LINE // 4  # a word of at most this many characters fits in 998 octets
+_LONG_WORD = re.compile(rf"\S{{{_SAFE_WORD + 1},}}")
+
+
+def _wrap_words(line: str, width: int) -> str:
+    """:func:`wrap_line` word by word, for a line with a word that may pass 998 octets."""
     indent = _INDENT.match(line).group()  # type: ignore[union-attr]
     out: list[str] = []
     current = ""
