@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -91,6 +91,15 @@ def _pages(directory: Path) -> Environment:
     return Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape())
 
 
+# an unknown or forged link: a page a person can read, not a JSON error
+_UNKNOWN_LINK: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "an unknown link: an HTML page saying so",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
 def _page(request: Request, state: str, status: int = 200, **context: object) -> Response:
     """The unsubscribe page in one of its states: confirm, done, already, unknown (every
     outcome a page a person can read, never a JSON error); HEAD gets the head alone."""
@@ -101,12 +110,7 @@ def _page(request: Request, state: str, status: int = 200, **context: object) ->
     return HTMLResponse(body, status_code=status)
 
 
-@public_router.api_route(
-    "/unsubscribe/{token}",
-    methods=["GET", "HEAD"],
-    response_class=HTMLResponse,
-    responses={404: {"description": "an unknown link: an HTML page saying so"}},
-)
+@public_router.get("/unsubscribe/{token}", response_class=HTMLResponse, responses=_UNKNOWN_LINK)
 async def unsubscribe_page(token: str, request: Request, session: Session) -> Response:
     """A small confirmation page with one button; nothing changes until it is pressed."""
     try:
@@ -116,10 +120,16 @@ async def unsubscribe_page(token: str, request: Request, session: Session) -> Re
     return _page(request, "confirm", action=f"/unsubscribe/{token}")
 
 
+@public_router.head("/unsubscribe/{token}", response_class=HTMLResponse, responses=_UNKNOWN_LINK)
+async def unsubscribe_page_head(token: str, request: Request, session: Session) -> Response:
+    """The page's head alone (link checkers and mail scanners ask): nothing changes."""
+    return await unsubscribe_page(token, request, session)
+
+
 @public_router.post(
     "/unsubscribe/{token}",
     response_class=HTMLResponse,
-    responses={404: {"description": "an unknown link: an HTML page saying so"}},
+    responses=_UNKNOWN_LINK,
 )
 async def unsubscribe(token: str, request: Request, session: Session) -> Response:
     """Unsubscribes at once, no login: RFC 8058 one-click (``List-Unsubscribe=One-Click``,
