@@ -139,6 +139,9 @@ class Settings(BaseSettings):
 
     templates_dir: Path = Field(default_factory=resources.templates_dir)
     postal_address: str = ""  # the sender's postal address, in the default layout's footer
+    # the domain whose MX is SES inbound and whose receipt rule posts unsubscribe mail to
+    # the webhook (`mailer ses setup --inbound-unsubscribe`); unset: no List-Unsubscribe mailto
+    inbound_unsubscribe_domain: str = ""
     log_level: str = "INFO"
     log_json: bool = False
 

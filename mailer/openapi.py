@@ -119,9 +119,11 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # FastAPI's {"detail": ...}, never sent
             for status in sorted(statuses):
+                # a route may declare its own answer (an HTML page instead of the envelope)
+                own = route.responses.get(status) or route.responses.get(str(status)) or {}
                 responses[str(status)] = {
-                    "description": _DESCRIPTIONS.get(status, "Error"),
-                    "content": envelope,
+                    "description": own.get("description", _DESCRIPTIONS.get(status, "Error")),
+                    "content": own.get("content", envelope),
                 }
             if 401 in statuses:
                 operation["security"] = [{BEARER: []}]

@@ -28,6 +28,8 @@ from tests.fixtures.database import migrate, truncate_all
 # fixed, so that a failing test's tokens can be reproduced
 TEST_SECRET_KEY = "tst.7Qm2Vx9Lr4Kp8Zc3Hn6Wb1Fj5Dg0Ys"
 TEST_METRICS_TOKEN = "metrics-token-of-the-tests"
+TEST_LOCAL_SES = "http://127.0.0.1:9"  # discard: nothing answers there
+TEST_POSTAL_ADDRESS = "Mailer Test Ltd, 1 Example Street, 10115 Berlin"
 
 # Tests talk to the SES endpoints they start themselves, with fake credentials.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -98,6 +100,11 @@ def settings(service_urls: dict[str, str]) -> Settings:
         database_url=service_urls["database_url"],
         redis_url=service_urls["redis_url"],
         public_url="http://mailer.test",
+        # tests never reach real SES: the API's settings name a loopback SES (the local
+        # emulator's rules apply: an http public URL is fine); tests that send start a
+        # stand-in of their own and give its URL to their workers
+        ses_endpoint_url=TEST_LOCAL_SES,
+        postal_address=TEST_POSTAL_ADDRESS,
         secret_key=TEST_SECRET_KEY,
         metrics_token=TEST_METRICS_TOKEN,
         regions="us-east-1",

@@ -14,6 +14,8 @@ HTML = (
     "<p>Hi {{ contact.attributes.first_name | default('there') }}, this is {{ campaign.name }}.</p>"
     "{% endblock %}"
 )
+# what a marketing template must show when it does not extend the layout (issue 21)
+FOOTER = '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a> {{ postal_address }}</p>'
 
 
 async def contacts(

@@ -47,6 +47,7 @@ DOMAIN = {
     "campaign",
     "contact",
     "message",
+    "deliverability",
     "engagement",
     "openapi",
     "people",

@@ -61,7 +61,9 @@ async def get_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 
 @router.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
 async def send_campaign(campaign_id: Id, session: Session, request: Request) -> CampaignOut:
-    return await service.launch(session, request.app.state.arq, campaign_id)
+    return await service.launch(
+        session, request.app.state.settings, request.app.state.arq, campaign_id
+    )
 
 
 @router.post("/campaigns/{campaign_id}/test", status_code=202, response_model=TestSendOut)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.audience import service as audience
 from mailer.campaign import ab_tests as ab
 from mailer.campaign import dispatch, repository, topics
+from mailer.campaign import required_content as required
 from mailer.campaign.schemas import (
     CampaignIn,
     CampaignOut,
@@ -27,6 +28,7 @@ from mailer.campaign.schemas import (
 from mailer.config import Settings
 from mailer.contact.addresses import valid_mailbox
 from mailer.db import after_commit
+from mailer.deliverability.headers import is_bulk
 from mailer.engagement.service import engagement_rates
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
@@ -148,6 +150,7 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
     regions = _regions(settings, body.regions or [])
     version_id = await _version_id(session, body.template_id, body.template_version)
     await _segment(session, body.segment_id)
+    await _required_content(session, settings, mail_class, version_id, body.name, "create")
     campaign = await repository.insert_campaign(
         session,
         name=body.name,
@@ -200,6 +203,9 @@ async def update(
         campaign.send_at = _send_at(body.send_at)
     if "utm" in given:
         campaign.utm = _utm(body.utm)
+    await _required_content(
+        session, settings, campaign.mail_class, campaign.template_version_id, campaign.name, "save"
+    )
     await session.flush()
     return await get(session, campaign_id)
 
@@ -258,9 +264,33 @@ def start_after_commit(
     after_commit(session, lambda: dispatch.enqueue_start(redis, campaign_id, at=at))
 
 
-async def launch(session: AsyncSession, redis: ArqRedis, campaign_id: int) -> CampaignOut:
+async def _required_content(
+    session: AsyncSession,
+    settings: Settings,
+    mail_class: str,
+    version_id: int,
+    name: str,
+    action: str,
+) -> None:
+    """Bulk mail shows an unsubscribe link and the postal address (422 otherwise)."""
+    if is_bulk(mail_class):
+        version = await templates.version(session, version_id)
+        await required.check_campaign(settings, mail_class, version, name, action)
+
+
+async def launch(
+    session: AsyncSession, settings: Settings, redis: ArqRedis, campaign_id: int
+) -> CampaignOut:
     """Send now, or at ``send_at`` when it lies in the future."""
     campaign = await _transition(session, campaign_id, "send")
+    await _required_content(
+        session,
+        settings,
+        campaign.mail_class,
+        campaign.template_version_id,
+        campaign.name,
+        "launch",
+    )
     now = datetime.now(UTC)
     if campaign.send_at is not None and campaign.send_at > now:
         # a start job deferred to just before send_at starts it (the reconciler is the

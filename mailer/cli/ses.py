@@ -86,6 +86,14 @@ def setup(
     ] = 30.0,
     as_json: JsonOption = False,
     dir: DirOption = Path(".mailer-dev"),  # noqa: A002, B008 - the option is --dir
+    inbound_unsubscribe: Annotated[
+        bool,
+        typer.Option(
+            help="Also receive unsubscribe mail: an SES receipt rule for "
+            "MAILER_INBOUND_UNSUBSCRIBE_DOMAIN (default unsubscribe.<domain>) publishing "
+            "to the SNS topic; prints its MX record."
+        ),
+    ] = False,
 ) -> None:
     """Create or repair, per region: the SNS topic and its subscription to /webhooks/sns,
     a configuration set per mail class with its SNS event destination, the domain identity
@@ -107,6 +115,7 @@ def setup(
                 allow_http=allow_http,
                 dry_run=dry_run,
                 wait_seconds=wait,
+                inbound_unsubscribe=inbound_unsubscribe,
             )
 
     try:

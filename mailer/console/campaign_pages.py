@@ -204,7 +204,7 @@ async def _act(request: Request, session: Session, campaign_id: int, action: str
     viewer = viewer_of(request)
     redis = request.app.state.arq
     if action == "launch":
-        await campaigns.launch(session, redis, campaign_id)
+        await campaigns.launch(session, request.app.state.settings, redis, campaign_id)
     elif action == "pause":
         await campaigns.pause(session, campaign_id, reason=f"paused by {viewer.person.email}")
     elif action == "resume":

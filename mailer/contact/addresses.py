@@ -1,4 +1,5 @@
-"""Address normalisation: trimmed, lower-cased, syntactically valid."""
+"""Address normalisation: trimmed, lower-cased, the domain in IDNA (Punycode, as SES takes
+it), syntactically valid, the local part ASCII (SES sends no SMTPUTF8 mail)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,40 @@ import re
 from email.utils import formataddr, parseaddr
 from functools import lru_cache
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from mailer.errors import Invalid
 
 
 def normalise(raw: str) -> str:
-    return raw.strip().lower()
+    address = raw.strip().lower()
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    return f"{local}{at}{_idna(domain)}" if at else address
+
+
+@lru_cache(maxsize=4096)
+def _idna(domain: str) -> str:
+    """``bücher.example`` → ``xn--bcher-kva.example``; a name IDNA refuses stays as it is
+    (the validator then says why)."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return domain
+
+
+def local_part_problem(address: str) -> str | None:
+    """Why SES cannot send to ``address``'s local part (None when it can)."""
+    if address.rpartition("@")[0].isascii():
+        return None
+    return (
+        "the part before the @ has non-ASCII characters: SES cannot send to"
+        " internationalised (SMTPUTF8) addresses"
+    )
 
 
 def valid_address(raw: str, path: list[str | int] | str = "email") -> str:
@@ -20,6 +48,9 @@ def valid_address(raw: str, path: list[str | int] | str = "email") -> str:
     address = normalise(raw)
     if _plainly_valid(address):
         return address
+    problem = local_part_problem(address)
+    if problem is not None:
+        raise Invalid.at(path, f"not an address SES can send to: {problem}")
     # test_environment admits the reserved .test domain used by the demo and tests
     try:
         validate_email(address, check_deliverability=False, test_environment=True)

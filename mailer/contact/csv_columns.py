@@ -10,6 +10,7 @@ from functools import cached_property
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from mailer.contact.addresses import local_part_problem
 from mailer.errors import Invalid
 
 MAX_COLUMNS = 200
@@ -60,6 +61,8 @@ def address_problem(address: str) -> str | None:
     """None when the normalised ``address`` is valid, else the reason it is not."""
     if fast_valid(address):
         return None
+    if (problem := local_part_problem(address)) is not None:
+        return problem
     try:
         validate_email(address, check_deliverability=False, test_environment=True)
     except EmailNotValidError as exc:

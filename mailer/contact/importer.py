@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from mailer.contact.addresses import normalise
 from mailer.contact.csv_columns import (
     FAST_ADDRESS,
     MAX_FIELD,
@@ -202,7 +203,7 @@ class Upload(RecordScan):
         if not raw:
             self._reject(row, raw, "no email address")
             return
-        email = raw.lower()
+        email = normalise(raw)
         problem = address_problem(email)
         if problem is not None:
             self._reject(row, raw, problem)

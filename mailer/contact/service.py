@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer.audience import repository as audience_repository
 from mailer.audience.filters import compile_filter
 from mailer.contact import repository
-from mailer.contact.addresses import valid_address
+from mailer.contact.addresses import normalise, valid_address
 from mailer.contact.schemas import (
     ContactIn,
     ContactOut,
@@ -90,9 +90,9 @@ def _out(contact: Contact, suppressed: bool) -> ContactOut:
 
 
 async def get(session: AsyncSession, email: str) -> ContactOut:
-    found = await repository.get(session, email.strip().lower())
+    found = await repository.get(session, normalise(email))
     if found is None:
-        raise NotFound(f"no contact {email.strip().lower()!r}")
+        raise NotFound(f"no contact {normalise(email)!r}")
     return _out(*found)
 
 
@@ -115,7 +115,7 @@ def address_hmac(secret_key: str, address: str) -> str:
 async def was_erased(session: AsyncSession, keys: Sequence[str], email: str) -> bool:
     """Whether ``email`` was erased: its HMAC under any verifying key (``mailer.secrets``)
     is recorded, so an erasure recorded before a key rotation is still found."""
-    address = email.strip().lower()
+    address = normalise(email)
     return await repository.erased(session, [address_hmac(k, address) for k in keys])
 
 
@@ -126,7 +126,7 @@ async def erase(session: AsyncSession, email: str, secret_key: str) -> ErasureOu
     The erasure is recorded by an HMAC of the address under ``secret_key`` (the signing
     key), never the address itself.
     """
-    address = email.strip().lower()
+    address = normalise(email)
     existed, messages, events, suppressed = await repository.erase(
         session, address, address_hmac(secret_key, address)
     )

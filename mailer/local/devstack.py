@@ -30,6 +30,8 @@ from mailer.local.processes import (
 )
 from mailer.local.ses_emulators import AWS_TEST_ENV, start_ses_standin, verify_sender
 
+DEV_POSTAL = "mailer dev stack, 1 Example Street, Springfield"  # MAILER_POSTAL_ADDRESS
+
 
 @dataclass
 class StackConfig:
@@ -88,6 +90,15 @@ class DevStack:
             "AWS_ENDPOINT_URL_SESV2": self.info["ses_endpoint"],
             "MAILER_REGIONS": self.config.region_rates,
             "MAILER_PUBLIC_URL": self.api_url,
+            # bulk mail must show one (issue 21): the demo's, unless the user gave theirs
+            "MAILER_POSTAL_ADDRESS": os.environ.get("MAILER_POSTAL_ADDRESS") or DEV_POSTAL,
+            # the embedded emulator receives unsubscribe mail (POST /_standin/receive)
+            "MAILER_INBOUND_UNSUBSCRIBE_DOMAIN": os.environ.get("MAILER_INBOUND_UNSUBSCRIBE_DOMAIN")
+            or (
+                "unsubscribe." + self.config.sender.rpartition("@")[2]
+                if not self.config.ses_endpoint
+                else ""
+            ),
             # the data directory's own random key (sessions and unsubscribe links made by
             # one run still verify in the next); MAILER_SECRET_KEYS, if set, would replace it
             "MAILER_SECRET_KEY": keys,

@@ -214,6 +214,35 @@ def events_for(
     return out
 
 
+def received_event(to: list[str], subject: str, sender: str, topic_arn: str) -> dict[str, Any]:
+    """The ``Received`` notification of SES email receiving (SNS action), as AWS documents
+    it: who sent it, to whom, its subject and SES's verdicts."""
+    stamp = _stamp(datetime.now(UTC))
+    passed = {"status": "PASS"}
+    return {
+        "notificationType": "Received",
+        "mail": {
+            "timestamp": stamp,
+            "source": sender,
+            "messageId": uuid.uuid4().hex,
+            "destination": to,
+            "headersTruncated": False,
+            "commonHeaders": {"from": [sender], "to": to, "subject": subject},
+        },
+        "receipt": {
+            "timestamp": stamp,
+            "processingTimeMillis": 1,
+            "recipients": to,
+            "spamVerdict": passed,
+            "virusVerdict": passed,
+            "spfVerdict": passed,
+            "dkimVerdict": passed,
+            "dmarcVerdict": passed,
+            "action": {"type": "SNS", "topicArn": topic_arn, "encoding": "UTF8"},
+        },
+    }
+
+
 class Signer:
     """Signs SNS Notifications (SignatureVersion 2, SHA256withRSA) with the local key."""
 
@@ -309,6 +338,22 @@ class Simulator:
                 pass
             await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
         self.failed += 1
+
+    def receive(self, body: dict[str, Any], region: str = "us-east-1") -> dict[str, Any]:
+        """``POST /_standin/receive {"to": [...], "subject", "from"}``: mail received as an
+        SES receipt rule with an SNS action publishes it (a ``Received`` notification,
+        signed), as for the unsubscribe domain ``mailer ses setup --inbound-unsubscribe``
+        sets up."""
+        event = received_event(
+            [str(a) for a in body.get("to") or []],
+            str(body.get("subject") or ""),
+            str(body.get("from") or "reader@example.test"),
+            self.signer.topic_arn,
+        )
+        task = asyncio.get_running_loop().create_task(self._publish([event], region))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return {"message_id": event["mail"]["messageId"]}
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -151,6 +151,10 @@ class StandinControl:
         """MaxSendRate (and Max24HourSend) per region; key ``"*"`` sets the default."""
         return self._post("/rates", _rates_body(rates, max_24h, burst))
 
+    def receive(self, to: list[str], subject: str, sender: str = "reader@example.test") -> Any:
+        """Mail received by SES: published as a ``Received`` notification to the webhook."""
+        return self._post("/receive", {"to": to, "subject": subject, "from": sender})
+
     def reset(self) -> Any:
         """Forget sends, counters, faults and runtime settings (back to the CLI flags)."""
         return self._post("/reset", {})

@@ -205,6 +205,8 @@ def control(app: Standin, method: bytes, name: str, query: str, body: bytes) -> 
             result = app.account.stats()
         elif method == b"POST" and name == "account":
             result = app.account.configure(payload)
+        elif method == b"POST" and name == "receive" and app.simulator is not None:
+            result = app.simulator.receive(payload)  # inbound mail (issue 21)
         elif method == b"GET" and name == "simulator":
             result = app.simulator.stats() if app.simulator else {"webhook": None}
         elif method == b"POST" and name == "faults":

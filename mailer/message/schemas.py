@@ -8,9 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# SES message tags: ASCII letters, digits, "_", "-" ("." and "@" too in values)
-_TAG_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_TAG_VALUE = re.compile(r"[A-Za-z0-9_.@-]{1,256}")
+from mailer.deliverability.tags import tag_problem
+
 # the tags every message carries already; a caller may not set them
 RESERVED_TAGS = frozenset({"mail_class", "campaign_id", "message_id", "test"})
 MAX_TAGS = 10
@@ -86,12 +85,10 @@ class MessageIn(BaseModel):
         if len(tags) > MAX_TAGS:
             raise ValueError(f"at most {MAX_TAGS} tags")
         for name, value in tags.items():
-            if not _TAG_NAME.fullmatch(name):
-                raise ValueError(f"tag {name!r}: 1-256 of A-Z a-z 0-9 _ -")
             if name in RESERVED_TAGS:
                 raise ValueError(f"tag {name!r} is set by the mailer")
-            if not _TAG_VALUE.fullmatch(value):
-                raise ValueError(f"tag {name!r}: the value must be 1-256 of A-Z a-z 0-9 _ - . @")
+            if (problem := tag_problem(name, value)) is not None:
+                raise ValueError(problem)
         return tags
 
     @field_validator("headers")

@@ -39,6 +39,7 @@ from mailer.pagination import Page
 from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
 from mailer.template.compiler import compiled_version
+from mailer.template.layouts import wrap_fragment
 from mailer.template.render import (
     CompiledTemplate,
     message_context,
@@ -127,7 +128,7 @@ async def _row(
         error = _inline_error(settings.templates_dir, body.subject, body.html, body.text)
         if error is not None:
             raise _under(path, error)
-        row.update(subject=body.subject, html=body.html, text_body=body.text)
+        row.update(subject=body.subject, html=wrap_fragment(body.html), text_body=body.text)
     return row
 
 

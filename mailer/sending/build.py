@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mailer.config import Settings
+from mailer.deliverability import headers as deliverability
 from mailer.secrets import signing_key
 from mailer.sending.plan import SendPlan
 from mailer.sending.repository import Claimed
 from mailer.sending.transport import OutboundEmail
 from mailer.suppression.tokens import make_token
-from mailer.template.content import mail_headers, unsubscribe_mailto
+from mailer.template.content import mail_headers
 from mailer.template.render import message_context, render_off_loop
 
 
@@ -39,8 +40,14 @@ async def build_email(
     # on the loop for a short slice, else in a render thread (template.render)
     rendered = await render_off_loop(plan.template, context)
     headers = mail_headers(
-        plan.mail_class, unsubscribe_url, unsubscribe_mailto(plan.from_address, token)
+        plan.mail_class,
+        unsubscribe_url,
+        deliverability.unsubscribe_mailto(settings, token),
     )
+    if plan.campaign is not None and deliverability.is_bulk(plan.mail_class):
+        headers["List-Id"] = deliverability.list_id(
+            plan.campaign.id, plan.campaign.name, plan.from_address
+        )
     if message.headers:
         headers.update(message.headers)
     tags = {"mail_class": plan.mail_class}

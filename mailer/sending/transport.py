@@ -22,6 +22,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     HTTPClientError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 from botocore.exceptions import (
@@ -182,6 +183,10 @@ def classify(exc: BaseException, email: OutboundEmail | None = None) -> SendErro
         if status >= 500 or code in _TRANSIENT:
             return SendError(ErrorKind.TRANSIENT, reason)
         return SendError(ErrorKind.TRANSIENT, f"unknown SES error {reason}")
+    if isinstance(exc, UnicodeError | ParamValidationError):
+        # the message cannot be encoded or is not a valid request: sending it again
+        # changes nothing (a non-ASCII address stuck in ``queued`` as transient, issue 21)
+        return SendError(ErrorKind.PERMANENT, f"invalid message: {type(exc).__name__}: {exc}")
     if isinstance(
         exc, ReadTimeoutError | ConnectTimeoutError | asyncio.TimeoutError | TimeoutError
     ):

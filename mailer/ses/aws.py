@@ -53,7 +53,8 @@ NOT_FOUND = ("NotFoundException", "NotFound", "ResourceNotFoundException")
 
 
 class Clients:
-    """sesv2 and sns clients per region, opened on first use, closed on exit.
+    """sesv2, ses (receipt rules) and sns clients per region, opened on first use, closed
+    on exit.
 
     Every call goes through :meth:`call` and is recorded in :attr:`calls` as
     ``service:Operation`` (what ``mailer ses`` reports it did)."""
@@ -79,7 +80,8 @@ class Clients:
     async def _client(self, service: str, region: str) -> Any:
         key = (service, region)
         if key not in self._clients:
-            endpoint = self.target.ses_endpoint if service == "sesv2" else self.target.sns_endpoint
+            # SES v1 (receipt rules) lives where SES v2 does
+            endpoint = self.target.sns_endpoint if service == "sns" else self.target.ses_endpoint
             credentials: dict[str, str] = {}
             if self.target.access_key and self.target.secret_key:
                 credentials = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailer.config import Settings
+from mailer.ses import inbound_setup
 from mailer.ses.aws import Clients
 from mailer.ses.plan import (
     DEFAULT_TOPIC_NAME,
@@ -186,9 +187,15 @@ async def run_setup(
     allow_http: bool = False,
     dry_run: bool = False,
     wait_seconds: float = 30.0,
+    inbound_unsubscribe: bool = False,
 ) -> dict[str, Any]:
     """Set up every region; the report (``--json``) with the settings to put in place."""
     url = webhook_url(settings, allow_http=allow_http)
+    inbound = (
+        inbound_setup.inbound_domain(domain, settings.inbound_unsubscribe_domain)
+        if inbound_unsubscribe
+        else None
+    )
     results = []
     for region in regions:
         wanted = Wanted(
@@ -199,15 +206,23 @@ async def run_setup(
             topic_name=topic_name(settings, region),
             tracking_domain=tracking_domain,
         )
-        results.append(
-            await setup_region(aws, region, wanted, dry_run=dry_run, wait_seconds=wait_seconds)
-        )
+        result = await setup_region(aws, region, wanted, dry_run=dry_run, wait_seconds=wait_seconds)
+        if inbound is not None:
+            steps, record = await inbound_setup.ensure(
+                aws, region, inbound, result.topic_arn or TOPIC_ARN, dry_run=dry_run
+            )
+            result.steps += steps
+            result.dns.append(record)
+        results.append(result)
+    env = environment(settings, regions, results)
+    if inbound is not None:
+        env["MAILER_INBOUND_UNSUBSCRIBE_DOMAIN"] = inbound
     return {
         "dry_run": dry_run,
         "changed": any(r.changed for r in results),
         "webhook_url": url,
         "regions": [r.to_json() for r in results],
-        "environment": environment(settings, regions, results),
+        "environment": env,
         "calls": aws.calls,
     }
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.errors import NotFound
 from mailer.openapi import csv_body
 from mailer.pagination import KeyPage
 from mailer.secrets import verifying_keys
@@ -90,24 +91,54 @@ def _pages(directory: Path) -> Environment:
     return Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape())
 
 
-def _page(request: Request, **context: object) -> HTMLResponse:
+# an unknown or forged link: a page a person can read, not a JSON error
+_UNKNOWN_LINK: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "an unknown link: an HTML page saying so",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _page(request: Request, state: str, status: int = 200, **context: object) -> Response:
+    """The unsubscribe page in one of its states: confirm, done, already, unknown (every
+    outcome a page a person can read, never a JSON error); HEAD gets the head alone."""
+    if request.method == "HEAD":
+        return Response(status_code=status, media_type="text/html")
     env = _pages(request.app.state.settings.templates_dir)
-    return HTMLResponse(env.get_template("unsubscribe.html").render(**context))
+    body = env.get_template("unsubscribe.html").render(state=state, **context)
+    return HTMLResponse(body, status_code=status)
 
 
-@public_router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-async def unsubscribe_page(token: str, request: Request, session: Session) -> HTMLResponse:
+@public_router.get("/unsubscribe/{token}", response_class=HTMLResponse, responses=_UNKNOWN_LINK)
+async def unsubscribe_page(token: str, request: Request, session: Session) -> Response:
     """A small confirmation page with one button; nothing changes until it is pressed."""
-    await service.check_link(session, verifying_keys(request.app.state.settings), token)
-    return _page(request, done=False, action=f"/unsubscribe/{token}")
+    try:
+        await service.check_link(session, verifying_keys(request.app.state.settings), token)
+    except NotFound:
+        return _page(request, "unknown", 404)
+    return _page(request, "confirm", action=f"/unsubscribe/{token}")
 
 
-@public_router.post("/unsubscribe/{token}", response_class=HTMLResponse)
-async def unsubscribe(token: str, request: Request, session: Session) -> HTMLResponse:
+@public_router.head("/unsubscribe/{token}", response_class=HTMLResponse, responses=_UNKNOWN_LINK)
+async def unsubscribe_page_head(token: str, request: Request, session: Session) -> Response:
+    """The page's head alone (link checkers and mail scanners ask): nothing changes."""
+    return await unsubscribe_page(token, request, session)
+
+
+@public_router.post(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    responses=_UNKNOWN_LINK,
+)
+async def unsubscribe(token: str, request: Request, session: Session) -> Response:
     """Unsubscribes at once, no login: RFC 8058 one-click (``List-Unsubscribe=One-Click``,
     form-urlencoded or multipart) from mail clients, or the page's button."""
     keys = verifying_keys(request.app.state.settings)
-    service.message_of(keys, token)  # a forged token is a 404 before the body is read
+    try:
+        service.message_of(keys, token)  # a forged token is a 404 before the body is read
+    except NotFound:
+        return _page(request, "unknown", 404)
     how = "page"
     try:
         form = await request.form()
@@ -115,5 +146,8 @@ async def unsubscribe(token: str, request: Request, session: Session) -> HTMLRes
             how = "one_click"
     except Exception:  # noqa: BLE001 - an odd body from a mail client still unsubscribes
         how = "post"
-    await service.unsubscribe(session, keys, token, how)
-    return _page(request, done=True, action=None)
+    try:
+        new = await service.unsubscribe(session, keys, token, how)
+    except NotFound:
+        return _page(request, "unknown", 404)
+    return _page(request, "done" if new else "already")

@@ -33,7 +33,7 @@ def _files_loader(templates_dir: str) -> FileSystemLoader:
     return FileSystemLoader(templates_dir)
 
 
-def _environment(templates_dir: Path) -> BoundedEnvironment:
+def template_environment(templates_dir: Path) -> BoundedEnvironment:
     # only the templates folder can be extended or included: a template's own parts are
     # compiled by name, not loadable (no including itself)
     return BoundedEnvironment(_files_loader(str(templates_dir)), _autoescape)
@@ -79,7 +79,7 @@ def _no_function_values(env: BoundedEnvironment, tree: nodes.Template, part: str
 def check_syntax(templates_dir: Path, part: str, source: str) -> None:
     """Raise TemplateSyntaxError (with ``lineno``) for a template that does not compile,
     TemplateNotFound for a layout or partial that does not exist."""
-    env = _environment(templates_dir)
+    env = template_environment(templates_dir)
     tree = env.parse(source, name=part)
     _no_function_values(env, tree, part)
     env.compile(tree, name=part)
@@ -99,7 +99,7 @@ def check_syntax(templates_dir: Path, part: str, source: str) -> None:
 def compile_template(
     templates_dir: Path, subject: str, html: str, text: str | None
 ) -> CompiledTemplate:
-    env = _environment(templates_dir)
+    env = template_environment(templates_dir)
     return CompiledTemplate(
         subject=_compile(env, "subject", subject),
         html=_compile(env, "html", html),

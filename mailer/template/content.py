@@ -1,8 +1,8 @@
 """What mailbox providers expect of a message's content and headers.
 
-- no line over 998 characters (RFC 5322 2.1.1): :func:`fold_html` and :func:`fold_text`
-  break long lines where a line break changes nothing (whitespace between words or
-  attributes);
+- no line over 998 characters (RFC 5322 2.1.1): :func:`fold_html` breaks long lines where
+  a line break changes nothing (whitespace between words or attributes); :func:`fold_text`
+  wraps the text part near 76 columns without splitting a URL;
 - marketing mail carries ``List-Unsubscribe`` (https and mailto) and
   ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058); transactional mail only
   when asked (:func:`mail_headers`);
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from email.utils import parseaddr
-from functools import lru_cache
 
 import mrml
+
+from mailer.template.text_part import wrap_text
 
 MAX_LINE = 998  # octets, without the CRLF
 _SAFE_CHARS = MAX_LINE // 4  # a line of this many characters fits whatever they are in UTF-8
@@ -88,10 +88,6 @@ def _last_space(line: str, start: int, limit: int) -> int:
     return max(line.rfind(" ", start, limit + 1), line.rfind("\t", start, limit + 1))
 
 
-def _last_text_break(line: str) -> Callable[[int, int], int]:
-    return lambda start, limit: _last_space(line, start, limit)
-
-
 def _last_html_break(line: str) -> Callable[[int, int], int]:
     """The last of :func:`_html_breaks` in ``[start, limit]``, for a line with no comment.
 
@@ -154,32 +150,15 @@ def _fold_html_other(line: str) -> str:
     return _fold(line, _html_breaks(line))
 
 
-def _fold_text_ascii(line: str) -> str:
-    return _fold_ascii(line, _last_text_break(line))
-
-
-def _fold_text_other(line: str) -> str:
-    return _fold(line, [m.start() for m in _SPACE.finditer(line)])
-
-
 def fold_html(html: str) -> str:
     """HTML with no line over 998 characters, rendering the same."""
     return _fold_lines(html, _fold_html_ascii, _fold_html_other)
 
 
 def fold_text(text: str) -> str:
-    """Plain text with no line over 998 characters (broken between words)."""
-    return _fold_lines(text, _fold_text_ascii, _fold_text_other)
-
-
-def unsubscribe_mailto(from_address: str, token: str) -> str:
-    """``mailto:`` for List-Unsubscribe: the sender's domain, the token as the subject."""
-    return f"mailto:unsubscribe@{_domain(from_address)}?subject=unsubscribe-{token}"
-
-
-@lru_cache(maxsize=1024)
-def _domain(from_address: str) -> str:
-    return parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
+    """Plain text wrapped near 76 columns, never inside a URL; no line over 998 octets
+    but one that is a single URL (:mod:`mailer.template.text_part`)."""
+    return wrap_text(text)
 
 
 def mail_headers(
@@ -227,5 +206,4 @@ __all__ = [
     "fold_text",
     "mail_headers",
     "mjml_to_html",
-    "unsubscribe_mailto",
 ]

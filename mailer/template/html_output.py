@@ -14,6 +14,7 @@ from inscriptis.model.html_element import HtmlElement
 from inscriptis.model.tag import CustomHtmlTagHandlerMapping
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
 
+from mailer.template import text_part
 from mailer.template.sandbox import (
     RenderError,
 )
@@ -42,7 +43,8 @@ _TEXT_CONFIG = ParserConfig(
     },
     display_links=True,
     custom_html_tag_handler_mapping=CustomHtmlTagHandlerMapping(
-        start_tag_mapping=dict.fromkeys(_TABLE_TAGS), end_tag_mapping=dict.fromkeys(_TABLE_TAGS)
+        start_tag_mapping={**dict.fromkeys(_TABLE_TAGS), **text_part.START_HANDLERS},
+        end_tag_mapping={**dict.fromkeys(_TABLE_TAGS), **text_part.END_HANDLERS},
     ),
 )
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -50,8 +52,8 @@ _TRAILING = re.compile(r"[ \t]+\n")
 
 
 def html_to_text(body: str) -> str:
-    """A plain-text part for mail that gave none (inscriptis): links kept as
-    ``[text](url)``, no markup, paragraphs split by blank lines."""
+    """A plain-text part for mail that gave none (inscriptis): links as ``text <url>``
+    (:mod:`mailer.template.text_part`), no markup, paragraphs split by blank lines."""
     # inscriptis unescapes text that lxml has already unescaped once: "&amp;lt;" would
     # come out as "<"; escaping every "&" once more makes the two unescapes give the text
     try:

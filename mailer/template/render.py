@@ -63,7 +63,8 @@ class CompiledTemplate:
                 # the templates' render functions, without Template.render's copy of the
                 # context and its extra generator (errors are turned into RenderError here)
                 subject = " ".join("".join(_run(self.subject, context)).split())
-                chunks = list(_run(self.html, context))
+                # the layouts' <title> defaults to the subject
+                chunks = list(_run(self.html, {"subject": subject, **context}))
                 text = "".join(_run(self.text, context)) if self.text is not None else None
             except (RenderError, SliceOver):
                 raise

@@ -54,6 +54,9 @@ class TemplateOut(BaseModel):
     format: TemplateFormat
     source: str | None  # the MJML source of an MJML version
     created_at: datetime
+    # on save: what mailbox providers would distrust (images without alt, links showing
+    # another URL, link shorteners); the template is saved all the same
+    warnings: list[str] = Field(default_factory=list)
 
 
 class VersionOut(BaseModel):

@@ -33,8 +33,10 @@ def validate(templates_dir: Path, subject: str, html: str, text: str | None) -> 
     # first use: an API process that never saves or renders a template does without it
     from jinja2 import TemplateNotFound
 
+    from mailer.deliverability.hygiene import refuse_unsafe
     from mailer.template.compiler import TemplateSyntaxError, check_syntax
 
+    refuse_unsafe(html, ["body", "html"])
     for part, source in (("subject", subject), ("html", html), ("text", text)):
         if source is None:
             continue
@@ -97,7 +99,16 @@ async def create(session: AsyncSession, templates_dir: Path, body: TemplateIn) -
         session, template.id, 1, body.subject, html, body.text, body.format, source
     )
     await session.refresh(version)
-    return _out(template, version)
+    return _saved(template, version)
+
+
+def _saved(template: Template, version: TemplateVersion) -> TemplateOut:
+    """The save answer: the version, and what mailbox providers would distrust in it."""
+    from mailer.deliverability.hygiene import warnings
+
+    out = _out(template, version)
+    out.warnings = warnings(version.html)
+    return out
 
 
 async def new_version(
@@ -122,7 +133,7 @@ async def new_version(
         source,
     )
     await session.refresh(version)
-    return _out(template, version)
+    return _saved(template, version)
 
 
 async def get(session: AsyncSession, template_id: int) -> TemplateDetail:
@@ -225,6 +236,7 @@ async def _render(
     text: str | None,
     body: RenderIn,
 ) -> RenderOut:
+    from mailer.deliverability.headers import unsubscribe_mailto
     from mailer.template.compiler import compiled_off_loop
     from mailer.template.content import mail_headers  # on first use (validate)
     from mailer.template.render import RenderError, message_context
@@ -249,7 +261,7 @@ async def _render(
     headers = mail_headers(
         body.mail_class,
         unsubscribe_url,
-        f"mailto:unsubscribe@{settings_domain(settings)}?subject=preview",
+        unsubscribe_mailto(settings, "preview"),
     )
     return RenderOut(
         subject=rendered.subject, html=rendered.html, text=rendered.text, headers=headers
@@ -259,8 +271,3 @@ async def _render(
 def preview_unsubscribe_url(settings: Settings) -> str:
     """The link a preview or an accept-time check renders in place of a message's own."""
     return f"{settings.public_url.rstrip('/')}/unsubscribe/preview"
-
-
-def settings_domain(settings: Settings) -> str:
-    host = settings.public_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return host or "localhost"

@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
 
+from mailer.template import text_part
 from mailer.template.content import MAX_LINE, fold_html, fold_text
 from mailer.template.html_output import html_to_text, inline_css
 
@@ -40,11 +41,14 @@ class _Holes:
 
     __slots__ = ("statics", "order", "size", "pick", "lines", "static_longest", "value_longest")
 
-    def __init__(self, rendered: str, holes: int, fold: Callable[[str], str]) -> None:
+    def __init__(
+        self, rendered: str, holes: int, fold: Callable[[str], str], limit: int = MAX_LINE
+    ) -> None:
+        # (``limit``: the longest line ``fold`` leaves alone, 76 columns for the text part)
         # a line without values comes out of ``fold`` the same for every message (folding
         # works line by line): fold it once here, so messages only look at lines with values
         rendered = "\n".join(
-            line if "\ue000" in line or len(line.encode()) <= MAX_LINE else fold(line)
+            line if "\ue000" in line or len(line.encode()) <= limit else fold(line)
             for line in rendered.split("\n")
         )
         pieces = _HOLE.split(rendered)  # text, index, text, index, ..., text
@@ -70,20 +74,21 @@ class _Holes:
             held = [int(i) for i in _HOLE.findall(line)]
             if held:
                 self.lines.append((own, held))
-            else:
+            elif own <= limit or fold(line) != line:  # not one a fold leaves as it is
                 self.static_longest = max(self.static_longest, own)
         self.value_longest = max([own for own, _ in self.lines], default=0)
 
-    def may_exceed(self, values: list[str], size: int, limit: int) -> bool:
+    def may_exceed(self, values: list[str], size: int, limit: int, weight: int = 4) -> bool:
         """Whether a line of the filled part could be over ``limit`` octets (a value's
-        characters counted as 4 octets each; ``size``: all of them): only then is folding
+        characters counted as ``weight`` octets each, 4: any UTF-8; 1 for the text part's
+        wrapping, which counts characters; ``size``: all of them): only then is folding
         worth a look."""
         if self.static_longest > limit:
             return True
-        if self.value_longest + 4 * size <= limit:
+        if self.value_longest + weight * size <= limit:
             return False  # the common case, in one cheap bound over all values
         return any(
-            own + 4 * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
+            own + weight * sum([len(values[i]) for i in held]) > limit for own, held in self.lines
         )
 
     def fill(self, values: list[str]) -> str:
@@ -131,7 +136,10 @@ class DerivedShape:
         padded = html_to_text(inline_css(_HOLE.sub(lambda m: m.group(0) + _PAD, skeleton)))
         if padded != _HOLE.sub(lambda m: m.group(0) + _PAD, text):
             return None
-        return cls(_Holes(inlined, holes, fold_html), _Holes(text, holes, fold_text))
+        return cls(
+            _Holes(inlined, holes, fold_html),
+            _Holes(text, holes, fold_text, text_part.TEXT_WIDTH),
+        )
 
     def fill(self, values: list[str], need_text: bool = True) -> tuple[str, str]:
         size = sum(map(len, values))
@@ -141,6 +149,6 @@ class DerivedShape:
         if not need_text:
             return html, ""
         text = self.text.fill(values)
-        if self.text.may_exceed(values, size, MAX_LINE):
+        if self.text.may_exceed(values, size, text_part.TEXT_WIDTH, 1):
             text = fold_text(text)
         return html, text

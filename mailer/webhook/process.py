@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer import metrics
 from mailer.campaign import repository as campaigns
 from mailer.config import Settings, get_settings
+from mailer.deliverability import inbound
 from mailer.engagement import service as engagement
 from mailer.reputation import service as reputation
+from mailer.secrets import verifying_keys
 from mailer.webhook import repository as repo
 from mailer.webhook.ses import EventRow, NotAnEvent, read
 from mailer.webhook.store import without_nul
@@ -56,8 +58,9 @@ class NotificationReport:
     by_type: dict[str, int] = field(default_factory=dict)
 
 
-def events_of(row: Any) -> list[EventRow]:
-    """The SES events of one stored notification (none for confirmations)."""
+def events_of(row: Any, received: list[dict[str, Any]] | None = None) -> list[EventRow]:
+    """The SES events of one stored notification (none for confirmations); a message
+    SES received (no event) goes into ``received``."""
     if row.type != "Notification":
         return []
     body = row.body if isinstance(row.body, dict) else orjson.loads(row.body)
@@ -68,8 +71,11 @@ def events_of(row: Any) -> list[EventRow]:
         raise NotAnEvent("the message is not JSON") from exc
     if "\\u0000" in text:  # a NUL in, say, a bounce's diagnostic: jsonb holds none
         message = without_nul(message)
-    received = row.received_at or datetime.now(UTC)
-    return read(message, received)
+    if inbound.is_received(message):
+        if received is not None:
+            received.append(message)
+        return []
+    return read(message, row.received_at or datetime.now(UTC))
 
 
 async def process_batch(
@@ -87,11 +93,14 @@ async def process_batch(
     outcome reaches the database. After that it is applied, the unknown ids counted.
     """
     parsed: list[tuple[Any, list[EventRow] | None, str | None]] = []
+    received: list[dict[str, Any]] = []  # mail SES received: inbound unsubscribes
     for row in rows:
         try:
-            parsed.append((row, events_of(row), None))
+            parsed.append((row, events_of(row, received), None))
         except NotAnEvent as exc:
             parsed.append((row, None, str(exc)[:500]))
+    for message in received:
+        await inbound.apply(session, verifying_keys(settings or get_settings()), message)
     known = await repo.known_ses_ids(
         session, list({e.ses_message_id for _, events, _ in parsed for e in events or []})
     )

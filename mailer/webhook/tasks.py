@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mailer.config import Settings
 from mailer.db import transaction
 from mailer.webhook import repository as repo
 from mailer.webhook.process import UNMATCHED_WAIT_S, NotificationReport, process_batch
@@ -33,6 +34,7 @@ async def drain_notifications(
     sessionmaker: async_sessionmaker[AsyncSession],
     batch_size: int,
     unmatched_wait: float = UNMATCHED_WAIT_S,
+    settings: Settings | None = None,
 ) -> NotificationReport:
     """Process unprocessed notifications, oldest first, until none are left."""
     total = NotificationReport()
@@ -43,18 +45,21 @@ async def drain_notifications(
                 rows = await repo.claim(session, batch_size)
                 ids = [r.id for r in rows]
                 if rows:
-                    _add(total, await process_batch(session, rows, unmatched_wait))
+                    _add(total, await process_batch(session, rows, unmatched_wait, settings))
         except (OperationalError, InterfaceError):
             raise  # the database is away: the next wake-up or reconcile tries again
         except Exception as exc:  # noqa: BLE001 - one bad notification must not block the rest
             log.error("events_batch_failed", error=repr(exc), notifications=len(ids))
-            _add(total, await _one_by_one(sessionmaker, ids, unmatched_wait))
+            _add(total, await _one_by_one(sessionmaker, ids, unmatched_wait, settings))
         if len(ids) < batch_size:
             return total
 
 
 async def _one_by_one(
-    sessionmaker: async_sessionmaker[AsyncSession], ids: list[int], unmatched_wait: float
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ids: list[int],
+    unmatched_wait: float,
+    settings: Settings | None = None,
 ) -> NotificationReport:
     total = NotificationReport()
     for notification_id in ids:
@@ -64,7 +69,7 @@ async def _one_by_one(
                 continue
             try:
                 async with session.begin_nested():
-                    _add(total, await process_batch(session, [row], unmatched_wait))
+                    _add(total, await process_batch(session, [row], unmatched_wait, settings))
             except (OperationalError, InterfaceError):
                 raise
             except Exception as exc:  # noqa: BLE001 - kept with its error, never retried
@@ -80,7 +85,10 @@ async def process_notifications(ctx: dict[str, Any]) -> dict[str, Any]:
     await ctx["redis"].delete(WAKE_KEY)
     settings = ctx["settings"]
     report = await drain_notifications(
-        ctx["sessionmaker"], settings.events_batch_size, settings.events_unmatched_wait_seconds
+        ctx["sessionmaker"],
+        settings.events_batch_size,
+        settings.events_unmatched_wait_seconds,
+        settings,
     )
     return {
         "notifications": report.notifications,
@@ -101,6 +109,7 @@ async def reconcile_notifications_forever(ctx: dict[str, Any]) -> None:
                 ctx["sessionmaker"],
                 settings.events_batch_size,
                 settings.events_unmatched_wait_seconds,
+                settings,
             )
         except Exception as exc:  # noqa: BLE001 - the database may be back next time
             log.warning("events_reconcile_failed", error=repr(exc))

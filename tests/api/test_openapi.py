@@ -28,6 +28,10 @@ async def test_every_error_answer_is_documented_as_the_envelope(app: FastAPI) ->
     for method, path, op in _operations(schema):
         errors = {s: r for s, r in op["responses"].items() if s.startswith(("4", "5"))}
         for status, response in errors.items():
+            if path.startswith("/unsubscribe/") and status == "404":
+                # a person reads it: an HTML page for an unknown link (issue 21)
+                assert list(response["content"]) == ["text/html"], f"{method} {path}"
+                continue
             body = response["content"]["application/json"]["schema"]
             assert body == ENVELOPE, f"{method} {path} {status}: {body}"
         if op.get("parameters") or op.get("requestBody"):

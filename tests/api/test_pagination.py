@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 
 from mailer.pagination import id_page, key_cursor, key_page
+from tests import factories
 from tests.api.test_bad_input import assert_envelope
 from tests.auth.test_auth import _fill, _routes
 
@@ -101,7 +102,9 @@ async def test_a_limit_out_of_range_is_422_on_every_list_route(
 
 async def _campaign(client: httpx.AsyncClient, admin: dict[str, str]) -> int:
     tpl = await client.post(
-        "/v1/templates", headers=admin, json={"name": "t", "subject": "s", "html": "<p>x</p>"}
+        "/v1/templates",
+        headers=admin,
+        json={"name": "t", "subject": "s", "html": "<p>x</p>" + factories.FOOTER},
     )
     seg = await client.post(
         "/v1/segments",

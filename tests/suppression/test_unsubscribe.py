@@ -115,7 +115,9 @@ async def test_bad_token_is_404_and_changes_nothing(client, admin, engine, setti
             headers={"content-type": "application/x-www-form-urlencoded"},
         )
         assert r.status_code == 404, (method, r.text)
-        assert r.json()["error"]["code"] == "not_found"
+        # a page a person can read, not a JSON error (issue 21)
+        assert r.headers["content-type"].startswith("text/html")
+        assert "This link is not recognised" in r.text
     assert await snapshot(engine) == before
 
 

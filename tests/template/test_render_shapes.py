@@ -50,7 +50,7 @@ def _check(template_html: str, contexts: list[dict]) -> None:
     compiled = compile_template(TEMPLATES, "Hi", template_html, None)
     for context in contexts:
         rendered = compiled.render(context)
-        body = compiled.html.render(context)
+        body = compiled.html.render({"subject": rendered.subject, **context})
         slow = inline_css(body)
         assert rendered.html == fold_html(slow)
         assert rendered.text == fold_text(html_to_text(slow))
@@ -100,7 +100,7 @@ def test_plain_values_reuse_the_shape():
         }
         rendered = compiled.render(context)
         assert f"Hello {name}" in rendered.text
-        assert f"[Read issue {i}](https://x.test/{i})" in rendered.text
+        assert f"Read issue {i} <https://x.test/{i}>" in rendered.text
         assert 'style="' in rendered.html  # the layout's CSS was inlined
     # one shape served every message: the values all took the placeholder path
     assert len([d for d in compiled._shapes.values() if d is not None]) == 1
@@ -178,7 +178,8 @@ def test_values_are_escaped_on_every_path(contexts, layout):
         assert link.text_content() == context["c"]
         assert not tree.xpath("//script") and not tree.xpath("//b")
         if context["a"].strip():
-            assert " ".join(context["a"].split()) in rendered.text
+            # the text part is wrapped: compared word by word
+            assert " ".join(context["a"].split()) in " ".join(rendered.text.split())
 
 
 def test_safe_only_where_the_template_says_so():
