@@ -17,6 +17,7 @@ from mailer.models.segment import Segment
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 from mailer.models.web_session import SUBJECT_KINDS, WebSession
+from mailer.models.webhook_out import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "CAMPAIGN_STATUSES",
@@ -41,6 +42,8 @@ __all__ = [
     "Template",
     "TemplateVersion",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "AutoPause",
     "RegionAccount",
     "ReputationMinute",
