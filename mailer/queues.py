@@ -6,6 +6,7 @@ SEND_QUEUE = "arq:send"  # campaign starts and batches
 TRANSACTIONAL_QUEUE = "arq:transactional"  # transactional messages: the priority lane
 EVENTS_QUEUE = "arq:events"  # SNS notifications to process (the feedback loop)
 IMPORT_QUEUE = "arq:imports"  # CSV contact imports (and the idempotency-key sweep)
+WEBHOOKS_QUEUE = "arq:webhooks"  # outgoing webhook deliveries (mailer.webhook_out)
 
 # ``mailer worker --queues`` names → arq queues
 QUEUES: dict[str, str] = {
@@ -13,6 +14,7 @@ QUEUES: dict[str, str] = {
     "transactional": TRANSACTIONAL_QUEUE,
     "events": EVENTS_QUEUE,
     "imports": IMPORT_QUEUE,
+    "webhooks": WEBHOOKS_QUEUE,
 }
 
 # Worked in a process of their own by a ``mailer worker`` of several queues: parsing a
@@ -24,4 +26,5 @@ QUEUES: dict[str, str] = {
 # a process of its own, idle between messages, its turns are short and the scheduler
 # runs it as soon as a message comes. Its slots still come before marketing's (the
 # limiter's Redis state is shared by every process).
-OWN_PROCESS = ("imports", "transactional")
+# The deliverer of outgoing webhooks too: its requests never take a turn from the senders.
+OWN_PROCESS = ("imports", "transactional", "webhooks")

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
+from mailer.webhook_out.outbox import feedback_events
 
 # -- notifications --------------------------------------------------------------------
 
@@ -233,6 +234,11 @@ def _statement(first_filter: str = "", *effects: str) -> Any:
     return text(_HEAD.format(first_filter=first_filter) + "".join(effects) + _TAIL)
 
 
+def _with_webhooks(kind: str, statement: Any) -> Any:
+    # outgoing webhooks (mailer.webhook_out): the events inserted, reported in the statement
+    return text(statement.text.replace(_TAIL, feedback_events(kind) + _TAIL))
+
+
 _BY_TYPE = {
     "send": _statement(),
     "delivery_delay": _statement(),
@@ -300,6 +306,7 @@ for _kind, _why in (
 ):
     _BY_TYPE[_kind] = text(_HEAD.format(first_filter="") + _failed(_why) + _TAIL)
 
+_BY_TYPE = {kind: _with_webhooks(kind, statement) for kind, statement in _BY_TYPE.items()}
 EVENT_TYPES = tuple(_BY_TYPE)
 
 

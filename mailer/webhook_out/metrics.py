@@ -1,0 +1,33 @@
+"""Prometheus: deliveries by outcome (counted by the deliverer), backlog read at scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+OUTCOMES = ("delivered", "retry", "dead")
+
+DELIVERIES = Counter(
+    "mailer_webhook_deliveries", "Outgoing webhook delivery attempts, by outcome", ["outcome"]
+)
+LATENCY = Histogram(
+    "mailer_webhook_delivery_latency_seconds",
+    "From the event written to its delivery",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 3600.0),
+)
+for _outcome in OUTCOMES:
+    DELIVERIES.labels(_outcome)
+
+
+def count_outcomes(rows: Iterable[Any]) -> None:
+    """``rows``: (status, age in seconds) of each outcome recorded."""
+    for status, age in rows:
+        if status == "delivered":
+            DELIVERIES.labels("delivered").inc()
+            LATENCY.observe(float(age))
+        elif status == "dead":
+            DELIVERIES.labels("dead").inc()
+        else:
+            DELIVERIES.labels("retry").inc()

@@ -1,0 +1,373 @@
+"""The SQL of outgoing webhooks: endpoints, and the deliverer's claim and record.
+
+A delivery is claimed under a lease (a lapsed lease, a deliverer killed mid-request, is
+claimed again: the same ``webhook-id``, so the receiver deduplicates); its outcome is
+recorded only under the lease that sent it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from mailer.models.webhook_out import WebhookDelivery, WebhookEndpoint
+
+Db = AsyncSession | AsyncConnection
+
+# -- endpoints ------------------------------------------------------------------------
+
+
+async def add_endpoint(session: AsyncSession, **values: Any) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(**values)
+    session.add(endpoint)
+    await session.flush()
+    await session.refresh(endpoint)
+    return endpoint
+
+
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: int, *, lock: bool = False
+) -> WebhookEndpoint | None:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def endpoints_after(session: AsyncSession, last: int | None, n: int) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.id).limit(n)
+    if last is not None:
+        query = query.where(WebhookEndpoint.id > last)
+    return list((await session.execute(query)).scalars())
+
+
+async def update_endpoint(session: AsyncSession, endpoint_id: int, **values: Any) -> None:
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .values(**values, updated_at=text("now()"))
+    )
+
+
+async def delete_endpoint(session: AsyncSession, endpoint_id: int) -> bool:
+    result = await session.execute(
+        delete(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .returning(WebhookEndpoint.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+_ENDPOINT_STATS = text(
+    """
+    SELECT e.id,
+           count(*) FILTER (WHERE d.status = 'pending') AS backlog,
+           min(d.created_at) FILTER (WHERE d.status = 'pending') AS oldest_pending,
+           count(*) FILTER (WHERE d.status = 'delivered'
+                              AND d.last_attempt_at > now() - interval '24 hours') AS delivered,
+           count(*) FILTER (WHERE d.last_status_code IS DISTINCT FROM NULL
+                              AND d.status <> 'delivered'
+                              AND d.last_attempt_at > now() - interval '24 hours') AS failing,
+           count(*) FILTER (WHERE d.status = 'dead') AS dead
+      FROM webhook_endpoints e
+      LEFT JOIN webhook_deliveries d ON d.endpoint_id = e.id
+     WHERE e.id = ANY(CAST(:ids AS bigint[]))
+     GROUP BY e.id
+    """
+)
+
+
+async def endpoint_stats(db: Db, ids: list[int]) -> dict[int, Any]:
+    """Per endpoint: backlog, its oldest pending event, and the last day's outcomes."""
+    if not ids:
+        return {}
+    return {r.id: r for r in await db.execute(_ENDPOINT_STATS, {"ids": ids})}
+
+
+# -- deliveries (operator view) ---------------------------------------------------------
+
+
+async def deliveries_before(
+    session: AsyncSession, endpoint_id: int, last: int | None, n: int, status: str | None
+) -> list[WebhookDelivery]:
+    """Newest first."""
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(n)
+    )
+    if last is not None:
+        query = query.where(WebhookDelivery.id < last)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    return list((await session.execute(query)).scalars())
+
+
+async def get_delivery(
+    session: AsyncSession, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery | None:
+    query = select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+_RETRY = text(
+    """
+    UPDATE webhook_deliveries
+       SET status = 'pending', next_attempt_at = now(), attempts = 0, lease_token = NULL,
+           lease_until = NULL
+     WHERE id = :id AND endpoint_id = :endpoint_id AND status <> 'pending'
+    RETURNING id
+    """
+)
+
+
+async def retry_delivery(session: AsyncSession, endpoint_id: int, delivery_id: int) -> bool:
+    """A delivered or dead delivery goes back to pending, now, with a fresh set of
+    attempts (the same ``webhook-id``); False when it is pending already."""
+    rows = await session.execute(_RETRY, {"id": delivery_id, "endpoint_id": endpoint_id})
+    return rows.scalar_one_or_none() is not None
+
+
+# The events an endpoint was sent (or was to be sent) since a time, written again as new
+# pending deliveries with their original webhook-id and payload: a receiver that kept them
+# deduplicates, one that lost them gets them back, each message's events in order.
+_REPLAY = text(
+    """
+    INSERT INTO webhook_deliveries (endpoint_id, webhook_id, type, payload, message_id)
+    SELECT endpoint_id, webhook_id, type, payload, message_id
+      FROM webhook_deliveries
+     WHERE endpoint_id = :endpoint_id AND created_at >= :since AND status <> 'pending'
+       AND type <> 'webhook.test'
+     ORDER BY id
+     LIMIT :limit
+    RETURNING id
+    """
+)
+
+
+async def replay(session: AsyncSession, endpoint_id: int, since: datetime, limit: int) -> int:
+    rows = await session.execute(
+        _REPLAY, {"endpoint_id": endpoint_id, "since": since, "limit": limit}
+    )
+    return len(rows.all())
+
+
+# -- the deliverer ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    endpoint_id: int
+    webhook_id: str
+    attempts: int  # including the one about to be made
+    body: str
+    url: str
+    secrets: list[str]
+
+
+# The due deliveries of endpoints that are enabled and not held, oldest due first; a
+# delivery whose message has an earlier event still pending for the same endpoint waits
+# for it (per-message order); endpoints with all their requests in flight are left out.
+# SKIP LOCKED: several deliverers share the due rows.
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT d.id FROM webhook_deliveries d
+          JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+           AND (d.lease_until IS NULL OR d.lease_until < now())
+           AND e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
+           AND d.endpoint_id <> ALL(CAST(:busy AS bigint[]))
+           AND (d.message_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM webhook_deliveries p
+                 WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
+                   AND p.status = 'pending' AND p.message_id IS NOT NULL AND p.id < d.id))
+         ORDER BY d.next_attempt_at, d.id
+         LIMIT :limit
+           FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE webhook_deliveries d
+       SET lease_token = :token, lease_until = now() + make_interval(secs => :lease),
+           attempts = d.attempts + 1
+      FROM due, webhook_endpoints e
+     WHERE d.id = due.id AND e.id = d.endpoint_id
+    RETURNING d.id, d.endpoint_id, d.webhook_id, d.attempts, CAST(d.payload AS text) AS body,
+              e.url, e.secret,
+              CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous
+    """
+)
+
+
+async def claim(db: Db, token: str, lease: float, limit: int, busy: list[int]) -> list[Claimed]:
+    rows = await db.execute(_CLAIM, {"token": token, "lease": lease, "limit": limit, "busy": busy})
+    return [
+        Claimed(
+            r.id,
+            r.endpoint_id,
+            r.webhook_id,
+            r.attempts,
+            r.body,
+            r.url,
+            [r.secret] + ([r.previous] if r.previous else []),
+        )
+        for r in rows
+    ]
+
+
+_RELEASE = text(
+    """
+    UPDATE webhook_deliveries
+       SET lease_token = NULL, lease_until = NULL, attempts = attempts - 1
+     WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_token = :token
+    """
+)
+
+
+async def release(db: Db, token: str, ids: list[int]) -> None:
+    """Give back claimed deliveries no attempt was made for."""
+    if ids:
+        await db.execute(_RELEASE, {"ids": ids, "token": token})
+
+
+# outcome per delivery: ok, or retry after ``delay`` seconds, or dead (delay NULL)
+_RECORD = text(
+    """
+    WITH r AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:oks AS boolean[]),
+                             CAST(:codes AS int[]), CAST(:errors AS text[]),
+                             CAST(:bodies AS text[]), CAST(:delays AS float8[]))
+          AS r(id, ok, code, error, body, delay)
+    )
+    UPDATE webhook_deliveries d
+       SET status = CASE WHEN r.ok THEN 'delivered'
+                         WHEN r.delay IS NULL THEN 'dead' ELSE 'pending' END,
+           last_status_code = r.code, last_error = r.error, last_response = r.body,
+           last_attempt_at = now(),
+           delivered_at = CASE WHEN r.ok THEN now() ELSE d.delivered_at END,
+           next_attempt_at = CASE WHEN r.ok OR r.delay IS NULL THEN d.next_attempt_at
+                                  ELSE now() + make_interval(secs => r.delay) END,
+           lease_token = NULL, lease_until = NULL
+      FROM r
+     WHERE d.id = r.id AND d.lease_token = :token
+    RETURNING d.status, extract(epoch FROM now() - d.created_at) AS age
+    """
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    id: int
+    endpoint_id: int
+    ok: bool
+    code: int | None
+    error: str | None
+    body: str | None
+    delay: float | None  # None and not ok: dead
+    hold: bool  # the endpoint itself looks down (no answer, 429, 5xx)
+
+
+async def record(db: Db, token: str, outcomes: list[Outcome]) -> list[Any]:
+    """The outcomes under ``token``'s lease; (status, seconds since the event) of each."""
+    rows = await db.execute(
+        _RECORD,
+        {
+            "token": token,
+            "ids": [o.id for o in outcomes],
+            "oks": [o.ok for o in outcomes],
+            "codes": [o.code for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "bodies": [o.body for o in outcomes],
+            "delays": [o.delay for o in outcomes],
+        },
+    )
+    return list(rows)
+
+
+# per endpoint: the last outcome of the batch decides (a success ends a run of failures);
+# a run of failures holds the endpoint (doubling, capped) and a long one disables it
+_ENDPOINT_OUTCOMES = text(
+    """
+    WITH r AS (
+        SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:oks AS boolean[]),
+                             CAST(:failures AS int[]), CAST(:holds AS boolean[]))
+          AS r(id, ok, failures, hold)
+    )
+    UPDATE webhook_endpoints e
+       SET consecutive_failures = CASE WHEN r.ok THEN 0
+                                       ELSE e.consecutive_failures + r.failures END,
+           failing_since = CASE WHEN r.ok THEN NULL ELSE COALESCE(e.failing_since, now()) END,
+           hold_until = CASE WHEN r.ok OR NOT r.hold THEN NULL
+                             ELSE now() + make_interval(secs => LEAST(:hold_max,
+                                  :hold_base * power(2, LEAST(e.consecutive_failures, 16))))
+                        END,
+           enabled = e.enabled AND (r.ok
+                     OR e.consecutive_failures + r.failures < :disable_failures
+                     OR COALESCE(e.failing_since, now())
+                        > now() - make_interval(secs => :disable_seconds)),
+           disabled_reason = CASE
+               WHEN e.enabled AND NOT r.ok
+                AND e.consecutive_failures + r.failures >= :disable_failures
+                AND COALESCE(e.failing_since, now())
+                    <= now() - make_interval(secs => :disable_seconds)
+               THEN 'disabled after ' || (e.consecutive_failures + r.failures)
+                    || ' failed attempts in a row since '
+                    || to_char(e.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI"Z"')
+               ELSE e.disabled_reason END
+      FROM r
+     WHERE e.id = r.id
+    RETURNING e.id, e.enabled, e.disabled_reason
+    """
+)
+
+
+async def endpoint_outcomes(
+    db: Db,
+    outcomes: list[Outcome],
+    *,
+    hold_base: float,
+    hold_max: float,
+    disable_failures: int,
+    disable_seconds: float,
+) -> list[Any]:
+    last: dict[int, Outcome] = {}
+    failures: dict[int, int] = {}
+    for o in outcomes:
+        last[o.endpoint_id] = o
+        failures[o.endpoint_id] = 0 if o.ok else failures.get(o.endpoint_id, 0) + 1
+    ids = sorted(last)  # one lock order for every deliverer
+    rows = await db.execute(
+        _ENDPOINT_OUTCOMES,
+        {
+            "ids": ids,
+            "oks": [last[i].ok for i in ids],
+            "failures": [failures[i] for i in ids],
+            "holds": [last[i].hold for i in ids],
+            "hold_base": hold_base,
+            "hold_max": hold_max,
+            "disable_failures": disable_failures,
+            "disable_seconds": disable_seconds,
+        },
+    )
+    return list(rows)
+
+
+_BACKLOG = text(
+    """
+    SELECT count(*) AS pending,
+           COALESCE(extract(epoch FROM now() - min(created_at)), 0) AS oldest_seconds
+      FROM webhook_deliveries WHERE status = 'pending'
+    """
+)
+
+
+async def backlog(db: Db) -> Any:
+    """Pending deliveries and the age of the oldest (the metrics' backlog)."""
+    return (await db.execute(_BACKLOG)).one()
