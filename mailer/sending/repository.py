@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from mailer.models.suppression import scopes_for
 from mailer.ops import metrics
 from mailer.reputation.repository import configuration_sets_json
-from mailer.webhook_out.outbox import send_path_events
+from mailer.webhook_out.outbox import with_send_path_events
 
 
 @dataclass(slots=True)
@@ -313,15 +313,14 @@ _RECORD = text(
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (minute, mail_class, region, configuration_set, campaign_id)
         DO UPDATE SET sent = t.sent + EXCLUDED.sent
-    )"""
-    # outgoing webhooks: message.sent / message.failed, written with the outcome
-    + send_path_events("moved")
-    + """
+    )
     SELECT (SELECT count(*) FROM moved) AS moved,
            (SELECT json_agg(k) FROM (SELECT mail_class, region, outcome, count(*) AS n
                                        FROM moved GROUP BY 1, 2, 3) k) AS kinds
-    """  # noqa: S608 - composed of constants at import
+    """
 )
+# outgoing webhooks (mailer.webhook_out): message.sent / message.failed, with the outcome
+_RECORD = with_send_path_events(_RECORD, "moved")
 
 
 @dataclass(slots=True)

@@ -91,6 +91,12 @@ def send_path_events(source: str = "moved") -> str:
 )"""  # noqa: S608 - composed of constants at import
 
 
+def with_send_path_events(statement: Any, source: str) -> Any:
+    """``statement`` (a ``WITH … SELECT``) with :func:`send_path_events` as its last CTE."""
+    head, sep, tail = statement.text.rpartition("\n    SELECT ")
+    return text(head + send_path_events(source) + sep + tail)
+
+
 # -- the feedback loop ----------------------------------------------------------------
 
 # feedback-loop event kind (mailer.webhook.ses) → (type, extra data from the event row i)
