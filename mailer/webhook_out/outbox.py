@@ -143,11 +143,11 @@ def feedback_events(kind: str) -> str:
 _EMIT = text(
     f"""
     INSERT INTO webhook_deliveries (endpoint_id, type, message_id, payload)
-    SELECT e.id, :type, :message_id,
+    SELECT e.id, CAST(:type AS text), CAST(:message_id AS bigint),
            jsonb_build_object('type', CAST(:type AS text), 'timestamp', {iso("now()")},
                               'data', CAST(:data AS jsonb))
       FROM webhook_endpoints e
-     WHERE (CAST(:endpoint_id AS bigint) IS NULL OR e.id = :endpoint_id)
+     WHERE (CAST(:endpoint_id AS bigint) IS NULL OR e.id = CAST(:endpoint_id AS bigint))
        AND {
         matches("CAST(:type AS text)", "CAST(:mail_class AS text)", "CAST(:campaign_id AS bigint)")
     }
@@ -186,7 +186,7 @@ async def emit(
 _EMIT_TO = text(
     f"""
     INSERT INTO webhook_deliveries (endpoint_id, type, payload)
-    VALUES (:endpoint_id, :type,
+    VALUES (:endpoint_id, CAST(:type AS text),
             jsonb_build_object('type', CAST(:type AS text), 'timestamp', {iso("now()")},
                                'data', CAST(:data AS jsonb)))
     RETURNING id

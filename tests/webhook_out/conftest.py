@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import asyncio.selector_events as se
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from aiohttp import web
@@ -52,7 +53,7 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.received.append(Received(dict(request.headers), body))
+        self.received.append(Received({k.lower(): v for k, v in request.headers.items()}, body))
         self.arrived.set()
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -182,3 +183,17 @@ def jail(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(se.BaseSelectorEventLoop, "sock_connect", guarded)
     return attempts
+
+
+@pytest.fixture
+async def hook_client(
+    hook_settings: Settings, engine: AsyncEngine, redis: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with loopback targets allowed (as under ``mailer dev``)."""
+    from mailer.app import create_app
+
+    application = create_app(hook_settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mailer.test") as c:
+            yield c

@@ -116,7 +116,9 @@ async def test_subscriptions_filter_types_families_classes_and_campaigns(
     sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
     every, _ = await add_endpoint(sessionmaker, "https://a.example.com/")
-    family, _ = await add_endpoint(sessionmaker, "https://b.example.com/", event_types=["message.*"])
+    family, _ = await add_endpoint(
+        sessionmaker, "https://b.example.com/", event_types=["message.*"]
+    )
     other_type, _ = await add_endpoint(
         sessionmaker, "https://c.example.com/", event_types=["message.bounced"]
     )
