@@ -128,6 +128,14 @@ _RETRY = text(
 )
 
 
+_LIFT_HOLD = text("UPDATE webhook_endpoints SET hold_until = NULL WHERE id = :id")
+
+
+async def lift_hold(session: AsyncSession, endpoint_id: int) -> None:
+    """An operator's retry or replay is tried now, even on an endpoint held after failures."""
+    await session.execute(_LIFT_HOLD, {"id": endpoint_id})
+
+
 async def retry_delivery(session: AsyncSession, endpoint_id: int, delivery_id: int) -> bool:
     """A delivered or dead delivery goes back to pending, now, with a fresh set of
     attempts (the same ``webhook-id``); False when it is pending already."""

@@ -143,6 +143,7 @@ async def retry(session: AsyncSession, endpoint_id: int, delivery_id: int) -> De
         raise NotFound(f"delivery {delivery_id} of webhook endpoint {endpoint_id} not found")
     if not await repo.retry_delivery(session, endpoint_id, delivery_id):
         raise Conflict("the delivery is pending already")
+    await repo.lift_hold(session, endpoint_id)
     delivery = await repo.get_delivery(session, endpoint_id, delivery_id)
     assert delivery is not None  # noqa: S101 - read in this transaction
     await session.refresh(delivery)
@@ -155,7 +156,9 @@ async def replay(session: AsyncSession, endpoint_id: int, since: datetime) -> Re
     await _endpoint(session, endpoint_id)
     if since.tzinfo is None:
         raise Invalid.at(["query", "since"], "since needs a time zone (e.g. Z)")
-    return ReplayOut(replayed=await repo.replay(session, endpoint_id, since, REPLAY_LIMIT))
+    replayed = await repo.replay(session, endpoint_id, since, REPLAY_LIMIT)
+    await repo.lift_hold(session, endpoint_id)
+    return ReplayOut(replayed=replayed)
 
 
 async def test(session: AsyncSession, endpoint_id: int) -> DeliveryOut:
