@@ -327,7 +327,8 @@ _ENDPOINT_OUTCOMES = text(
                     <= now() - make_interval(secs => :disable_seconds)
                THEN 'disabled after ' || (e.consecutive_failures + r.failures)
                     || ' failed attempts in a row since '
-                    || to_char(COALESCE(e.failing_since, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI"Z"')
+                    || to_char(COALESCE(e.failing_since, now()) AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD HH24:MI"Z"')
                ELSE e.disabled_reason END
       FROM r
      WHERE e.id = r.id
