@@ -72,7 +72,10 @@ class WebhookDelivery(Base):
     webhook_id: Mapped[str] = mapped_column(
         Text,
         nullable=False,
-        server_default=text("'msg_' || replace(CAST(gen_random_uuid() AS text), '-', '')"),
+        # as PostgreSQL prints it back (the migration check compares the text)
+        server_default=text(
+            "('msg_'::text || replace((gen_random_uuid())::text, '-'::text, ''::text))"
+        ),
     )
     type: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)

@@ -57,7 +57,9 @@ def upgrade() -> None:
         sa.Column(
             "webhook_id",
             sa.Text(),
-            server_default=sa.text("'msg_' || replace(CAST(gen_random_uuid() AS text), '-', '')"),
+            server_default=sa.text(
+                "('msg_'::text || replace((gen_random_uuid())::text, '-'::text, ''::text))"
+            ),
             nullable=False,
         ),
         sa.Column("type", sa.String(length=64), nullable=False),
