@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 7200.0, 18000.0, 36000.0]
     )
     webhooks_concurrency: int = 200  # requests in flight per deliverer
-    webhooks_endpoint_concurrency: int = 16  # ... and to one endpoint
+    webhooks_endpoint_concurrency: int = 32  # ... and to one endpoint
     webhooks_batch_size: int = 500
     webhooks_poll_seconds: float = 0.2
     webhooks_lease_seconds: float = 30.0

@@ -99,6 +99,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index(
             "ix_webhook_deliveries_due",
+            "endpoint_id",
             "next_attempt_at",
             "id",
             postgresql_where=text("status = 'pending'"),

@@ -61,6 +61,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._stopping = False
+        self._claiming = False
         self._loop_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
 
@@ -124,59 +125,62 @@ class Deliverer:
                 log.warning("webhooks_claim_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
                 continue
-            if claimed:
-                continue
+            if claimed >= self._last_limit:
+                continue  # a full claim: there may be more
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.webhooks_poll_seconds)
 
     async def claim_and_send(self) -> int:
-        """Claim as many due deliveries as there is room for and start their requests."""
+        """Claim as many due deliveries as there is room for and start their requests.
+        Claims go in batches: with less than a quarter of the room free, it waits."""
         s = self.settings
-        room = s.webhooks_concurrency - len(self._tasks)
-        if room <= 0:
+        low = max(1, s.webhooks_concurrency // 4)
+        if s.webhooks_concurrency - len(self._tasks) < low:
+            self._room_needed = low
             self._room.clear()
             await self._room.wait()
-            return 1
-        cap = s.webhooks_endpoint_concurrency
-        busy = [e for e, n in self._in_flight.items() if n >= cap]
-        async with transaction(self.sessionmaker) as session:
-            claimed = await repo.claim(
-                session,
-                self.token,
-                s.webhooks_lease_seconds,
-                min(room, s.webhooks_batch_size),
-                busy,
-            )
-        over: list[int] = []
+        room = s.webhooks_concurrency - len(self._tasks)
+        self._last_limit = min(room, s.webhooks_batch_size)
+        self._claiming = True
+        try:
+            async with transaction(self.sessionmaker) as session:
+                claimed = await repo.claim(
+                    session,
+                    self.token,
+                    s.webhooks_lease_seconds,
+                    self._last_limit,
+                    s.webhooks_endpoint_concurrency,
+                    self._in_flight,
+                )
+        finally:
+            self._claiming = False
         for delivery in claimed:
-            n = self._in_flight.get(delivery.endpoint_id, 0)
-            if n >= cap:
-                over.append(delivery.id)
-                continue
-            self._in_flight[delivery.endpoint_id] = n + 1
+            self._in_flight[delivery.endpoint_id] = self._in_flight.get(delivery.endpoint_id, 0) + 1
             task = asyncio.create_task(self._deliver(delivery))
             self._tasks.add(task)
             task.add_done_callback(self._done)
-        if over:
-            async with transaction(self.sessionmaker) as session:
-                await repo.release(session, self.token, over)
-        # a claim of only endpoints at their cap: wait for a request to end
-        if claimed and len(over) == len(claimed):
-            self._room.clear()
-            await self._room.wait()
-        return len(claimed) - len(over)
+        return len(claimed)
+
+    _room_needed = 1
+    _last_limit = 1
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._room.set()
+        if self.settings.webhooks_concurrency - len(self._tasks) >= self._room_needed:
+            self._room.set()
 
     async def _deliver(self, delivery: repo.Claimed) -> None:
         try:
             outcome = await self.attempt(delivery)
         finally:
-            self._in_flight[delivery.endpoint_id] -= 1
-            if not self._in_flight[delivery.endpoint_id]:
+            n = self._in_flight[delivery.endpoint_id]
+            if n - 1 == self.settings.webhooks_endpoint_concurrency // 2:
+                # half the endpoint's cap is free again: worth a claim (not one per slot)
+                self._wake.set()
+            if n > 1:
+                self._in_flight[delivery.endpoint_id] = n - 1
+            else:
                 del self._in_flight[delivery.endpoint_id]
         self._outcomes.append(outcome)
         if len(self._outcomes) >= FLUSH_SIZE:
@@ -269,19 +273,36 @@ class Deliverer:
 
     async def drain(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - tests, bench
         """Deliver until nothing is due and nothing is in flight (tests and the bench)."""
-        deadline = time.monotonic() + timeout
-        if not hasattr(self, "_flush_now"):
-            self._flush_now = asyncio.Event()
-        while time.monotonic() < deadline:
-            claimed = await self.claim_and_send()
-            if not claimed and not self._tasks:
-                await self._flush()
-                if not await self.claim_and_send() and not self._tasks:
+        started_here = self._loop_task is None
+        if started_here:
+            self.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                if self._tasks or self._outcomes or self._claiming:
+                    continue
+                async with transaction(self.sessionmaker) as session:
+                    due = await repo.any_due(session)
+                if not due and not (self._tasks or self._outcomes or self._claiming):
                     return
-            elif self._tasks:
-                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
-                await self._flush()
-        raise TimeoutError("webhook deliveries still due")
+            raise TimeoutError("webhook deliveries still due")
+        finally:
+            if started_here:
+                await self._halt()
+
+    async def _halt(self) -> None:
+        """Stop the loop and the flusher (the deliverer can be started again)."""
+        for name in ("_loop_task", "_flush_task"):
+            task = getattr(self, name)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                setattr(self, name, None)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self._flush()
 
     async def close(self) -> None:
         if self._http is not None:

@@ -181,26 +181,43 @@ class Claimed:
     secrets: list[str]
 
 
-# The due deliveries of endpoints that are enabled and not held, oldest due first; a
-# delivery whose message has an earlier event still pending for the same endpoint waits
-# for it (per-message order); endpoints with all their requests in flight are left out.
-# SKIP LOCKED: several deliverers share the due rows.
+# Per endpoint that is enabled and not held, its due deliveries, oldest due first, at most
+# what is left of its cap of requests in flight (``:cap`` less this deliverer's
+# ``:in_flight``): one ordered index scan per endpoint (``ix_webhook_deliveries_due``), so
+# an endpoint with a large backlog never hides the others' events. A delivery whose
+# message has an earlier event still pending for the same endpoint waits for it
+# (per-message order). The candidates are read without locks, then locked with SKIP
+# LOCKED (several deliverers share the due rows), the state re-checked on the locked row.
 _CLAIM = text(
     """
-    WITH due AS (
-        SELECT d.id FROM webhook_deliveries d
-          JOIN webhook_endpoints e ON e.id = d.endpoint_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-           AND (d.lease_until IS NULL OR d.lease_until < now())
-           AND e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
-           AND d.endpoint_id <> ALL(CAST(:busy AS bigint[]))
-           AND (d.message_id IS NULL OR NOT EXISTS (
-                SELECT 1 FROM webhook_deliveries p
-                 WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
-                   AND p.status = 'pending' AND p.message_id IS NOT NULL AND p.id < d.id))
-         ORDER BY d.next_attempt_at, d.id
+    WITH flying AS (
+        SELECT * FROM unnest(CAST(:flying_ids AS bigint[]), CAST(:flying_n AS int[]))
+          AS f(endpoint_id, n)
+    ), candidates AS (
+        SELECT c.id, c.next_attempt_at
+          FROM webhook_endpoints e
+          LEFT JOIN flying f ON f.endpoint_id = e.id
+          CROSS JOIN LATERAL (
+              SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+               WHERE d.endpoint_id = e.id AND d.status = 'pending'
+                 AND d.next_attempt_at <= now()
+                 AND (d.lease_until IS NULL OR d.lease_until < now())
+                 AND (d.message_id IS NULL OR NOT EXISTS (
+                      SELECT 1 FROM webhook_deliveries p
+                       WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
+                         AND p.status = 'pending' AND p.message_id IS NOT NULL
+                         AND p.id < d.id))
+               ORDER BY d.next_attempt_at, d.id
+               LIMIT GREATEST(:cap - COALESCE(f.n, 0), 0)) c
+         WHERE e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
+         ORDER BY c.next_attempt_at, c.id
          LIMIT :limit
-           FOR UPDATE OF d SKIP LOCKED
+    ), due AS (
+        SELECT d.id FROM webhook_deliveries d
+         WHERE d.id IN (SELECT id FROM candidates)
+           AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())
+         ORDER BY d.id
+           FOR UPDATE SKIP LOCKED
     )
     UPDATE webhook_deliveries d
        SET lease_token = :token, lease_until = now() + make_interval(secs => :lease),
@@ -214,8 +231,21 @@ _CLAIM = text(
 )
 
 
-async def claim(db: Db, token: str, lease: float, limit: int, busy: list[int]) -> list[Claimed]:
-    rows = await db.execute(_CLAIM, {"token": token, "lease": lease, "limit": limit, "busy": busy})
+async def claim(
+    db: Db, token: str, lease: float, limit: int, cap: int, in_flight: dict[int, int]
+) -> list[Claimed]:
+    """Due deliveries, leased to ``token``; ``in_flight``: endpoint → requests under way."""
+    rows = await db.execute(
+        _CLAIM,
+        {
+            "token": token,
+            "lease": lease,
+            "limit": limit,
+            "cap": cap,
+            "flying_ids": list(in_flight),
+            "flying_n": list(in_flight.values()),
+        },
+    )
     return [
         Claimed(
             r.id,
@@ -228,21 +258,6 @@ async def claim(db: Db, token: str, lease: float, limit: int, busy: list[int]) -
         )
         for r in rows
     ]
-
-
-_RELEASE = text(
-    """
-    UPDATE webhook_deliveries
-       SET lease_token = NULL, lease_until = NULL, attempts = attempts - 1
-     WHERE id = ANY(CAST(:ids AS bigint[])) AND lease_token = :token
-    """
-)
-
-
-async def release(db: Db, token: str, ids: list[int]) -> None:
-    """Give back claimed deliveries no attempt was made for."""
-    if ids:
-        await db.execute(_RELEASE, {"ids": ids, "token": token})
 
 
 # outcome per delivery: ok, or retry after ``delay`` seconds, or dead (delay NULL)
@@ -380,3 +395,23 @@ _BACKLOG = text(
 async def backlog(db: Db) -> Any:
     """Pending deliveries and the age of the oldest (the metrics' backlog)."""
     return (await db.execute(_BACKLOG)).one()
+
+
+_ANY_DUE = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+           AND (d.lease_until IS NULL OR d.lease_until < now())
+           AND e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
+           AND (d.message_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM webhook_deliveries p
+                 WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
+                   AND p.status = 'pending' AND p.message_id IS NOT NULL AND p.id < d.id)))
+    """
+)
+
+
+async def any_due(db: Db) -> bool:
+    """Whether some delivery could be claimed now (or waits only for its message's order)."""
+    return bool((await db.execute(_ANY_DUE)).scalar_one())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -59,6 +60,24 @@ def check_url(url: str, allow_private: bool) -> None:
     """What can be judged without a lookup: the scheme, and a host given as an address.
     https always; http only to a loopback host and only where private targets are allowed
     (``mailer dev``)."""
+    why = _url_refusal(url, allow_private)
+    if why is not None:
+        raise Refused(why)
+
+
+@lru_cache(maxsize=4096)
+def _url_refusal(url: str, allow_private: bool) -> str | None:
+    # the same URL is judged for every delivery to its endpoint: once is enough
+    try:
+        _check_url(url, allow_private)
+    except Refused as exc:
+        return str(exc)
+    except ValueError as exc:
+        return f"not a URL: {exc}"
+    return None
+
+
+def _check_url(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if not host:

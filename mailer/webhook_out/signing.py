@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from functools import lru_cache
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -17,6 +18,7 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
+@lru_cache(maxsize=1024)
 def _key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(PREFIX))
 

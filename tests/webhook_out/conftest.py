@@ -9,12 +9,14 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pytest
 from aiohttp import web
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.config import Settings
@@ -88,12 +90,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="session")
 def hook_settings(settings: Settings) -> Settings:
-    """The test settings, with loopback targets allowed and a schedule of fractions of a
-    second (the same shape as the real one)."""
+    """The test settings, with loopback targets allowed; a failed attempt is retried 5 s
+    later (``drain`` returns before), ``fast_deliverer`` retries within a second."""
     return settings.model_copy(
         update={
             "webhooks_allow_private": True,
-            "webhooks_retry_schedule": [0.2, 0.3, 0.5],
+            "webhooks_retry_schedule": [5.0, 5.0, 5.0],
             "webhooks_hold_max_seconds": 0.5,
             "webhooks_timeout_seconds": 2.0,
             "webhooks_poll_seconds": 0.05,
@@ -121,6 +123,15 @@ async def make_deliverer(
 @pytest.fixture
 def deliverer(make_deliverer: Callable[..., Deliverer]) -> Deliverer:
     return make_deliverer()
+
+
+FAST_RETRIES = [0.2, 0.3, 0.5]
+
+
+@pytest.fixture
+def fast_deliverer(make_deliverer: Callable[..., Deliverer]) -> Deliverer:
+    """Retries after fractions of a second (the real schedule's shape, shrunk)."""
+    return make_deliverer(webhooks_retry_schedule=FAST_RETRIES)
 
 
 async def add_endpoint(
@@ -167,18 +178,26 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> None:
     raise AssertionError("timed out waiting")
 
 
+def make_url_port(url: str) -> int:
+    return urlsplit(url).port or 6379
+
+
 @pytest.fixture
-def jail(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every outgoing connection this process tries: one outside 127.0.0.0/8 is recorded
-    and refused (never attempted), so no test here reaches another machine."""
+def jail(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> list[Any]:
+    """Every outgoing connection this process tries, but those to the test database and
+    Redis: one outside 127.0.0.0/8 is refused (never attempted), so no test here reaches
+    another machine, and every one is recorded."""
     attempts: list[Any] = []
+    services = {make_url(settings.database_url).port or 5432, make_url_port(settings.redis_url)}
     original = se.BaseSelectorEventLoop.sock_connect
 
     async def guarded(self: Any, sock: socket.socket, address: Any) -> Any:
-        attempts.append(address)
         host = address[0]
         if not (host.startswith("127.") or host == "::1"):
+            attempts.append(address)
             raise ConnectionRefusedError(f"jail: no connection to {host}")
+        if address[1] not in services:
+            attempts.append(address)
         return await original(self, sock, address)
 
     monkeypatch.setattr(se.BaseSelectorEventLoop, "sock_connect", guarded)

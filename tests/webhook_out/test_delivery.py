@@ -105,7 +105,7 @@ async def test_receiver_down_then_up_every_event_once_per_id_in_order_per_messag
     sessionmaker: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
     receiver: Receiver,
-    deliverer: Deliverer,
+    fast_deliverer: Deliverer,
 ) -> None:
     _, secret = await add_endpoint(sessionmaker, receiver.url)
     await receiver.stop()  # down: connections refused
@@ -113,7 +113,7 @@ async def test_receiver_down_then_up_every_event_once_per_id_in_order_per_messag
     for message_id in range(1, 11):
         for kind in kinds:
             await emit(sessionmaker, kind, message_id=message_id, message=message_id)
-    deliverer.start()
+    fast_deliverer.start()
 
     # it tried, failed, and holds the rest back for later
     async def retried() -> bool:
@@ -156,14 +156,14 @@ async def test_a_later_event_waits_for_an_earlier_one_still_retrying(
     sessionmaker: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
     receiver: Receiver,
-    deliverer: Deliverer,
+    fast_deliverer: Deliverer,
 ) -> None:
     await add_endpoint(sessionmaker, receiver.url)
     receiver.status = 503
     await emit(sessionmaker, "message.sent", message_id=7, step=1)
     await emit(sessionmaker, "message.delivered", message_id=7, step=2)
     await emit(sessionmaker, "message.sent", message_id=8, step=1)  # another message
-    deliverer.start()
+    fast_deliverer.start()
 
     async def failed_twice() -> bool:
         return len([r for r in receiver.received if r.payload["data"]["step"] == 1]) >= 3
@@ -191,12 +191,12 @@ async def test_attempts_used_up_is_dead_and_does_not_block_the_next(
     sessionmaker: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
     receiver: Receiver,
-    deliverer: Deliverer,
+    fast_deliverer: Deliverer,
 ) -> None:
     await add_endpoint(sessionmaker, receiver.url)
     receiver.status = 400
     await emit(sessionmaker, "message.sent", message_id=9, step=1)
-    deliverer.start()
+    fast_deliverer.start()
 
     async def dead() -> bool:
         return [r.status for r in await deliveries(engine)] == ["dead"]
@@ -204,7 +204,7 @@ async def test_attempts_used_up_is_dead_and_does_not_block_the_next(
     await wait_for(dead)
     [row] = await deliveries(engine)
     # the first attempt and one per retry of the schedule
-    assert row.attempts == 1 + len(deliverer.settings.webhooks_retry_schedule)
+    assert row.attempts == 1 + len(fast_deliverer.settings.webhooks_retry_schedule)
     assert row.last_status_code == 400
     assert row.last_error == "answered 400"
     receiver.status = 200
@@ -223,7 +223,9 @@ async def test_a_long_run_of_failures_disables_the_endpoint(
     for n in range(5):
         await emit(sessionmaker, "webhook.test", n=n)
     deliverer = make_deliverer(
-        webhooks_disable_after_failures=3, webhooks_disable_after_seconds=0.0
+        webhooks_disable_after_failures=3,
+        webhooks_disable_after_seconds=0.0,
+        webhooks_retry_schedule=[0.1, 0.1, 0.1],
     )
     deliverer.start()
 

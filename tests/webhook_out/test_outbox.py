@@ -201,6 +201,7 @@ async def test_feedback_loop_writes_message_events_once(
         "message.sent",
         "message.delivered",
         "message.bounced",
+        "suppression.created",  # the hard bounce suppressed the address, same statement
         "message.clicked",
     ]
     bounced = rows[2].payload
@@ -208,8 +209,9 @@ async def test_feedback_loop_writes_message_events_once(
     assert bounced["data"]["bounce_type"] == "hard"
     assert bounced["data"]["bounce_subtype"] == "General"
     assert bounced["data"]["ses_message_id"] == "ses-0004"
-    assert rows[3].payload["data"]["link"] == "https://example.com/x"
-    assert {r.message_id for r in rows} == {message_id}
+    assert rows[3].payload["data"]["email"] == "reader@example.com"
+    assert rows[4].payload["data"]["link"] == "https://example.com/x"
+    assert {r.message_id for r in rows} == {message_id, None}
 
 
 async def test_unknown_ses_id_reports_nothing(

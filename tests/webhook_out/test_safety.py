@@ -55,7 +55,7 @@ async def test_names_resolving_to_internal_addresses_are_refused_before_connecti
     await deliverer.drain()
 
     [row] = await deliveries(engine)
-    assert row.status == "pending" and row.attempts == 1  # failed, retried later
+    assert row.status == "pending" and row.attempts == 1  # failed, to be retried later
     assert row.last_error.startswith(f"refused: {host} resolves to ")
     assert row.last_status_code is None
     assert resolver.asked == [host]  # the check ran on the name's answer ...
