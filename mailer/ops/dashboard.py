@@ -35,6 +35,7 @@ from mailer.models import ApiKey
 from mailer.ops.charts import bar_chart
 from mailer.reputation import repository as reputation
 from mailer.reputation import service as reputation_service
+from mailer.webhook_out import service as webhook_out
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -286,6 +287,7 @@ async def dashboard(request: Request) -> Response:
         report = await reputation_service.report(db, settings)
         recent = await reputation.recent_campaigns(db)
         pauses = await reputation.recent_pauses(db)
+        webhooks = await webhook_out.dashboard_rows(db)
         per_minute = await reputation.series(db, None, 3600, 60)
         per_class = {
             mc: await reputation.series(db, mc, 86400, 1800) for mc in settings.configuration_sets
@@ -328,6 +330,7 @@ async def dashboard(request: Request) -> Response:
         report=report,
         campaigns=recent,
         pauses=pauses,
+        webhooks=webhooks,
         charts=charts,
         now=now,
         settings=settings,

@@ -18,6 +18,7 @@ from mailer.ops.metrics import gauge
 from mailer.queues import QUEUES as ARQ_QUEUES
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
+from mailer.webhook_out import metrics as webhook_out_metrics
 
 QUEUES = tuple(ARQ_QUEUES.values())
 WORKER_QUEUES = tuple(ARQ_QUEUES)  # the names `mailer worker --queues` takes
@@ -126,4 +127,5 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
             used.add_metric([region], account.sent_last_24h or 0.0)
             enabled.add_metric([region], 1.0 if account.sending_enabled else 0.0)
     out += [limit, quota, used, enabled]
+    out += await webhook_out_metrics.families(session)
     return out

@@ -6,6 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import Metric
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailer.ops.metrics import gauge
+from mailer.webhook_out import repository as repo
 
 OUTCOMES = ("delivered", "retry", "dead")
 
@@ -31,3 +36,28 @@ def count_outcomes(rows: Iterable[Any]) -> None:
             DELIVERIES.labels("dead").inc()
         else:
             DELIVERIES.labels("retry").inc()
+
+
+async def families(session: AsyncSession) -> list[Metric]:
+    """Read at scrape time (``mailer.ops.scrape``): the backlog and its oldest event's age."""
+    row = await repo.backlog(session)
+    return [
+        gauge(
+            "mailer_webhook_backlog",
+            "Outgoing webhook deliveries pending (not delivered, not dead)",
+            [],
+            [([], float(row.pending))],
+        ),
+        gauge(
+            "mailer_webhook_backlog_age_seconds",
+            "Age of the oldest pending outgoing webhook delivery",
+            [],
+            [([], float(row.oldest_seconds))],
+        ),
+        gauge(
+            "mailer_webhook_endpoints_disabled",
+            "Outgoing webhook endpoints disabled (by hand or after a long run of failures)",
+            [],
+            [([], float(row.disabled))],
+        ),
+    ]

@@ -386,7 +386,8 @@ async def endpoint_outcomes(
 _BACKLOG = text(
     """
     SELECT count(*) AS pending,
-           COALESCE(extract(epoch FROM now() - min(created_at)), 0) AS oldest_seconds
+           COALESCE(extract(epoch FROM now() - min(created_at)), 0) AS oldest_seconds,
+           (SELECT count(*) FROM webhook_endpoints WHERE NOT enabled) AS disabled
       FROM webhook_deliveries WHERE status = 'pending'
     """
 )

@@ -173,3 +173,36 @@ async def test(session: AsyncSession, endpoint_id: int) -> DeliveryOut:
     delivery = await repo.get_delivery(session, endpoint_id, delivery_id)
     assert delivery is not None  # noqa: S101 - written in this transaction
     return _delivery(delivery)
+
+
+DASHBOARD_ENDPOINTS = 50
+
+
+async def dashboard_rows(session: AsyncSession) -> list[dict[str, Any]]:
+    """The dashboard's line per endpoint: state, backlog and its age, the last day's
+    failure rate."""
+    endpoints = await repo.endpoints_after(session, None, DASHBOARD_ENDPOINTS)
+    stats = await repo.endpoint_stats(session, [e.id for e in endpoints])
+    now = datetime.now(UTC)
+    rows = []
+    for e in endpoints:
+        s = stats.get(e.id)
+        delivered = int(s.delivered) if s else 0
+        failing = int(s.failing) if s else 0
+        oldest = s.oldest_pending if s else None
+        rows.append(
+            {
+                "id": e.id,
+                "url": e.url,
+                "enabled": e.enabled,
+                "disabled_reason": e.disabled_reason,
+                "consecutive_failures": e.consecutive_failures,
+                "backlog": int(s.backlog) if s else 0,
+                "oldest_pending_seconds": (now - oldest).total_seconds() if oldest else None,
+                "delivered": delivered,
+                "failing": failing,
+                "failure_rate": failing / (delivered + failing) if delivered + failing else 0.0,
+                "dead": int(s.dead) if s else 0,
+            }
+        )
+    return rows
