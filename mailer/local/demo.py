@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mailer.local import webhook_demo
+
 SENDER = "demo@mailer.test"
 DEMO_TAG = "mailer-demo"
 PUT_CONCURRENCY = 32
@@ -149,6 +151,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             f"template {template['id']}, segment {segment['id']}, "
             f"campaign {campaign['id']}: sending"
         )
+        hooks = await webhook_demo.start(client, console)
         await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
         final = await _watch(client, campaign["id"], wait_seconds, console)
         code = _report(final, console)
@@ -156,6 +159,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             await _show_failures(client, campaign["id"], console)
         else:
             code = await _feedback(client, campaign["id"], _simulated(run_tag)[:contacts], console)
+        await webhook_demo.finish(hooks, client, console)
     return code
 
 
