@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # an endpoint failing this many attempts in a row, for at least this long, is disabled
     webhooks_disable_after_failures: int = 100
     webhooks_disable_after_seconds: float = 5 * 86400.0
+    # delivered and dead deliveries (the log, and what a replay can send again) are kept
+    # this long
+    webhooks_retention_days: float = 30.0
 
     templates_dir: Path = Field(default_factory=resources.templates_dir)
     postal_address: str = ""  # the sender's postal address, in the default layout's footer

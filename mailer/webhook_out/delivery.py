@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 FLUSH_SECONDS = 0.02  # outcomes wait at most this long to be recorded with others
 FLUSH_SIZE = 500
+SWEEP_SECONDS = 600.0  # the log's retention is applied this often, a batch at a time
+SWEEP_BATCH = 10_000
 
 
 def retry_delay(schedule: list[float], attempts: int) -> float | None:
@@ -118,7 +120,11 @@ class Deliverer:
 
     async def run(self) -> None:
         """Claim and send until stopped; a database outage is waited out."""
+        next_sweep = time.monotonic() + SWEEP_SECONDS
         while not self._stopping:
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+                await self._sweep()
             try:
                 claimed = await self.claim_and_send()
             except Exception as exc:  # noqa: BLE001 - the database may be back next time
@@ -130,6 +136,14 @@ class Deliverer:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.webhooks_poll_seconds)
+
+    async def _sweep(self) -> None:
+        """The log's retention: old delivered and dead deliveries, a batch at a time."""
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await repo.sweep(session, self.settings.webhooks_retention_days, SWEEP_BATCH)
+        except Exception as exc:  # noqa: BLE001 - next time
+            log.warning("webhooks_sweep_failed", error=repr(exc))
 
     async def claim_and_send(self) -> int:
         """Claim as many due deliveries as there is room for and start their requests.

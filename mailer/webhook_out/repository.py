@@ -416,3 +416,20 @@ _ANY_DUE = text(
 async def any_due(db: Db) -> bool:
     """Whether some delivery could be claimed now (or waits only for its message's order)."""
     return bool((await db.execute(_ANY_DUE)).scalar_one())
+
+
+_SWEEP = text(
+    """
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+         WHERE status <> 'pending' AND created_at < now() - make_interval(days => :days)
+         ORDER BY id  -- the oldest first: the primary key's order, stopping at the limit
+         LIMIT :limit)
+    """
+)
+
+
+async def sweep(db: Db, days: float, limit: int) -> int:
+    """Forget up to ``limit`` delivered or dead deliveries older than ``days``."""
+    result = await db.execute(_SWEEP, {"days": int(days), "limit": limit})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -37,7 +37,15 @@ EventType = Literal[
     "webhook.*",
 ]
 MailClass = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
-Url = Annotated[str, Field(min_length=8, max_length=2000, examples=["https://example.com/hooks"])]
+Url = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^[^\s\x00-\x1f\x7f]+$",
+        examples=["https://example.com/hooks"],
+    ),
+]
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 

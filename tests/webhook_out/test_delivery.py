@@ -240,3 +240,25 @@ async def test_a_long_run_of_failures_disables_the_endpoint(
         return not row.enabled and "failed attempts in a row" in row.disabled_reason
 
     await wait_for(disabled)
+
+
+async def test_the_log_keeps_delivered_and_dead_deliveries_for_the_retention(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    from mailer.webhook_out import repository
+
+    await add_endpoint(sessionmaker, "https://hooks.example.com/")
+    for _ in range(4):
+        await emit(sessionmaker, "webhook.test")
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE webhook_deliveries SET created_at = now() - interval '40 days',"
+                " status = CASE WHEN id = 1 THEN 'delivered' WHEN id = 2 THEN 'dead'"
+                " ELSE 'pending' END WHERE id < 4"
+            )
+        )
+    async with transaction(sessionmaker) as session:
+        assert await repository.sweep(session, 30, 100) == 2
+    # an old pending one is kept (never lost), and everything recent
+    assert [r.id for r in await deliveries(engine)] == [3, 4]
