@@ -66,6 +66,7 @@ class Deliverer:
         self._claiming = False
         self._loop_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._flush_now = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -245,10 +246,7 @@ class Deliverer:
     def _wake_flush(self) -> None:
         self._flush_now.set()
 
-    _flush_now: asyncio.Event
-
     async def _flush_forever(self) -> None:
-        self._flush_now = asyncio.Event()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), FLUSH_SECONDS)
