@@ -9,10 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from mailer.auth.dependencies import RequireScope, Session
+from mailer.errors import Invalid
 from mailer.pagination import IdPage
 from mailer.types import Id
 from mailer.webhook_out import service
 from mailer.webhook_out.schemas import (
+    SINCE_PATTERN,
     DeliveryOut,
     DeliveryPage,
     DeliveryStatus,
@@ -92,11 +94,19 @@ async def retry_delivery(
 @router.post("/webhooks/{endpoint_id}/replay", response_model=ReplayOut, status_code=202)
 async def replay(
     endpoint_id: Id,
-    since: Annotated[datetime, Query(description="re-send the events written since then")],
+    since: Annotated[
+        str,
+        Query(
+            description="re-send the events written since then (RFC 3339, with its offset)",
+            pattern=SINCE_PATTERN,
+            max_length=40,
+            examples=["2026-12-07T10:00:00Z"],
+        ),
+    ],
     session: Session,
     request: Request,
 ) -> ReplayOut:
-    out = await service.replay(session, endpoint_id, since)
+    out = await service.replay(session, endpoint_id, parse_since(since))
     wake_after_commit(session, request.app.state.arq)
     return out
 
@@ -107,3 +117,10 @@ async def send_test(endpoint_id: Id, session: Session, request: Request) -> Deli
     out = await service.test(session, endpoint_id)
     wake_after_commit(session, request.app.state.arq)
     return out
+
+
+def parse_since(raw: str) -> datetime:
+    try:
+        return datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError as exc:
+        raise Invalid.at(["query", "since"], "not a time: RFC 3339 with its offset") from exc

@@ -69,7 +69,7 @@ class EndpointIn(BaseModel):
     event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=50)
     mail_classes: list[MailClass] | None = Field(default=None, min_length=1, max_length=20)
     campaign_ids: list[BodyId] | None = Field(default=None, min_length=1, max_length=1000)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
     description: str = Field(default="", max_length=500)
 
 
@@ -80,7 +80,7 @@ class EndpointPatch(BaseModel):
     event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=50)
     mail_classes: list[MailClass] | None = Field(default=None, min_length=1, max_length=20)
     campaign_ids: list[BodyId] | None = Field(default=None, min_length=1, max_length=1000)
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, strict=True)
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -115,7 +115,7 @@ class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # how long the old secret keeps signing next to the new one
-    overlap_seconds: float = Field(default=86_400.0, ge=0, le=7 * 86_400.0)
+    overlap_seconds: float = Field(default=86_400.0, ge=0, le=7 * 86_400.0, strict=True)
 
 
 class RotateOut(BaseModel):
@@ -146,3 +146,7 @@ class DeliveryPage(BaseModel):
 
 class ReplayOut(BaseModel):
     replayed: int  # deliveries written again (the same webhook-id and payload)
+
+
+# an RFC 3339 time with its offset (a number is not a time here)
+SINCE_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$"
