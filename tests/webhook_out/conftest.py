@@ -97,7 +97,7 @@ def hook_settings(settings: Settings) -> Settings:
             "webhooks_allow_private": True,
             "webhooks_retry_schedule": [5.0, 5.0, 5.0],
             "webhooks_hold_max_seconds": 0.5,
-            "webhooks_timeout_seconds": 2.0,
+            "webhooks_timeout_seconds": 5.0,
             "webhooks_poll_seconds": 0.05,
         }
     )
