@@ -309,6 +309,8 @@ def _run_campaign(
 ) -> tuple[str, dict[str, int], engine.Workers]:
     engine.flush_redis()
     campaign_id = engine.seed_campaign(recipients)
+    if WEBHOOK_ENDPOINT:
+        subscribe_webhook_endpoint()
     proc.control.reset()  # back to the CLI flags: configure() sets this run's rates/latency
     if configure is not None:
         configure()
@@ -322,6 +324,23 @@ def _run_campaign(
         return status, engine.stats(campaign_id), pool
     finally:
         pool.stop()
+
+
+WEBHOOK_ENDPOINT = False  # --webhook-endpoint
+
+
+def subscribe_webhook_endpoint(url: str = engine.DATABASE_URL) -> None:
+    """An endpoint subscribed to every event type, held (its deliverer makes no attempt):
+    the send path writes a ``message.sent`` outbox row per message for it, so the worker
+    ratio measures the send path's cost of outgoing webhooks, not their delivery."""
+    asyncio.run(
+        engine._execute(  # noqa: SLF001 - the bench's own helper
+            url,
+            "INSERT INTO webhook_endpoints (url, secret, hold_until) VALUES"
+            " ('https://hooks.bench.test/', 'whsec_YmVuY2hiZW5jaGJlbmNoYmVuY2hiZW5jaA==',"
+            " now() + interval '1 day')",
+        )
+    )
 
 
 def _wait_started(pool: engine.Workers, timeout: float = 60.0) -> None:
@@ -584,6 +603,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--standin-port", type=int, default=None, help="a free port when unset")
     parser.add_argument("--pin", action="store_true", help="stand-in on CPU 1, this on CPU 0")
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument(
+        "--webhook-endpoint",
+        action="store_true",
+        help="an outgoing webhook endpoint subscribed to every event (held: never called)",
+    )
     args = parser.parse_args(argv)
     opts = Options(
         calls=args.calls,
@@ -602,6 +626,8 @@ def main(argv: list[str] | None = None) -> None:
         clients=tuple(c.strip() for c in args.clients.split(",") if c.strip()),
     )
     only = {p.strip() for p in args.only.split(",") if p.strip()}
+    global WEBHOOK_ENDPOINT
+    WEBHOOK_ENDPOINT = args.webhook_endpoint
 
     def wanted(part: str) -> bool:
         return not only or part in only

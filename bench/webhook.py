@@ -48,7 +48,7 @@ from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker  # noqa: E402
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, ensure_signing_files  # noqa: E402
 from mailer.secrets import new_key  # noqa: E402
-from mailer.webhook.tasks import drain  # noqa: E402
+from mailer.webhook.tasks import drain_notifications  # noqa: E402
 from tests.fixtures.database import migrate  # noqa: E402
 
 INGEST_TARGET = 1000.0
@@ -347,7 +347,7 @@ async def main_async(args: argparse.Namespace, got: Ingest) -> None:
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     started, cpu_started = time.perf_counter(), time.process_time()
-    report = await drain(sessionmaker, args.batch)
+    report = await drain_notifications(sessionmaker, args.batch)
     apply_seconds = time.perf_counter() - started
     apply_cpu = time.process_time() - cpu_started
     async with engine.connect() as conn:

@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.suppression.endpoints import router as suppressions
     from mailer.template.endpoints import router as templates
     from mailer.webhook.endpoints import router as webhooks
+    from mailer.webhook_out.endpoints import router as webhooks_out
 
     # first: SNS posts thousands a second, and routes are matched in order
     app.include_router(webhooks)
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(keys, prefix="/v1")
+    app.include_router(webhooks_out, prefix="/v1")
     app.include_router(ops)
     app.include_router(dashboard)
     app.include_router(console)

@@ -137,6 +137,30 @@ class Settings(BaseSettings):
         )
     )
 
+    # outgoing webhooks (mailer.webhook_out)
+    # targets on loopback, private, link-local or metadata addresses (and http to a
+    # loopback host) are refused at delivery time unless this is set (``mailer dev`` does)
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = 5.0
+    # seconds before each retry (jittered ±20 %); once used up, the delivery is dead
+    webhooks_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 7200.0, 18000.0, 36000.0]
+    )
+    webhooks_concurrency: int = 200  # requests in flight per deliverer
+    webhooks_endpoint_concurrency: int = 32  # ... and to one endpoint
+    webhooks_batch_size: int = 500
+    webhooks_poll_seconds: float = 0.2
+    webhooks_lease_seconds: float = 30.0
+    webhooks_max_response_bytes: int = 4096  # the start of an answer kept in the log
+    # a failing endpoint gets no new attempt for a while (doubling, at most this long)
+    webhooks_hold_max_seconds: float = 60.0
+    # an endpoint failing this many attempts in a row, for at least this long, is disabled
+    webhooks_disable_after_failures: int = 100
+    webhooks_disable_after_seconds: float = 5 * 86400.0
+    # delivered and dead deliveries (the log, and what a replay can send again) are kept
+    # this long
+    webhooks_retention_days: float = 30.0
+
     templates_dir: Path = Field(default_factory=resources.templates_dir)
     postal_address: str = ""  # the sender's postal address, in the default layout's footer
     # the domain whose MX is SES inbound and whose receipt rule posts unsubscribe mail to
@@ -169,6 +193,11 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_secret_keys(cls, value: object) -> list[str]:
         return _split(value)
+
+    @field_validator("webhooks_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> list[float]:
+        return [float(v) for v in _split(value)]
 
     @field_validator("metrics_token", mode="before")
     @classmethod

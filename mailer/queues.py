@@ -29,6 +29,7 @@ SEND_QUEUE = "arq:send"  # campaign starts and batches
 TRANSACTIONAL_QUEUE = "arq:transactional"  # transactional messages: the priority lane
 EVENTS_QUEUE = "arq:events"  # SNS notifications to process (the feedback loop)
 IMPORT_QUEUE = "arq:imports"  # CSV contact imports (and the idempotency-key sweep)
+WEBHOOKS_QUEUE = "arq:webhooks"  # outgoing webhook deliveries (mailer.webhook_out)
 
 # ``mailer worker --queues`` names → arq queues
 QUEUES: dict[str, str] = {
@@ -36,14 +37,16 @@ QUEUES: dict[str, str] = {
     "transactional": TRANSACTIONAL_QUEUE,
     "events": EVENTS_QUEUE,
     "imports": IMPORT_QUEUE,
+    "webhooks": WEBHOOKS_QUEUE,
 }
 
 # Worked in a process of their own by a ``mailer worker`` of several queues: parsing a
 # CSV file is CPU work that must not hold the event loop the SES calls in flight need, and
 # each step of a transactional message is a turn of its event loop, which must not wait
 # behind a campaign's senders (bench/README.md, "Why the code is so"). Its slots still come
-# before marketing's: the limiter's state in Redis is shared by every process.
-OWN_PROCESS = ("imports", "transactional")
+# before marketing's: the limiter's state in Redis is shared by every process. The deliverer
+# of outgoing webhooks too: its requests never take a turn from the senders.
+OWN_PROCESS = ("imports", "transactional", "webhooks")
 
 
 # arq's keys of a job: its result once it ended, and its mark while it runs

@@ -59,6 +59,7 @@ DOMAIN = {
     "suppression",
     "template",
     "webhook",
+    "webhook_out",
 }
 # wires the domain together; may import anything below it
 COMPOSITION = {"app", "console", "ops", "reconciler", "cli", "local", "workers"}

@@ -40,6 +40,8 @@ def worker_settings(queue: str) -> dict[str, Any]:
         from workers.imports import WorkerSettings  # type: ignore[assignment]
     elif queue == "events":
         from workers.events import WorkerSettings  # type: ignore[assignment]
+    elif queue == "webhooks":
+        from workers.webhooks import WorkerSettings  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUE_NAMES)}")
     names = [n for n in dir(WorkerSettings) if not n.startswith("_")]

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from mailer.local import webhook_demo
 from mailer.local.demo_report import (
     DemoError,
     progress_bar,
@@ -152,6 +153,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             f"template {template['id']}, segment {segment['id']}, "
             f"campaign {campaign['id']}: sending"
         )
+        hooks = await webhook_demo.start(client, console)
         await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
         final = await watch_campaign(client, campaign["id"], wait_seconds, console)
         code = report_campaign(final, console)
@@ -161,6 +163,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             code = await show_feedback(
                 client, campaign["id"], _simulated(run_tag)[:contacts], console
             )
+        await webhook_demo.finish(hooks, client, console)
     return code
 
 

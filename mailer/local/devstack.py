@@ -106,6 +106,8 @@ class DevStack:
             "MAILER_METRICS_TOKEN": self.info.get("metrics_token")
             or dev_secrets(self.config.base_dir)["metrics_token"],
             **feedback,
+            # outgoing webhooks to a receiver on this machine (mailer.local.webhook_receiver)
+            "MAILER_WEBHOOKS_ALLOW_PRIVATE": "true",
             # the API's /metrics adds up every child's prometheus-client files
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }

@@ -38,6 +38,7 @@ from mailer.models.subscription import (
 from mailer.models.suppression import Suppression
 from mailer.models.template import Template, TemplateVersion
 from mailer.models.web_session import SUBJECT_KINDS, WebSession
+from mailer.models.webhook_out import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "CAMPAIGN_STATUSES",
@@ -78,6 +79,8 @@ __all__ = [
     "Template",
     "TemplateVersion",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "AutoPause",
     "RegionAccount",
     "ReputationMinute",

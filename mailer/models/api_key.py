@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
 
-SCOPES = ("admin", "campaigns", "transactional", "reputation")
+SCOPES = ("admin", "campaigns", "transactional", "reputation", "webhooks")
 
 
 class ApiKey(Base):

@@ -39,6 +39,7 @@ from mailer.people import service as people
 from mailer.people.service import Actor
 from mailer.reputation import repository as reputation
 from mailer.reputation import service as reputation_service
+from mailer.webhook_out import service as webhook_out
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -309,6 +310,7 @@ async def dashboard(request: Request) -> Response:
         report = await reputation_service.report(db, settings)
         recent = await reputation.recent_campaigns(db)
         pauses = await reputation.recent_pauses(db)
+        webhooks = await webhook_out.dashboard_rows(db)
         per_minute = await reputation.series(db, None, 3600, 60)
         per_class = {
             mc: await reputation.series(db, mc, 86400, 1800) for mc in settings.configuration_sets
@@ -351,6 +353,7 @@ async def dashboard(request: Request) -> Response:
         report=report,
         campaigns=recent,
         pauses=pauses,
+        webhooks=webhooks,
         charts=charts,
         now=now,
         settings=settings,

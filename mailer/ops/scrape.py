@@ -20,6 +20,7 @@ from mailer.reputation import account_rows
 from mailer.reputation import repository as reputation
 from mailer.reputation.service import region_rate
 from mailer.suppression import repository as suppressions
+from mailer.webhook_out import metrics as webhook_out_metrics
 
 ARQ_QUEUE_KEYS = tuple(ARQ_QUEUES.values())
 WORKER_QUEUES = tuple(ARQ_QUEUES)  # the names `mailer worker --queues` takes
@@ -127,4 +128,5 @@ async def families(session: AsyncSession, redis: Any, settings: Settings) -> lis
             used.add_metric([region], account.sent_last_24h or 0.0)
             enabled.add_metric([region], 1.0 if account.sending_enabled else 0.0)
     out += [limit, quota, used, enabled]
+    out += await webhook_out_metrics.families(session)
     return out

@@ -14,6 +14,7 @@ from mailer import metrics
 from mailer.engagement.repository import timeline_sends
 from mailer.models.suppression import why_suppressed
 from mailer.reputation.repository import configuration_sets_json
+from mailer.webhook_out.outbox import with_send_path_events
 
 # Applies a batch of outcomes and bumps the campaign counters in the same statement.
 # outcome: sent | failed | suppressed | cancelled | retry (back to queued after a delay) |
@@ -62,7 +63,7 @@ _RECORD = text(  # the f-string composes the suppression rule
           FROM r JOIN locked l ON l.id = r.id
          WHERE m.id = r.id AND m.lease_token = :token
         RETURNING m.campaign_id, r.outcome, m.maybe_sent, m.status AS now_status,
-                  m.mail_class, m.region, m.email
+                  m.mail_class, m.region, m.email, m.id, m.ses_message_id, m.tags, m.error
     ), counts AS (
         SELECT campaign_id,
                count(*) FILTER (WHERE outcome = 'sent') AS sent,
@@ -102,6 +103,9 @@ _RECORD = text(  # the f-string composes the suppression rule
                                        FROM moved GROUP BY 1, 2, 3) k) AS kinds
     """  # noqa: S608 - constant fragments, no input
 )
+
+# outgoing webhooks (mailer.webhook_out): message.sent / message.failed, with the outcome
+_RECORD = with_send_path_events(_RECORD, "moved")
 
 
 @dataclass(slots=True)

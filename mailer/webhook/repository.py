@@ -24,6 +24,7 @@ from mailer.models.subscription import UNSUBSCRIBE_TOPICS_CTE
 from mailer.models.suppression import SUPPRESS_ALL_CTE, SUPPRESS_MARKETING_CTE
 from mailer.reputation.repository import configuration_sets_json, rollup_events
 from mailer.webhook.ses import EventRow
+from mailer.webhook_out.outbox import feedback_events
 
 # -- notifications --------------------------------------------------------------------
 
@@ -218,6 +219,11 @@ def _statement(first_filter: str = "", *effects: str) -> Any:
     return text(_HEAD.format(first_filter=first_filter) + "".join(effects) + _TAIL)
 
 
+def _with_webhooks(kind: str, statement: Any) -> Any:
+    # outgoing webhooks (mailer.webhook_out): the events inserted, reported in the statement
+    return text(statement.text.replace(_TAIL, feedback_events(kind) + _TAIL))
+
+
 _BY_TYPE = {
     "send": _statement(),
     "delivery_delay": _statement("", domain_rollup("delayed")),
@@ -294,6 +300,8 @@ for _kind, _why in (
     ("rendering_failure", "'rendering failure: ' || coalesce(r.reason, '')"),
 ):
     _BY_TYPE[_kind] = text(_HEAD.format(first_filter="") + _failed(_why) + _TAIL)
+
+_BY_TYPE = {kind: _with_webhooks(kind, statement) for kind, statement in _BY_TYPE.items()}
 
 
 @dataclass

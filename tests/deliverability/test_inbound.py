@@ -17,7 +17,7 @@ from mailer.config import Settings
 from mailer.deliverability.headers import unsubscribe_mailto
 from mailer.deliverability.inbound import tokens_of
 from mailer.suppression.tokens import make_token
-from mailer.webhook.tasks import drain
+from mailer.webhook.tasks import drain_notifications
 from tests import factories
 from tests.campaign.conftest import seed_contacts
 from tests.fixtures.sns import TOPIC, Signer, sns_signer
@@ -117,7 +117,7 @@ async def test_a_received_unsubscribe_unsubscribes_that_contact_once(
 
     r = await post(client, sns_signer.notification(received(token)))
     assert r.status_code == 200, r.text
-    assert (await drain(sessionmaker, 500, settings=sns_settings)).notifications == 1
+    assert (await drain_notifications(sessionmaker, 500, settings=sns_settings)).notifications == 1
     assert await _unsubscribed(engine) == [(emails[0], "unsubscribed"), (emails[1], "subscribed")]
     stats = (await client.get(f"/v1/campaigns/{campaign_id}", headers=admin)).json()["stats"]
     assert stats["unsubscribed"] == 1
@@ -133,7 +133,7 @@ async def test_a_received_unsubscribe_unsubscribes_that_contact_once(
     before = await snapshot(engine)
     r = await post(client, sns_signer.notification(received(token, in_address=False)))
     assert r.status_code == 200
-    await drain(sessionmaker, 500, settings=sns_settings)
+    await drain_notifications(sessionmaker, 500, settings=sns_settings)
     after = await snapshot(engine)
     assert {k: v for k, v in after.items() if k != "notifications"} == {
         k: v for k, v in before.items() if k != "notifications"
@@ -150,7 +150,7 @@ async def test_a_forged_or_unknown_token_changes_nothing(
     for token in (forged, unknown):
         r = await post(client, sns_signer.notification(received(token)))
         assert r.status_code == 200
-    assert (await drain(sessionmaker, 500, settings=sns_settings)).notifications == 2
+    assert (await drain_notifications(sessionmaker, 500, settings=sns_settings)).notifications == 2
     after = await snapshot(engine)
     assert after["notifications"] == before["notifications"] + 2
     assert {k: v for k, v in after.items() if k != "notifications"} == {

@@ -16,7 +16,7 @@ from mailer.config import Settings
 from mailer.local.simulator import DEFAULT_TOPIC
 from mailer.local.standin_client import StandinControl
 from mailer.suppression.tokens import make_token
-from mailer.webhook.tasks import drain
+from mailer.webhook.tasks import drain_notifications
 from tests.local.test_simulator import Webhook, _simulating, webhook
 from tests.webhook.conftest import post, seed_sent
 
@@ -66,7 +66,7 @@ async def test_the_emulator_delivers_an_unsubscribe_mail_to_the_webhook(
     r = await post(client, webhook.bodies[0])  # the emulator's bytes, as SNS posts them
     assert r.status_code == 200, r.text
     assert notification["TopicArn"] == DEFAULT_TOPIC
-    await drain(sessionmaker, 500, settings=inbound_settings)
+    await drain_notifications(sessionmaker, 500, settings=inbound_settings)
     async with engine.connect() as conn:
         status = (await conn.execute(text("SELECT status FROM contacts"))).scalar_one()
     assert status == "unsubscribed"

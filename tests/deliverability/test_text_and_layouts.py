@@ -7,8 +7,9 @@ import pytest
 from lxml import html as lxml_html
 
 from mailer.config import ROOT
+from mailer.template.compiler import compile_template
+from mailer.template.html_output import html_to_text
 from mailer.template.layouts import wrap_fragment
-from mailer.template.render import compile_template, html_to_text
 from mailer.template.text_part import MAX_LINE, TEXT_WIDTH, wrap_text
 from tests.message.test_send import INLINE, wait_final
 

@@ -52,3 +52,8 @@ def test_demo_shows_the_feedback_loop_close(
     assert any("bounce+" in s and "all" in s for s in suppressed)
     assert any("suppressionlist+" in s and "OnAccountSuppressionList" in s for s in suppressed)
     assert any("complaint+" in s and "marketing" in s for s in suppressed)
+    # outgoing webhooks: a receiver of the demo's heard the test event and the campaign
+    # (the worker's webhooks queue delivers to loopback under `mailer dev`), all signed
+    assert "every signature verified" in text, text
+    assert rows["webhook.test"] == "1" and rows["campaign.completed"] == "1"
+    assert rows["message.sent"] == "60" and rows["campaign.started"] == "1"

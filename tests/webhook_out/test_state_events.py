@@ -1,0 +1,159 @@
+"""State changes report themselves in their own transaction: campaign.*, contact.unsubscribed,
+suppression.*, import.completed (triggers: every path that changes the state reports it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mailer.db import transaction
+from mailer.reputation import repository as reputation
+from tests import factories
+from tests.webhook_out.conftest import add_endpoint, deliveries
+
+
+async def _types(engine: AsyncEngine) -> list[str]:
+    return [r.type for r in await deliveries(engine)]
+
+
+async def test_campaign_started_paused_resumed_completed(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/", event_types=["campaign.*"])
+    await factories.contacts(client, admin, 3)
+    campaign = await factories.campaign(client, admin)
+    cid = campaign["id"]
+    assert (await client.post(f"/v1/campaigns/{cid}/send", headers=admin)).status_code == 202
+    assert (await client.post(f"/v1/campaigns/{cid}/pause", headers=admin)).status_code == 200
+    assert (await client.post(f"/v1/campaigns/{cid}/resume", headers=admin)).status_code == 200
+    # the reputation guard's auto-pause, with its reason
+    async with transaction(sessionmaker) as session:
+        assert await reputation.pause_campaign(
+            session, cid, "marketing", "bounce rate 7.0% over 5%"
+        )
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE campaigns SET status = 'completed' WHERE id = :id"), {"id": cid}
+        )
+
+    rows = await deliveries(engine)
+    assert [r.type for r in rows] == [
+        "campaign.started",
+        "campaign.paused",
+        "campaign.resumed",
+        "campaign.paused",
+        "campaign.completed",
+    ]
+    data = [r.payload["data"] for r in rows]
+    assert {d["campaign_id"] for d in data} == {cid}
+    assert data[1]["reason"] and data[3]["reason"] == "bounce rate 7.0% over 5%"
+    assert {"recipients", "sent", "delivered", "bounced"} <= set(data[4]["stats"])
+    assert data[0]["mail_class"] == "marketing"
+
+
+async def test_campaign_filter_hears_only_its_campaign(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    await factories.contacts(client, admin, 1)
+    one = await factories.campaign(client, admin)
+    two = await factories.campaign(client, admin, name="other")
+    await add_endpoint(sessionmaker, "https://hooks.example.com/", campaign_ids=[two["id"]])
+    for c in (one, two):
+        await client.post(f"/v1/campaigns/{c['id']}/send", headers=admin)
+    rows = await deliveries(engine)
+    assert {r.payload["data"]["campaign_id"] for r in rows} == {two["id"]}
+
+
+async def test_suppressions_created_and_deleted(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/")
+    r = await client.put(
+        "/v1/suppressions/Someone@Example.com", json={"reason": "asked"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    assert (
+        await client.delete("/v1/suppressions/someone@example.com", headers=admin)
+    ).status_code == 204
+    rows = await deliveries(engine)
+    assert [r.type for r in rows] == ["suppression.created", "suppression.deleted"]
+    assert rows[0].payload["data"] == {
+        "email": "someone@example.com",
+        "reason": "asked",
+        "scope": "all",
+        "source": "manual",
+    }
+
+
+async def test_contact_unsubscribed(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/", event_types=["contact.*"])
+    await client.put("/v1/contacts/ann@example.com", json={"attributes": {}}, headers=admin)
+    r = await client.put(
+        "/v1/contacts/ann@example.com", json={"status": "unsubscribed"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    [row] = await deliveries(engine)
+    assert row.type == "contact.unsubscribed"
+    assert row.payload["data"]["email"] == "ann@example.com"
+    assert row.payload["data"]["source"] == "api"
+
+
+async def test_import_completed(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/")
+    async with engine.begin() as conn:
+        import_id = await conn.scalar(
+            text(
+                "INSERT INTO contact_imports (status, total_rows, created, rejected)"
+                " VALUES ('running', 3, 2, 1) RETURNING id"
+            )
+        )
+        await conn.execute(
+            text("UPDATE contact_imports SET status = 'completed' WHERE id = :id"),
+            {"id": import_id},
+        )
+    [row] = await deliveries(engine)
+    assert row.type == "import.completed"
+    assert row.payload["data"] == {
+        "import_id": import_id,
+        "total_rows": 3,
+        "created": 2,
+        "updated": 0,
+        "rejected": 1,
+    }
+
+
+async def test_a_rolled_back_change_reports_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/")
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        await conn.execute(
+            text(
+                "INSERT INTO suppressions (email, reason, scope, source)"
+                " VALUES ('x@example.com', 'r', 'all', 'manual')"
+            )
+        )
+        inside: Any = await conn.scalar(text("SELECT count(*) FROM webhook_deliveries"))
+        assert inside == 1
+        await trans.rollback()
+    assert await deliveries(engine) == []
