@@ -133,12 +133,16 @@ async def test_cursors_of_the_shape_pages_hand_out_are_answered(
         "/v1/webhooks", json={"url": "https://hooks.example.com/"}, headers=admin
     )
     assert hook.status_code == 201, hook.text
+    contact = await client.put("/v1/contacts", json={"email": "ada@example.test"}, headers=admin)
+    assert contact.status_code in (200, 201), contact.text
     good = {"id": ["0", "1", "9223372036854775807"], "key": [key_cursor("ada@example.test")]}
     for template, path, kind in list_routes(app):
         if "{campaign_id}" in template:
             path = template.replace("{campaign_id}", str(campaign_id))
         if "{endpoint_id}" in template:
             path = template.replace("{endpoint_id}", str(hook.json()["id"]))
+        if "{email}" in template:
+            path = template.replace("{email}", "ada@example.test")
         for cursor in good[kind or "id"]:
             response = await client.get(
                 path, params={"cursor": cursor, "limit": 1000}, headers=admin

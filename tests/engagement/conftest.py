@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.fixtures.sns import Signer, sns_signer
+from tests.fixtures.sns import Signer, sns_app, sns_signer
 from tests.webhook.conftest import app, post, process, seed_sent, sns_settings, stats
 
-__all__ = ["app", "post", "process", "seed_sent", "sns_settings", "sns_signer", "stats"]
+__all__ = ["app", "post", "process", "seed_sent", "sns_app", "sns_settings", "sns_signer", "stats"]
 
 # user agents as mail clients, Apple's proxy and scanners send them
 IPHONE_MAIL = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from mailer.campaign import service as campaigns
+from mailer.campaign import audience_fixup
 from mailer.db import transaction
 from mailer.secrets import signing_key
 from mailer.subscription.tokens import preferences_token
@@ -31,7 +31,7 @@ async def _launch(client, admin, sessionmaker, **body) -> int:  # type: ignore[n
     r = await client.post(f"/v1/campaigns/{campaign['id']}/send", headers=admin)
     assert r.status_code == 202, r.text
     async with transaction(sessionmaker) as session:
-        await campaigns.fix_audience(session, campaign["id"])
+        await audience_fixup.fix_audience(session, campaign["id"])
     return int(campaign["id"])
 
 

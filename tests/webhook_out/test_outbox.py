@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.db import transaction
-from mailer.sending import repository as sending
+from mailer.sending import outcomes as sending
 from mailer.webhook import repository as feedback
 from mailer.webhook.ses import EventRow
 from mailer.webhook_out import outbox

@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mailer.campaign import repository as campaign_repository
 from mailer.db import transaction
-from mailer.reputation import repository as reputation
 from tests import factories
 from tests.webhook_out.conftest import add_endpoint, deliveries
 
@@ -34,9 +34,7 @@ async def test_campaign_started_paused_resumed_completed(
     assert (await client.post(f"/v1/campaigns/{cid}/resume", headers=admin)).status_code == 200
     # the reputation guard's auto-pause, with its reason
     async with transaction(sessionmaker) as session:
-        assert await reputation.pause_campaign(
-            session, cid, "marketing", "bounce rate 7.0% over 5%"
-        )
+        assert await campaign_repository.pause(session, "bounce rate 7.0% over 5%", campaign_id=cid)
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE campaigns SET status = 'completed' WHERE id = :id"), {"id": cid}
