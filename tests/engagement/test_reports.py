@@ -181,7 +181,7 @@ async def test_the_dashboard_shows_human_engagement_and_providers(
     ).status_code == 303
     html = (await client.get("/dashboard")).text
     row = html.split(f'id="campaign-{campaign_id}"', 1)[1].split("</tr>", 1)[0]
-    assert '<td class="num human-opened">1 · 50.0 %' in row
-    assert '<td class="num human-clicked">1 · 50.0 %' in row
+    assert '<td class="num opt human-opened">1 · 50.0 %' in row
+    assert '<td class="num opt human-clicked">1 · 50.0 %' in row
     providers = html.split('id="providers"', 1)[1].split("</section>", 1)[0]
     assert "<td>Gmail</td>" in providers and "<td>Yahoo/AOL</td>" in providers
