@@ -197,3 +197,13 @@ def test_the_rules_catch_what_they_are_for() -> None:
     assert _unit("workers.context") == "workers"
     assert "mailer.db" in _imports(MODULES["mailer.sending.sender"])
     assert "mailer.metrics" in _imports(MODULES["mailer.sending.sender"])
+
+
+def test_every_package_ships() -> None:
+    """The wheel finds packages by their ``__init__.py``: a folder of modules without one
+    would be left out of it (and the API would not start from the wheel)."""
+    folders = {p.parent for p in ROOT.glob("mailer/**/*.py")} | {
+        p.parent for p in ROOT.glob("workers/**/*.py")
+    }
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert not missing, missing
