@@ -76,20 +76,26 @@ def secure(request: Request) -> bool:
     return str(request.app.state.settings.public_url).startswith("https://")
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, max_age: int, path: str = "/"
+) -> None:
+    """A sign-in cookie (the console's and the dashboard's): HttpOnly, SameSite=Strict,
+    Secure behind https."""
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path="/",
+        path=path,
         httponly=True,
         samesite="strict",
         secure=secure(request),
     )
 
 
-def forget_cookie(request: Request, response: Response, name: str) -> None:
-    response.delete_cookie(name, path="/", httponly=True, samesite="strict", secure=secure(request))
+def forget_cookie(request: Request, response: Response, name: str, path: str = "/") -> None:
+    response.delete_cookie(
+        name, path=path, httponly=True, samesite="strict", secure=secure(request)
+    )
 
 
 async def find_viewer(request: Request) -> Viewer | None:

@@ -31,6 +31,7 @@ from mailer.auth.throttle import LoginThrottle
 from mailer.campaign import service as campaigns
 from mailer.console.roles import PAUSE
 from mailer.console.web import find_viewer as console_viewer
+from mailer.console.web import forget_cookie, set_cookie
 from mailer.db import transaction
 from mailer.errors import MailerError
 from mailer.models import ApiKey
@@ -45,6 +46,7 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 COOKIE = "mailer_session"
 LOGIN_COOKIE = "mailer_login"  # the login form's CSRF nonce
+PATH = "/dashboard"  # the dashboard's own cookies go to its pages only
 LOGIN_FORM_SECONDS = 3600
 MAX_FORM_BYTES = 4096
 
@@ -147,28 +149,6 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/dashboard/login", status_code=303)
 
 
-def _secure(request: Request) -> bool:
-    return str(request.app.state.settings.public_url).startswith("https://")
-
-
-def _cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path="/dashboard",
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
-
-
-def _forget(request: Request, response: Response, name: str) -> None:
-    response.delete_cookie(
-        name, path="/dashboard", httponly=True, samesite="strict", secure=_secure(request)
-    )
-
-
 # -- pages ----------------------------------------------------------------------------
 
 
@@ -179,7 +159,7 @@ def _login_form(
     nonce = random.token_urlsafe(24)
     csrf = secrets.sign(request.app.state.settings, "login", nonce)
     response = _render(request, "login.html", status, headers, error=error, csrf=csrf)
-    _cookie(request, response, LOGIN_COOKIE, nonce, LOGIN_FORM_SECONDS)
+    set_cookie(request, response, LOGIN_COOKIE, nonce, LOGIN_FORM_SECONDS, path=PATH)
     return response
 
 
@@ -225,8 +205,9 @@ async def login(request: Request) -> Response:
     async with transaction(request.app.state.sessionmaker) as db:
         cookie = await sessions.start(db, settings, "api_key", key.id)
     response = RedirectResponse("/dashboard", status_code=303)
-    _cookie(request, response, COOKIE, cookie, int(settings.dashboard_session_hours * 3600))
-    _forget(request, response, LOGIN_COOKIE)
+    hours = settings.dashboard_session_hours
+    set_cookie(request, response, COOKIE, cookie, int(hours * 3600), path=PATH)
+    forget_cookie(request, response, LOGIN_COOKIE, path=PATH)
     return response
 
 
@@ -260,7 +241,7 @@ async def logout(request: Request) -> Response:
     async with transaction(request.app.state.sessionmaker) as db:
         await sessions.end(db, session.session_id)
     response = _login_redirect()
-    _forget(request, response, COOKIE)
+    forget_cookie(request, response, COOKIE, path=PATH)
     return response
 
 
