@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from mailer.audience import service as segments
+from mailer.audience.filters import OPS, ORDER_OPS
 from mailer.audience.schemas import SegmentIn
 from mailer.auth.dependencies import Session
 from mailer.console.roles import EDIT, VIEW
@@ -22,22 +23,9 @@ from mailer.people import service as people
 # the operators the builder offers for each field (the filter language accepts more)
 FIELD_OPS = {
     "email": ["eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with"],
-    "created_at": ["gt", "gte", "lt", "lte"],
+    "created_at": list(ORDER_OPS),
     "tags": ["contains", "ne", "in", "not_in", "exists"],
-    "attributes": [
-        "eq",
-        "ne",
-        "in",
-        "not_in",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "contains",
-        "starts_with",
-        "ends_with",
-        "exists",
-    ],
+    "attributes": list(OPS),  # every operator of the filter language
 }
 
 
