@@ -28,6 +28,14 @@ class _Counting(BackoffWorker):
         await super()._poll_iteration()
 
 
+def _settled(worker: BackoffWorker, complete: int) -> bool:
+    """At least `complete` jobs ran and every job task has ended, results stored.
+
+    arq counts a job complete before it stores the result; closing the worker then would
+    cancel that last step (close() cancels what still runs and gathers it)."""
+    return worker.jobs_complete >= complete and worker.job_counter == 0
+
+
 def _worker(
     settings: Settings,
     ctx: dict[str, Any],
@@ -62,6 +70,9 @@ async def test_an_idle_queue_polls_less_and_still_picks_up_work(settings: Settin
         while not done:
             await asyncio.sleep(0.01)
             assert time.monotonic() - enqueued < 5.0, "the idle worker never picked the job up"
+        while not _settled(worker, 1):
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - enqueued < 5.0, "the job never finished"
         # busy again: polls at poll_delay for busy_seconds after a job
         polls = _Counting.polls
         await asyncio.sleep(0.2)
@@ -88,7 +99,9 @@ async def test_workers_polling_one_queue_start_each_due_job_once(settings: Setti
     running = [asyncio.ensure_future(w.async_run()) for w in workers]
     try:
         deadline = time.monotonic() + 20
-        while sum(w.jobs_complete for w in workers) < 40:  # finished, results stored
+        while sum(w.jobs_complete for w in workers) < 40 or not all(
+            _settled(w, 0) for w in workers
+        ):
             assert time.monotonic() < deadline, sorted(n for n, _ in done)
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)  # a few more polls of every worker
@@ -123,7 +136,7 @@ async def test_a_poll_starts_no_more_jobs_than_max_jobs(settings: Settings, redi
     running = asyncio.ensure_future(worker.async_run())
     try:
         deadline = time.monotonic() + 20
-        while worker.jobs_complete < 20:  # finished, results stored
+        while not _settled(worker, 20):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         assert sorted(n for n, _ in done) == list(range(20))
