@@ -1,9 +1,14 @@
 """``mailer worker``: arq workers for the requested queues.
 
 The queues share one process and event loop, except those of ``mailer.queues.OWN_PROCESS``
-(imports, transactional) when other queues are asked for too: each of those runs as a child
-``mailer worker --queues NAME``, started, restarted and stopped by this one. Every queue's
-Redis connection comes from the settings at start (the ``WorkerSettings`` classes carry none).
+(imports, transactional, webhooks) when other queues are asked for too: each of those runs
+in a child process of its own, supervised and stopped by this one. The children are forked
+before any event loop or thread exists, after every worker module is imported, so that they
+share those modules with this process instead of importing them again (a fresh interpreter
+per child took as much CPU as this process's own start); a child that dies is started again
+as ``mailer worker --queues NAME``. Each process names itself ``mailer-<queue>`` (or
+``mailer-worker``) for ``ps`` and ``top``. Every queue's Redis connection comes from the
+settings at start (the ``WorkerSettings`` classes carry none).
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import multiprocessing
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from arq.connections import RedisSettings
@@ -29,6 +37,9 @@ from mailer.queues import OWN_PROCESS, BackoffWorker
 from mailer.queues import QUEUES as QUEUE_NAMES
 
 log = structlog.get_logger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
 
 def worker_settings(queue: str) -> dict[str, Any]:
@@ -48,19 +59,82 @@ def worker_settings(queue: str) -> dict[str, Any]:
     return {n: getattr(WorkerSettings, n) for n in names}
 
 
-def _die_with_parent() -> None:
+def _prctl(option: int, value: int | bytes) -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: a graceful stop
+        libc.prctl(option, value, 0, 0, 0)
+
+
+def _die_with_parent() -> None:
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # a graceful stop
+
+
+def _name_process(queues: list[str]) -> None:
+    """``mailer-<queue>`` for a process of one queue, else ``mailer-worker`` (15 bytes at
+    most: what the kernel keeps of a name)."""
+    name = f"mailer-{queues[0]}" if len(queues) == 1 else "mailer-worker"
+    _prctl(_PR_SET_NAME, name.encode()[:15])
+
+
+class _Child(Protocol):
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+class _Forked:
+    """A forked ``multiprocessing.Process`` behind the few ``Popen`` methods used here."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired("forked worker", timeout or 0.0)
+        return self.process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self.process.pid is not None and self.process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, sig)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def _work_apart(queue: str, parent: int) -> None:
+    """A forked child's whole life: its one queue, until it is stopped or its parent dies."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run([queue]))
 
 
 class ChildWorker:
-    """``mailer worker --queues NAME`` as a child process, restarted if it dies."""
+    """A queue worked in a child process: forked at start (:meth:`fork`), started again
+    as ``mailer worker --queues NAME`` if it dies."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: _Child | None = None
         self._stopping = False
+
+    def fork(self) -> None:
+        """Fork the child now, sharing this process's imported modules. Only safe while no
+        thread but the main one runs; otherwise :meth:`supervise` starts a fresh process."""
+        if threading.active_count() > 1:
+            return
+        process = multiprocessing.get_context("fork").Process(
+            target=_work_apart, args=(self.queue, os.getpid()), daemon=True
+        )
+        process.start()
+        self.process = _Forked(process)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - our own console script
@@ -70,11 +144,13 @@ class ChildWorker:
 
     async def supervise(self) -> None:
         while not self._stopping:
-            self.process = self._spawn()
+            if self.process is None:
+                self.process = self._spawn()
             code = await asyncio.to_thread(self.process.wait)
             if self._stopping:
                 return
             log.warning("child_worker_exited", queue=self.queue, code=code)
+            self.process = None
             await asyncio.sleep(1.0)
 
     async def stop(self, grace: float) -> None:
@@ -90,18 +166,42 @@ class ChildWorker:
             await asyncio.to_thread(process.wait)
 
 
-async def run(queues: list[str] | None = None, metrics: MetricsEndpoint | None = None) -> None:
-    """Work on ``queues``; raises :class:`mailer.secrets.WeakSecret` before anything starts
-    when the secret key must not sign (a worker signs unsubscribe links)."""
-    settings = get_settings()
-    secrets.require(settings)
+def start(queues: list[str] | None = None, metrics: MetricsEndpoint | None = None) -> None:
+    """``mailer worker``: fork the children, then work on the rest of ``queues`` here until
+    stopped. Raises :class:`mailer.secrets.WeakSecret` before anything starts when the
+    secret key must not sign (a worker signs unsubscribe links)."""
+    secrets.require(get_settings())
     names = list(dict.fromkeys(queues or QUEUE_NAMES))
     apart = [q for q in names if q in OWN_PROCESS] if len(names) > 1 else []
     children = [ChildWorker(q) for q in apart]
+    if children:
+        # every module any queue needs, imported once here, kept out of the collector and
+        # shared with the children (copy-on-write) rather than imported by each again
+        for queue in names:
+            worker_settings(queue)
+        from workers import context  # noqa: F401 - imported for the children
+
+        gc.collect()
+        gc.freeze()
+        for child in children:
+            child.fork()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run([q for q in names if q not in apart], children, metrics))
+
+
+async def run(
+    here: list[str],
+    children: list[ChildWorker] | None = None,
+    metrics: MetricsEndpoint | None = None,
+) -> None:
+    """Work on the queues ``here`` in this process and supervise the ``children``."""
+    settings = get_settings()
+    secrets.require(settings)
+    children = children or []
+    _name_process(here)
     # its heartbeat for the queues worked on here (children beat for theirs), its /metrics
-    presence = WorkerPresence(settings, [q for q in names if q not in apart], metrics)
+    presence = WorkerPresence(settings, here, metrics)
     await presence.start()
-    here = [q for q in names if q not in apart]
     # imported here, not at the top: ``mailer worker`` imports this module before it sets
     # up the metrics directory, and the context imports the metrics
     from workers import context

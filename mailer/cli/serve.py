@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -85,7 +83,7 @@ def worker(
     """An arq worker."""
     from mailer.ops.worker_metrics import MetricsSetupError, prepare
     from mailer.queues import QUEUES as known
-    from workers.main import run
+    from workers.main import start
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     unknown = [q for q in names or [] if q not in known]
@@ -100,7 +98,6 @@ def worker(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(names, metrics))
+        start(names, metrics)
     except WeakSecret as exc:
         refuse(exc)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -391,19 +393,23 @@ async def test_a_worker_runs_the_import(client, admin, start_worker):
 
 
 def _children(pid: int) -> dict[int, str]:
-    """The child processes of ``pid`` and their command lines."""
+    """The child processes of ``pid`` and their names (``mailer-<queue>``, workers.main)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            name = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found[int(entry.name)] = cmdline
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and _alive(int(entry.name)):
+            found[int(entry.name)] = name
     return found
+
+
+def _argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
 
 
 def _alive(pid: int) -> bool:
@@ -414,6 +420,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+async def _child_named(worker, name: str, deadline: float, other_than: int = 0) -> int:  # type: ignore[no-untyped-def]
+    while not (found := [p for p, n in _children(worker.process.pid).items() if n == name]) or (
+        found == [other_than]
+    ):
+        assert time.monotonic() < deadline, worker.log()
+        await asyncio.sleep(0.1)
+    [child] = [p for p in found if p != other_than]
+    return child
+
+
 async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
     client, admin, start_worker
 ):
@@ -422,19 +438,9 @@ async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
     another, so the campaign's senders never hold its loop; a stop stops them too."""
     worker = start_worker()
     deadline = time.monotonic() + 30
-    while not (
-        imports := [p for p, c in _children(worker.process.pid).items() if "--queues imports" in c]
-    ):
-        assert time.monotonic() < deadline, worker.log()
-        await asyncio.sleep(0.1)
-    [child] = imports
-    while not (
-        lane := [
-            p for p, c in _children(worker.process.pid).items() if "--queues transactional" in c
-        ]
-    ):
-        assert time.monotonic() < deadline, worker.log()
-        await asyncio.sleep(0.1)
+    child = await _child_named(worker, "mailer-imports", deadline)
+    lane = await _child_named(worker, "mailer-transact", deadline)
+    assert lane != child
     r = await upload(client, admin, "email\nown@example.test\n")
     report = await wait_finished(client, admin, r.json()["id"])
     assert report["status"] == "completed" and report["created"] == 1, worker.log()
@@ -442,7 +448,24 @@ async def test_imports_run_in_a_process_of_their_own_and_stop_with_the_worker(
     worker.stop()
     assert worker.process.returncode == 0, worker.log()
     assert child not in _children(worker.process.pid)
-    assert not _alive(child) and not _alive(lane[0])
+    assert not _alive(child) and not _alive(lane)
+
+
+async def test_a_child_worker_that_dies_is_started_again(client, admin, start_worker):
+    """The imports child SIGKILLed: the worker starts a new one (a fresh ``mailer worker
+    --queues imports``), which runs the next import; the worker still stops cleanly."""
+    worker = start_worker()
+    deadline = time.monotonic() + 30
+    first = await _child_named(worker, "mailer-imports", deadline)
+    os.kill(first, signal.SIGKILL)
+    second = await _child_named(worker, "mailer-imports", time.monotonic() + 30, other_than=first)
+    assert _argv(second)[-2:] == ["--queues", "imports"], _argv(second)
+    r = await upload(client, admin, "email\nagain@example.test\n")
+    report = await wait_finished(client, admin, r.json()["id"])
+    assert report["status"] == "completed" and report["created"] == 1, worker.log()
+    worker.stop()
+    assert worker.process.returncode == 0, worker.log()
+    assert not _alive(second)
 
 
 async def test_an_import_whose_job_redis_lost_still_runs(client, admin, redis, start_worker):
