@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from mailer.config import Settings
-from tests.fixtures.workers import _die_with_parent, worker_env
+from tests.fixtures.api import ApiProcess
+from tests.fixtures.workers import worker_env
 
-ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
 BODY = 150 * MB
 # what the server may take in before it stops reading: its socket buffers, the client's,
@@ -32,46 +28,18 @@ BODY = 150 * MB
 READ_AT_MOST = 40 * MB
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def api(settings: Settings, engine: object, tmp_path: Path) -> Iterator[tuple[str, psutil.Process]]:
-    """``mailer api`` on a free port against the test database: (base URL, its process)."""
-    port = _free_port()
+@pytest.fixture(scope="module")
+def api(
+    settings: Settings, engine: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, psutil.Process]]:
+    """``mailer api`` on a free port against the test database, one for the module (each
+    test measures its own growth of the process's memory): (base URL, its process)."""
     env = worker_env(settings, "http://127.0.0.1:9", MAILER_MAX_BODY_BYTES=str(MB))
-    log = (tmp_path / "api.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        [sys.executable, "-m", "mailer.cli", "api", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ApiProcess(env, tmp_path_factory.mktemp("body-limits") / "api.log")
     try:
-        for _ in range(600):
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise AssertionError((tmp_path / "api.log").read_text())
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(0.1)
-        else:
-            raise AssertionError("the API did not come up")
-        yield base, psutil.Process(process.pid)
+        yield server.url, psutil.Process(server.process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        server.stop()
 
 
 async def push(

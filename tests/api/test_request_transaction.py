@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from mailer.app import create_app
 from mailer.config import Settings
 from mailer.local.databases import start_redis
 from tests.conftest import _count
+from tests.fixtures.api import free_port
 
 CSV = b"email,first_name\nada@example.com,Ada\n"
 IMPORT_QUEUE = "arq:imports"
@@ -100,18 +100,12 @@ async def test_a_commit_that_fails_is_not_answered_2xx(
     assert await redis.keys("arq:job:*") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_after_commit_work_that_fails_is_not_answered_2xx(
     settings: Settings, engine: AsyncEngine, admin: dict[str, str], tmp_path: Path
 ) -> None:
     # the app's Redis is a private one, stopped once the app is up: the commit succeeds, the
     # enqueue after it fails, and the client must hear of it
-    private = start_redis(tmp_path / "redis", port=_free_port())
+    private = start_redis(tmp_path / "redis", port=free_port())
     app = create_app(settings.model_copy(update={"redis_url": private.url}))
     try:
         async with app.router.lifespan_context(app):

@@ -4,7 +4,6 @@ suppressions come back through the local mailbox simulator, SNS webhook and even
 from __future__ import annotations
 
 import io
-import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -12,12 +11,7 @@ from rich.console import Console
 from mailer.config import Settings
 from mailer.local.demo import run_demo
 from mailer.local.devstack import DevStack, StackConfig
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.fixtures.api import free_port
 
 
 def test_demo_shows_the_feedback_loop_close(
@@ -26,8 +20,8 @@ def test_demo_shows_the_feedback_loop_close(
     # the test PostgreSQL and Redis stand for the embedded ones; SES is the stack's own
     config = StackConfig(
         base_dir=tmp_path,
-        api_port=_free_port(),
-        ses_port=_free_port(),
+        api_port=free_port(),
+        ses_port=free_port(),
         database_url=settings.database_url,
         redis_url=settings.redis_url,
     )
