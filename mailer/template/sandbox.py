@@ -5,9 +5,10 @@ they are spelt, ``str.format``/``format_map``), use Jinja's own globals (``cycle
 ``joiner``, ``namespace``, ``lipsum``, ``dict``; ``range`` is a bounded one), print what is
 not data (a function's or a Jinja object's repr, ``<built-in method … at 0x…>``), or run
 unbounded. Every render has a budget (:mod:`mailer.template.budget`): loop iterations in
-total, call depth (macros calling themselves), characters produced and time (CPU time; wall time for a slice on the event loop). Every
-operation that could take long or allocate much in one step (``*``, ``**``, ``%``, ``+``,
-``~``, string methods, every filter) is sized from its inputs before it runs, so neither
+total, call depth (macros calling themselves), characters produced and time (its thread's
+CPU time; the wall clock for a slice on the event loop). Every operation that could take
+long or allocate much in one step (``*``, ``**``, ``%``, ``+``, ``~``, string methods, every
+filter) is sized from its inputs before it runs, so neither
 the time bound nor memory depends on Python being able to interrupt one huge C call; and
 no filter is run at compile time (Jinja folds constant expressions while compiling). A
 limit stops the render with :class:`RenderLimitError` naming it.
