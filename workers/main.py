@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import gc
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import subprocess
@@ -88,14 +89,19 @@ class _Forked:
 
     def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
         self.process = process
+        # the supervisor and a stop wait at once, from two threads: one of them reaps the
+        # child (multiprocessing's join is not safe to call from two threads at a time)
+        self._reaping = threading.Lock()
 
     def poll(self) -> int | None:
         return self.process.exitcode
 
     def wait(self, timeout: float | None = None) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
+        if not multiprocessing.connection.wait([self.process.sentinel], timeout):
             raise subprocess.TimeoutExpired("forked worker", timeout or 0.0)
+        with self._reaping:  # it has ended: the join only reaps it
+            self.process.join()
+        assert self.process.exitcode is not None  # noqa: S101 - joined
         return self.process.exitcode
 
     def send_signal(self, sig: int) -> None:
