@@ -190,11 +190,13 @@ def route(method: str, path: str, permission: str) -> Callable[[Any], Any]:
 
 
 @lru_cache
-def _templates(directory: Path) -> Environment:
+def page_templates(directory: Path, folder: str = "console") -> Environment:
+    """The Jinja environment of the pages in ``directory / folder`` (the console's, the
+    dashboard's): autoescaped, loaded once."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(
-        loader=FileSystemLoader(directory / "console"),
+        loader=FileSystemLoader(directory / folder),
         autoescape=select_autoescape(default=True),
         auto_reload=False,
     )
@@ -212,7 +214,7 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    env = _templates(request.app.state.settings.templates_dir)
+    env = page_templates(request.app.state.settings.templates_dir)
     viewer = getattr(request.state, "viewer", None)
     html = env.get_template(name).render(request=request, viewer=viewer, **context)
     return HTMLResponse(

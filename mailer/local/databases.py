@@ -18,7 +18,6 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -29,10 +28,9 @@ from mailer.local.processes import (
     kill_leftovers,
     log_tail,
     spawn,
+    start_ready,
     stop_quietly,
     traversable_by,
-    wait_port_free,
-    wait_until,
 )
 
 UNPRIVILEGED_USER = "nobody"  # PostgreSQL refuses to run as root
@@ -157,18 +155,7 @@ def start_postgres(base_dir: Path, port: int = 15432, database: str = "mailer") 
         )
         return out.returncode == 0
 
-    # a shared-memory block or port still held by a dying predecessor fails the first try
-    for attempt in range(3):
-        wait_port_free(port, 5.0)
-        process = spawn("postgres", argv, log_path, env=_pg_env(), user=user)
-        try:
-            wait_until(ready, "postgres", process, log_path)
-            break
-        except StackError:
-            stop_quietly(process)
-            if attempt == 2:
-                raise
-            time.sleep(1.0)
+    process = start_ready("postgres", argv, log_path, port, ready, env=_pg_env(), user=user)
 
     exists = subprocess.run(  # noqa: S603
         [*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],  # noqa: S608
@@ -241,15 +228,5 @@ def start_redis(base_dir: Path, port: int = 16379) -> Service:
         "--daemonize",
         "no",
     ]
-    for attempt in range(3):
-        wait_port_free(port, 5.0)
-        process = spawn("redis", argv, log_path)
-        try:
-            wait_until(lambda: _redis_ping(port), "redis", process, log_path)
-            break
-        except StackError:
-            stop_quietly(process)
-            if attempt == 2:
-                raise
-            time.sleep(1.0)
+    process = start_ready("redis", argv, log_path, port, lambda: _redis_ping(port))
     return Service("redis", f"redis://127.0.0.1:{port}/0", process, log_path)

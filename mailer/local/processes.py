@@ -175,6 +175,34 @@ def wait_until(
         time.sleep(0.1)
 
 
+def start_ready(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    port: int,
+    ready: Callable[[], bool],
+    *,
+    env: Mapping[str, str] | None = None,
+    user: str | None = None,
+    tries: int = 3,
+) -> subprocess.Popen[bytes]:
+    """:func:`spawn` ``argv`` once ``port`` is free and wait until ``ready``; a start that
+    fails (a port or shared-memory block still held by a dying predecessor) is tried again,
+    ``tries`` times in all."""
+    for attempt in range(tries):
+        wait_port_free(port, 5.0)
+        process = spawn(name, argv, log_path, env=env, user=user)
+        try:
+            wait_until(ready, name, process, log_path)
+            return process
+        except StackError:
+            stop_quietly(process)
+            if attempt == tries - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def kill_leftovers(marker: str) -> None:
     """Kill processes of a launcher that died without cleaning up (their cmdline has marker)."""
     leftovers = []

@@ -26,20 +26,9 @@ from urllib.parse import unquote
 from mailer.local.ses_resources import ConfigurationSet, Identity, Region, event_destination
 from mailer.local.simulator import Signer
 from mailer.local.sns_emulator import Sns
+from mailer.local.standin_http import Answer, answer, error
 
 DEFAULT_SETS = ("transactional", "marketing")
-
-# (status, body, extra header lines): what the stand-in writes back
-Answer = tuple[int, bytes, bytes]
-
-
-def answer(payload: Any, status: int = 200) -> Answer:
-    return status, json.dumps(payload).encode(), b""
-
-
-def error(status: int, code: str, message: str) -> Answer:
-    body = json.dumps({"message": message}).encode()
-    return status, body, b"x-amzn-ErrorType: %s:\r\n" % code.encode()
 
 
 def not_found(message: str) -> Answer:

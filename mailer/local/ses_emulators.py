@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from mailer.local.processes import (
     StackError,
     port_open,
     spawn,
-    stop_quietly,
+    start_ready,
     wait_port_free,
     wait_until,
 )
@@ -84,17 +83,7 @@ def start_moto(
     require_package("moto", "moto[server]")
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     env = {**os.environ, **AWS_TEST_ENV}
-    for attempt in range(3):
-        wait_port_free(port, 5.0)
-        process = spawn("moto", argv, log_path, env=env)
-        try:
-            wait_until(lambda: _moto_ready(endpoint), "moto", process, log_path)
-            break
-        except StackError:
-            stop_quietly(process)
-            if attempt == 2:
-                raise
-            time.sleep(1.0)
+    process = start_ready("moto", argv, log_path, port, lambda: _moto_ready(endpoint), env=env)
     service = Service("moto", endpoint, process, log_path)
     if sender:
         try:

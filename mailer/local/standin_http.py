@@ -39,13 +39,26 @@ def http_answer(status: int, body: bytes, headers: bytes = b"") -> bytes:
     ) + body
 
 
+# (status, body, extra header lines): an answer before it is written out
+Answer = tuple[int, bytes, bytes]
+
+
+def answer(payload: Any, status: int = 200) -> Answer:
+    return status, json.dumps(payload).encode(), b""
+
+
+def error(status: int, code: str, message: str) -> Answer:
+    """An SES v2 error: its code in ``x-amzn-ErrorType``, its message in the body."""
+    body = json.dumps({"message": message}).encode()
+    return status, body, b"x-amzn-ErrorType: %s:\r\n" % code.encode()
+
+
 def json_answer(status: int, payload: Any) -> bytes:
-    return http_answer(status, json.dumps(payload).encode())
+    return http_answer(*answer(payload, status))
 
 
 def error_answer(status: int, code: str, message: str) -> bytes:
-    body = json.dumps({"message": message}).encode()
-    return http_answer(status, body, b"x-amzn-ErrorType: %s:\r\n" % code.encode())
+    return http_answer(*error(status, code, message))
 
 
 # What a handler hands back: the bytes to send, after a delay (s); None bytes = hold

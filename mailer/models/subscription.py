@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, created_at_column
+from mailer.models.suppression import UNSUBSCRIBE_EVENT_CTE
 
 TOPIC_STATUSES = ("subscribed", "unconfirmed", "unsubscribed")
 # where a change of a contact's subscription to a topic came from
@@ -204,21 +205,13 @@ UNSUBSCRIBE_TOPICS_CTE = """
 # that topic only; as the plain unsubscribe, the event is stored once per message and only
 # a newly stored one counts in the campaign's ``unsubscribed``. ``found`` is 0 for a
 # message that is not of a topic campaign (the plain unsubscribe then applies).
-UNSUBSCRIBE_TOPIC_SQL = """
+UNSUBSCRIBE_TOPIC_SQL = f"""
 WITH m AS (
     SELECT m.id, m.campaign_id, m.email, m.mail_class, m.region, c.topic_id
       FROM messages m JOIN campaigns c ON c.id = m.campaign_id
      WHERE m.id = :id AND c.topic_id IS NOT NULL
 ),
-ev AS (
-    INSERT INTO events (message_id, campaign_id, email, mail_class, region, type,
-                        subtype, occurred_at, data, dedup_key)
-    SELECT id, campaign_id, email, mail_class, region, 'unsubscribe', :how, now(),
-           CAST(:data AS jsonb), 'unsubscribe:' || id
-      FROM m
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING campaign_id
-),
+{UNSUBSCRIBE_EVENT_CTE.format(returning="campaign_id")},
 left_topic AS (
     UPDATE contact_topics ct SET status = 'unsubscribed', updated_at = now()
       FROM m, contacts c
@@ -235,4 +228,4 @@ counted AS (
       FROM ev WHERE s.campaign_id = ev.campaign_id
 )
 SELECT (SELECT count(*) FROM m) AS found, (SELECT count(*) FROM ev) AS new
-"""
+"""  # noqa: S608 - constant fragments

@@ -68,3 +68,16 @@ SUPPRESS_MARKETING_CTE = """
      WHERE email IS NOT NULL {where}
     ON CONFLICT (email) DO NOTHING
 )"""
+
+# the unsubscribe of message ``m`` stored once as its event (the dedup key), returning
+# ``{returning}`` of a newly stored one: a repeated unsubscribe counts nothing again
+UNSUBSCRIBE_EVENT_CTE = """
+ev AS (
+    INSERT INTO events (message_id, campaign_id, email, mail_class, region, type,
+                        subtype, occurred_at, data, dedup_key)
+    SELECT id, campaign_id, email, mail_class, region, 'unsubscribe', :how, now(),
+           CAST(:data AS jsonb), 'unsubscribe:' || id
+      FROM m
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING {returning}
+)"""

@@ -15,8 +15,6 @@ from __future__ import annotations
 import secrets as random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -31,7 +29,7 @@ from mailer.auth.throttle import LoginThrottle
 from mailer.campaign import service as campaigns
 from mailer.console.roles import PAUSE
 from mailer.console.web import find_viewer as console_viewer
-from mailer.console.web import forget_cookie, set_cookie
+from mailer.console.web import forget_cookie, page_templates, set_cookie
 from mailer.db import transaction
 from mailer.errors import MailerError
 from mailer.models import ApiKey
@@ -51,20 +49,7 @@ LOGIN_FORM_SECONDS = 3600
 MAX_FORM_BYTES = 4096
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
-
-@lru_cache
-def _templates(directory: Path) -> Environment:
-    from jinja2 import Environment, FileSystemLoader, select_autoescape  # on the first page
-
-    env = Environment(
-        loader=FileSystemLoader(directory / "dashboard"),
-        autoescape=select_autoescape(default=True),
-        auto_reload=False,
-    )
-    env.globals["progress"] = campaigns.progress
-    return env
+    pass
 
 
 def _render(
@@ -74,7 +59,7 @@ def _render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    env = _templates(request.app.state.settings.templates_dir)
+    env = page_templates(request.app.state.settings.templates_dir, "dashboard")
     html = env.get_template(name).render(**context)
     return HTMLResponse(
         html,

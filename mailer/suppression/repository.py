@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Suppression
 from mailer.models.subscription import UNSUBSCRIBE_TOPIC_SQL
-from mailer.models.suppression import scopes_for
+from mailer.models.suppression import UNSUBSCRIBE_EVENT_CTE, scopes_for
 
 
 async def get(session: AsyncSession, email: str) -> Suppression | None:
@@ -71,19 +71,11 @@ async def page(
 # contact is unsubscribed and the address suppressed for marketing (only ever widened:
 # an existing suppression stays as it is), so a repeat changes nothing.
 _UNSUBSCRIBE = text(
-    """
+    f"""
     WITH m AS (
         SELECT id, campaign_id, email, mail_class, region FROM messages WHERE id = :id
     ),
-    ev AS (
-        INSERT INTO events (message_id, campaign_id, email, mail_class, region, type,
-                            subtype, occurred_at, data, dedup_key)
-        SELECT id, campaign_id, email, mail_class, region, 'unsubscribe', :how, now(),
-               CAST(:data AS jsonb), 'unsubscribe:' || id
-          FROM m
-        ON CONFLICT (dedup_key) DO NOTHING
-        RETURNING campaign_id, email
-    ),
+    {UNSUBSCRIBE_EVENT_CTE.format(returning="campaign_id, email")},
     contact AS (
         UPDATE contacts c SET status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
           FROM m WHERE c.email = m.email AND c.status = 'subscribed'
@@ -103,7 +95,7 @@ _UNSUBSCRIBE = text(
           FROM ev WHERE s.campaign_id = ev.campaign_id
     )
     SELECT (SELECT count(*) FROM m) AS found, (SELECT count(*) FROM ev) AS new
-    """
+    """  # noqa: S608 - constant fragments
 )
 
 

@@ -16,13 +16,13 @@ Payloads are ``{"type", "timestamp", "data"}`` (Standard Webhooks' recommended s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-EVENT_TYPES = (
+EventName = Literal[
     "message.sent",
     "message.delivered",
     "message.delivery_delayed",
@@ -41,7 +41,8 @@ EVENT_TYPES = (
     "campaign.completed",
     "import.completed",
     "webhook.test",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventName)
 FAMILIES = tuple(sorted({t.split(".", 1)[0] + ".*" for t in EVENT_TYPES}))
 
 
