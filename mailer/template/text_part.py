@@ -62,18 +62,22 @@ def _cut(word: str) -> list[str]:
 def wrap_line(line: str, width: int = TEXT_WIDTH) -> str:
     """One line wrapped at spaces to ``width`` columns, its indentation repeated; a word
     longer than ``width`` stands on a line of its own, whole when it is a URL."""
-    if len(line) > _SAFE_WORD and _LONG_WORD.search(line):
-        return _wrap_words(line, width)  # a word that may pass 998 octets: cut unless a URL
-    # the common case, cut by searching for spaces (a render wraps a line or two with
-    # values in them per message: this is on the hot path)
+    # cut by searching for spaces (a render wraps a line or two with values in them per
+    # message: this is on the hot path); a word longer than the line is met at the start
+    # of ``rest``, and only there is it checked for a run that may pass 998 octets
     indent = _INDENT.match(line).group()  # type: ignore[union-attr]
     rest = line[len(indent) :]
     room = width - len(indent)
+    if room <= 0 and len(line) > _SAFE_WORD and _LONG_WORD.search(line):
+        return _wrap_words(line, width)  # indented past the width: checked here, whole
     out: list[str] = []
     while len(rest) > room:
         cut = rest.rfind(" ", 0, room + 1)
         if cut <= 0:  # a word longer than the line: on a line of its own
             cut = rest.find(" ", 1)
+            word = rest[:cut] if cut > 0 else rest
+            if len(word) > _SAFE_WORD and _LONG_WORD.search(word):
+                return _wrap_words(line, width)  # it may pass 998 octets: cut unless a URL
             if cut < 0:
                 break
         out.append(indent + rest[:cut].rstrip(" "))
