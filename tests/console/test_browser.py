@@ -11,12 +11,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from mailer.config import ROOT
 from tests import factories
 from tests.console.helpers import PASSWORD, invite, make_person
+from tests.fixtures.browser import screenshot_path
 from tests.ops.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _serve
 
-SHOTS = ROOT / "docs" / "console"
 GOOD_ROWS = 24
 CSV = (
     "email,first_name,plan\n"
@@ -29,8 +28,7 @@ CSV = (
 
 
 async def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(screenshot_path(f"console/{name}.png")), full_page=True)
 
 
 async def _sign_in(page, base: str, email: str) -> None:  # type: ignore[no-untyped-def]

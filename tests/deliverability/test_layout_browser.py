@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from mailer.config import ROOT
 from tests import factories
+from tests.fixtures.browser import screenshot_path
 from tests.ops.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 # a 1200 px wide image, inline (nothing is loaded from outside)
@@ -63,7 +63,7 @@ async def test_default_layout_at_600_and_375_px(client, admin) -> None:
                 footer = await page.locator(".footer").inner_text()
                 assert "Unsubscribe" in footer and "Example Street" in footer
                 await page.screenshot(
-                    path=str(ROOT / "docs" / f"layout-default-{width}.png"), full_page=True
+                    path=str(screenshot_path(f"layout-default-{width}.png")), full_page=True
                 )
                 await page.close()
         finally:

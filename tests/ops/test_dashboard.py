@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 import uvicorn
 from sqlalchemy import text
 
-from mailer.config import ROOT
 from mailer.ops.dashboard import COOKIE
 from tests import factories
 from tests.campaign.conftest import seed_contacts
-from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium, screenshot_path
 from tests.reputation.helpers import campaign_for, notify, sent_messages, wait_processed
 
 
@@ -156,7 +155,7 @@ async def test_dashboard_in_headless_chromium(  # type: ignore[no-untyped-def]
             target = page.locator(f"#campaign-{later}")
             assert await target.get_attribute("data-status") == "paused"
             assert "paused from the dashboard" in await target.inner_text()
-            await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+            await page.screenshot(path=str(screenshot_path("dashboard.png")), full_page=True)
             await page.locator(f"#campaign-{later} button.resume").click()
             await page.wait_for_url(f"{base}/dashboard")
             assert (
