@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +114,44 @@ class LoopResult:
         return self.calls / self.seconds if self.seconds else 0.0
 
 
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", type(exc).__name__))[:40]
+
+
+async def run_callers(
+    send: Callable[[int], Awaitable[Any]],
+    calls: int,
+    in_flight: int,
+    warmup: int,
+    *,
+    counted: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    name: Callable[[Any], str] = _reason,
+) -> LoopResult:
+    """``send(i)`` ``calls`` times from ``in_flight`` concurrent callers, after ``warmup``
+    untimed calls (opening the connections); failures of the ``counted`` kinds counted by
+    ``name``, any other stops the loop."""
+    errors: Counter[str] = Counter()
+    next_index = 0
+
+    async def caller(limit: int) -> None:
+        nonlocal next_index
+        while next_index < limit:
+            i = next_index
+            next_index += 1
+            try:
+                await send(i)
+            except counted as exc:
+                errors[name(exc)] += 1
+
+    await asyncio.gather(*(caller(warmup) for _ in range(in_flight)))
+    errors.clear()
+    next_index = 0
+    cpu_start, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(caller(calls) for _ in range(in_flight)))
+    seconds = time.perf_counter() - started
+    return LoopResult(calls, seconds, time.process_time() - cpu_start, errors)
+
+
 async def bare_send_loop(
     url: str, *, calls: int, in_flight: int, region: str = "us-east-1", warmup: int | None = None
 ) -> LoopResult:
@@ -129,27 +167,18 @@ async def bare_send_loop(
         config=ses_client_config(in_flight),
         **CREDENTIALS,
     ) as client:
-        errors: Counter[str] = Counter()
-        next_index = 0
 
-        async def caller(limit: int) -> None:
-            nonlocal next_index
-            while next_index < limit:
-                i = next_index
-                next_index += 1
-                try:
-                    await client.send_email(**send_params(i))
-                except ClientError as exc:
-                    errors[str(exc.response["Error"]["Code"])] += 1
+        async def send(i: int) -> None:
+            await client.send_email(**send_params(i))
 
-        warm = in_flight * 2 if warmup is None else warmup
-        await asyncio.gather(*(caller(warm) for _ in range(in_flight)))
-        errors.clear()
-        next_index = 0
-        cpu_start, started = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(caller(calls) for _ in range(in_flight)))
-        seconds = time.perf_counter() - started
-        return LoopResult(calls, seconds, time.process_time() - cpu_start, errors)
+        return await run_callers(
+            send,
+            calls,
+            in_flight,
+            in_flight * 2 if warmup is None else warmup,
+            counted=ClientError,
+            name=lambda exc: str(exc.response["Error"]["Code"]),
+        )
 
 
 # -- raw HTTP load, to find the stand-in's own ceiling ---------------------------------

@@ -54,6 +54,7 @@ from bench.common import (  # noqa: E402
     process_cpu_seconds,
     raw_http_load,
     run,
+    run_callers,
     send_params,
     standin,
 )
@@ -148,33 +149,6 @@ def measure_bare_loop_without_crt(proc: StandinProcess, opts: Options) -> LoopRe
 # -- the floor loop and the lean client alone ------------------------------------------
 
 
-async def _callers(
-    send: Callable[[int], Awaitable[None]], calls: int, in_flight: int, warmup: int
-) -> LoopResult:
-    """``send(i)`` ``calls`` times from ``in_flight`` callers, as ``bare_send_loop`` does:
-    warm-up calls (opening the connections) first, not timed; failures counted by name."""
-    errors: Counter[str] = Counter()
-    next_index = 0
-
-    async def caller(limit: int) -> None:
-        nonlocal next_index
-        while next_index < limit:
-            i = next_index
-            next_index += 1
-            try:
-                await send(i)
-            except Exception as exc:  # noqa: BLE001 - counted, shown in the row
-                errors[getattr(exc, "reason", type(exc).__name__)[:40]] += 1
-
-    await asyncio.gather(*(caller(warmup) for _ in range(in_flight)))
-    errors.clear()
-    next_index = 0
-    cpu_start, started = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(caller(calls) for _ in range(in_flight)))
-    seconds = time.perf_counter() - started
-    return LoopResult(calls, seconds, time.process_time() - cpu_start, errors)
-
-
 async def floor_send_loop(
     url: str, *, calls: int, in_flight: int, region: str = "us-east-1"
 ) -> LoopResult:
@@ -217,7 +191,7 @@ async def floor_send_loop(
                 raise RuntimeError(f"HTTP {response.status}")
             json.loads(answer)["MessageId"]
 
-        return await _callers(send, calls, in_flight, in_flight * 2)
+        return await run_callers(send, calls, in_flight, in_flight * 2)
 
 
 def bench_email(i: int) -> OutboundEmail:
@@ -251,7 +225,7 @@ async def lean_send_loop(
         async def send(i: int) -> None:
             await transport.send(region, bench_email(i))
 
-        return await _callers(send, calls, in_flight, in_flight * 2)
+        return await run_callers(send, calls, in_flight, in_flight * 2)
     finally:
         await transport.close()
 

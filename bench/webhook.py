@@ -49,6 +49,7 @@ from mailer.db import create_engine, create_sessionmaker  # noqa: E402
 from mailer.local.simulator import DEFAULT_TOPIC, Signer, ensure_signing_files  # noqa: E402
 from mailer.secrets import new_key  # noqa: E402
 from mailer.webhook.tasks import drain_notifications  # noqa: E402
+from tests.fixtures.api import free_port  # noqa: E402
 from tests.fixtures.database import migrate  # noqa: E402
 
 INGEST_TARGET = 1000.0
@@ -66,12 +67,6 @@ MIXES = {
         ("Complaint", 0.02),
     ],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def seed(settings: Settings, count: int) -> list[str]:

@@ -44,16 +44,11 @@ from mailer.config import Settings  # noqa: E402
 from mailer.db import create_engine, create_sessionmaker  # noqa: E402
 from mailer.webhook_out.delivery import Deliverer  # noqa: E402
 from mailer.webhook_out.signing import new_secret  # noqa: E402
+from tests.fixtures.api import free_port  # noqa: E402
 from tests.fixtures.database import migrate  # noqa: E402
 
 THROUGHPUT_TARGET = 2000.0
 P99_TARGET_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_receiver(*flags: str) -> tuple[subprocess.Popen[bytes], str]:
