@@ -23,6 +23,16 @@ class Claimed:
     secrets: list[str]
 
 
+# Per-message order: a delivery is due only as the first of its message's events still
+# pending for the endpoint. Written as that (a top-1 read of
+# ``ix_webhook_deliveries_message_pending``), not as "no pending one with a smaller id": the
+# planner served that NOT EXISTS from the due index and read every pending row of the
+# endpoint for each candidate, so a dead endpoint's growing backlog slowed every claim.
+_IN_MESSAGE_ORDER = """(d.message_id IS NULL OR d.id = (
+    SELECT min(p.id) FROM webhook_deliveries p
+     WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
+       AND p.status = 'pending' AND p.message_id IS NOT NULL))"""
+
 # Per endpoint that is enabled and not held, its due deliveries, oldest due first, at most
 # what is left of its cap of requests in flight (``:cap`` less this deliverer's
 # ``:in_flight``): one ordered index scan per endpoint (``ix_webhook_deliveries_due``), so
@@ -31,7 +41,7 @@ class Claimed:
 # (per-message order). The candidates are read without locks, then locked with SKIP
 # LOCKED (several deliverers share the due rows), the state re-checked on the locked row.
 _CLAIM = text(
-    """
+    f"""
     WITH flying AS (
         SELECT * FROM unnest(CAST(:flying_ids AS bigint[]), CAST(:flying_n AS int[]))
           AS f(endpoint_id, n)
@@ -44,11 +54,7 @@ _CLAIM = text(
                WHERE d.endpoint_id = e.id AND d.status = 'pending'
                  AND d.next_attempt_at <= now()
                  AND (d.lease_until IS NULL OR d.lease_until < now())
-                 AND (d.message_id IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM webhook_deliveries p
-                       WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
-                         AND p.status = 'pending' AND p.message_id IS NOT NULL
-                         AND p.id < d.id))
+                 AND {_IN_MESSAGE_ORDER}
                ORDER BY d.next_attempt_at, d.id
                LIMIT GREATEST(:cap - COALESCE(f.n, 0), 0)) c
          WHERE e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
@@ -69,7 +75,7 @@ _CLAIM = text(
     RETURNING d.id, d.endpoint_id, d.webhook_id, d.attempts, CAST(d.payload AS text) AS body,
               e.url, e.secret,
               CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END AS previous
-    """
+    """  # noqa: S608 - a constant fragment
 )
 
 
@@ -241,17 +247,14 @@ async def backlog(db: Db) -> Any:
 
 
 _ANY_DUE = text(
-    """
+    f"""
     SELECT EXISTS (
         SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
          WHERE d.status = 'pending' AND d.next_attempt_at <= now()
            AND (d.lease_until IS NULL OR d.lease_until < now())
            AND e.enabled AND (e.hold_until IS NULL OR e.hold_until <= now())
-           AND (d.message_id IS NULL OR NOT EXISTS (
-                SELECT 1 FROM webhook_deliveries p
-                 WHERE p.endpoint_id = d.endpoint_id AND p.message_id = d.message_id
-                   AND p.status = 'pending' AND p.message_id IS NOT NULL AND p.id < d.id)))
-    """
+           AND {_IN_MESSAGE_ORDER})
+    """  # noqa: S608 - a constant fragment
 )
 
 
