@@ -94,7 +94,8 @@ class _Forked:
         self._reaping = threading.Lock()
 
     def poll(self) -> int | None:
-        return self.process.exitcode
+        with self._reaping:  # reading exitcode may reap the child too
+            return self.process.exitcode
 
     def wait(self, timeout: float | None = None) -> int:
         if not multiprocessing.connection.wait([self.process.sentinel], timeout):
@@ -200,9 +201,9 @@ async def run(
     children: list[ChildWorker] | None = None,
     metrics: MetricsEndpoint | None = None,
 ) -> None:
-    """Work on the queues ``here`` in this process and supervise the ``children``."""
+    """Work on the queues ``here`` in this process and supervise the ``children`` (the
+    secret key was checked by :func:`start`, before the children were forked)."""
     settings = get_settings()
-    secrets.require(settings)
     children = children or []
     _name_process(here)
     # its heartbeat for the queues worked on here (children beat for theirs), its /metrics

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets as random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -47,9 +47,6 @@ LOGIN_COOKIE = "mailer_login"  # the login form's CSRF nonce
 PATH = "/dashboard"  # the dashboard's own cookies go to its pages only
 LOGIN_FORM_SECONDS = 3600
 MAX_FORM_BYTES = 4096
-
-if TYPE_CHECKING:
-    pass
 
 
 def _render(
