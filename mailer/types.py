@@ -17,6 +17,8 @@ MAX_ID = 2**63 - 1
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 # an id in a JSON body: {"template_id": ...}
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+# a template's version number in a JSON body: an integer column, so above 2**31 - 1 is a 422
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 # a message's status, as the list routes filter by it (campaign and transactional mail)
 MessageStatus = Literal[

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailer.types import BodyId
+from mailer.types import BodyId, Version
 
 
 class VariantIn(BaseModel):
@@ -17,7 +17,7 @@ class VariantIn(BaseModel):
 
     subject: str | None = Field(default=None, min_length=1, max_length=998)
     # a version number of the campaign's template
-    template_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    template_version: Version | None = None
     # the sender's display name (the address stays the campaign's)
     from_name: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -78,7 +78,7 @@ class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     template_id: BodyId
     # a version number of the template; absent: its current version
-    template_version: int | None = Field(default=None, ge=1)
+    template_version: Version | None = None
     segment_id: BodyId
     # a topic: the audience is the segment's contacts subscribed to it, and the unsubscribe
     # link leaves that topic only; absent: every subscribed contact of the segment
@@ -103,7 +103,7 @@ class CampaignPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     template_id: BodyId | None = None
     # a version number of the template; absent with a new template_id: its current version
-    template_version: int | None = Field(default=None, ge=1)
+    template_version: Version | None = None
     segment_id: BodyId | None = None
     topic_id: BodyId | None = None  # null: no topic
     from_address: str | None = Field(default=None, min_length=3, max_length=600)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
+from tests import factories
 from tests.auth.test_auth import Endpoint, v1_endpoints
 from tests.conftest import _count
 
@@ -211,6 +212,29 @@ async def test_campaign_with_a_huge_template_id_is_422(
         json={"name": "c", "template_id": 2**63, "segment_id": 1, "from_address": "a@b.test"},
     )
     assert_envelope(response, 422, "campaign")
+
+
+async def test_a_template_version_beyond_the_integer_column_is_422(
+    client: httpx.AsyncClient, admin: dict[str, str], engine: AsyncEngine
+) -> None:
+    # found by schemathesis: the version went to an int4 column and asyncpg refused it (500)
+    made = await factories.campaign(client, admin)
+    body = {
+        "name": "c",
+        "template_id": made["template_id"],
+        "segment_id": made["segment_id"],
+        "from_address": "a@b.test",
+    }
+    for version in (2**31, 23154207140127):
+        response = await client.post(
+            "/v1/campaigns", headers=admin, json={**body, "template_version": version}
+        )
+        assert_envelope(response, 422, "create")
+        response = await client.patch(
+            f"/v1/campaigns/{made['id']}", headers=admin, json={"template_version": version}
+        )
+        assert_envelope(response, 422, "patch")
+    assert await _count(engine, "SELECT count(*) FROM campaigns") == 1
 
 
 async def test_good_json_with_escapes_still_passes(
