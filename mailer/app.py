@@ -28,6 +28,8 @@ from mailer.middleware import BodyGate, RequestContext
 from mailer.openapi import document_errors
 from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
+from mailer.subscription.public import SUBSCRIBE_PREFIX, SignupEndpoint
+from mailer.subscription.signup import Signups
 from mailer.suppression.endpoints import IMPORTS_PATH as SUPPRESSION_IMPORTS_PATH
 from mailer.webhook.endpoints import SNS_PATH, SnsEndpoint
 from mailer.webhook.sns import CertStore
@@ -38,15 +40,19 @@ class MailerAPI(FastAPI):
     """The FastAPI app, with the two hot POSTs dispatched before the middleware stack and
     the router to lean handlers of their own, inside the same ``RequestContext``:
     ``/webhooks/sns`` (``mailer.webhook.endpoints.SnsEndpoint`` in a ``BodyGate`` of its
-    own; SNS posts thousands a second) and ``/v1/messages``
+    own; SNS posts thousands a second), ``/v1/messages``
     (``mailer.message.endpoints.MessagesEndpoint``, which looks its caller up before it
-    reads the body and hands whatever it does not accept to :meth:`routed`)."""
+    reads the body and hands whatever it does not accept to :meth:`routed`) and the JSON
+    signups of ``/subscribe/{form_id}`` (``mailer.subscription.public.SignupEndpoint``)."""
 
     lean_posts: dict[str, ASGIApp] = {}  # noqa: RUF012 - replaced per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            lean = self.lean_posts.get(scope["path"])
+            path = scope["path"]
+            lean = self.lean_posts.get(path)
+            if lean is None and path.startswith(SUBSCRIBE_PREFIX):
+                lean = self.lean_posts.get(SUBSCRIBE_PREFIX)
             if lean is not None:
                 scope["app"] = self
                 await lean(scope, receive, send)
@@ -106,9 +112,11 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
             group_size=settings.intake_group_size,
             concurrency=settings.intake_concurrency,
         )
+        app.state.signups = Signups(app.state.sessionmaker, settings, app.state.arq)
         try:
             yield
         finally:
+            await app.state.signups.close()
             await app.state.intake.close()
             await intake_engine.dispose()
             await app.state.sns_store.close()
@@ -139,8 +147,10 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.webhook.endpoints import router as webhooks
     from mailer.webhook_out.endpoints import router as webhooks_out
 
-    # first: SNS posts thousands a second, and routes are matched in order
+    # first: SNS posts thousands a second, and signups hundreds (routes are matched in
+    # order, and these paths are nobody else's)
     app.include_router(webhooks)
+    app.include_router(subscribe)
     for router in (contacts, segments, templates, campaigns, engagement, messages, suppressions):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
@@ -151,7 +161,6 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     app.include_router(console)
     app.include_router(unsubscribe)
     app.include_router(subscriptions, prefix="/v1")
-    app.include_router(subscribe)
 
     # outermost last: RequestContext ▸ BodyGate ▸ the routes
     app.add_middleware(
@@ -172,5 +181,8 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         # it looks its caller up before reading the body, and hands anything it does not
         # accept to the whole app (whose gate then answers 401, 413 or 422)
         MESSAGES_PATH: RequestContext(MessagesEndpoint(app.state, app.routed)),
+        # /subscribe/{form_id}: a JSON signup here, a form post (and every refusal the app
+        # makes of a body) by the whole app
+        SUBSCRIBE_PREFIX: RequestContext(SignupEndpoint(app.state, app.routed)),
     }
     return app

@@ -51,13 +51,16 @@ async def set_topics(
     )
     missing = sorted(set(topics) - {int(r[0]) for r in known})
     if not missing:
-        params = {"source": "api", "form_id": None, "form_version": None, "shown": None}
+        nothing = [None] * len(topics)
         await session.execute(
             _SET_TOPICS,
             {
-                **params,
-                "ip": None,
-                "ua": None,
+                "source": "api",
+                "form_ids": nothing,
+                "form_versions": nothing,
+                "shown": nothing,
+                "ips": nothing,
+                "uas": nothing,
                 "keep_subscribed": False,
                 "contacts": [contact_id] * len(topics),
                 "topics": list(topics),

@@ -163,13 +163,17 @@ def subscribed_to(topic_id: int) -> ColumnElement[bool]:
 
 # THE place a subscription changes: the new status of each (contact, topic) and, in the
 # same statement, its consent record, only for the pairs whose status did change (a repeat
-# records nothing). ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
+# records nothing); each pair with its own consent (form, version, text shown, IP, user
+# agent) under one ``source``. ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
 # (a confirmed subscriber who fills in the form again stays subscribed). The changes are
 # returned: what an outgoing webhook (contact.subscribed / contact.unsubscribed) hooks to.
 SET_TOPICS_SQL = """
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
-                         CAST(:statuses AS text[])) AS w(contact_id, topic_id, status)
+                         CAST(:statuses AS text[]), CAST(:form_ids AS bigint[]),
+                         CAST(:form_versions AS int[]), CAST(:shown AS text[]),
+                         CAST(:ips AS text[]), CAST(:uas AS text[]))
+           AS w(contact_id, topic_id, status, form_id, form_version, shown, ip, ua)
 ),
 changed AS (
     INSERT INTO contact_topics AS ct (contact_id, topic_id, status)
@@ -182,8 +186,9 @@ changed AS (
 )
 INSERT INTO topic_changes (contact_id, topic_id, status, source, form_id, form_version,
                            shown, ip, user_agent)
-SELECT contact_id, topic_id, status, :source, :form_id, :form_version, :shown, :ip, :ua
-  FROM changed
+SELECT c.contact_id, c.topic_id, c.status, :source, w.form_id, w.form_version, w.shown, w.ip,
+       w.ua
+  FROM changed c JOIN wanted w USING (contact_id, topic_id)
 RETURNING contact_id, topic_id, status
 """
 

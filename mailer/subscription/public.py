@@ -13,15 +13,27 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from mailer.auth.dependencies import Session
-from mailer.errors import Invalid
+from mailer.errors import Invalid, MailerError, error_body
+from mailer.json_body import BadJson, is_json, parse_json
+from mailer.middleware import (
+    BodyTooLarge,
+    answer_too_large,
+    declared_length,
+    has_body,
+    read_body,
+    replay,
+    send_json,
+)
 from mailer.subscription import service, signup, tokens
 from mailer.subscription.schemas import Submitted
-from mailer.types import Id
+from mailer.types import MAX_ID, Id
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(tags=["subscribe"])
+SUBSCRIBE_PREFIX = "/subscribe/"
 
 
 @lru_cache(maxsize=4)
@@ -107,21 +119,19 @@ async def _fields(request: Request) -> dict[str, Any]:
         }
     },
 )
-async def subscribe(form_id: Id, request: Request, session: Session) -> Response:
+async def subscribe(form_id: Id, request: Request) -> Response:
     """A signup: ``email``, the form's fields, ``token`` (from the form) and, on a form
     with several topics, ``topics``. The same answer whether the address was known."""
     fields = await _fields(request)
     ip, user_agent = _client(request)
-    settings = request.app.state.settings
-    done = await signup.submit(
-        session, settings, request.app.state.arq, form_id, fields, ip, user_agent
-    )
+    state = request.app.state
+    checked = await signup.check(state.settings, state.arq, form_id, fields, ip, user_agent)
+    done = await state.signups.submit(checked)
     if request.headers.get("content-type", "").startswith("application/json"):
-        return JSONResponse(done.model_dump())
-    form = await service.get_form(session, form_id)
-    if form.redirect_url:
-        return RedirectResponse(form.redirect_url, status_code=303)
-    return _page(request, page="done", title=form.name, message=done.message)
+        return JSONResponse(Submitted(message=done.message).model_dump())
+    if done.redirect_url:
+        return RedirectResponse(done.redirect_url, status_code=303)
+    return _page(request, page="done", title=done.form_name, message=done.message)
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
@@ -177,3 +187,69 @@ async def save_preferences(token: str, request: Request, session: Session) -> HT
         action=request.url.path,
         saved=True,
     )
+
+
+class SignupEndpoint:
+    """``POST /subscribe/{form_id}`` with a JSON body (a form of one's own, posted by its
+    script) as a bare ASGI app: what :func:`subscribe` does, without the router and the
+    dependency machinery. Anything else (a form post, a body that is not a JSON object
+    the app's guard admits, an id that is not one) goes to ``fallback``, the whole app,
+    so that every other answer is the app's own."""
+
+    def __init__(self, state: Any, fallback: ASGIApp) -> None:
+        self.state = state  # the app's state: the lifespan fills it
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        form_id = _form_id(scope["path"])
+        limit = self.state.settings.max_body_bytes
+        length = declared_length(scope)
+        lean = (
+            form_id is not None
+            and is_json(scope)
+            and has_body(scope)
+            and (length is None or length <= limit)
+            and b"\x00" not in scope["query_string"]
+            and b"%00" not in scope["query_string"]
+        )
+        if not lean or form_id is None:
+            await self.fallback(scope, receive, send)
+            return
+        try:
+            raw = await read_body(receive, limit)
+        except BodyTooLarge as exc:
+            await answer_too_large(send, exc.limit, close=True)
+            return
+        if raw is None:
+            return  # the client went away: nobody to answer
+        try:
+            fields = parse_json(raw)
+        except BadJson:
+            fields = None
+        if not isinstance(fields, dict):
+            await self.fallback(scope, replay(raw, receive), send)
+            return
+        client = scope.get("client")
+        ip = client[0] if client else None
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+                break
+        state = self.state
+        try:
+            checked = await signup.check(state.settings, state.arq, form_id, fields, ip, user_agent)
+            done = await state.signups.submit(checked)
+        except MailerError as exc:
+            await send_json(send, exc.status_code, error_body(exc.code, exc.message, exc.details))
+            return
+        await send_json(send, 200, {"status": "ok", "message": done.message})
+
+
+def _form_id(path: str) -> int | None:
+    """The id of ``/subscribe/{form_id}``; None for anything that is not a plain one."""
+    rest = path[len(SUBSCRIBE_PREFIX) :]
+    if not path.startswith(SUBSCRIBE_PREFIX) or not rest.isascii() or not rest.isdigit():
+        return None
+    number = int(rest) if len(rest) <= 19 else 0
+    return number if 1 <= number <= MAX_ID else None

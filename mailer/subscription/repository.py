@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailer.models import Confirmation, Form, Topic
+from mailer.models import Form, Topic
 from mailer.models.subscription import SET_TOPICS_SQL
 
 # -- topics ------------------------------------------------------------------------------
@@ -71,13 +71,15 @@ _SET_TOPICS = text(SET_TOPICS_SQL)
 async def set_topics(
     session: AsyncSession,
     changes: list[tuple[int, int, str]],
-    consent: Consent,
+    consent: Consent | list[Consent],
     *,
     keep_subscribed: bool = False,
 ) -> list[tuple[int, int, str]]:
-    """Set (contact id, topic id, status) subscriptions; the ones that changed."""
+    """Set (contact id, topic id, status) subscriptions, each recorded with ``consent``
+    (one for all, or one per change under the same source); the ones that changed."""
     if not changes:
         return []
+    each = consent if isinstance(consent, list) else [consent] * len(changes)
     rows = await session.execute(
         _SET_TOPICS,
         {
@@ -85,12 +87,12 @@ async def set_topics(
             "topics": [t for _, t, _ in changes],
             "statuses": [s for _, _, s in changes],
             "keep_subscribed": keep_subscribed,
-            "source": consent.source,
-            "form_id": consent.form_id,
-            "form_version": consent.form_version,
-            "shown": consent.shown,
-            "ip": consent.ip,
-            "ua": consent.user_agent,
+            "source": each[0].source,
+            "form_ids": [c.form_id for c in each],
+            "form_versions": [c.form_version for c in each],
+            "shown": [c.shown for c in each],
+            "ips": [c.ip for c in each],
+            "uas": [c.user_agent for c in each],
         },
     )
     return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
@@ -169,36 +171,42 @@ async def contact_of_message(session: AsyncSession, message_id: int) -> int | No
     return found.scalar_one_or_none()
 
 
-# A form's signup: the contact is created (unconfirmed when it must confirm first) with
+# Forms' signups: each contact is created (unconfirmed when it must confirm first) with
 # the form's fields as attributes; an existing contact keeps its attributes and status
 # (an anonymous form may not rewrite them), it only gains attributes it did not have.
-_SIGNUP_CONTACT = text(
+# Each address once per statement, in address order (rows locked in one order by all).
+_SIGNUP_CONTACTS = text(
     """
     WITH up AS (
         INSERT INTO contacts AS c (email, attributes, status)
-        VALUES (:email, CAST(:attributes AS jsonb), :status)
+        SELECT w.email, CAST(w.attributes AS jsonb), w.status
+          FROM unnest(CAST(:emails AS text[]), CAST(:attributes AS text[]),
+                      CAST(:statuses AS text[])) AS w(email, attributes, status)
         ON CONFLICT (email) DO UPDATE SET attributes = excluded.attributes || c.attributes
-        RETURNING c.id, c.status, (xmax = 0) AS created
+        RETURNING c.id, c.email, c.status, (xmax = 0) AS created
     ),
     recorded AS (
         INSERT INTO contact_status_changes (contact_id, status, source)
         SELECT id, status, 'form' FROM up WHERE created
     )
-    SELECT id, status, created FROM up
+    SELECT id, email FROM up
     """
 )
 
 
-async def signup_contact(
-    session: AsyncSession, email: str, attributes: str, status: str
-) -> tuple[int, str, bool]:
-    """(contact id, its status, created now)."""
-    row: Any = (
-        await session.execute(
-            _SIGNUP_CONTACT, {"email": email, "attributes": attributes, "status": status}
-        )
-    ).one()
-    return int(row.id), str(row.status), bool(row.created)
+async def signup_contacts(
+    session: AsyncSession, signups: list[tuple[str, str, str]]
+) -> dict[str, int]:
+    """(address, attributes as JSON, status) of distinct addresses: their contact ids."""
+    rows = await session.execute(
+        _SIGNUP_CONTACTS,
+        {
+            "emails": [e for e, _, _ in signups],
+            "attributes": [a for _, a, _ in signups],
+            "statuses": [s for _, _, s in signups],
+        },
+    )
+    return {str(r.email): int(r.id) for r in rows}
 
 
 async def confirm_contact(session: AsyncSession, contact_id: int) -> None:
@@ -256,35 +264,81 @@ async def forms_page(session: AsyncSession, after: int, limit: int) -> list[Form
     return list((await session.execute(query)).scalars())
 
 
-async def recent_confirmation(
-    session: AsyncSession, contact_id: int, form_id: int, since: datetime
-) -> bool:
-    """Whether a confirmation of this address and form was sent since ``since``."""
+async def forms_by_id(session: AsyncSession, ids: list[int]) -> dict[int, Form]:
+    rows = await session.execute(select(Form).where(Form.id.in_(ids)))
+    return {f.id: f for f in rows.scalars()}
+
+
+async def lock_pairs(session: AsyncSession, pairs: list[tuple[int, int]]) -> None:
+    """Two submissions of one address and form at once: one sends, the other waits. The
+    (contact id, form id) locks are taken in one order by everyone (no deadlock)."""
+    ordered = sorted({(c & 0x7FFFFFFF, f & 0x7FFFFFFF) for c, f in pairs})
+    await session.execute(
+        text(
+            """
+            SELECT pg_advisory_xact_lock(p.c, p.f)
+              FROM unnest(CAST(:c AS int[]), CAST(:f AS int[])) WITH ORDINALITY AS p(c, f, n)
+             ORDER BY p.n
+            """
+        ),
+        {"c": [c for c, _ in ordered], "f": [f for _, f in ordered]},
+    )
+
+
+async def recent_confirmations(
+    session: AsyncSession, pairs: list[tuple[int, int]], since: datetime
+) -> set[tuple[int, int]]:
+    """The (contact id, form id) pairs a confirmation was sent to since ``since``."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT DISTINCT c.contact_id, c.form_id
+              FROM unnest(CAST(:c AS bigint[]), CAST(:f AS bigint[])) AS p(c, f)
+              JOIN confirmations c ON c.contact_id = p.c AND c.form_id = p.f
+             WHERE c.created_at > :since
+            """
+        ),
+        {"c": [c for c, _ in pairs], "f": [f for _, f in pairs], "since": since},
+    )
+    return {(int(r[0]), int(r[1])) for r in rows}
+
+
+async def insert_confirmations(
+    session: AsyncSession, rows: list[tuple[int, int, list[int]]], expires_at: datetime
+) -> dict[tuple[int, int], int]:
+    """Confirmations for distinct (contact id, form id, topic ids): their ids by pair."""
     found = await session.execute(
         text(
             """
-            SELECT 1 FROM confirmations
-             WHERE contact_id = :c AND form_id = :f AND created_at > :since LIMIT 1
+            INSERT INTO confirmations (contact_id, form_id, topic_ids, expires_at)
+            SELECT p.c, p.f, CAST(p.t AS bigint[]), :expires_at
+              FROM unnest(CAST(:c AS bigint[]), CAST(:f AS bigint[]), CAST(:t AS text[]))
+                   AS p(c, f, t)
+            RETURNING id, contact_id, form_id
             """
         ),
-        {"c": contact_id, "f": form_id, "since": since},
+        {
+            "c": [c for c, _, _ in rows],
+            "f": [f for _, f, _ in rows],
+            "t": ["{" + ",".join(map(str, t)) + "}" for _, _, t in rows],
+            "expires_at": expires_at,
+        },
     )
-    return found.first() is not None
+    return {(int(r.contact_id), int(r.form_id)): int(r.id) for r in found}
 
 
-async def lock_pair(session: AsyncSession, contact_id: int, form_id: int) -> None:
-    """Two submissions of one address and form at once: one sends, the other waits."""
+async def attach_messages(session: AsyncSession, links: list[tuple[int, int]]) -> None:
+    """(confirmation id, message id): the mail each confirmation went out as."""
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(:c, :f)"),
-        {"c": contact_id & 0x7FFFFFFF, "f": form_id & 0x7FFFFFFF},
+        text(
+            """
+            UPDATE confirmations c SET message_id = p.m
+              FROM unnest(CAST(:ids AS bigint[]), CAST(:m AS bigint[])) AS p(id, m)
+             WHERE c.id = p.id
+            """
+        ),
+        {"ids": [i for i, _ in links], "m": [m for _, m in links]},
     )
-
-
-async def insert_confirmation(session: AsyncSession, **values: Any) -> Confirmation:
-    row = Confirmation(**values)
-    session.add(row)
-    await session.flush()
-    return row
 
 
 async def use_confirmation(session: AsyncSession, confirmation_id: int) -> Any:

@@ -3,12 +3,14 @@ a link that confirms once, and bots refused the same way for known and new addre
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from sqlalchemy import text
 
 from mailer.subscription.tokens import confirm_token
 from tests.subscription.conftest import (
+    aged_token,
     confirmation_mails,
     form,
     rows,
@@ -39,6 +41,57 @@ async def test_submission_is_unconfirmed_with_exactly_one_confirmation_mail(
     mails = await confirmation_mails(engine, "ada@example.test")
     assert len(mails) == 1
     assert mails[0][1].startswith(f"{settings.public_url}/confirm/")
+
+
+async def test_a_burst_of_signups_sharing_groups_keeps_each_rule(
+    client, admin, engine, settings
+) -> None:
+    # concurrent submissions are committed together (mailer.group_commit): the same
+    # address three times in one burst still gets one mail, an unknown form in the same
+    # burst is its own 404, and each signup keeps its own consent record and attributes
+    news = await topic(client, admin, "News")
+    offers = await topic(client, admin, "Offers", double_opt_in=False)
+    f = await form(client, admin, [news, offers])
+    g = await form(client, admin, [offers], message="Thanks!")
+    # 29 posts: within the default 30 a minute from one client
+    readers = [f"reader{i}@example.test" for i in range(24)]
+    posts = [
+        *(
+            submit(client, settings, f["id"], e, first_name=f"R{i}", topics=[str(news)])
+            for i, e in enumerate(readers)
+        ),
+        *(submit(client, settings, f["id"], "ada@example.test", topics=[str(news)]) for _ in "abc"),
+        submit(client, settings, g["id"], "ada@example.test"),
+        submit(client, settings, 999_999, "bob@example.test"),
+    ]
+    answers = await asyncio.gather(*posts)
+    assert [r.status_code for r in answers] == [200] * 28 + [404]
+    assert answers[-2].json()["message"] == "Thanks!"
+    assert await statuses(engine, "ada@example.test") == {news: "unconfirmed", offers: "subscribed"}
+    assert len(await confirmation_mails(engine, "ada@example.test")) == 1
+    for email in readers:
+        assert await statuses(engine, email) == {news: "unconfirmed"}
+        [(url,)] = [(u,) for _, u in await confirmation_mails(engine, email)]
+        assert url.startswith(f"{settings.public_url}/confirm/")
+    [(named,)] = await rows(
+        engine, "SELECT attributes->>'first_name' FROM contacts WHERE email = :e", e=readers[7]
+    )
+    assert named == "R7"
+    # one consent record per change, each naming its form; nobody for the unknown form
+    consent = await rows(
+        engine,
+        "SELECT c.email, t.form_id, t.status FROM topic_changes t"
+        " JOIN contacts c ON c.id = t.contact_id ORDER BY c.email, t.id",
+    )
+    assert len(consent) == 24 + 2
+    ada = sorted((s, form_id) for e, form_id, s in consent if e == "ada@example.test")
+    assert ada == sorted([("unconfirmed", f["id"]), ("subscribed", g["id"])])
+    assert await rows(engine, "SELECT 1 FROM contacts WHERE email = 'bob@example.test'") == []
+    # every confirmation row points at its mail
+    [(unlinked,)] = await rows(
+        engine, "SELECT count(*) FROM confirmations WHERE message_id IS NULL"
+    )
+    assert unlinked == 0
 
 
 async def test_the_link_confirms_once(client, admin, engine, settings) -> None:
@@ -131,3 +184,33 @@ async def test_hosted_form_page_and_snippet(client, admin, settings) -> None:
     assert 'name="website"' in page.text and 'name="token"' in page.text
     assert f"/subscribe/{f['id']}" in f["embed_html"]
     assert (await client.get("/subscribe/999999")).status_code == 404
+
+
+async def test_json_signups_answered_lean_refuse_like_the_app(client, admin, settings) -> None:
+    # POST /subscribe/{id} with JSON is answered before the router (SignupEndpoint); what
+    # it does not take is the app's, so every refusal has the app's envelope and status
+    news = await topic(client, admin, "News")
+    f = await form(client, admin, [news])
+    token = aged_token(settings, f["id"])
+    for path in ("/subscribe/abc", "/subscribe/0", "/subscribe/99999999999999999999"):
+        r = await client.post(path, json={"email": "a@example.test", "token": token})
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"]["code"] == "invalid"
+    cases = [
+        (b"[1, 2]", 422),  # not an object
+        (b'{"email": "a\\u0000b@example.test"}', 422),  # the app's JSON guard
+        (b'{"email": "not an address", "token": "x"}', 422),
+    ]
+    for body, status in cases:
+        r = await client.post(
+            f"/subscribe/{f['id']}", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == status, (body, r.text)
+        assert set(r.json()["error"]) >= {"code", "message", "details"}
+        assert r.headers.get("x-request-id")
+    missing = await client.post("/subscribe/424242", json={"email": "a@example.test"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    ok = await client.post(f"/subscribe/{f['id']}", json={"email": "a@example.test"})
+    assert ok.status_code == 200 and ok.json()["status"] == "ok"
+    assert ok.headers.get("x-request-id")
