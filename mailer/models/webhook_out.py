@@ -112,4 +112,16 @@ class WebhookDelivery(Base):
             "id",
             postgresql_where=text("status = 'pending' AND message_id IS NOT NULL"),
         ),
+        # a queue: vacuumed by the count of its changes, not by its size (migration
+        # whout3c4d5e6)
+        {
+            "postgresql_with": {
+                "autovacuum_vacuum_scale_factor": 0,
+                "autovacuum_vacuum_threshold": 5000,
+                "autovacuum_vacuum_insert_scale_factor": 0,
+                "autovacuum_vacuum_insert_threshold": 20000,
+                "autovacuum_analyze_scale_factor": 0,
+                "autovacuum_analyze_threshold": 20000,
+            }
+        },
     )
