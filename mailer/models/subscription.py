@@ -166,11 +166,11 @@ def subscribed_to(topic_id: int) -> ColumnElement[bool]:
 # records nothing). ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
 # (a confirmed subscriber who fills in the form again stays subscribed). The changes are
 # returned: what an outgoing webhook (contact.subscribed / contact.unsubscribed) hooks to.
-SET_TOPICS_SQL = """
-WITH wanted AS (
-    SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
-                         CAST(:statuses AS text[])) AS w(contact_id, topic_id, status)
-),
+# ``wanted`` is a query of (contact_id, topic_id, status), each pair at most once: the
+# arrays of one call (SET_TOPICS_SQL), or a contact import's staged rows (set-based).
+def set_topics_sql(wanted: str) -> str:
+    return f"""
+WITH wanted AS ({wanted}),
 changed AS (
     INSERT INTO contact_topics AS ct (contact_id, topic_id, status)
     SELECT contact_id, topic_id, status FROM wanted
@@ -185,7 +185,15 @@ INSERT INTO topic_changes (contact_id, topic_id, status, source, form_id, form_v
 SELECT contact_id, topic_id, status, :source, :form_id, :form_version, :shown, :ip, :ua
   FROM changed
 RETURNING contact_id, topic_id, status
+"""  # noqa: S608 - constant fragments
+
+
+SET_TOPICS_SQL = set_topics_sql(
+    """
+    SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
+                         CAST(:statuses AS text[])) AS w(contact_id, topic_id, status)
 """
+)
 
 # A complaint leaves every topic (each a stream of marketing mail): the contacts of the
 # addresses of ``inserted`` (the feedback loop's events), each change recorded.
