@@ -95,7 +95,7 @@ async def _form_body(request: Request) -> dict[str, Any]:
     data = await form(request)
     posted = await request.form()
     after = data.get("after", "message")
-    return {
+    body: dict[str, Any] = {
         "name": data.get("name", "").strip(),
         "topic_ids": [v for v in posted.getlist("topic_ids") if isinstance(v, str)],
         "fields": [f.strip() for f in data.get("fields", "").split(",") if f.strip()],
@@ -109,6 +109,9 @@ async def _form_body(request: Request) -> dict[str, Any]:
         "confirm_subject": data.get("confirm_subject", "").strip() or None,
         "confirm_html": data.get("confirm_html", "").strip() or None,
     }
+    if not data.get("message", "").strip():
+        del body["message"]  # the default message (a form's create), or left as it is
+    return body
 
 
 @route("GET", "/forms", VIEW)

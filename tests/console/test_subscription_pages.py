@@ -123,7 +123,10 @@ async def test_a_marketer_creates_a_form_and_sees_its_snippet_and_hosted_page(  
     assert "Footer" in listed.text and "News, Offers" in listed.text
 
     # an edit: a message instead of the redirect, one topic less; the version goes up
-    body.update(after="message", topic_ids=[str(offers)], confirm_subject="Confirm, please")
+    # (an emptied message is left as it is)
+    body.update(
+        after="message", topic_ids=[str(offers)], confirm_subject="Confirm, please", message=""
+    )
     r = await client.post(f"/console/forms/{form_id}", data=body)
     assert r.status_code == 303, r.text
     changed = (await client.get(f"/v1/forms/{form_id}", headers=admin)).json()
@@ -132,7 +135,7 @@ async def test_a_marketer_creates_a_form_and_sees_its_snippet_and_hosted_page(  
         None,
         2,
     )
-    assert changed["confirm_subject"] == "Confirm, please"
+    assert changed["confirm_subject"] == "Confirm, please" and changed["message"] == "Thanks"
     # bad input is the API's 422, as a page, and changes nothing
     r = await client.post(f"/console/forms/{form_id}", data={**body, "topic_ids": []})
     assert r.status_code == 422
