@@ -158,7 +158,7 @@ async def main() -> None:
     sessionmaker = create_sessionmaker(engine)
     async with transaction(sessionmaker) as session:
         await session.execute(
-            text("TRUNCATE contacts, contact_imports, contact_import_rows RESTART IDENTITY")
+            text("TRUNCATE contacts, contact_imports, contact_import_rows RESTART IDENTITY CASCADE")
         )
         _, key = await create_key(session, "bench", ["campaigns"])
     async with engine.connect() as conn:

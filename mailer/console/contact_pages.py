@@ -1,6 +1,7 @@
 """Contacts: search by address, filter with a segment, a contact's page (attributes, tags,
-status history, suppression, messages and their events), edit, unsubscribe, erase behind a
-confirmation; CSV imports with a progress bar and the report of rejected rows."""
+status history, topics and consent records, suppression, messages and their events), edit,
+unsubscribe, erase behind a confirmation; CSV imports with a progress bar and the report of
+rejected rows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from mailer.audience import service as segments
 from mailer.auth.dependencies import Session
 from mailer.console.roles import EDIT, VIEW
+from mailer.console.subscription_pages import all_topics
 from mailer.console.web import back, form, parse, render, route, viewer_of
 from mailer.contact import imports
 from mailer.contact import service as contacts
@@ -24,10 +26,12 @@ from mailer.message import service as messages
 from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
 from mailer.people import service as people
 from mailer.secrets import signing_key
+from mailer.subscription import service as subscriptions
 from mailer.suppression import service as suppressions
 
 IMPORTS_PATH = "/console/imports"  # the app gives it the import body limit
 MAX_SEARCH = 320
+FIRST_CONSENT = Page[int](None, 100, id_cursor)  # a contact's first consent records
 
 
 @route("GET", "/contacts", VIEW)
@@ -83,6 +87,12 @@ async def contact_page(request: Request, email: str, session: Session) -> Respon
         messages=sent.items,
         events=events,
         audit=await people.history(session, "contact", contact.email),
+        topics=await all_topics(session),
+        subscriptions={
+            t.topic_id: t
+            for t in (await subscriptions.contact_topics(session, contact.email)).topics
+        },
+        consent=await subscriptions.consent_records(session, contact.email, FIRST_CONSENT),
     )
 
 

@@ -16,6 +16,7 @@ from mailer.console import (  # noqa: F401 - each module adds its routes to the 
     people_pages,
     segment_pages,
     signin,
+    subscription_pages,
     suppression_pages,
     template_pages,
 )

@@ -3,7 +3,9 @@ a valid address (apart from the streaming parser; the suppression list's reader 
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -120,6 +122,10 @@ class Header:
     status: int | None  # "subscribed" / "unsubscribed"; empty leaves the status alone
     # (the column as written, e.g. "age:number", and its index)
     attributes: tuple[tuple[str, int], ...]
+    # topics to subscribe to and to leave, by name or id, ";" or "|" between them
+    # (importer.TopicCells); an empty cell leaves the contact's topics alone
+    topics: int | None = None
+    topics_unsubscribed: int | None = None
 
     @cached_property
     def typed(self) -> tuple[tuple[int, str, str], ...]:
@@ -130,6 +136,10 @@ class Header:
             if kind is not None and kind != "string":
                 out.append((at, name, kind))
         return tuple(out)
+
+
+# columns that are not attributes (any case)
+SPECIAL_COLUMNS = ("email", "tags", "status", "topics", "topics_unsubscribed")
 
 
 def parse_header(fields: list[str]) -> Header:
@@ -146,11 +156,50 @@ def parse_header(fields: list[str]) -> Header:
         seen[name.lower()] = i
     if "email" not in seen:
         raise Invalid.at(["body", "header"], "the header row has no 'email' column")
-    special = {seen["email"], seen.get("tags", -1), seen.get("status", -1)}
+    special = {seen.get(name, -1) for name in SPECIAL_COLUMNS}
     return Header(
         width=len(names),
         email=seen["email"],
         tags=seen.get("tags"),
         status=seen.get("status"),
         attributes=tuple((n, i) for i, n in enumerate(names) if i not in special),
+        topics=seen.get("topics"),
+        topics_unsubscribed=seen.get("topics_unsubscribed"),
     )
+
+
+# A topics cell names topics by name or id, any of these between them (a name holding one
+# is named by its id)
+_TOPIC_SEPARATORS = re.compile(r"[;|]")
+
+
+def topic_lookup(topics: Iterable[tuple[int, str]]) -> dict[str, int]:
+    """What a topics cell may call each topic, (id, name) given: its name (any case) or
+    its id; a name wins over another topic's id."""
+    found = {str(topic_id): topic_id for topic_id, _ in topics}
+    found.update((name.strip().lower(), topic_id) for topic_id, name in topics)
+    return found
+
+
+def topic_cells(
+    topics: Mapping[str, int], subscribed: str, unsubscribed: str
+) -> tuple[str | None, str | None]:
+    """A row's ``topics`` and ``topics_unsubscribed`` cells (topic names or ids, ";" or "|"
+    between them) as staged: a JSON object of topic id -> status (None when both are empty),
+    or None and why the row is refused (an unknown topic, a topic in both)."""
+    wanted: dict[str, str] = {}
+    for column, cell, status in (
+        ("topics", subscribed, "subscribed"),
+        ("topics_unsubscribed", unsubscribed, "unsubscribed"),
+    ):
+        for item in _TOPIC_SEPARATORS.split(cell):
+            name = item.strip()
+            if not name:
+                continue
+            topic_id = topics.get(name.lower())
+            if topic_id is None:
+                return None, f"{column}: no topic {name[:80]!r} (name a topic by its name or id)"
+            if wanted.get(str(topic_id), status) != status:
+                return None, f"topic {name[:80]!r} is in both topics and topics_unsubscribed"
+            wanted[str(topic_id)] = status
+    return (json.dumps(wanted, sort_keys=True) if wanted else None), None

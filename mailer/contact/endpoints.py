@@ -88,7 +88,8 @@ async def get_contact(email: str, session: Session) -> ContactOut:
     status_code=202,
     response_model=ImportAccepted,
     openapi_extra=csv_body(
-        "a CSV file with a header row: an `email` column; `tags` (`;`-separated) and `status`"
+        "a CSV file with a header row: an `email` column; `tags` (`;`-separated), `status`,"
+        " `topics` and `topics_unsubscribed` (topic names or ids, `;` or `|` between them)"
         " optional; every other column an attribute (`age:number`, `vip:boolean`,"
         " `joined:date` give it a type)"
     ),

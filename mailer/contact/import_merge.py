@@ -60,6 +60,7 @@ async def run_import(
             )
     progress = _Progress(int(state.merged_through))
     keys = list(state.attribute_keys)
+    with_topics = bool(state.with_topics)
     # checked once a run: whether an address left is a contact already ("fresh": none is),
     # and the repeats marked only when needed (a chunk that is not fresh, or a fresh one
     # that failed on a repeated address)
@@ -84,7 +85,7 @@ async def run_import(
                             session, import_id, importer.MAX_ERRORS
                         )
                         marked = True
-            merge = _Merge(keys, fresh, unsubscribed)
+            merge = _Merge(keys, fresh, unsubscribed, with_topics)
             await _merge_ranges(
                 sessionmaker, import_id, merge, chunk_rows, lanes, progress, on_chunk
             )
@@ -120,6 +121,7 @@ class _Merge:
     keys: list[str]  # the attributes, in the order of the staged values
     fresh: bool  # no address left is a contact yet (import_repository.merge_range)
     unsubscribed: bool  # some row left has that status
+    topics: bool  # the file has topics columns
 
 
 @dataclass
@@ -206,7 +208,14 @@ async def _merge_one(
         holding.set()
         started = time.perf_counter()
         chunk = await import_repository.merge_range(
-            session, import_id, merge.keys, after, last, merge.fresh, merge.unsubscribed
+            session,
+            import_id,
+            merge.keys,
+            after,
+            last,
+            merge.fresh,
+            merge.unsubscribed,
+            merge.topics,
         )
         merged = time.perf_counter()
         if previous is not None:

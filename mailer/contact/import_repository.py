@@ -1,10 +1,8 @@
-"""Contact imports: the SQL of staging a CSV's rows and merging them into the contacts in
-chunks (the merge is set-based: one statement per chunk)."""
+"""Contact imports: the SQL of merging a CSV's staged rows into the contacts in chunks (the
+merge is set-based: one statement per chunk; the upload that stages them: ``import_staging``)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
@@ -12,77 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.contact.csv_columns import split_type
 from mailer.models import ContactImport
-
-
-async def create_import(session: AsyncSession) -> ContactImport:
-    row = ContactImport()
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def get_import(session: AsyncSession, import_id: int) -> ContactImport | None:
-    return await session.get(ContactImport, import_id)
-
-
-Staged = list[tuple[int, str, str, str, str | None]]
-
-
-async def stager(
-    session: AsyncSession, import_id: int
-) -> Callable[[Staged], Coroutine[Any, Any, None]]:
-    """A function that COPYs good rows of an upload into the staging table, in the
-    session's transaction (an upload cut short, by a 413 or a dropped connection, leaves
-    nothing behind). It uses the driver connection alone, so one COPY may run while the
-    caller parses the next stretch (never two at once, nor with other statements)."""
-    connection = await session.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None  # the session's connection is checked out and open
-
-    async def stage(records: Staged) -> None:
-        await raw.copy_records_to_table(
-            "contact_import_rows",
-            records=[(import_id, *r) for r in records],
-            columns=["import_id", "row", "email", "attribute_values", "tags", "status"],
-        )
-
-    return stage
-
-
-async def finish_upload(
-    session: AsyncSession,
-    import_id: int,
-    *,
-    read: int,
-    rejected: int,
-    errors: list[dict[str, object]],
-    keys: list[str],
-) -> None:
-    await session.execute(
-        text(
-            "UPDATE contact_imports SET total_rows = :read, rejected = :rejected,"
-            " errors = CAST(:errors AS jsonb), attribute_keys = :keys WHERE id = :id"
-        ),
-        {
-            "id": import_id,
-            "read": read,
-            "rejected": rejected,
-            "errors": json.dumps(errors),
-            "keys": keys,
-        },
-    )
-
+from mailer.models.subscription import set_topics_sql
 
 _LOCK_IMPORT = text(
     "SELECT status, merged_through, jsonb_array_length(errors) AS kept, attribute_keys,"
-    " total_rows, created + updated + rejected AS accounted"
+    " total_rows, created + updated + rejected AS accounted, with_topics"
     " FROM contact_imports WHERE id = :id FOR UPDATE"
 )
 
 
 async def lock_import(session: AsyncSession, import_id: int) -> Any:
-    """(status, merged_through, kept, attribute_keys, total_rows, accounted) of an import,
-    locked for this transaction; None if there is none."""
+    """(status, merged_through, kept, attribute_keys, total_rows, accounted, with_topics)
+    of an import, locked for this transaction; None if there is none."""
     return (await session.execute(_LOCK_IMPORT, {"id": import_id})).one_or_none()
 
 
@@ -262,6 +201,28 @@ _ANY_UNSUBSCRIBED = text(
 )
 
 
+# A file's topics columns (importer.topic_cells, staged as topic id -> status): each row's
+# topics set on its contact by the one statement that changes subscriptions
+# (mailer.models.subscription.set_topics_sql), every change with its consent record, source
+# "import"; a topic the row does not name is left as it is. Run after the chunk's contacts
+# are in: a statement does not see the rows its own CTE inserts.
+_CHUNK_TOPICS = text(
+    set_topics_sql(
+        """
+    SELECT c.id AS contact_id, CAST(t.key AS bigint) AS topic_id, t.value AS status,
+           CAST(NULL AS bigint) AS form_id, CAST(NULL AS int) AS form_version,
+           CAST(NULL AS text) AS shown, CAST(NULL AS text) AS ip, CAST(NULL AS text) AS ua
+      FROM contact_import_rows r
+      JOIN contacts c ON c.email = r.email
+     CROSS JOIN LATERAL jsonb_each_text(r.topics) AS t
+     WHERE r.import_id = :id AND r.row > :after AND r.row <= :last
+       AND r.duplicate_of IS NULL AND r.topics IS NOT NULL
+"""
+    )
+)
+_IMPORT_CONSENT = {"source": "import", "keep_subscribed": False}
+
+
 async def any_unsubscribed(session: AsyncSession, import_id: int, after: int) -> bool:
     """Whether a row staged after row ``after`` has the status "unsubscribed"."""
     bounds = {"id": import_id, "after": after}
@@ -303,6 +264,7 @@ async def merge_range(
     last: int,
     fresh: bool | None = None,
     unsubscribed: bool = True,
+    topics: bool = False,
 ) -> Chunk:
     """Merge the staged rows after row ``after`` through ``last`` into contacts (they stay
     staged until the import finishes: merged_through tells what is left).
@@ -311,7 +273,8 @@ async def merge_range(
     (None). A fresh chunk is a plain INSERT, which fails on the unique email when the file
     repeats an address not marked yet (or a contact was created meanwhile); a chunk that
     is not fresh needs the repeats marked first (mark_duplicates). ``unsubscribed``: False
-    when no row left has that status (any_unsubscribed), so none needs recording."""
+    when no row left has that status (any_unsubscribed), so none needs recording.
+    ``topics``: the file has topics columns (their subscriptions are set after the merge)."""
     # The chunk's commit need not wait for the WAL flush: a crash loses at most the last
     # chunks committed, and merged_through, in the same transactions, is lost with them,
     # so the import resumes after its last durable chunk and merges the lost tail again.
@@ -331,9 +294,13 @@ async def merge_range(
         created = int(result.rowcount)  # type: ignore[attr-defined]
         if unsubscribed:
             await session.execute(_RECORD_UNSUBSCRIBED, bounds)
-        return Chunk(last, created, created)
-    row = (await session.execute(_MERGE_CHUNK[typed], {**bounds, **names})).one()
-    return Chunk(last, int(row.good), int(row.created))
+        chunk = Chunk(last, created, created)
+    else:
+        row = (await session.execute(_MERGE_CHUNK[typed], {**bounds, **names})).one()
+        chunk = Chunk(last, int(row.good), int(row.created))
+    if topics:
+        await session.execute(_CHUNK_TOPICS, {**bounds, **_IMPORT_CONSENT})
+    return chunk
 
 
 # Chunks of one import merged at once commit in order: each holds a transaction-level

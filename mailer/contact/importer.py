@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -29,6 +29,7 @@ from mailer.contact.csv_columns import (
     Header,
     address_problem,
     parse_header,
+    topic_cells,
     typed_value,
 )
 from mailer.contact.csv_scan import RecordScan
@@ -44,8 +45,9 @@ _EDGE_SPACE = re.compile(r"(?:^|,)[^\S\r\n]|[^\S\r\n](?:,|$)", re.MULTILINE)
 
 
 # (row, email, attribute values in the order of Header.attributes, each after a U+001F —
-# an empty one leaves the attribute alone —, tags joined by ";", status or None)
-Record = tuple[int, str, str, str, str | None]
+# an empty one leaves the attribute alone —, tags joined by ";", status or None, topics as
+# a JSON object of topic id -> "subscribed" / "unsubscribed" or None)
+Record = tuple[int, str, str, str, str | None, str | None]
 STATUSES = {"": None, "subscribed": "subscribed", "unsubscribed": "unsubscribed"}
 SEPARATOR = "\x1f"
 
@@ -73,6 +75,8 @@ class Upload(RecordScan):
     # how the header row is read (a suppression list reads its own columns)
     header_of: Callable[[list[str]], Header] = parse_header
     header: Header | None = None
+    # the topics a topics column may name: csv_columns.topic_lookup of every topic
+    topics: Mapping[str, int] = field(default_factory=dict)
     read: int = 0  # data rows, good and bad
     rejected: int = 0
     errors: list[dict[str, object]] = field(default_factory=list)
@@ -80,6 +84,8 @@ class Upload(RecordScan):
     _pending: bytes = b""  # bytes not parsed yet, from the start of a record
     _line: int = 0  # physical lines parsed so far
     _tag_cells: dict[str, str] = field(default_factory=dict)  # tags cell -> staged tags
+    # (topics cell, topics_unsubscribed cell) -> staged topics, or why the row is rejected
+    _topic_cells: dict[tuple[str, str], tuple[str | None, str | None]] = field(default_factory=dict)
     # the boundary scan's state, as offsets in _pending: how far it has read, whether that
     # is inside a quoted field (and where its quote is), the last record boundary found
     _scan: int = 0
@@ -94,6 +100,14 @@ class Upload(RecordScan):
     @property
     def keys(self) -> list[str]:
         return [] if self.header is None else [name for name, _ in self.header.attributes]
+
+    @property
+    def with_topics(self) -> bool:
+        """Whether the file has a topics or topics_unsubscribed column."""
+        header = self.header
+        return header is not None and (
+            header.topics is not None or header.topics_unsubscribed is not None
+        )
 
     def feed(self, data: bytes) -> Iterator[list[Record]]:
         for start in range(0, len(data), _SLICE):
@@ -223,9 +237,30 @@ class Upload(RecordScan):
                     self._reject(row, raw, f"{name}: {cells[at][:40]!r} is not a {kind}")
                     return
                 cells[at] = value
+        topics = None
+        if self.with_topics:
+            topics, problem = self._topics(fields, header)
+            if problem is not None:
+                self._reject(row, raw, problem)
+                return
         values = "".join([SEPARATOR + cell for cell in cells])
         tags = self._tags(fields[header.tags]) if header.tags is not None else self._extra
-        records.append((row, email, values, tags, status))
+        records.append((row, email, values, tags, status, topics))
+
+    def _topics(self, fields: list[str], header: Header) -> tuple[str | None, str | None]:
+        """The row's topics cells as staged (None: both empty), or why they are refused."""
+        cells = (
+            fields[header.topics] if header.topics is not None else "",
+            fields[header.topics_unsubscribed] if header.topics_unsubscribed is not None else "",
+        )
+        known = self._topic_cells.get(cells)
+        if known is None:
+            known = topic_cells(self.topics, *cells)
+            if sum(map(len, cells)) <= _TAG_CELL_CHARS:  # as for tags: the memory stays small
+                if len(self._topic_cells) >= _TAG_CELLS:
+                    self._topic_cells.clear()
+                self._topic_cells[cells] = known
+        return known
 
     def _tags(self, cell: str) -> str:
         """A tags cell as staged: the tags (and the extra ones) sorted, ";"-joined."""
@@ -260,7 +295,7 @@ class Upload(RecordScan):
         first = self._line + 1
         self._line += len(lines)
         records: list[Record] = []
-        if header.status is not None or header.typed:
+        if header.status is not None or header.typed or self.with_topics:
             for row, line in enumerate(lines, first):
                 self._row(row, line.split(","), records)
             return records
@@ -297,7 +332,7 @@ class Upload(RecordScan):
                 tags = extra
             else:
                 tags = tag_cells.get(fields[tags_at]) or self._tags(fields[tags_at])
-            append((row, email, values, tags, None))
+            append((row, email, values, tags, None, None))
             taken += 1
         self.read += taken
         return records

@@ -12,7 +12,7 @@ from arq import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer import queues
-from mailer.contact import import_repository, importer
+from mailer.contact import csv_columns, import_staging, importer
 from mailer.contact.schemas import ImportAccepted, ImportOut, ImportRowError
 from mailer.db import after_commit
 from mailer.errors import Invalid, NotFound
@@ -74,10 +74,11 @@ async def create_import(
     """
     check_import_type(content_type)
     extra = frozenset(t.strip() for t in tags if t.strip())
-    row = await import_repository.create_import(session)
+    row = await import_staging.create_import(session)
     import_id = row.id
-    upload = importer.Upload(extra_tags=extra)
-    stage = await import_repository.stager(session, import_id)
+    topics = csv_columns.topic_lookup(await import_staging.topic_names(session))
+    upload = importer.Upload(extra_tags=extra, topics=topics)
+    stage = await import_staging.stager(session, import_id)
     # one COPY in flight while the next piece is parsed: PostgreSQL stores a piece while
     # a thread of this process parses the following one
     copying: asyncio.Task[None] | None = None
@@ -100,13 +101,14 @@ async def create_import(
         if copying is not None:  # the upload failed (422, a dropped connection)
             with contextlib.suppress(BaseException):
                 await copying
-    await import_repository.finish_upload(
+    await import_staging.finish_upload(
         session,
         import_id,
         read=upload.read,
         rejected=upload.rejected,
         errors=upload.errors,
         keys=upload.keys,
+        with_topics=upload.with_topics,
     )
     if redis is not None:
         after_commit(session, lambda: enqueue_import(redis, import_id))
@@ -114,7 +116,7 @@ async def create_import(
 
 
 async def get_import(session: AsyncSession, import_id: int) -> ImportOut:
-    row = await import_repository.get_import(session, import_id)
+    row = await import_staging.get_import(session, import_id)
     if row is None:
         raise NotFound(f"no import {import_id}")
     return ImportOut(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +54,8 @@ class ContactImport(Base):
     attribute_keys: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default="{}"
     )
+    # the file has a topics or topics_unsubscribed column (its chunks then set topics)
+    with_topics: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     # staged rows up to this row number have been merged into contacts
     merged_through: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     failure: Mapped[str | None] = mapped_column(Text)
@@ -80,6 +82,8 @@ class ContactImportRow(Base):
     attribute_values: Mapped[str] = mapped_column(Text, nullable=False)
     tags: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str | None] = mapped_column(String(16))  # from a "status" column
+    # topic id (as text) -> "subscribed" / "unsubscribed", from the topics columns
+    topics: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     # set by the job for a repeated address: the row of its first occurrence
     duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
 

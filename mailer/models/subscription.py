@@ -164,17 +164,16 @@ def subscribed_to(topic_id: int) -> ColumnElement[bool]:
 # THE place a subscription changes: the new status of each (contact, topic) and, in the
 # same statement, its consent record, only for the pairs whose status did change (a repeat
 # records nothing); each pair with its own consent (form, version, text shown, IP, user
-# agent) under one ``source``. ``keep_subscribed``: an "unconfirmed" never downgrades a subscription
-# (a confirmed subscriber who fills in the form again stays subscribed). The changes are
-# returned: what an outgoing webhook (contact.subscribed / contact.unsubscribed) hooks to.
-SET_TOPICS_SQL = """
-WITH wanted AS (
-    SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
-                         CAST(:statuses AS text[]), CAST(:form_ids AS bigint[]),
-                         CAST(:form_versions AS int[]), CAST(:shown AS text[]),
-                         CAST(:ips AS text[]), CAST(:uas AS text[]))
-           AS w(contact_id, topic_id, status, form_id, form_version, shown, ip, ua)
-),
+# agent) under one ``source``. ``keep_subscribed``: an "unconfirmed" never downgrades a
+# subscription (a confirmed subscriber who fills in the form again stays subscribed). The
+# changes are returned: what an outgoing webhook (contact.subscribed /
+# contact.unsubscribed) hooks to.
+# ``wanted`` is a query of (contact_id, topic_id, status, form_id, form_version, shown, ip,
+# ua), each pair at most once: the arrays of one call (SET_TOPICS_SQL), or a contact
+# import's staged rows (set-based).
+def set_topics_sql(wanted: str) -> str:
+    return f"""
+WITH wanted AS ({wanted}),
 changed AS (
     INSERT INTO contact_topics AS ct (contact_id, topic_id, status)
     SELECT contact_id, topic_id, status FROM wanted
@@ -190,7 +189,18 @@ SELECT c.contact_id, c.topic_id, c.status, :source, w.form_id, w.form_version, w
        w.ua
   FROM changed c JOIN wanted w USING (contact_id, topic_id)
 RETURNING contact_id, topic_id, status
+"""  # noqa: S608 - constant fragments
+
+
+SET_TOPICS_SQL = set_topics_sql(
+    """
+    SELECT * FROM unnest(CAST(:contacts AS bigint[]), CAST(:topics AS bigint[]),
+                         CAST(:statuses AS text[]), CAST(:form_ids AS bigint[]),
+                         CAST(:form_versions AS int[]), CAST(:shown AS text[]),
+                         CAST(:ips AS text[]), CAST(:uas AS text[]))
+           AS w(contact_id, topic_id, status, form_id, form_version, shown, ip, ua)
 """
+)
 
 # A complaint leaves every topic (each a stream of marketing mail): the contacts of the
 # addresses of ``inserted`` (the feedback loop's events), each change recorded.

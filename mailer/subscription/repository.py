@@ -45,6 +45,19 @@ async def topics_by_id(session: AsyncSession, ids: list[int]) -> dict[int, Topic
     return {t.id: t for t in rows.scalars()}
 
 
+async def subscriber_counts(session: AsyncSession, topic_ids: list[int]) -> list[Any]:
+    """(topic_id, status, count) of the topics' subscriptions: an index-only scan of
+    ix_contact_topics_topic (topic, status, contact) per topic."""
+    rows = await session.execute(
+        text(
+            "SELECT topic_id, status, count(*) AS n FROM contact_topics"
+            " WHERE topic_id = ANY(:ids) GROUP BY topic_id, status"
+        ),
+        {"ids": topic_ids},
+    )
+    return list(rows)
+
+
 async def public_topics(session: AsyncSession) -> list[Topic]:
     rows = await session.execute(select(Topic).where(Topic.public).order_by(Topic.id))
     return list(rows.scalars())

@@ -16,6 +16,7 @@ from mailer.config import Settings
 from mailer.contact.addresses import normalise, valid_mailbox
 from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import Form, Topic
+from mailer.models.subscription import TOPIC_STATUSES
 from mailer.pagination import Page
 from mailer.subscription import repository
 from mailer.subscription.repository import Consent
@@ -36,6 +37,8 @@ from mailer.subscription.schemas import (
 )
 
 # -- topics ----------------------------------------------------------------------------------
+
+Counts = dict[str, int]
 
 
 def _topic_out(t: Topic) -> TopicOut:
@@ -76,6 +79,15 @@ async def page_topics(session: AsyncSession, page: Page[int]) -> TopicPage:
         await repository.topics_page(session, page.last or 0, page.fetch), key=lambda t: t.id
     )
     return TopicPage(items=[_topic_out(t) for t in rows], next_cursor=next_cursor)
+
+
+async def subscriber_counts(session: AsyncSession, topic_ids: list[int]) -> dict[int, Counts]:
+    """Each topic's subscriptions by status (``subscribed``, ``unconfirmed``,
+    ``unsubscribed``); a topic without any has zeros."""
+    counts: dict[int, Counts] = {t: dict.fromkeys(TOPIC_STATUSES, 0) for t in topic_ids}
+    for row in await repository.subscriber_counts(session, topic_ids):
+        counts[int(row.topic_id)][str(row.status)] = int(row.n)
+    return counts
 
 
 async def _known_topics(session: AsyncSession, ids: list[int], path: list[str | int]) -> None:

@@ -9,7 +9,7 @@ no vacuum): the live endpoints' p99 went from 0.4 s at 5 minutes to minutes at 1
 the table is vacuumed after every 5,000 changed rows and analysed after 20,000.
 
 Revision ID: whout3c4d5e6
-Revises: whout2b3c4d5
+Revises: imptop1a2b3c
 Create Date: 2026-12-08 01:00:00+00:00
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "whout3c4d5e6"
-down_revision: str | Sequence[str] | None = "whout2b3c4d5"
+down_revision: str | Sequence[str] | None = "imptop1a2b3c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,7 @@ from tests import factories
 from tests.auth.test_auth import _routes
 from tests.console.helpers import make_person, session_csrf, sign_in
 from tests.fixtures.api import api_client
+from tests.subscription.conftest import form, topic
 
 ALL = {"admin", "marketer", "operator", "viewer"}
 EDITORS = {"admin", "marketer"}
@@ -81,6 +82,16 @@ TABLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/console/suppressions"): EDITORS,
     ("POST", "/console/suppressions/{email}/remove"): EDITORS,
     ("POST", "/console/suppressions/import"): EDITORS,
+    ("GET", "/console/topics"): ALL,
+    ("POST", "/console/topics"): EDITORS,
+    ("GET", "/console/topics/{topic_id}"): ALL,
+    ("POST", "/console/topics/{topic_id}"): EDITORS,
+    ("GET", "/console/forms"): ALL,
+    ("GET", "/console/forms/new"): EDITORS,
+    ("POST", "/console/forms"): EDITORS,
+    ("GET", "/console/forms/{form_id}"): ALL,
+    ("POST", "/console/forms/{form_id}"): EDITORS,
+    ("POST", "/console/contacts/{email}/topics"): EDITORS,
 }
 
 # what a refused change would have changed: nothing of it may change
@@ -91,7 +102,10 @@ STATE_SQL = (
     " (SELECT count(*) FROM suppressions), (SELECT count(*) FROM contacts),"
     " (SELECT string_agg(status || attributes::text, ',' ORDER BY id) FROM contacts),"
     " (SELECT count(*) FROM contact_imports), (SELECT count(*) FROM messages),"
-    " (SELECT string_agg(role, ',' ORDER BY id) FROM people)"
+    " (SELECT string_agg(role, ',' ORDER BY id) FROM people),"
+    " (SELECT string_agg(name || public || double_opt_in, ',' ORDER BY id) FROM topics),"
+    " (SELECT string_agg(name || version, ',' ORDER BY id) FROM forms),"
+    " (SELECT count(*) FROM topic_changes)"
 )
 
 
@@ -125,6 +139,8 @@ async def world(client, admin, sessionmaker, settings):  # type: ignore[no-untyp
     r = await client.put("/v1/suppressions/gone@example.test", headers=admin, json={})
     assert r.status_code in (200, 201)
     target = await make_person(sessionmaker, settings, "target@example.test", "viewer")
+    news = await topic(client, admin, "News")
+    signup = await form(client, admin, [news])
     return {
         "token": "not-a-token",
         "session_id": "999999",
@@ -134,6 +150,8 @@ async def world(client, admin, sessionmaker, settings):  # type: ignore[no-untyp
         "segment_id": str(campaign["segment_id"]),
         "template_id": str(campaign["template_id"]),
         "campaign_id": str(campaign["id"]),
+        "topic_id": str(news),
+        "form_id": str(signup["id"]),
     }
 
 
