@@ -27,6 +27,7 @@ INFRASTRUCTURE = {
     "config",
     "db",
     "errors",
+    "group_commit",
     "json_body",
     "locks",
     "logging",
