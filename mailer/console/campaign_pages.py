@@ -24,6 +24,7 @@ from mailer.errors import Invalid
 from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
 from mailer.people import service as people
 from mailer.reputation import service as reputation
+from mailer.ses import identities as ses_identities
 from mailer.template import service as templates
 from mailer.template.schemas import RenderIn
 from mailer.types import CampaignStatus
@@ -74,6 +75,8 @@ def _send_at(raw: str, zone: str) -> datetime | None:
 
 @route("GET", "/campaigns/new", EDIT)
 async def wizard(request: Request, session: Session) -> Response:
+    """The wizard; From and Reply-To offered from the SES account's verified identities
+    (any address may still be typed)."""
     settings = request.app.state.settings
     limit: Page[int] = Page(None, CHOICES, id_cursor)
     return render(
@@ -84,7 +87,9 @@ async def wizard(request: Request, session: Session) -> Response:
         mail_classes=list(settings.configuration_sets),
         regions=settings.regions,
         zones=_zones(),
-        senders=[settings.console_mail_from] if settings.console_mail_from else [],
+        configured_sender=settings.console_mail_from,
+        identities=await ses_identities.verified(settings),
+        all_regions=tuple(settings.regions),
     )
 
 
