@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import Request
@@ -18,7 +18,7 @@ from mailer.campaign import service as campaigns
 from mailer.campaign import test_sends
 from mailer.campaign.schemas import CampaignIn, TestSendIn
 from mailer.console.roles import EDIT, PAUSE, VIEW
-from mailer.console.web import back, form, parse, render, route, viewer_of
+from mailer.console.web import Blank, back, form, parse, render, route, viewer_of
 from mailer.contact import service as contacts
 from mailer.errors import Invalid
 from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
@@ -41,7 +41,10 @@ DONE = {
 
 @route("GET", "/campaigns", VIEW)
 async def campaign_list(
-    request: Request, session: Session, page: IdPage, status: CampaignStatus | None = None
+    request: Request,
+    session: Session,
+    page: IdPage,
+    status: Annotated[CampaignStatus | None, Blank] = None,
 ) -> Response:
     found = await campaigns.page(session, status, page)
     return render(

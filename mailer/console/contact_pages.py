@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from mailer.audience import service as segments
 from mailer.auth.dependencies import Session
 from mailer.console.roles import EDIT, VIEW
-from mailer.console.web import back, form, parse, render, route, viewer_of
+from mailer.console.web import Blank, back, form, parse, render, route, viewer_of
 from mailer.contact import imports
 from mailer.contact import service as contacts
 from mailer.contact.schemas import ContactPatch
@@ -25,6 +25,7 @@ from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor, parse_id_c
 from mailer.people import service as people
 from mailer.secrets import signing_key
 from mailer.suppression import service as suppressions
+from mailer.types import BodyId
 
 IMPORTS_PATH = "/console/imports"  # the app gives it the import body limit
 MAX_SEARCH = 320
@@ -36,7 +37,7 @@ async def contact_list(
     session: Session,
     page: IdPage,
     q: str = "",
-    segment: int | None = None,
+    segment: Annotated[BodyId | None, Blank] = None,
 ) -> Response:
     """Contacts by id; ``q`` an address or the beginning of one, ``segment`` a saved
     segment."""
