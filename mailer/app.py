@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     from mailer.campaign.result_endpoints import router as engagement
     from mailer.console.pages import router as console
     from mailer.contact.endpoints import router as contacts
+    from mailer.message.endpoints import contact_router as contact_messages
     from mailer.message.endpoints import router as messages
     from mailer.ops.dashboard import router as dashboard
     from mailer.ops.endpoints import router as ops
@@ -151,7 +152,16 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
     # order, and these paths are nobody else's)
     app.include_router(webhooks)
     app.include_router(subscribe)
-    for router in (contacts, segments, templates, campaigns, engagement, messages, suppressions):
+    for router in (
+        contacts,
+        contact_messages,
+        segments,
+        templates,
+        campaigns,
+        engagement,
+        messages,
+        suppressions,
+    ):
         app.include_router(router, prefix="/v1")
     app.include_router(reputation, prefix="/v1")
     app.include_router(keys, prefix="/v1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import Request
@@ -18,12 +18,13 @@ from mailer.campaign import service as campaigns
 from mailer.campaign import test_sends
 from mailer.campaign.schemas import CampaignIn, TestSendIn
 from mailer.console.roles import EDIT, PAUSE, VIEW
-from mailer.console.web import back, form, parse, render, route, viewer_of
+from mailer.console.web import Blank, back, form, parse, render, route, viewer_of
 from mailer.contact import service as contacts
 from mailer.errors import Invalid
 from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
 from mailer.people import service as people
 from mailer.reputation import service as reputation
+from mailer.ses import identities as ses_identities
 from mailer.template import service as templates
 from mailer.template.schemas import RenderIn
 from mailer.types import CampaignStatus
@@ -40,7 +41,10 @@ DONE = {
 
 @route("GET", "/campaigns", VIEW)
 async def campaign_list(
-    request: Request, session: Session, page: IdPage, status: CampaignStatus | None = None
+    request: Request,
+    session: Session,
+    page: IdPage,
+    status: Annotated[CampaignStatus | None, Blank] = None,
 ) -> Response:
     found = await campaigns.page(session, status, page)
     return render(
@@ -74,6 +78,8 @@ def _send_at(raw: str, zone: str) -> datetime | None:
 
 @route("GET", "/campaigns/new", EDIT)
 async def wizard(request: Request, session: Session) -> Response:
+    """The wizard; From and Reply-To offered from the SES account's verified identities
+    (any address may still be typed)."""
     settings = request.app.state.settings
     limit: Page[int] = Page(None, CHOICES, id_cursor)
     return render(
@@ -84,7 +90,9 @@ async def wizard(request: Request, session: Session) -> Response:
         mail_classes=list(settings.configuration_sets),
         regions=settings.regions,
         zones=_zones(),
-        senders=[settings.console_mail_from] if settings.console_mail_from else [],
+        configured_sender=settings.console_mail_from,
+        identities=await ses_identities.verified(settings),
+        all_regions=tuple(settings.regions),
     )
 
 

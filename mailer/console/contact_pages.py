@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -17,17 +17,18 @@ from mailer.audience import service as segments
 from mailer.auth.dependencies import Session
 from mailer.console.roles import EDIT, VIEW
 from mailer.console.subscription_pages import all_topics
-from mailer.console.web import back, form, parse, render, route, viewer_of
+from mailer.console.web import Blank, back, form, parse, render, route, viewer_of
 from mailer.contact import imports
 from mailer.contact import service as contacts
 from mailer.contact.schemas import ContactPatch
 from mailer.errors import Invalid, NotFound
 from mailer.message import service as messages
-from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor
+from mailer.pagination import DEFAULT_LIMIT, IdPage, Page, id_cursor, parse_id_cursor
 from mailer.people import service as people
 from mailer.secrets import signing_key
 from mailer.subscription import service as subscriptions
 from mailer.suppression import service as suppressions
+from mailer.types import BodyId
 
 IMPORTS_PATH = "/console/imports"  # the app gives it the import body limit
 MAX_SEARCH = 320
@@ -40,7 +41,7 @@ async def contact_list(
     session: Session,
     page: IdPage,
     q: str = "",
-    segment: int | None = None,
+    segment: Annotated[BodyId | None, Blank] = None,
 ) -> Response:
     """Contacts by id; ``q`` an address or the beginning of one, ``segment`` a saved
     segment."""
@@ -68,15 +69,24 @@ async def contact_list(
     )
 
 
+MESSAGES_PER_PAGE = 25
+
+
 @route("GET", "/contacts/{email}", VIEW)
-async def contact_page(request: Request, email: str, session: Session) -> Response:
+async def contact_page(
+    request: Request, email: str, session: Session, cursor: str | None = None
+) -> Response:
+    """The contact, its status history and suppression, and its messages (campaign and
+    transactional, newest first, a page at a time) with their events."""
     contact = await contacts.get(session, email)
     try:
         suppression = await suppressions.get(session, contact.email)
     except NotFound:
         suppression = None
-    sent = await messages.page(session, contact.email, None, Page(None, 20, id_cursor))
-    events = {m.id: (await messages.get(session, m.id)).events for m in sent.items}
+    last = None if cursor is None else parse_id_cursor(cursor)
+    sent = await messages.of_contact(
+        session, contact.email, Page(last, MESSAGES_PER_PAGE, id_cursor)
+    )
     return render(
         request,
         "contact.html",
@@ -85,7 +95,8 @@ async def contact_page(request: Request, email: str, session: Session) -> Respon
         suppression=suppression,
         history=await contacts.status_history(session, contact.id),
         messages=sent.items,
-        events=events,
+        next_cursor=sent.next_cursor,
+        paged=cursor is not None,
         audit=await people.history(session, "contact", contact.email),
         topics=await all_topics(session),
         subscriptions={
@@ -136,7 +147,7 @@ async def unsubscribe(request: Request, email: str, session: Session) -> Respons
 @route("GET", "/contacts/{email}/erase", EDIT)
 async def erase_page(request: Request, email: str, session: Session) -> Response:
     contact = await contacts.get(session, email)
-    sent = await messages.page(session, contact.email, None, Page(None, 1, id_cursor))
+    sent = await messages.of_contact(session, contact.email, Page(None, 1, id_cursor))
     return render(request, "erase.html", contact=contact, has_messages=bool(sent.items))
 
 

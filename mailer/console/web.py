@@ -22,6 +22,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
 
 from mailer.auth import sessions
 from mailer.console.roles import PUBLIC, allows
@@ -41,6 +42,10 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+
+# a filter form's "any" option sends an empty value: no filter, not a 422
+# (``segment: Annotated[BodyId | None, Blank] = None``)
+Blank = BeforeValidator(lambda value: None if value == "" else value)
 
 # (method, path) → permission, filled by ``route``
 ROUTES: dict[tuple[str, str], str] = {}

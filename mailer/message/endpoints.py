@@ -18,6 +18,7 @@ from mailer.message.schemas import (
     BatchIn,
     BatchItemOut,
     BatchOut,
+    ContactMessagePage,
     MessageAccepted,
     MessageIn,
     MessageOut,
@@ -37,6 +38,8 @@ from mailer.pagination import IdPage
 from mailer.types import Id, MessageStatus
 
 router = APIRouter(tags=["messages"], dependencies=[RequireScope.depends("transactional")])
+# a contact's mail, campaign and transactional alike, read as the contact's history
+contact_router = APIRouter(tags=["contacts"], dependencies=[RequireScope.depends("campaigns")])
 
 
 @router.post("/messages", status_code=202, response_model=MessageAccepted)
@@ -136,6 +139,14 @@ async def list_messages(
     status: MessageStatus | None = None,
 ) -> MessagePage:
     return await service.page(session, to, status, page)
+
+
+@contact_router.get("/contacts/{email}/messages", response_model=ContactMessagePage)
+async def contact_messages(email: str, session: Session, page: IdPage) -> ContactMessagePage:
+    """The campaign and transactional messages sent to the contact, newest first, each with
+    its status, its campaign and its first 50 events (delivery, bounce, complaint, open,
+    click…). 404 when there is no such contact."""
+    return await service.of_contact(session, email, page)
 
 
 MESSAGES_PATH = "/v1/messages"

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Event, IdempotencyKey, Message
+from mailer.types import MAX_ID
 
 _KEYS = text(
     """
@@ -151,6 +152,84 @@ async def page(
         query = query.where(Message.id < before)
     rows = await session.execute(query.order_by(Message.id.desc()).limit(limit))
     return list(rows.scalars())
+
+
+# A contact's messages, newest first, below ``before``: its campaign mail through the unique
+# (campaign_id, contact_id) key, one probe per launched campaign (an index on contact_id
+# alone would add a key to every row of every audience fix-up, its hottest insert), and
+# its transactional mail (test sends included) through the (email, id) index of
+# transactional mail. Campaigns are few next to messages; a campaign whose first message
+# is not below ``before`` is skipped without a probe.
+_OF_CONTACT = text(
+    """
+    SELECT m.* FROM (
+        SELECT m.*
+          FROM campaigns c
+          CROSS JOIN LATERAL (
+                -- LIMIT 1 (the key holds one at most) keeps it a probe per campaign:
+                -- pulled up into a join, it may be planned as a walk of the whole key
+                SELECT * FROM messages m
+                 WHERE m.campaign_id = c.id AND m.contact_id = :contact_id
+                 LIMIT 1
+               ) m
+         WHERE c.first_message_id IS NOT NULL AND c.first_message_id < :before
+           AND m.id < :before
+        UNION ALL
+        (SELECT * FROM messages m
+          WHERE m.campaign_id IS NULL AND m.email = :email AND m.id < :before
+          ORDER BY m.id DESC
+          LIMIT :limit)
+    ) m
+    ORDER BY m.id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def of_contact(
+    session: AsyncSession, contact_id: int, email: str, before: int | None, limit: int
+) -> list[Message]:
+    """A contact's campaign and transactional messages, newest first; ``before`` is the
+    last id of the previous page."""
+    params = {
+        "contact_id": contact_id,
+        "email": email,
+        "before": MAX_ID if before is None else before,
+        "limit": limit,
+    }
+    rows = await session.execute(select(Message).from_statement(_OF_CONTACT), params)
+    return list(rows.scalars())
+
+
+# The events of a page of messages, the first ``per_message`` of each in the order they
+# happened (a message opened a thousand times shows its first opens, not a thousand rows).
+_EVENTS_OF = text(
+    """
+    SELECT e.*
+      FROM unnest(CAST(:ids AS bigint[])) AS i(id)
+      CROSS JOIN LATERAL (
+            SELECT * FROM events e
+             WHERE e.message_id = i.id
+             ORDER BY e.occurred_at, e.id
+             LIMIT :per_message
+           ) e
+    """
+)
+
+
+async def events_of(
+    session: AsyncSession, message_ids: list[int], per_message: int
+) -> dict[int, list[Event]]:
+    """message id → its first ``per_message`` events, oldest first."""
+    found: dict[int, list[Event]] = {i: [] for i in message_ids}
+    if message_ids:
+        rows = await session.execute(
+            select(Event).from_statement(_EVENTS_OF),
+            {"ids": message_ids, "per_message": per_message},
+        )
+        for event in rows.scalars():
+            found[event.message_id or 0].append(event)
+    return found
 
 
 async def sweep_keys(session: AsyncSession, older_than_hours: float) -> int:

@@ -162,6 +162,20 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
+class ContactMessage(MessageSummary):
+    """One message to a contact: its campaign (None for transactional mail; a test send
+    names its campaign in ``test_campaign_id``) and what happened to it."""
+
+    campaign_id: int | None
+    test_campaign_id: int | None
+    events: list[EventOut]
+
+
+class ContactMessagePage(BaseModel):
+    items: list[ContactMessage]
+    next_cursor: str | None
+
+
 class BatchIn(BaseModel):
     """Up to 100 messages; each item is a message plus its own ``idempotency_key``, checked
     on its own so that one bad item fails only itself."""

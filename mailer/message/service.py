@@ -23,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailer import queues
 from mailer.config import Settings
 from mailer.contact import repository as contacts
-from mailer.contact.addresses import valid_address, valid_mailbox
+from mailer.contact.addresses import normalise, valid_address, valid_mailbox
 from mailer.errors import Conflict, Invalid, MailerError, NotFound, Unavailable
 from mailer.message import repository
 from mailer.message.schemas import (
+    ContactMessage,
+    ContactMessagePage,
     EventOut,
     MessageAccepted,
     MessageIn,
@@ -34,7 +36,7 @@ from mailer.message.schemas import (
     MessagePage,
     MessageSummary,
 )
-from mailer.models import Message, TemplateVersion
+from mailer.models import Event, Message, TemplateVersion
 from mailer.pagination import Page
 from mailer.queues import TRANSACTIONAL_QUEUE
 from mailer.template import service as templates
@@ -292,11 +294,12 @@ async def get(session: AsyncSession, message_id: int, campaign_id: int | None = 
         test_campaign_id=message.test_campaign_id,
         created_at=message.created_at,
         sent_at=message.sent_at,
-        events=[
-            EventOut(type=e.type, subtype=e.subtype, occurred_at=e.occurred_at, data=e.data)
-            for e in events
-        ],
+        events=[_event(e) for e in events],
     )
+
+
+def _event(e: Event) -> EventOut:
+    return EventOut(type=e.type, subtype=e.subtype, occurred_at=e.occurred_at, data=e.data)
 
 
 def _summary(m: Message) -> MessageSummary:
@@ -323,3 +326,30 @@ async def page(
         key=lambda m: m.id,
     )
     return MessagePage(items=[_summary(m) for m in rows], next_cursor=next_cursor)
+
+
+EVENTS_PER_MESSAGE = 50
+
+
+async def of_contact(session: AsyncSession, email: str, page: Page[int]) -> ContactMessagePage:
+    """The campaign and transactional messages sent to a contact, newest first, each with
+    its first events; 404 when there is no such contact."""
+    address = normalise(email)
+    found = await contacts.get(session, address)
+    if found is None:
+        raise NotFound(f"no contact {address!r}")
+    rows, next_cursor = page.cut(
+        await repository.of_contact(session, found[0].id, address, page.last, page.fetch),
+        key=lambda m: m.id,
+    )
+    events = await repository.events_of(session, [m.id for m in rows], EVENTS_PER_MESSAGE)
+    items = [
+        ContactMessage(
+            **_summary(m).model_dump(),
+            campaign_id=m.campaign_id,
+            test_campaign_id=m.test_campaign_id,
+            events=[_event(e) for e in events[m.id]],
+        )
+        for m in rows
+    ]
+    return ContactMessagePage(items=items, next_cursor=next_cursor)

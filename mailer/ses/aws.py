@@ -59,16 +59,16 @@ class Clients:
     Every call goes through :meth:`call` and is recorded in :attr:`calls` as
     ``service:Operation`` (what ``mailer ses`` reports it did)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, attempts: int = 3, connect_timeout: float = 10) -> None:
         self.target = target
         self._session = get_session()
         self._stack = AsyncExitStack()
         self._clients: dict[tuple[str, str], Any] = {}
         self.calls: list[str] = []
         self._config = AioConfig(
-            retries={"total_max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=20,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=2 * connect_timeout,
         )
 
     async def __aenter__(self) -> Clients:

@@ -2,7 +2,8 @@
 
 Running (API and workers): ``ses:SendEmail`` on the sending identities and the
 configuration sets (SES authorises a send against both), ``ses:GetConfigurationSet`` on
-the sets (the worker's start-up check) and ``ses:GetAccount``, which has no resource.
+the sets (the worker's start-up check), ``ses:GetAccount`` and ``ses:ListEmailIdentities``
+(the console's sender choices), which have no resource.
 Setup: what ``mailer ses setup`` and ``mailer ses check`` call, on the same identities,
 sets and topics; the list operations have no resource either.
 """
@@ -74,6 +75,13 @@ def policies(
                 "Sid": "ReadTheAccountQuota",
                 "Effect": "Allow",
                 "Action": ["ses:GetAccount"],
+                "Resource": "*",
+            },
+            {
+                # the console's campaign wizard offers them as senders
+                "Sid": "ListTheVerifiedIdentities",
+                "Effect": "Allow",
+                "Action": ["ses:ListEmailIdentities"],
                 "Resource": "*",
             },
         ],

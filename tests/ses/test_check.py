@@ -125,6 +125,7 @@ def test_policy_is_scoped_to_the_named_resources() -> None:
         "Action": ["ses:GetAccount"],
         "Resource": "*",
     }
+    assert running["ListTheVerifiedIdentities"]["Action"] == ["ses:ListEmailIdentities"]
     for statement in documents["setup"]["Statement"]:
         if statement["Sid"] != "ReadsWithoutAResource":
             assert all("123456789012" in r for r in statement["Resource"]), statement
