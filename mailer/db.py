@@ -30,6 +30,13 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+# Per connection. No JIT: our statements are short, and a plan whose estimated cost passes
+# jit_above_cost (a LIMIT over a filtered index scan is estimated as the whole scan) was
+# compiled on every execution: the outgoing webhooks' claim took 1 ms to run and 490 ms
+# to JIT-compile once its table had grown (bench/webhooks_out.py, a dead endpoint).
+SERVER_SETTINGS = {"jit": "off"}
+
+
 def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     """``pre_ping=False`` saves a round trip per checkout where every use already drops a
     broken connection and tries again (the workers' send path)."""
@@ -39,6 +46,7 @@ def create_engine(settings: Settings, *, pool_size: int = 10, pre_ping: bool = T
         max_overflow=pool_size,
         pool_pre_ping=pre_ping,
         # asyncpg's statement cache is per connection; keep it (hot paths are prepared)
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 
