@@ -53,6 +53,7 @@ async def send_message(
         request.app.state.arq,
         request.state.api_key.id,
         [service.Request(body, key, ["body"])],
+        senders=request.app.state.senders,
     )
     if isinstance(answer, MailerError):
         raise answer
@@ -105,6 +106,7 @@ async def accept_batch(
             request.app.state.arq,
             request.state.api_key.id,
             requests,
+            senders=request.app.state.senders,
         )
     )
     items = []

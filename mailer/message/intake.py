@@ -26,6 +26,7 @@ from mailer.db import after_commit, transaction
 from mailer.errors import Conflict, MailerError, Unavailable
 from mailer.message import service
 from mailer.message.schemas import MessageAccepted
+from mailer.ses.senders import SenderCheck
 
 Answer = MessageAccepted | MailerError
 
@@ -50,10 +51,12 @@ class Intake:
         *,
         group_size: int = 200,
         concurrency: int = 2,
+        senders: SenderCheck | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.redis = redis
+        self.senders = senders
         self.group_size = group_size
         self.concurrency = concurrency
         self._waiting: list[_Waiting] = []
@@ -61,6 +64,11 @@ class Intake:
 
     async def accept(self, api_key_id: int, request: service.Request) -> Answer:
         """The message accepted (or known by its key), or its 409/422, once committed."""
+        if self.senders is not None and self.senders.enabled:
+            # before it joins a group: a first look-up of a domain holds up no other request
+            refused = await service.sender_refusal(self.senders, self.settings, request)
+            if refused is not None:
+                return refused
         waiting = _Waiting(api_key_id, request)
         self._waiting.append(waiting)
         if len(self._committers) < self.concurrency:
