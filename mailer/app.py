@@ -28,6 +28,7 @@ from mailer.middleware import BodyGate, RequestContext
 from mailer.openapi import document_errors
 from mailer.ops.docs import install_docs
 from mailer.ses.aws import sns_transport
+from mailer.ses.senders import SenderCheck
 from mailer.subscription.public import SUBSCRIBE_PREFIX, SignupEndpoint
 from mailer.subscription.signup import Signups
 from mailer.suppression.endpoints import IMPORTS_PATH as SUPPRESSION_IMPORTS_PATH
@@ -105,12 +106,15 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         intake_engine = create_engine(
             settings, pool_size=settings.intake_concurrency, pre_ping=False
         )
+        # the From domains' SES identities (DKIM), read once per domain and kept
+        app.state.senders = SenderCheck(settings)
         app.state.intake = Intake(
             create_sessionmaker(intake_engine),
             settings,
             app.state.arq,
             group_size=settings.intake_group_size,
             concurrency=settings.intake_concurrency,
+            senders=app.state.senders,
         )
         app.state.signups = Signups(app.state.sessionmaker, settings, app.state.arq)
         try:
@@ -118,6 +122,7 @@ def create_app(settings: Settings | None = None) -> MailerAPI:
         finally:
             await app.state.signups.close()
             await app.state.intake.close()
+            await app.state.senders.close()
             await intake_engine.dispose()
             await app.state.sns_store.close()
             await app.state.sns_http.aclose()

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     # the domain whose MX is SES inbound and whose receipt rule posts unsubscribe mail to
     # the webhook (`mailer ses setup --inbound-unsubscribe`); unset: no List-Unsubscribe mailto
     inbound_unsubscribe_domain: str = ""
+    # alignment at the door (mailer.ses.senders): a campaign or message from a domain whose
+    # SES identity has no DKIM SUCCESS is refused (when SES answers GetEmailIdentity); each
+    # domain's answer is kept this long per API process (0 turns the check off)
+    sender_check_seconds: float = 300.0
+    # DNS servers (host or host:port) for `mailer ses check`'s DMARC look-ups; empty: the
+    # system's resolver (/etc/resolv.conf)
+    dns_resolvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -203,6 +210,11 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dns_resolvers", mode="before")
+    @classmethod
+    def _parse_resolvers(cls, value: object) -> list[str]:
+        return _split(value)
 
     @field_validator("sns_topic_arns", mode="before")
     @classmethod

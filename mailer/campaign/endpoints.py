@@ -24,7 +24,9 @@ router = APIRouter(tags=["campaigns"], dependencies=[RequireScope.depends("campa
 
 @router.post("/campaigns", status_code=201, response_model=CampaignOut)
 async def create_campaign(body: CampaignIn, session: Session, request: Request) -> CampaignOut:
-    return await service.create(session, request.app.state.settings, body)
+    return await service.create(
+        session, request.app.state.settings, body, request.app.state.senders
+    )
 
 
 @router.get("/campaigns", response_model=CampaignPage)
@@ -44,7 +46,9 @@ async def update_campaign(
     """Change a draft: name, template and version, segment, sender, reply-to, mail class,
     regions, schedule (the fields the body names; `reply_to` and `send_at` null remove
     them). 409 once the campaign has left `draft`."""
-    return await service.update(session, request.app.state.settings, campaign_id, body)
+    return await service.update(
+        session, request.app.state.settings, campaign_id, body, request.app.state.senders
+    )
 
 
 @router.delete("/campaigns/{campaign_id}", status_code=204)
@@ -62,7 +66,11 @@ async def get_campaign(campaign_id: Id, session: Session) -> CampaignOut:
 @router.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
 async def send_campaign(campaign_id: Id, session: Session, request: Request) -> CampaignOut:
     return await service.launch(
-        session, request.app.state.settings, request.app.state.arq, campaign_id
+        session,
+        request.app.state.settings,
+        request.app.state.arq,
+        campaign_id,
+        request.app.state.senders,
     )
 
 

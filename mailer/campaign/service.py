@@ -34,6 +34,7 @@ from mailer.errors import Conflict, Invalid, NotFound
 from mailer.models import STAT_NAMES, Campaign, CampaignStats
 from mailer.pagination import Page
 from mailer.reputation import service as reputation
+from mailer.ses.senders import SenderCheck, check_sender
 from mailer.template import service as templates
 
 TRANSITIONS = {
@@ -143,11 +144,18 @@ async def _segment(session: AsyncSession, segment_id: int) -> None:
         raise Invalid.at(["body", "segment_id"], exc.message) from exc
 
 
-async def create(session: AsyncSession, settings: Settings, body: CampaignIn) -> CampaignOut:
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    body: CampaignIn,
+    senders: SenderCheck | None = None,
+) -> CampaignOut:
+    """A draft; with ``senders`` (API, console) its From domain's DKIM is checked."""
     from_address = valid_mailbox(body.from_address, ["body", "from_address"])
     reply_to = valid_mailbox(body.reply_to, ["body", "reply_to"]) if body.reply_to else None
     mail_class = _mail_class(settings, body.mail_class)
     regions = _regions(settings, body.regions or [])
+    await check_sender(senders, from_address, regions)
     version_id = await _version_id(session, body.template_id, body.template_version)
     await _segment(session, body.segment_id)
     await _required_content(session, settings, mail_class, version_id, body.name, "create")
@@ -171,7 +179,11 @@ async def create(session: AsyncSession, settings: Settings, body: CampaignIn) ->
 
 
 async def update(
-    session: AsyncSession, settings: Settings, campaign_id: int, body: CampaignPatch
+    session: AsyncSession,
+    settings: Settings,
+    campaign_id: int,
+    body: CampaignPatch,
+    senders: SenderCheck | None = None,
 ) -> CampaignOut:
     """Change a draft (409 in any other state): the fields the body names."""
     campaign = await _draft(session, campaign_id, "change")
@@ -203,6 +215,8 @@ async def update(
         campaign.send_at = _send_at(body.send_at)
     if "utm" in given:
         campaign.utm = _utm(body.utm)
+    if body.from_address is not None or "regions" in given:
+        await check_sender(senders, campaign.from_address, campaign.regions)
     await _required_content(
         session, settings, campaign.mail_class, campaign.template_version_id, campaign.name, "save"
     )
@@ -279,10 +293,15 @@ async def _required_content(
 
 
 async def launch(
-    session: AsyncSession, settings: Settings, redis: ArqRedis, campaign_id: int
+    session: AsyncSession,
+    settings: Settings,
+    redis: ArqRedis,
+    campaign_id: int,
+    senders: SenderCheck | None = None,
 ) -> CampaignOut:
     """Send now, or at ``send_at`` when it lies in the future."""
     campaign = await _transition(session, campaign_id, "send")
+    await check_sender(senders, campaign.from_address, campaign.regions)
     await _required_content(
         session,
         settings,

@@ -112,7 +112,9 @@ async def create(request: Request, session: Session) -> Response:
         or None,
         "send_at": _send_at(data.get("send_at", ""), data.get("time_zone", "UTC")),
     }
-    created = await campaigns.create(session, settings, parse(CampaignIn, body))
+    created = await campaigns.create(
+        session, settings, parse(CampaignIn, body), request.app.state.senders
+    )
     await people.record(
         session,
         viewer_of(request).actor,
@@ -212,7 +214,9 @@ async def _act(request: Request, session: Session, campaign_id: int, action: str
     viewer = viewer_of(request)
     redis = request.app.state.arq
     if action == "launch":
-        await campaigns.launch(session, request.app.state.settings, redis, campaign_id)
+        await campaigns.launch(
+            session, request.app.state.settings, redis, campaign_id, request.app.state.senders
+        )
     elif action == "pause":
         await campaigns.pause(session, campaign_id, reason=f"paused by {viewer.person.email}")
     elif action == "resume":

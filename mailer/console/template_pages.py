@@ -174,7 +174,9 @@ async def test_send(request: Request, template_id: int, session: Session) -> Res
         for i, a in enumerate(to)
     ]
     settings = request.app.state.settings
-    answers = await messages.accept(session, settings, request.app.state.arq, None, requests)
+    answers = await messages.accept(
+        session, settings, request.app.state.arq, None, requests, request.app.state.senders
+    )
     for answer in answers:
         if isinstance(answer, Exception):
             raise answer

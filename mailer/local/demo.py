@@ -1,4 +1,5 @@
-"""``mailer demo``: seed a stack over its HTTP API, send a campaign, show what happened."""
+"""``mailer demo``: seed a stack over its HTTP API, send a campaign, show what happened: the
+feedback loop, an unsubscribe by mail (``inbound_demo``) and outgoing webhooks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from mailer.local import webhook_demo
+from mailer.local import inbound_demo, webhook_demo
 from mailer.local.demo_report import (
     DemoError,
     progress_bar,
@@ -52,6 +53,12 @@ local SES emulator.</p>
 class Target:
     api_url: str
     api_key: str
+    ses_url: str | None = None  # the stack's embedded SES emulator (unsubscribe by mail)
+
+
+def _emulator(info: dict[str, Any]) -> str | None:
+    """The embedded emulator of a ``mailer dev`` stack (it signs SNS: it has a cert dir)."""
+    return info.get("ses_endpoint") if info.get("sns_cert_dir") else None
 
 
 def run_demo(
@@ -77,7 +84,7 @@ def run_demo(
                 stack_config(base_dir), log=lambda line: console.print(f"[dim]{line}[/dim]")
             )
             info = stack.start()
-            target = Target(info["api_url"], info["admin_key"])
+            target = Target(info["api_url"], info["admin_key"], _emulator(info))
         else:
             console.print(f"using the running stack at {target.api_url}")
         return asyncio.run(_demo(target, contacts, timeout, console))
@@ -102,7 +109,7 @@ def _find_stack(base_dir: Path, api_url: str | None, api_key: str | None) -> Tar
     if info and info.get("api_url") and info.get("admin_key"):
         try:
             if api_ready(info["api_url"]):
-                return Target(info["api_url"], info["admin_key"])
+                return Target(info["api_url"], info["admin_key"], _emulator(info))
         except OSError:
             pass
     return None
@@ -154,6 +161,7 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
             f"campaign {campaign['id']}: sending"
         )
         hooks = await webhook_demo.start(client, console)
+        since = await inbound_demo.mark(target.ses_url)
         await _post(client, f"/v1/campaigns/{campaign['id']}/send", None, expect=(202,))
         final = await watch_campaign(client, campaign["id"], wait_seconds, console)
         code = report_campaign(final, console)
@@ -162,6 +170,13 @@ async def _demo(target: Target, contacts: int, wait_seconds: float, console: Con
         else:
             code = await show_feedback(
                 client, campaign["id"], _simulated(run_tag)[:contacts], console
+            )
+        if not code:
+            # a reader answers the List-Unsubscribe mailto: SES receiving → SNS → webhook
+            # (the run's success@ address: mail to it is delivered)
+            reader = _simulated(run_tag)[0]
+            code = await inbound_demo.show(
+                client, target.ses_url, since, campaign["id"], reader, console
             )
         await webhook_demo.finish(hooks, client, console)
     return code

@@ -4,9 +4,10 @@ event destinations nor MAIL FROM), and the SNS topics they publish to
 (``mailer.local.sns_emulator``).
 
 ``mailer.local.standin_http`` hands every request other than SendEmail and GetAccount to
-:meth:`Account.handle`; an answer of None means "not mine". Operations are found in
-:data:`ROUTES` (method, path pattern, handler): another operation is one more row and one
-more method.
+:meth:`Account.handle`; an answer of None means "not mine". SES v1's receipt rules
+(``mailer.local.ses_receiving``) and SNS (``mailer.local.sns_emulator``) answer on ``/``.
+SES v2 operations are found in :data:`ROUTES` (method, path pattern, handler): another
+operation is one more row and one more method.
 
 Identities verify at once (DKIM and MAIL FROM ``SUCCESS``), or stay ``PENDING`` after
 ``POST /_standin/account {"verify": false}`` until ``{"verify": true}``. Every region
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from mailer.local.ses_receiving import Receiving
 from mailer.local.ses_resources import ConfigurationSet, Identity, Region, event_destination
 from mailer.local.simulator import Signer
 from mailer.local.sns_emulator import Sns
@@ -91,12 +93,14 @@ class Account:
     ) -> None:
         self.default_sets = default_sets
         self.sns = Sns(signer)
+        self.receiving = Receiving(lambda arn: arn in self.sns.topics)
         self.reset()
 
     def reset(self) -> None:
         self.regions: dict[str, Region] = {}
         self.verify = True
         self.sns.reset()
+        self.receiving.reset()
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /_standin/account {"verify": false}``: identities (existing and new) stay
@@ -129,6 +133,7 @@ class Account:
                 for name, state in self.regions.items()
             },
             "sns": self.sns.stats(),
+            "receiving": self.receiving.stats(),
         }
 
     def has_set(self, region: str, name: str) -> bool:
@@ -137,7 +142,9 @@ class Account:
     def handle(
         self, method: bytes, path: bytes, query: bytes, auth: bytes, region: str, body: bytes
     ) -> Answer | None:
-        """The answer to an account or SNS request; None when it is neither."""
+        """The answer to an account, receiving or SNS request; None when it is none."""
+        if path == b"/" and method == b"POST" and service_of(auth) == "ses":
+            return self.receiving.handle(region, body)  # SES v1: receipt rules
         if path == b"/" and (service_of(auth) == "sns" or b"Action=" in query):
             return self.sns.handle(method, query, region, body)
         if not path.startswith(b"/v2/email/") or path.startswith(b"/v2/email/outbound"):

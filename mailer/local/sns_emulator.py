@@ -1,8 +1,9 @@
 """Amazon SNS, as much of it as ``mailer ses setup`` and ``mailer ses check`` call, for the
 local emulator: the Query API (form-encoded POST, XML answers) on the stand-in's port.
 
-CreateTopic, ListTopics, GetTopicAttributes, DeleteTopic, Subscribe,
-ListSubscriptionsByTopic, GetSubscriptionAttributes, SetSubscriptionAttributes,
+CreateTopic, ListTopics, GetTopicAttributes, SetTopicAttributes (``Policy`` and
+``DisplayName``; a new topic has SNS's default policy for its owner), DeleteTopic,
+Subscribe, ListSubscriptionsByTopic, GetSubscriptionAttributes, SetSubscriptionAttributes,
 ConfirmSubscription and Unsubscribe. An http(s) subscription starts pending: as SNS does,
 the emulator POSTs a signed ``SubscriptionConfirmation`` (the local certificate of
 ``mailer.local.simulator``) to the endpoint, whose ``SubscribeURL`` is an SNS URL; the
@@ -84,6 +85,33 @@ def _entries(attributes: dict[str, str]) -> str:
     )
 
 
+def default_policy(topic_arn: str) -> dict[str, Any]:
+    """The policy SNS gives a new topic: its owner account may use it."""
+    return {
+        "Version": "2008-10-17",
+        "Id": "__default_policy_ID",
+        "Statement": [
+            {
+                "Sid": "__default_statement_ID",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": [
+                    "SNS:GetTopicAttributes",
+                    "SNS:SetTopicAttributes",
+                    "SNS:AddPermission",
+                    "SNS:RemovePermission",
+                    "SNS:DeleteTopic",
+                    "SNS:Subscribe",
+                    "SNS:ListSubscriptionsByTopic",
+                    "SNS:Publish",
+                ],
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"AWS:SourceOwner": ACCOUNT}},
+            }
+        ],
+    }
+
+
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -98,6 +126,7 @@ class Sns:
 
     def reset(self) -> None:
         self.topics: dict[str, list[str]] = {}  # topic ARN -> subscription ARNs
+        self.topic_attributes: dict[str, dict[str, str]] = {}  # Policy, DisplayName
         self.subscriptions: dict[str, Subscription] = {}
         self.confirmations_sent = 0
 
@@ -121,7 +150,12 @@ class Sns:
         if not name or len(name) > 256:
             return _error(400, "InvalidParameter", "Invalid parameter: Topic Name")
         arn = f"arn:aws:sns:{region}:{ACCOUNT}:{name}"
-        self.topics.setdefault(arn, [])
+        if arn not in self.topics:
+            self.topics[arn] = []
+            self.topic_attributes[arn] = {
+                "Policy": json.dumps(default_policy(arn)),
+                "DisplayName": "",
+            }
         return _xml("CreateTopic", f"<TopicArn>{escape(arn)}</TopicArn>")
 
     def op_ListTopics(self, region: str, p: dict[str, str]) -> Answer:  # noqa: N802
@@ -140,15 +174,34 @@ class Sns:
         attributes = {
             "TopicArn": arn,
             "Owner": ACCOUNT,
-            "DisplayName": "",
+            **self.topic_attributes.get(arn, {}),
             "SubscriptionsConfirmed": str(sum(not s.pending for s in subs)),
             "SubscriptionsPending": str(sum(s.pending for s in subs)),
             "SubscriptionsDeleted": "0",
         }
         return _xml("GetTopicAttributes", f"<Attributes>{_entries(attributes)}</Attributes>")
 
+    def op_SetTopicAttributes(self, region: str, p: dict[str, str]) -> Answer:  # noqa: N802
+        arn, name = p.get("TopicArn", ""), p.get("AttributeName", "")
+        if arn not in self.topics:
+            return _error(404, "NotFound", "Topic does not exist")
+        value = p.get("AttributeValue", "")
+        if name == "Policy":
+            try:
+                document = json.loads(value)
+            except ValueError:
+                document = None
+            if not isinstance(document, dict) or not isinstance(document.get("Statement"), list):
+                return _error(400, "InvalidParameter", "Invalid parameter: Policy")
+        elif name != "DisplayName":
+            return _error(400, "InvalidParameter", "Invalid parameter: AttributeName")
+        self.topic_attributes.setdefault(arn, {})[name] = value
+        return _xml("SetTopicAttributes")
+
     def op_DeleteTopic(self, region: str, p: dict[str, str]) -> Answer:  # noqa: N802
-        for sub in self.topics.pop(p.get("TopicArn", ""), []):
+        arn = p.get("TopicArn", "")
+        self.topic_attributes.pop(arn, None)
+        for sub in self.topics.pop(arn, []):
             self.subscriptions.pop(sub, None)
         return _xml("DeleteTopic")
 
@@ -294,6 +347,11 @@ class Sns:
             "topics": {
                 arn: [self.subscriptions[s].attributes() for s in subs]
                 for arn, subs in self.topics.items()
+            },
+            "topic_policies": {
+                arn: json.loads(attributes["Policy"])
+                for arn, attributes in self.topic_attributes.items()
+                if attributes.get("Policy")
             },
             "confirmations_sent": self.confirmations_sent,
         }

@@ -233,5 +233,10 @@ class AsyncStandinControl:
     ) -> Any:
         return await self._post("/rates", _rates_body(rates, max_24h, burst))
 
+    async def receive(
+        self, to: list[str], subject: str, sender: str = "reader@example.test"
+    ) -> Any:
+        return await self._post("/receive", {"to": to, "subject": subject, "from": sender})
+
     async def reset(self) -> Any:
         return await self._post("/reset", {})

@@ -326,14 +326,18 @@ class Standin:
 
 
 def _summary(request: dict[str, Any]) -> bytes:
-    """What ``--no-keep-bodies`` keeps of a request: recipients, subject and tags."""
-    content = request.get("Content") or {}
-    subject = ((content.get("Simple") or {}).get("Subject") or {}).get("Data")
+    """What ``--no-keep-bodies`` keeps of a request: recipients, subject and tags, and the
+    ``List-Unsubscribe`` header of bulk mail (``mailer demo`` unsubscribes by mail)."""
+    simple = (request.get("Content") or {}).get("Simple") or {}
+    subject = (simple.get("Subject") or {}).get("Data")
     summary = {
         "Destination": request.get("Destination"),
         "Subject": subject,
         "EmailTags": request.get("EmailTags"),
     }
+    for header in simple.get("Headers") or ():
+        if isinstance(header, dict) and header.get("Name") == "List-Unsubscribe":
+            summary["ListUnsubscribe"] = header.get("Value")
     return json.dumps(summary, separators=(",", ":")).encode()
 
 

@@ -56,6 +56,7 @@ async def send_message(
         request.app.state.arq,
         request.state.api_key.id,
         [service.Request(body, key, ["body"])],
+        senders=request.app.state.senders,
     )
     if isinstance(answer, MailerError):
         raise answer
@@ -108,6 +109,7 @@ async def accept_batch(
             request.app.state.arq,
             request.state.api_key.id,
             requests,
+            senders=request.app.state.senders,
         )
     )
     items = []

@@ -12,6 +12,7 @@ from mailer.errors import MailerError
 from mailer.group_commit import GroupCommit
 from mailer.message import service
 from mailer.message.schemas import MessageAccepted
+from mailer.ses.senders import SenderCheck
 
 Answer = MessageAccepted | MailerError
 
@@ -27,15 +28,22 @@ class Intake:
         *,
         group_size: int = 200,
         concurrency: int = 2,
+        senders: SenderCheck | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
+        self.senders = senders
         self._groups: GroupCommit[tuple[int, service.Request], MessageAccepted] = GroupCommit(
             sessionmaker, self._accept, group_size=group_size, concurrency=concurrency
         )
 
     async def accept(self, api_key_id: int, request: service.Request) -> Answer:
         """The message accepted (or known by its key), or its 409/422, once committed."""
+        if self.senders is not None and self.senders.enabled:
+            # before it joins a group: a first look-up of a domain holds up no other request
+            refused = await service.sender_refusal(self.senders, self.settings, request)
+            if refused is not None:
+                return refused
         return await self._groups.submit((api_key_id, request))
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ from mailer.message.schemas import (
 from mailer.models import Event, Message, TemplateVersion
 from mailer.pagination import Page
 from mailer.queues import TRANSACTIONAL_QUEUE
+from mailer.ses.senders import SenderCheck, SenderNotVerified
 from mailer.template import service as templates
 from mailer.template.compiler import compiled_version
 from mailer.template.layouts import wrap_fragment
@@ -134,19 +135,42 @@ async def _row(
     return row
 
 
+async def sender_refusal(
+    senders: SenderCheck, settings: Settings, req: Request
+) -> SenderNotVerified | None:
+    """The 422 of a message whose From domain SES knows without DKIM ``SUCCESS``
+    (``mailer.ses.senders``; a kept answer, off the accept path once the domain was seen)."""
+    path = [*req.path, "from_address"]
+    try:
+        mailbox = valid_mailbox(req.body.from_address, path)
+    except Invalid:
+        return None  # its own 422 comes with the row's checks
+    try:
+        await senders.check(mailbox, settings.regions, path)
+    except SenderNotVerified as exc:
+        return exc
+    return None
+
+
 async def accept(
     session: AsyncSession,
     settings: Settings,
     redis: ArqRedis,
     api_key_id: int | None,
     requests: Sequence[Request],
+    senders: SenderCheck | None = None,
 ) -> list[MessageAccepted | MailerError]:
     """Accept messages; for each, the queued (or, for a known key, the earlier) message,
-    or the error of that message alone. Keys are stored in this transaction."""
+    or the error of that message alone. Keys are stored in this transaction. With
+    ``senders``, a From domain SES knows as not verified is that message's 422."""
     answers: list[MessageAccepted | MailerError | None] = [None] * len(requests)
     rows: dict[int, dict[str, Any]] = {}
     versions: dict[int, TemplateVersion] = {}
     for i, req in enumerate(requests):
+        if senders is not None and senders.enabled:
+            answers[i] = await sender_refusal(senders, settings, req)
+            if answers[i] is not None:
+                continue
         try:
             rows[i] = await _row(session, settings, req, versions)
         except MailerError as exc:

@@ -3,9 +3,11 @@
 Per region: credentials, production access, quota, sending, enforcement (GetAccount); each
 domain identity verified, DKIM and MAIL FROM ``SUCCESS``; each configured configuration set
 and its SNS destination covering bounce, complaint and delivery; each topic those publish
-to allowed (``MAILER_SNS_TOPIC_ARNS``) with a confirmed subscription to this deployment.
+to allowed (``MAILER_SNS_TOPIC_ARNS``), its policy letting SES publish, and a confirmed
+subscription to this deployment.
 Then the deployment: https public URL, a secret key that is not a default, and the From
-addresses of scheduled and sending campaigns on verified identities.
+addresses of scheduled and sending campaigns on verified identities. Last, a DMARC record
+for each of those domains (a warning with a record to publish: ``mailer.ses.dmarc``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 from mailer import secrets
 from mailer.config import Settings
 from mailer.contact.addresses import mailbox_address
+from mailer.ses import dmarc, topic_policy
 from mailer.ses.aws import AwsError, Clients
-from mailer.ses.plan import REQUIRED_EVENT_TYPES
+from mailer.ses.plan import REQUIRED_EVENT_TYPES, RULE_NAME
 from mailer.ses.setup import WEBHOOK_PATH
 
 OK, FAIL, WARN = "ok", "fail", "warn"
@@ -49,6 +52,7 @@ class Checker:
         self.aws = aws
         self.settings = settings
         self.facts: list[Fact] = []
+        self.domains: set[str] = set()  # From domains seen: identities, campaign senders
         self.webhook_url = settings.public_url.rstrip("/") + WEBHOOK_PATH
 
     def add(
@@ -134,6 +138,7 @@ class Checker:
                 "no domain identity",
                 SETUP.format(domain="<your domain>", region=region),
             )
+        self.domains.update(domains)
         for domain in domains:
             await self.identity(region, domain)
 
@@ -225,6 +230,7 @@ class Checker:
                     "not in MAILER_SNS_TOPIC_ARNS: its notifications are refused",
                     f"add {arn} to MAILER_SNS_TOPIC_ARNS and restart the API",
                 )
+            await self.topic_policy(region, arn)
             subs = await self.aws.pages(
                 "sns", region, "ListSubscriptionsByTopic", "Subscriptions", TopicArn=arn
             )
@@ -245,6 +251,22 @@ class Checker:
                 self.add(
                     FAIL, region, subject, "absent", SETUP.format(domain="<domain>", region=region)
                 )
+
+    async def topic_policy(self, region: str, arn: str) -> None:
+        """The topic's policy lets SES publish (``mailer.ses.topic_policy``)."""
+        found = await self.aws.find("sns", region, "GetTopicAttributes", TopicArn=arn)
+        policy = topic_policy.parse(((found or {}).get("Attributes") or {}).get("Policy"))
+        sets = list(dict.fromkeys(self.settings.configuration_sets.values()))
+        if topic_policy.in_place(policy, topic_policy.statement(arn, sets, RULE_NAME)):
+            self.add(OK, region, f"topic policy {arn}", "SES may publish (this account only)")
+        else:
+            self.add(
+                WARN,
+                region,
+                f"topic policy {arn}",
+                f"no statement {topic_policy.SID} letting ses.amazonaws.com publish",
+                SETUP.format(domain="<domain>", region=region),
+            )
 
     # -- the deployment ------------------------------------------------------------------
 
@@ -274,6 +296,7 @@ class Checker:
         seen: dict[tuple[str, str], bool] = {}
         for mailbox, campaign_regions in campaigns:
             address = mailbox_address(mailbox)
+            self.domains.add(address.rpartition("@")[2])
             for region in [r for r in (campaign_regions or regions) if r in regions]:
                 key = (address, region)
                 if key not in seen:
@@ -292,6 +315,11 @@ class Checker:
                 )
         if not campaigns:
             self.add(OK, None, "campaign senders", "no scheduled or sending campaign")
+
+    async def dmarc(self) -> None:
+        """A warning for each From domain without a DMARC record, with one to publish."""
+        for domain, fine, detail, fix in await dmarc.facts(self.settings, sorted(self.domains)):
+            self.add(OK if fine else WARN, None, f"DMARC {domain}", detail, fix)
 
     async def verified(self, region: str, address: str) -> bool:
         """SES's rule: the address itself, its domain or a parent domain, verified."""
@@ -317,6 +345,7 @@ async def run_check(
     """Every fact, in order; ``campaigns`` reads (From address, regions) of the campaigns
     under way from the database."""
     checker = Checker(aws, settings)
+    checker.domains.update(domains)
     reachable = []
     for region in regions:
         if not await checker.account(region):
@@ -346,4 +375,5 @@ async def run_check(
         )
     else:
         await checker.senders(reachable, under_way)
+    await checker.dmarc()
     return checker.facts

@@ -38,7 +38,9 @@ _cache: dict[tuple[str | None, tuple[str, ...]], tuple[float, list[Identity] | N
 
 async def _list(settings: Settings) -> list[Identity]:
     verified: dict[str, tuple[bool, list[str]]] = {}
-    async with Clients(Target.from_settings(settings), attempts=1, connect_timeout=2) as aws:
+    async with Clients(
+        Target.from_settings(settings), attempts=1, connect_timeout=2, read_timeout=4
+    ) as aws:
         for region in settings.regions:
             listed = await aws.pages("sesv2", region, "ListEmailIdentities", "EmailIdentities")
             for item in listed:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from mailer.ses.aws import Clients
-from mailer.ses.plan import Call, Step
+from mailer.ses.plan import RULE_NAME, Call, Step
 
 RULE_SET = "mailer"
-RULE_NAME = "mailer-unsubscribe"
+__all__ = ["RULE_NAME", "RULE_SET", "ensure", "inbound_domain", "plan"]
 
 
 def inbound_domain(domain: str, given: str | None) -> str:

@@ -3,14 +3,18 @@
 Pure: :func:`plan_region` compares the wanted state (:class:`Wanted`) with what the reads
 found (:class:`Found`) and returns the steps, each with the AWS calls that would make it
 so; nothing here calls AWS, so ``--dry-run`` prints exactly the plan a real run applies.
-Steps come in the order the resources depend on each other: the topic, its subscription,
-the configuration sets and their event destinations, the identity with DKIM, MAIL FROM.
+Steps come in the order the resources depend on each other: the topic, its policy (SES
+may publish to it: ``mailer.ses.topic_policy``), its subscription, the configuration sets
+and their event destinations, the identity with DKIM, MAIL FROM.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from mailer.ses import topic_policy
 
 # every event type the feedback loop reads (mailer.webhook.process), as SES v2 names them
 EVENT_TYPES = (
@@ -28,6 +32,8 @@ EVENT_TYPES = (
 # what the feedback loop cannot do without (mailer ses check)
 REQUIRED_EVENT_TYPES = ("BOUNCE", "COMPLAINT", "DELIVERY")
 DESTINATION_NAME = "mailer-sns"
+# the receipt rule of inbound unsubscribes (mailer.ses.inbound_setup); the topic policy names it
+RULE_NAME = "mailer-unsubscribe"
 DEFAULT_TOPIC_NAME = "mailer-ses-events"
 DKIM_KEY_LENGTH = "RSA_2048_BIT"
 # stands for the topic's ARN in the calls of a plan made before the topic exists
@@ -53,6 +59,7 @@ class Found:
     """What the reads found in one region (None: absent)."""
 
     topic_arn: str | None = None
+    topic_policy: dict[str, Any] | None = None  # the topic's Policy attribute, parsed
     # {"arn": …, "pending": bool, "raw": bool} of the subscription to the webhook URL
     subscription: dict[str, Any] | None = None
     # configuration set -> GetConfigurationSet's answer
@@ -87,7 +94,7 @@ class Step:
 
 def plan_region(wanted: Wanted, found: Found) -> list[Step]:
     """The steps that bring one region from ``found`` to ``wanted``, in order."""
-    steps = [_topic(wanted, found), _subscription(wanted, found)]
+    steps = [_topic(wanted, found), _topic_policy(wanted, found), _subscription(wanted, found)]
     topic = found.topic_arn or TOPIC_ARN
     for name in dict.fromkeys(wanted.configuration_sets.values()):
         steps.append(_configuration_set(wanted, name, found.sets.get(name)))
@@ -103,6 +110,37 @@ def _topic(wanted: Wanted, found: Found) -> Step:
         return Step(resource, "ok", found.topic_arn)
     return Step(
         resource, "create", "new topic", [Call("sns", "CreateTopic", {"Name": wanted.topic_name})]
+    )
+
+
+@dataclass(frozen=True)
+class NewTopicPolicy:
+    """Stands for the policy of a topic this run creates: made when the call is made, from
+    the new topic's ARN and its fresh policy (``mailer.ses.setup``)."""
+
+    configuration_sets: tuple[str, ...]
+
+
+def _topic_policy(wanted: Wanted, found: Found) -> Step:
+    resource = f"SNS topic policy {wanted.topic_name}"
+    detail = "SES may publish (aws:SourceAccount, aws:SourceArn: the sets and the receipt rule)"
+    sets = tuple(dict.fromkeys(wanted.configuration_sets.values()))
+    if not found.topic_arn:
+        value: Any = NewTopicPolicy(sets)
+        return Step(resource, "create", detail, [set_policy(TOPIC_ARN, value)])
+    wanted_statement = topic_policy.statement(found.topic_arn, sets, RULE_NAME)
+    if topic_policy.in_place(found.topic_policy, wanted_statement):
+        return Step(resource, "ok", detail)
+    document = topic_policy.merged(found.topic_policy, wanted_statement)
+    action = "update" if topic_policy.ours(found.topic_policy) else "create"
+    return Step(resource, action, detail, [set_policy(found.topic_arn, json.dumps(document))])
+
+
+def set_policy(topic_arn: str, value: Any) -> Call:
+    return Call(
+        "sns",
+        "SetTopicAttributes",
+        {"TopicArn": topic_arn, "AttributeName": "Policy", "AttributeValue": value},
     )
 
 
@@ -332,8 +370,13 @@ def dns_records(
         {
             "name": f"_dmarc.{domain}",
             "type": "TXT",
-            "value": f'"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"',
+            "value": f'"{suggested_dmarc(domain)}"',
             "why": "DMARC, monitoring only to start with; tighten to p=quarantine later",
         },
     ]
     return records
+
+
+def suggested_dmarc(domain: str) -> str:
+    """A first DMARC record for ``domain``: monitoring only, aggregate reports to it."""
+    return f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"

@@ -1,11 +1,13 @@
 """``mailer ses policy``: least-privilege IAM policies, scoped to the named resources.
 
 Running (API and workers): ``ses:SendEmail`` on the sending identities and the
-configuration sets (SES authorises a send against both), ``ses:GetConfigurationSet`` on
-the sets (the worker's start-up check), ``ses:GetAccount`` and ``ses:ListEmailIdentities``
-(the console's sender choices), which have no resource.
+configuration sets (SES authorises a send against both), ``ses:GetEmailIdentity`` on the
+identities (the API's DKIM check of a From domain at create), ``ses:GetConfigurationSet``
+on the sets (the worker's start-up check), ``ses:GetAccount`` and
+``ses:ListEmailIdentities`` (the console's sender choices), which have no resource.
 Setup: what ``mailer ses setup`` and ``mailer ses check`` call, on the same identities,
-sets and topics; the list operations have no resource either.
+sets and topics (``sns:SetTopicAttributes``: the topic policy that lets SES publish); the
+list operations have no resource either.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ SETUP_SES_SET = [
 SETUP_SNS_TOPIC = [
     "sns:CreateTopic",
     "sns:GetTopicAttributes",
+    "sns:SetTopicAttributes",
     "sns:Subscribe",
     "sns:ListSubscriptionsByTopic",
 ]
@@ -64,6 +67,13 @@ def policies(
                 "Effect": "Allow",
                 "Action": ["ses:SendEmail"],
                 "Resource": identities + sets,
+            },
+            {
+                # the API's alignment check (mailer.ses.senders): DKIM of the From domains
+                "Sid": "CheckTheSendingIdentities",
+                "Effect": "Allow",
+                "Action": ["ses:GetEmailIdentity"],
+                "Resource": identities,
             },
             {
                 "Sid": "CheckTheConfigurationSets",

@@ -9,18 +9,21 @@ back and reported. ``dry_run`` stops after the reads and the plan.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailer.config import Settings
-from mailer.ses import inbound_setup
+from mailer.ses import inbound_setup, topic_policy
 from mailer.ses.aws import Clients
 from mailer.ses.plan import (
     DEFAULT_TOPIC_NAME,
     DESTINATION_NAME,
+    RULE_NAME,
     TOPIC_ARN,
     Found,
+    NewTopicPolicy,
     Step,
     Wanted,
     dns_records,
@@ -88,6 +91,7 @@ async def find(aws: Clients, region: str, wanted: Wanted) -> Found:
         None,
     )
     if found.topic_arn:
+        found.topic_policy = await read_policy(aws, region, found.topic_arn)
         subs = await aws.pages(
             "sns", region, "ListSubscriptionsByTopic", "Subscriptions", TopicArn=found.topic_arn
         )
@@ -127,6 +131,21 @@ async def find(aws: Clients, region: str, wanted: Wanted) -> Found:
     return found
 
 
+async def read_policy(aws: Clients, region: str, topic_arn: str) -> dict[str, Any] | None:
+    answer = await aws.call("sns", region, "GetTopicAttributes", TopicArn=topic_arn)
+    return topic_policy.parse((answer.get("Attributes") or {}).get("Policy"))
+
+
+async def new_topic_policy(
+    aws: Clients, region: str, topic_arn: str, wanted: NewTopicPolicy
+) -> str:
+    """The policy of a topic this run created: its fresh one (SNS's default statement for
+    the owner) with ours merged in."""
+    statement = topic_policy.statement(topic_arn, wanted.configuration_sets, RULE_NAME)
+    current = await read_policy(aws, region, topic_arn)
+    return json.dumps(topic_policy.merged(current, statement))
+
+
 async def setup_region(
     aws: Clients, region: str, wanted: Wanted, *, dry_run: bool, wait_seconds: float
 ) -> RegionResult:
@@ -140,9 +159,12 @@ async def setup_region(
         topic = found.topic_arn or TOPIC_ARN
         for step in steps:
             for call in step.calls:
-                answer = await aws.call(
-                    call.service, region, call.operation, **with_topic(call.params, topic)
-                )
+                params = with_topic(call.params, topic)
+                if isinstance(params.get("AttributeValue"), NewTopicPolicy):
+                    params["AttributeValue"] = await new_topic_policy(
+                        aws, region, topic, params["AttributeValue"]
+                    )
+                answer = await aws.call(call.service, region, call.operation, **params)
                 if call.operation == "CreateTopic":
                     topic = answer["TopicArn"]
                     result.topic_arn = topic

@@ -4,40 +4,14 @@ before written, so a second run changes nothing; the MX record is for that domai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
-import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from mailer.ses.aws import Clients, Target
 from mailer.ses.inbound_setup import RULE_NAME, RULE_SET, ensure, inbound_domain
+from tests.fixtures.moto import REGION, moto_client, moto_url
 
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        httpx.post(f"{url}/moto-api/reset", timeout=10)  # moto's state is per process
-        yield url
-    finally:
-        server.stop()
-
-
-def _client(service: str, url: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106
-    )
+__all__ = ["moto_url"]
+_client = moto_client
 
 
 def test_the_unsubscribe_domain_is_its_own() -> None:
@@ -77,3 +51,36 @@ async def test_a_dry_run_plans_and_changes_nothing(moto_url: str) -> None:
         steps, _ = await ensure(aws, REGION, "u.shop.example", "arn:t", dry_run=True)
     assert [s.action for s in steps] == ["create", "update", "create"]
     assert _client("ses", moto_url).list_receipt_rule_sets().get("RuleSets", []) == []
+
+
+async def test_the_local_emulator_speaks_the_same_receipt_rule_calls(clean_standin) -> None:  # type: ignore[no-untyped-def]
+    url = clean_standin.url
+    region = "us-east-1"
+    topic = moto_client("sns", url, region).create_topic(Name="mailer-events")["TopicArn"]
+    target = Target(url, url, "testing", "testing")
+    inbound = "unsubscribe.shop.example"
+    async with Clients(target) as aws:
+        steps, _ = await ensure(aws, region, inbound, topic, dry_run=False)
+        assert [s.action for s in steps] == ["create", "update", "create"]
+        again, _ = await ensure(aws, region, inbound, topic, dry_run=False)
+        assert [s.action for s in again] == ["ok"]
+        # drift: the rule publishing elsewhere is brought back
+        other = moto_client("sns", url, region).create_topic(Name="other")["TopicArn"]
+        moved, _ = await ensure(aws, region, inbound, other, dry_run=False)
+        assert [s.action for s in moved] == ["update"]
+    ses = moto_client("ses", url, region)
+    active = ses.describe_active_receipt_rule_set()
+    assert active["Metadata"]["Name"] == RULE_SET
+    (rule,) = active["Rules"]
+    assert rule["Name"] == RULE_NAME and rule["Recipients"] == [inbound]
+    assert rule["Enabled"] is True and rule["ScanEnabled"] is True
+    assert rule["Actions"] == [{"SNSAction": {"TopicArn": other, "Encoding": "UTF-8"}}]
+    # as SES: a rule set that exists already, an SNS action to a topic that does not
+    with pytest.raises(ses.exceptions.AlreadyExistsException):
+        ses.create_receipt_rule_set(RuleSetName=RULE_SET)
+    missing = f"arn:aws:sns:{region}:000000000000:missing"
+    with pytest.raises(ses.exceptions.InvalidSnsTopicException):
+        ses.create_receipt_rule(
+            RuleSetName=RULE_SET,
+            Rule={"Name": "x", "Actions": [{"SNSAction": {"TopicArn": missing}}]},
+        )

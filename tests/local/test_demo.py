@@ -1,5 +1,6 @@
 """`mailer demo` against a `mailer dev` stack: deliveries, bounces, a complaint and the
-suppressions come back through the local mailbox simulator, SNS webhook and events worker."""
+suppressions come back through the local mailbox simulator, SNS webhook and events worker,
+and a reader unsubscribes by mail through the emulator's receiving path."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def test_demo_shows_the_feedback_loop_close(
     assert any("bounce+" in s and "all" in s for s in suppressed)
     assert any("suppressionlist+" in s and "OnAccountSuppressionList" in s for s in suppressed)
     assert any("complaint+" in s and "marketing" in s for s in suppressed)
+    # unsubscribe by mail: a reader answered the campaign's List-Unsubscribe mailto, the
+    # emulator received it as an SES receipt rule would, and the webhook and the events
+    # worker unsubscribed exactly that contact
+    [line] = [t for t in text.splitlines() if t.startswith("unsubscribe by mail: ")]
+    reader = line.split()[3]
+    # the run's own success@ address: a kept database loses no demo contact to a run
+    assert reader.startswith("success+demo") and reader.endswith("@simulator.amazonses.com")
+    assert "wrote to unsubscribe+…@unsubscribe.mailer.test" in line
+    [row] = [t for t in text.splitlines() if reader in t and t.count("│") == 5]
+    assert [c.strip() for c in row.split("│")[1:5]] == [reader, "marketing", "unsubscribe", "1"]
+    assert f"{reader} unsubscribed by mail" in text
     # outgoing webhooks: a receiver of the demo's heard the test event and the campaign
     # (the worker's webhooks queue delivers to loopback under `mailer dev`), all signed
     assert "every signature verified" in text, text

@@ -76,6 +76,9 @@ async def test_services_answer_and_stop(tmp_path: Path) -> None:
         # botocore's ListEmailIdentities route is newer than moto's; ask for each identity
         for identity in ("demo@mailer.test", "mailer.test"):
             assert ses.get_email_identity(EmailIdentity=identity)["IdentityType"]
+        # the compose stack's sender passes the API's alignment check (mailer.ses.senders)
+        dkim = ses.get_email_identity(EmailIdentity="mailer.test")["DkimAttributes"]
+        assert dkim["Status"] == "SUCCESS"
         sent = ses.send_email(
             FromEmailAddress="demo@mailer.test",
             Destination={"ToAddresses": ["a@example.com"]},

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailer.config import Settings
 from tests.fixtures.api import free_port
+from tests.fixtures.dns import DnsStub
 from tests.fixtures.standin import StandinProcess, start_standin
 from tests.fixtures.workers import ROOT, _die_with_parent, worker_env
 
@@ -31,6 +32,7 @@ class Stack:
     emulator: StandinProcess
     api_url: str
     env: dict[str, str]
+    dns: DnsStub  # the DMARC look-ups of `mailer ses check` (TXT records by name)
 
     def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         """``mailer ARGS`` against the stack (``extra`` overrides its environment)."""
@@ -70,6 +72,7 @@ def _stack(
     settings: Settings, _migrated: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("ses-stack")
+    dns = DnsStub().__enter__()
     emulator = start_standin(extra_args=["--sns-signing-dir", str(base / "sns")])
     cert_dir = next((base / "sns").glob("certs"))
     port = free_port()
@@ -82,6 +85,9 @@ def _stack(
         MAILER_SNS_TOPIC_ARNS=TOPIC,
         MAILER_SNS_CERT_DIR=str(cert_dir),
         MAILER_SECRET_KEY=SECRET,
+        # DNS on loopback only; the API reads each From domain's identity again after 2 s
+        MAILER_DNS_RESOLVERS=dns.address,
+        MAILER_SENDER_CHECK_SECONDS="2",
     )
     log = (base / "api.log").open("wb")
     api = subprocess.Popen(  # noqa: S603
@@ -103,19 +109,22 @@ def _stack(
             raise RuntimeError((base / "api.log").read_text())
         time.sleep(0.2)
     try:
-        yield Stack(emulator, api_url, env)
+        yield Stack(emulator, api_url, env, dns)
     finally:
         api.terminate()
         api.wait(10)
         log.close()
         emulator.stop()
+        dns.__exit__()
 
 
 @pytest.fixture
 def stack(_stack: Stack, engine: AsyncEngine) -> Stack:
     """The module's stack with a fresh SES account (no topic, identity or destination) and,
-    through ``engine``, empty tables (``check`` reads the campaigns other tests left)."""
+    through ``engine``, empty tables (``check`` reads the campaigns other tests left), and
+    no DNS record."""
     _stack.emulator.control.reset()
+    _stack.dns.txt.clear()
     return _stack
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mailer.ses.plan import EVENT_TYPES
@@ -45,8 +46,23 @@ def test_setup_creates_every_resource_and_the_webhook_confirms(stack: Stack) -> 
         assert sorted(destination["MatchingEventTypes"]) == sorted(EVENT_TYPES)
         assert destination["SnsDestination"]["TopicArn"] == TOPIC
 
+    # SES may publish to the topic: from this account, for these sets and the receipt rule
+    policy = json.loads(sns.get_topic_attributes(TopicArn=TOPIC)["Attributes"]["Policy"])
+    ours = next(s for s in policy["Statement"] if s["Sid"] == "mailer-ses-publish")
+    assert any(s["Sid"] == "__default_statement_ID" for s in policy["Statement"])
+    assert ours["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert ours["Action"] == "SNS:Publish" and ours["Resource"] == TOPIC
+    assert ours["Condition"]["StringEquals"] == {"aws:SourceAccount": "000000000000"}
+    assert sorted(ours["Condition"]["ArnLike"]["aws:SourceArn"]) == [
+        "arn:aws:ses:us-east-1:000000000000:configuration-set/marketing",
+        "arn:aws:ses:us-east-1:000000000000:configuration-set/transactional",
+        "arn:aws:ses:us-east-1:000000000000:receipt-rule-set/*:receipt-rule/mailer-unsubscribe",
+    ]
+
     identity = ses.get_email_identity(EmailIdentity="example.com")
     assert identity["DkimAttributes"]["NextSigningKeyLength"] == "RSA_2048_BIT"
+    # what the API's alignment check reads (mailer.ses.senders)
+    assert identity["DkimAttributes"]["Status"] == "SUCCESS"
     assert identity["MailFromAttributes"]["MailFromDomain"] == "mail.example.com"
     tokens = identity["DkimAttributes"]["Tokens"]
     records = {(r["type"], r["name"]): r["value"] for r in region["dns"]}
@@ -90,10 +106,19 @@ def test_drifted_resources_are_brought_back_and_reported(stack: Stack) -> None:
     [sub] = subscriptions(stack)
     sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
     assert subscriptions(stack) == []
+    # someone replaced the topic policy: SES may no longer publish
+    sns.set_topic_attributes(
+        TopicArn=TOPIC,
+        AttributeName="Policy",
+        AttributeValue=json.dumps({"Version": "2008-10-17", "Statement": []}),
+    )
 
     code, report = stack.run_json(*SETUP)
     assert code == 0, report
     steps = {s["resource"]: s for s in report["regions"][0]["steps"]}
+    assert steps["SNS topic policy mailer-ses-events"]["action"] == "create"
+    policy = json.loads(sns.get_topic_attributes(TopicArn=TOPIC)["Attributes"]["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["mailer-ses-publish"]
     assert steps["event destination marketing/mailer-sns"]["action"] == "create"
     assert steps["configuration set transactional"]["action"] == "update"
     assert "reputation metrics" in steps["configuration set transactional"]["detail"]
@@ -149,3 +174,20 @@ def test_a_topic_the_api_does_not_allow_stays_pending(stack: Stack) -> None:
     [sub] = stack.client("sns").list_subscriptions_by_topic(TopicArn=other)["Subscriptions"]
     assert sub["SubscriptionArn"] == "PendingConfirmation"
     assert code == 1
+
+
+def test_inbound_unsubscribes_are_set_up_against_the_emulator_too(stack: Stack) -> None:
+    code, report = stack.run_json(*SETUP, "--inbound-unsubscribe")
+    assert code == 0, report
+    steps = {s["resource"]: s["action"] for s in report["regions"][0]["steps"]}
+    rule = "receipt rule mailer-unsubscribe (unsubscribe.example.com → SNS)"
+    assert steps[rule] == "create"
+    assert report["environment"]["MAILER_INBOUND_UNSUBSCRIBE_DOMAIN"] == "unsubscribe.example.com"
+    records = {(r["type"], r["name"]): r["value"] for r in report["regions"][0]["dns"]}
+    assert records[("MX", "unsubscribe.example.com")] == "10 inbound-smtp.us-east-1.amazonaws.com"
+    [active] = stack.client("ses").describe_active_receipt_rule_set()["Rules"]
+    assert active["Actions"] == [{"SNSAction": {"TopicArn": TOPIC, "Encoding": "UTF-8"}}]
+
+    code, report = stack.run_json(*SETUP, "--inbound-unsubscribe")
+    assert code == 0 and report["changed"] is False, report
+    assert reads_only([c for c in report["calls"] if "ses:Describe" not in c]), report["calls"]
