@@ -32,6 +32,7 @@ EventName = Literal[
     "message.failed",
     "message.opened",
     "message.clicked",
+    "contact.subscribed",
     "contact.unsubscribed",
     "suppression.created",
     "suppression.deleted",

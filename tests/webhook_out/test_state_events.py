@@ -10,8 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mailer.campaign import repository as campaign_repository
+from mailer.config import Settings
 from mailer.db import transaction
 from tests import factories
+from tests.subscription.conftest import confirmation_mails, form, submit, topic
 from tests.webhook_out.conftest import add_endpoint, deliveries
 
 
@@ -111,6 +113,45 @@ async def test_contact_unsubscribed(
     assert row.type == "contact.unsubscribed"
     assert row.payload["data"]["email"] == "ann@example.com"
     assert row.payload["data"]["source"] == "api"
+
+
+async def test_topic_subscriptions_report_subscribed_and_unsubscribed_with_the_topic(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    settings: Settings,
+) -> None:
+    await add_endpoint(sessionmaker, "https://hooks.example.com/", event_types=["contact.*"])
+    news = await topic(client, admin, "News")  # double opt-in
+    offers = await topic(client, admin, "Offers", double_opt_in=False)
+    f = await form(client, admin, [news, offers])
+    r = await submit(client, settings, f["id"], "ann@example.com", topics=[str(news), str(offers)])
+    assert r.status_code == 200, r.text
+    # the unconfirmed News reports nothing yet; Offers is subscribed at once
+    [row] = await deliveries(engine)
+    assert row.type == "contact.subscribed"
+    assert row.payload["data"] | {"contact_id": None} == {
+        "contact_id": None,
+        "email": "ann@example.com",
+        "topic_id": offers,
+        "topic": "Offers",
+        "source": "form",
+    }
+    [(url,)] = [(u,) for _, u in await confirmation_mails(engine, "ann@example.com")]
+    assert (await client.post("/confirm/" + url.rsplit("/", 1)[1])).status_code == 200
+    r = await client.put(
+        "/v1/contacts/ann@example.com/topics",
+        headers=admin,
+        json={"topics": [{"topic_id": offers, "status": "unsubscribed"}]},
+    )
+    assert r.status_code == 200, r.text
+    rows = await deliveries(engine)
+    assert [(x.type, x.payload["data"]["topic"], x.payload["data"]["source"]) for x in rows] == [
+        ("contact.subscribed", "Offers", "form"),
+        ("contact.subscribed", "News", "confirmation_link"),
+        ("contact.unsubscribed", "Offers", "api"),
+    ]
 
 
 async def test_import_completed(
