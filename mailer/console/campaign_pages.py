@@ -18,6 +18,7 @@ from mailer.campaign import service as campaigns
 from mailer.campaign import test_sends
 from mailer.campaign.schemas import CampaignIn, TestSendIn
 from mailer.console.roles import EDIT, PAUSE, VIEW
+from mailer.console.subscription_pages import all_topics
 from mailer.console.web import Blank, back, form, parse, render, route, viewer_of
 from mailer.contact import service as contacts
 from mailer.errors import Invalid
@@ -87,6 +88,7 @@ async def wizard(request: Request, session: Session) -> Response:
         "campaign_new.html",
         templates=(await templates.page(session, limit)).items,
         segments=(await segments.page(session, limit)).items,
+        topics=await all_topics(session),
         mail_classes=list(settings.configuration_sets),
         regions=settings.regions,
         zones=_zones(),
@@ -105,6 +107,7 @@ async def create(request: Request, session: Session) -> Response:
         "template_id": data.get("template_id") or None,
         "template_version": data.get("template_version") or None,
         "segment_id": data.get("segment_id") or None,
+        "topic_id": data.get("topic_id") or None,
         "from_address": data.get("from_address", ""),
         "reply_to": data.get("reply_to") or None,
         "mail_class": data.get("mail_class") or "marketing",

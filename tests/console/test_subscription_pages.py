@@ -209,3 +209,39 @@ async def test_a_marketer_changes_a_contacts_topics_recorded_as_the_api_does(  #
         f"/console/contacts/{email}/topics", data={"csrf": csrf, "topic-999999": "subscribed"}
     )
     assert r.status_code == 422 and "no topics" in r.text
+
+
+async def test_the_wizard_offers_topics_and_a_campaign_keeps_its_topic(  # type: ignore[no-untyped-def]
+    client, admin, sessionmaker, settings
+) -> None:
+    csrf = await _signed_in(client, sessionmaker, settings)
+    news = await topic(client, admin, "News")
+    template = await factories.template(client, admin)
+    segment = await factories.segment(client, admin)
+    page = await client.get("/console/campaigns/new")
+    assert page.status_code == 200
+    assert f'<option value="{news}">News</option>' in page.text
+    body = {
+        "csrf": csrf,
+        "name": "To the News readers",
+        "template_id": str(template["id"]),
+        "segment_id": str(segment["id"]),
+        "from_address": "news@mailer.test",
+        "time_zone": "UTC",
+    }
+    r = await client.post("/console/campaigns", data={**body, "topic_id": str(news)})
+    assert r.status_code == 303, r.text
+    made = (
+        await client.get(r.headers["location"].replace("/console", "/v1"), headers=admin)
+    ).json()
+    assert made["topic_id"] == news
+    # no topic chosen: none, as the API's default
+    r = await client.post("/console/campaigns", data={**body, "topic_id": ""})
+    assert r.status_code == 303, r.text
+    plain = (
+        await client.get(r.headers["location"].replace("/console", "/v1"), headers=admin)
+    ).json()
+    assert plain["topic_id"] is None
+    # an unknown topic is the API's 422, shown as a page
+    r = await client.post("/console/campaigns", data={**body, "topic_id": "424242"})
+    assert r.status_code == 422 and "topic" in r.text
