@@ -75,7 +75,7 @@ async def seed(sessionmaker: Any, engine: Any, contacts: int) -> None:
     if have != contacts:
         started = time.perf_counter()
         async with transaction(sessionmaker) as session:
-            await session.execute(text("TRUNCATE contacts, suppressions"))
+            await session.execute(text("TRUNCATE contacts, suppressions CASCADE"))
             await session.execute(text(_SEED), {"n": contacts})
             await session.execute(
                 text(
