@@ -36,6 +36,7 @@ from mailer.secrets import new_key  # noqa: E402
 from tests.fixtures.database import ensure_database  # noqa: E402
 
 TARGET_MS = 200.0
+COUNT_TARGET_MS = 500.0
 PASSWORD = "bench password 1"
 HTML = (
     '{% extends "layouts/default.html" %}{% block content %}'
@@ -65,7 +66,12 @@ async def main() -> None:
 
     await asyncio.to_thread(command.upgrade, alembic_config(args.database_url), "head")
     settings = Settings(
-        database_url=args.database_url, redis_url=args.redis_url, secret_key=new_key()
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        secret_key=new_key(),
+        # what a marketing campaign must show (issue 21's checks at create)
+        postal_address="1 Bench Street, Springfield",
+        public_url="https://mail.bench.example",
     )
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
@@ -84,7 +90,7 @@ async def main() -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://bench", timeout=60
+            transport=transport, base_url="https://mail.bench.example", timeout=60
         ) as client:
             login = await client.get("/console/login")
             csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
@@ -181,14 +187,22 @@ async def main() -> None:
                 ("builder preview (script)", statistics.median(times), p95(times), max(times))
             )
 
+    def target(label: str) -> float:
+        # a page: 200 ms; what a page's script fetches afterwards and that counts the
+        # segment over every contact: SPEC 7's 500 ms for counts and previews
+        counts = label in ("segment count (script)", "builder preview (script)")
+        return COUNT_TARGET_MS if counts else TARGET_MS
+
     print(f"{'page':32} {'p50':>8} {'p95':>8} {'max':>8}  ({args.contacts:,} contacts)")
     for label, p50_ms, p95_ms, max_ms in rows:
-        flag = "" if p95_ms <= TARGET_MS else "  over"
+        flag = "" if p95_ms <= target(label) else f"  over {target(label):.0f} ms"
         print(f"{label:32} {p50_ms:7.1f}  {p95_ms:7.1f}  {max_ms:7.1f} ms{flag}")
-    worst = max(rows, key=lambda row: row[2])
+    worst = max(rows, key=lambda row: row[2] / target(row[0]))
+    ratio = target(worst[0]) / worst[2]
     print(
-        f"slowest p95 {worst[2]:.0f} ms ({worst[0]}); ratio {TARGET_MS:.0f} ms / slowest ="
-        f" {TARGET_MS / worst[2]:.2f}; load average {os.getloadavg()}"
+        f"closest to its target: {worst[0]}, p95 {worst[2]:.0f} ms of {target(worst[0]):.0f} ms"
+        f" (ratio {ratio:.2f}); {'PASS' if ratio >= 1 else 'FAIL'}; load average"
+        f" {os.getloadavg()}"
     )
     await engine.dispose()
 
