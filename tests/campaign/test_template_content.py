@@ -206,6 +206,11 @@ async def test_golden_marketing_message(client, admin, engine, clean_standin, st
     assert '<p class="lead" style="font-weight: bold;">' in html  # CSS inlined
     assert "@media only screen" in html and ".lead {" not in html  # only @media rules stay
     assert POSTAL in html and "https://mailer.example/unsubscribe/" in html  # the footer
+    # and the preference centre, signed with the same token: it opens this reader's topics
+    [preferences] = re.findall(r'href="https://mailer\.example(/preferences/[^"]+)"', html)
+    assert "Manage your subscriptions</a>" in html
+    page = await client.get(preferences)
+    assert page.status_code == 200 and "Your subscriptions" in page.text
     text = simple["Body"]["Text"]["Data"]
     assert text.startswith("Grüße, Zoë!\n\nIhre Bestellung A-17 ist unterwegs ✓\n")
     assert f"Zum Angebot <https://mailer.test/offer?utm_source=mail&c={campaign['id']}>" in text
