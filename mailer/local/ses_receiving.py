@@ -12,7 +12,6 @@ itself is received on ``POST /_standin/receive`` (``mailer.local.simulator``).
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,27 +19,18 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from mailer.local.standin_http import Answer, query_answer, query_error
+
 XMLNS = "http://ses.amazonaws.com/doc/2010-12-01/"
-Answer = tuple[int, bytes, bytes]
 _MEMBER = re.compile(r"member\.(\d+)")
 
 
 def _xml(action: str, inner: str = "") -> Answer:
-    body = (
-        f'<{action}Response xmlns="{XMLNS}"><{action}Result>{inner}</{action}Result>'
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        f"</{action}Response>"
-    )
-    return 200, body.encode(), b""
+    return query_answer(XMLNS, action, inner)
 
 
 def _error(code: str, message: str) -> Answer:
-    body = (
-        f'<ErrorResponse xmlns="{XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code>'
-        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-        "</ErrorResponse>"
-    )
-    return 400, body.encode(), b""
+    return query_error(XMLNS, 400, code, message)
 
 
 def nested(params: dict[str, str], prefix: str) -> Any:

@@ -29,11 +29,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from mailer.local.simulator import ACCOUNT, Signer
+from mailer.local.standin_http import Answer, query_answer, query_error
 from mailer.webhook.sns import SIGNED_KEYS
 
 XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
-
-Answer = tuple[int, bytes, bytes]
 
 
 @dataclass
@@ -61,21 +60,11 @@ class Subscription:
 
 
 def _xml(action: str, inner: str = "") -> Answer:
-    body = (
-        f'<{action}Response xmlns="{XMLNS}"><{action}Result>{inner}</{action}Result>'
-        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-        f"</{action}Response>"
-    )
-    return 200, body.encode(), b""
+    return query_answer(XMLNS, action, inner)
 
 
 def _error(status: int, code: str, message: str) -> Answer:
-    body = (
-        f'<ErrorResponse xmlns="{XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code>'
-        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-        "</ErrorResponse>"
-    )
-    return status, body.encode(), b""
+    return query_error(XMLNS, status, code, message)
 
 
 def _entries(attributes: dict[str, str]) -> str:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 import httptools
 
@@ -51,6 +53,26 @@ def error(status: int, code: str, message: str) -> Answer:
     """An SES v2 error: its code in ``x-amzn-ErrorType``, its message in the body."""
     body = json.dumps({"message": message}).encode()
     return status, body, b"x-amzn-ErrorType: %s:\r\n" % code.encode()
+
+
+def query_answer(xmlns: str, action: str, inner: str = "") -> Answer:
+    """An answer of a Query-protocol service (SNS, SES v1): ``<ActionResponse>`` XML."""
+    body = (
+        f'<{action}Response xmlns="{xmlns}"><{action}Result>{inner}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    )
+    return 200, body.encode(), b""
+
+
+def query_error(xmlns: str, status: int, code: str, message: str) -> Answer:
+    """An error of a Query-protocol service: ``<ErrorResponse>`` XML, the sender's fault."""
+    body = (
+        f'<ErrorResponse xmlns="{xmlns}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
+        "</ErrorResponse>"
+    )
+    return status, body.encode(), b""
 
 
 def json_answer(status: int, payload: Any) -> bytes:
