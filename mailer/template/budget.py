@@ -12,7 +12,9 @@ most that factor of the output limit, never the process.
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -50,6 +52,32 @@ class SliceOver(Exception):  # noqa: N818 - a signal, not a failure
     run again, whole, with the full budget where it cannot hold the loop up."""
 
 
+class _Collections(threading.local):
+    total = 0.0  # CPU seconds this thread spent in the garbage collector
+    started: float | None = None
+
+
+_collections = _Collections()
+
+
+def _count_collection(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _collections.started = time.thread_time()
+    elif _collections.started is not None:
+        _collections.total += time.thread_time() - _collections.started
+        _collections.started = None
+
+
+gc.callbacks.append(_count_collection)
+
+
+def render_cpu_time() -> float:
+    """This thread's CPU time less its garbage collections': a collection of the whole heap
+    that happens to start during a render is the process's work, not the template's (in a
+    test process with a large heap one took the 0.5 s of a 30 ms render)."""
+    return time.thread_time() - _collections.total
+
+
 class Budget:
     """What one render may still use; one per render, kept per thread.
 
@@ -61,7 +89,7 @@ class Budget:
 
     def __init__(self, seconds: float = MAX_RENDER_SECONDS) -> None:
         self.sliced = seconds < MAX_RENDER_SECONDS
-        self.clock = time.perf_counter if self.sliced else time.thread_time
+        self.clock = time.perf_counter if self.sliced else render_cpu_time
         self.deadline = self.clock() + seconds
         self.iterations = 0
         self.depth = 0
