@@ -63,7 +63,7 @@ async def _age(engine, domain: str, by: timedelta) -> None:
 
 
 async def test_custom_domains_are_grouped_by_their_mx(
-    client, admin, engine, sessionmaker, sns_signer, stub, ctx
+    client, admin, engine, sessionmaker, sns_signer, stub, ctx, make_key
 ) -> None:
     stub.mx["workspace.example"] = GOOGLE
     stub.mx["m365.example"] = [(0, "m365-example.mail.protection.outlook.com")]
@@ -116,6 +116,17 @@ async def test_custom_domains_are_grouped_by_their_mx(
         got = {p["provider"]: (p["domains"], p["delivered"]) for p in marketing[window]}
         assert got["Gmail"] == (2, 3) and got["Outlook"] == (1, 1)
         assert "workspace.example" not in got and got["own.example"] == (1, 1)
+
+    # the dashboard shows the same rows
+    page = await client.get("/dashboard/login")
+    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    key = await make_key("reputation", name="ops")
+    login = await client.post("/dashboard/login", data={"key": key, "csrf": csrf})
+    assert login.status_code == 303
+    html = (await client.get("/dashboard")).text
+    providers = html.split('id="providers"', 1)[1].split("</section>", 1)[0]
+    assert "<td>Outlook</td>" in providers and "<td>own.example</td>" in providers
+    assert "m365.example" not in providers and "workspace.example" not in providers
 
 
 async def test_a_failed_look_up_keeps_the_report_and_is_tried_again_later(
