@@ -76,7 +76,7 @@ async def look_up(resolve: dns.asyncresolver.Resolver, domain: str) -> Found:
         answer = await resolve.resolve(domain, "MX")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return Found(domain)  # no mail host of its own: a definite answer
-    except dns.exception.DNSException:
+    except (dns.exception.DNSException, ValueError):  # also a name DNS cannot carry
         return Found(domain, failed=True)
     hosts = sorted(
         (r.preference, r.exchange.to_text(omit_final_dot=True).lower())

@@ -17,7 +17,7 @@ _DUE = text(
          WHERE hour >= date_trunc('hour', now()) - interval '7 days'
          GROUP BY domain) d
       LEFT JOIN domain_mx m ON m.domain = d.domain
-     WHERE d.domain <> ALL(CAST(:fixed AS text[]))
+     WHERE d.domain LIKE '%_._%' AND d.domain <> ALL(CAST(:fixed AS text[]))
        AND (m.domain IS NULL
             OR m.looked_up_at < now() - CASE WHEN m.failed THEN CAST(:retry AS interval)
                                            ELSE CAST(:ttl AS interval) END)
