@@ -4,7 +4,8 @@ Seeds (set-based SQL) one completed campaign of ``--recipients`` messages spread
 big providers and ``--domains`` other domains, sent over six hours; ``--events`` events
 (a Delivery per message, then Opens and Clicks on ``--links`` links), and the rollups the
 events worker keeps for them (message_engagement, campaign_links, campaign_timeline,
-campaign_domains, domain_hours, reputation_minutes), built from those events in SQL.
+campaign_domains, domain_hours, reputation_minutes), built from those events in SQL, and
+the other domains' MX (``domain_mx``: a third Google, a third Microsoft, the rest unknown).
 Then times each report as its route runs it (the service functions, on a session): the
 campaign with its stats, links, providers, timeline, GET /v1/reputation with the
 providers per mail class, and the recipients export (its first chunk and the whole file).
@@ -137,6 +138,14 @@ _SEED = [
            count(e.message_id)
       FROM messages m LEFT JOIN message_engagement e ON e.message_id = m.id AND e.opens > 0
      GROUP BY 1, 3
+    """,
+    # the other domains' MX as the look-up job leaves it (engagement.mx): a third hosted by
+    # Google Workspace, a third by Microsoft 365, the rest their own
+    """
+    INSERT INTO domain_mx (domain, provider, mx, looked_up_at)
+    SELECT 'd' || i || '.example', CASE i % 3 WHEN 0 THEN 'Gmail' WHEN 1 THEN 'Outlook' END,
+           'mx.example', now()
+      FROM generate_series(0, :domains - 1) i
     """,
     """
     INSERT INTO reputation_minutes (minute, mail_class, region, configuration_set,

@@ -170,8 +170,8 @@ class Settings(BaseSettings):
     # SES identity has no DKIM SUCCESS is refused (when SES answers GetEmailIdentity); each
     # domain's answer is kept this long per API process (0 turns the check off)
     sender_check_seconds: float = 300.0
-    # DNS servers (host or host:port) for `mailer ses check`'s DMARC look-ups; empty: the
-    # system's resolver (/etc/resolv.conf)
+    # DNS servers (host or host:port) for `mailer ses check`'s DMARC look-ups and the
+    # recipient domains' MX (mailer.engagement.mx); empty: the system's resolver
     dns_resolvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = False

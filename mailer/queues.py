@@ -28,7 +28,7 @@ from mailer.db import after_commit
 SEND_QUEUE = "arq:send"  # campaign starts and batches
 TRANSACTIONAL_QUEUE = "arq:transactional"  # transactional messages: the priority lane
 EVENTS_QUEUE = "arq:events"  # SNS notifications to process (the feedback loop)
-IMPORT_QUEUE = "arq:imports"  # CSV contact imports (and the idempotency-key sweep)
+IMPORT_QUEUE = "arq:imports"  # CSV contact imports (and the key sweep, the MX look-ups)
 WEBHOOKS_QUEUE = "arq:webhooks"  # outgoing webhook deliveries (mailer.webhook_out)
 
 # ``mailer worker --queues`` names → arq queues

@@ -38,6 +38,7 @@ INFRASTRUCTURE = {
     "models",
     "pagination",
     "queues",
+    "resolver",
     "resources",
     "secrets",
     "types",

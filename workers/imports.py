@@ -1,4 +1,5 @@
-"""The imports queue: CSV contact imports, in a process of their own (``mailer.queues``).
+"""The imports queue: CSV contact imports, in a process of their own (``mailer.queues``),
+and the periodic jobs that need only the database (and DNS).
 
 Its jobs need only the database, so it builds only that: ``workers.context.startup`` would
 start a second SES client, rate limiter and campaign reconciler in every ``mailer worker``
@@ -14,6 +15,7 @@ from arq.cron import cron
 from mailer.config import get_settings
 from mailer.contact.tasks import IMPORT_TRIES, import_contacts, resume_imports
 from mailer.db import create_engine, create_sessionmaker
+from mailer.engagement.tasks import refresh_domain_mx
 from mailer.logging import configure_logging
 from mailer.message.tasks import sweep_idempotency_keys
 from mailer.queues import IMPORT_QUEUE
@@ -37,6 +39,8 @@ class WorkerSettings:
     cron_jobs = [
         cron(resume_imports, second={0}, run_at_startup=True),
         cron(sweep_idempotency_keys, minute=set(range(0, 60, 10)), second={30}),
+        # recipient domains' MX for the provider reports: off every report's path
+        cron(refresh_domain_mx, minute=set(range(2, 60, 5)), second={15}, timeout=120),
     ]
     queue_name = IMPORT_QUEUE
     on_startup = startup

@@ -1,8 +1,9 @@
 """Recipient domains grouped into mailbox providers, where deliverability shows.
 
-A domain of one of the big consumer providers is shown under the provider's name; any
-other domain under its own. (Custom domains hosted by Google or Microsoft would need
-their MX records: not looked up here.)
+A domain of one of the big consumer providers is shown under the provider's name; a
+custom domain whose MX is a big provider's (Google Workspace, Microsoft 365, …) under that
+provider, once a periodic job has looked it up (``engagement.mx``); any other domain under
+its own.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ DOMAIN_PROVIDER: dict[str, str] = {d: name for name, ds in PROVIDERS.items() for
 
 
 def provider_of(domain: str) -> str:
-    """The provider a recipient domain belongs to: its name, or the domain itself."""
+    """The provider of a recipient domain by the fixed table: its name, or the domain."""
     return DOMAIN_PROVIDER.get(domain.lower(), domain.lower())
 
 

@@ -26,7 +26,9 @@ async def links(db: Db, campaign_id: int, after: str | None, n: int) -> list[Any
     return list(await db.execute(_LINKS, {"c": campaign_id, "after": after, "n": n}))
 
 
-# recipient domains grouped into providers (the map: engagement.providers); provider names
+# recipient domains grouped into providers: the fixed map of consumer domains first
+# (engagement.providers), then the provider named by the domain's MX (domain_mx, kept by
+# engagement.mx), else the domain itself; the join is over distinct domains. Provider names
 # compare bytewise (COLLATE "C"): the order cursors follow, and no locale-aware sort
 _MAP = """
     map AS (
@@ -37,11 +39,12 @@ _CAMPAIGN_PROVIDERS = text(
     f"""
     WITH {_MAP},
     grouped AS (
-        SELECT coalesce(map.provider, r.domain) COLLATE "C" AS provider,
+        SELECT coalesce(map.provider, mx.provider, r.domain) COLLATE "C" AS provider,
                count(*) AS domains, sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
                sum(r.complained) AS complained, sum(r.delayed) AS delayed,
                sum(r.opened) AS opened
           FROM campaign_domains r LEFT JOIN map ON map.domain = r.domain
+               LEFT JOIN domain_mx mx ON mx.domain = r.domain
          WHERE r.campaign_id = :c
          GROUP BY 1
     )
@@ -74,11 +77,13 @@ _CLASS_PROVIDERS = text(
           FROM parts GROUP BY mail_class, domain
     ),
     grouped AS (
-        SELECT r.span, r.mail_class, coalesce(map.provider, r.domain) COLLATE "C" AS provider,
+        SELECT r.span, r.mail_class,
+               coalesce(map.provider, mx.provider, r.domain) COLLATE "C" AS provider,
                count(*) AS domains, sum(r.delivered) AS delivered, sum(r.bounced) AS bounced,
                sum(r.complained) AS complained, sum(r.delayed) AS delayed,
                sum(r.opened) AS opened
           FROM windowed r LEFT JOIN map ON map.domain = r.domain
+               LEFT JOIN domain_mx mx ON mx.domain = r.domain
          GROUP BY 1, 2, 3
     )
     SELECT * FROM (

@@ -7,7 +7,9 @@ from pydantic import BaseModel, Field
 
 class ProviderOut(BaseModel):
     provider: str = Field(
-        description="Gmail, Outlook, Yahoo/AOL, Apple iCloud, or the recipient domain"
+        description="Gmail, Outlook, Yahoo/AOL, Apple iCloud (by domain, or by the MX of a"
+        " custom domain once looked up), another host named by its MX (Zoho, Proton,"
+        " Fastmail, Yandex), or the recipient domain"
     )
     domains: int = Field(description="recipient domains counted under it")
     delivered: int

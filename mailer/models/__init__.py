@@ -21,6 +21,7 @@ from mailer.models.engagement import (
     CampaignLink,
     CampaignTimeline,
     DomainHour,
+    DomainMx,
     MessageEngagement,
 )
 from mailer.models.event import Event, SnsNotification
@@ -63,6 +64,7 @@ __all__ = [
     "CampaignTimeline",
     "CampaignVariant",
     "DomainHour",
+    "DomainMx",
     "MessageEngagement",
     "CampaignStats",
     "Contact",

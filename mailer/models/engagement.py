@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -99,3 +99,17 @@ class DomainHour(Base):
     opened: Mapped[int] = _count()
 
     __table_args__ = (Index("ix_domain_hours_mail_class", "mail_class", "hour"),)
+
+
+class DomainMx(Base):
+    """A recipient domain's MX as last looked up (``engagement.mx``): the mailbox provider
+    hosting its mail, or NULL when the host is none of the known ones (or the look-up
+    failed: ``failed``, tried again sooner)."""
+
+    __tablename__ = "domain_mx"
+
+    domain: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str | None] = mapped_column(Text)
+    mx: Mapped[str | None] = mapped_column(Text)
+    failed: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    looked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
-import dns.nameserver
 import dns.resolver
 
 from mailer.config import Settings
+from mailer.resolver import resolver as shared_resolver
 from mailer.ses.plan import suggested_dmarc
 from mailer.ses.senders import candidates
 
@@ -38,24 +38,8 @@ class Lookup:
 
 
 def resolver(settings: Settings) -> dns.asyncresolver.Resolver:
-    """The resolver of ``MAILER_DNS_RESOLVERS``, or the system's."""
-    if not settings.dns_resolvers:
-        found = dns.asyncresolver.Resolver()
-    else:
-        found = dns.asyncresolver.Resolver(configure=False)
-        servers: list[str | dns.nameserver.Nameserver] = []
-        for entry in settings.dns_resolvers:
-            host, port = entry, 53
-            if entry.startswith("[") and "]:" in entry:  # [IPv6]:port
-                host, _, given = entry[1:].partition("]:")
-                port = int(given)
-            elif entry.count(":") == 1:  # host:port (a bare IPv6 address has no port)
-                host, _, given = entry.partition(":")
-                port = int(given)
-            servers.append(dns.nameserver.Do53Nameserver(host.strip("[]"), port))
-        found.nameservers = servers
-    found.lifetime = LIFETIME_SECONDS
-    return found
+    """The resolver of ``MAILER_DNS_RESOLVERS``, or the system's (``mailer.resolver``)."""
+    return shared_resolver(settings, LIFETIME_SECONDS)
 
 
 async def lookup(resolve: dns.asyncresolver.Resolver, domain: str) -> Lookup:
