@@ -64,9 +64,7 @@ class GroupCommit(Generic[Item, Answer]):
         waiting: _Waiting[Item, Answer] = _Waiting(item)
         self._waiting.append(waiting)
         if len(self._committers) < self.concurrency:
-            task = asyncio.create_task(self._commit_groups())
-            self._committers.add(task)
-            task.add_done_callback(self._committers.discard)
+            self._committers.add(asyncio.create_task(self._commit_groups()))
         # shielded: a request that goes away does not cancel the group it is part of
         return await asyncio.shield(waiting.answer)
 
@@ -76,6 +74,17 @@ class GroupCommit(Generic[Item, Answer]):
             await asyncio.gather(*self._committers, return_exceptions=True)
 
     async def _commit_groups(self) -> None:
+        try:
+            await self._commit_waiting()
+        finally:
+            # at once, not in a done callback: between a committer's last look at the
+            # queue and a callback run on a later turn of the loop, a request could be
+            # queued, see every committer still counted and start none (and wait forever)
+            task = asyncio.current_task()
+            if task is not None:
+                self._committers.discard(task)
+
+    async def _commit_waiting(self) -> None:
         while self._waiting:
             group = self._waiting[: self.group_size]
             del self._waiting[: self.group_size]

@@ -29,6 +29,7 @@ from tests.fixtures.database import migrate, truncate_all
 TEST_SECRET_KEY = "tst.7Qm2Vx9Lr4Kp8Zc3Hn6Wb1Fj5Dg0Ys"
 TEST_METRICS_TOKEN = "metrics-token-of-the-tests"
 TEST_LOCAL_SES = "http://127.0.0.1:9"  # discard: nothing answers there
+CLOSED_DNS = "127.0.0.1:9"  # nothing answers DNS there either
 TEST_POSTAL_ADDRESS = "Mailer Test Ltd, 1 Example Street, 10115 Berlin"
 
 # Tests talk to the SES endpoints they start themselves, with fake credentials.
@@ -112,6 +113,9 @@ def settings(service_urls: dict[str, str]) -> Settings:
         lease_seconds=5.0,
         retry_base_seconds=0.2,
         templates_dir=ROOT / "templates",
+        # DNS (DMARC, MX look-ups) only on loopback: a closed port, unless a test serves
+        # records of its own (tests/fixtures/dns.py)
+        dns_resolvers=[CLOSED_DNS],
     )
 
 
