@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Contact, ContactStatusChange, Suppression
 from mailer.models.contact import CONTACT_STATUSES, STATUS_SOURCES
-from mailer.models.subscription import SET_TOPICS_SQL
+from mailer.models.subscription import SET_TOPICS_SQL, Consent, set_topics_params
 from mailer.models.suppression import is_suppressed
 
 # xmax = 0 tells an inserted row from an updated one in the same statement
@@ -51,22 +51,8 @@ async def set_topics(
     )
     missing = sorted(set(topics) - {int(r[0]) for r in known})
     if not missing:
-        nothing = [None] * len(topics)
-        await session.execute(
-            _SET_TOPICS,
-            {
-                "source": "api",
-                "form_ids": nothing,
-                "form_versions": nothing,
-                "shown": nothing,
-                "ips": nothing,
-                "uas": nothing,
-                "keep_subscribed": False,
-                "contacts": [contact_id] * len(topics),
-                "topics": list(topics),
-                "statuses": list(topics.values()),
-            },
-        )
+        changes = [(contact_id, t, status) for t, status in topics.items()]
+        await session.execute(_SET_TOPICS, set_topics_params(changes, Consent("api")))
     return missing
 
 

@@ -3,7 +3,9 @@ signup forms and double opt-in confirmations."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -201,6 +203,42 @@ SET_TOPICS_SQL = set_topics_sql(
            AS w(contact_id, topic_id, status, form_id, form_version, shown, ip, ua)
 """
 )
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a reader was shown and from where, recorded with every change it makes."""
+
+    source: str
+    form_id: int | None = None
+    form_version: int | None = None
+    shown: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def set_topics_params(
+    changes: list[tuple[int, int, str]],
+    consent: Consent | list[Consent],
+    *,
+    keep_subscribed: bool = False,
+) -> dict[str, Any]:
+    """SET_TOPICS_SQL's parameters: (contact id, topic id, status) changes, each recorded
+    with ``consent`` (one for all, or one per change under the same source)."""
+    each = consent if isinstance(consent, list) else [consent] * len(changes)
+    return {
+        "contacts": [c for c, _, _ in changes],
+        "topics": [t for _, t, _ in changes],
+        "statuses": [s for _, _, s in changes],
+        "keep_subscribed": keep_subscribed,
+        "source": each[0].source,
+        "form_ids": [c.form_id for c in each],
+        "form_versions": [c.form_version for c in each],
+        "shown": [c.shown for c in each],
+        "ips": [c.ip for c in each],
+        "uas": [c.user_agent for c in each],
+    }
+
 
 # A complaint leaves every topic (each a stream of marketing mail): the contacts of the
 # addresses of ``inserted`` (the feedback loop's events), each change recorded.

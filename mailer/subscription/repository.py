@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailer.models import Form, Topic
-from mailer.models.subscription import SET_TOPICS_SQL
+from mailer.models.subscription import SET_TOPICS_SQL, Consent, set_topics_params
 
 # -- topics ------------------------------------------------------------------------------
 
@@ -66,18 +65,6 @@ async def public_topics(session: AsyncSession) -> list[Topic]:
 # -- subscriptions and their consent records ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Consent:
-    """What a reader was shown and from where, recorded with every change it makes."""
-
-    source: str
-    form_id: int | None = None
-    form_version: int | None = None
-    shown: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-
-
 _SET_TOPICS = text(SET_TOPICS_SQL)
 
 
@@ -92,21 +79,8 @@ async def set_topics(
     (one for all, or one per change under the same source); the ones that changed."""
     if not changes:
         return []
-    each = consent if isinstance(consent, list) else [consent] * len(changes)
     rows = await session.execute(
-        _SET_TOPICS,
-        {
-            "contacts": [c for c, _, _ in changes],
-            "topics": [t for _, t, _ in changes],
-            "statuses": [s for _, _, s in changes],
-            "keep_subscribed": keep_subscribed,
-            "source": each[0].source,
-            "form_ids": [c.form_id for c in each],
-            "form_versions": [c.form_version for c in each],
-            "shown": [c.shown for c in each],
-            "ips": [c.ip for c in each],
-            "uas": [c.user_agent for c in each],
-        },
+        _SET_TOPICS, set_topics_params(changes, consent, keep_subscribed=keep_subscribed)
     )
     return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
