@@ -142,6 +142,11 @@ class _Asked:
     form: Form
     topics: list[Topic]
 
+    @property
+    def to_confirm(self) -> list[Topic]:
+        """The topics asked for that wait for the confirmation link (double opt-in)."""
+        return [t for t in self.topics if t.double_opt_in]
+
 
 def _asked(chosen: Any, topics: list[Topic]) -> list[Topic]:
     """The form's topics the reader ticked; all of them when the form has no choice."""
@@ -176,8 +181,7 @@ async def _apply(
             for name in a.form.fields
             if a.signup.fields.get(name) not in (None, "")
         }
-        confirm_first = any(t.double_opt_in for t in a.topics)
-        status = "unconfirmed" if confirm_first else "subscribed"
+        status = "unconfirmed" if a.to_confirm else "subscribed"
         contacts.append((a.signup.email, orjson.dumps(attributes).decode(), status))
     ids = await repository.signup_contacts(session, contacts)
     changes: list[tuple[int, int, str]] = []
@@ -197,7 +201,7 @@ async def _apply(
             )
             consents.append(consent)
     await repository.set_topics(session, changes, consents, keep_subscribed=True)
-    confirm = [a for a in round_ if any(t.double_opt_in for t in a.topics)]
+    confirm = [a for a in round_ if a.to_confirm]
     if confirm:
         await _send_confirmations(session, settings, redis, confirm, ids)
 
@@ -220,14 +224,14 @@ async def _send_confirmations(
         return
     made = await repository.insert_confirmations(
         session,
-        [(c, f, [t.id for t in a.topics if t.double_opt_in]) for (c, f), a in due],
+        [(c, f, [t.id for t in a.to_confirm]) for (c, f), a in due],
         now + timedelta(days=settings.confirmation_link_days),
     )
     rows = []
     for pair, a in due:
         url = f"{settings.public_url.rstrip('/')}/confirm/"
         url += tokens.confirm_token(settings, made[pair])
-        topics = [t.name for t in a.topics if t.double_opt_in]
+        topics = [t.name for t in a.to_confirm]
         rows.append(
             {
                 "email": a.signup.email,
