@@ -117,12 +117,18 @@ class BodyTooLarge(HTTPException):
         self.limit = limit
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (``name`` in lower case, as ASGI gives it)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
 def declared_length(scope: Scope) -> int | None:
     """The request's Content-Length, when it sends a sane one."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+    value = header(scope, b"content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def has_body(scope: Scope) -> bool:
@@ -162,13 +168,13 @@ Authenticate = Callable[[Scope, str], Awaitable[object | None]]
 
 def bearer(scope: Scope) -> str | None:
     """The secret of an ``Authorization: Bearer <secret>`` header, or None."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, secret = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
-                return None
-            return secret.strip()
-    return None
+    value = header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, secret = value.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
 
 
 MISSING_KEY = "missing API key: send Authorization: Bearer <key>"

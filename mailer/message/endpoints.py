@@ -30,6 +30,7 @@ from mailer.middleware import (
     bearer,
     declared_length,
     has_body,
+    header,
     read_body,
     replay,
 )
@@ -225,11 +226,8 @@ class MessagesEndpoint:
             value = parse_json(raw)
         except BadJson:
             return None
-        idempotency_key = None
-        for name, header in scope["headers"]:
-            if name == b"idempotency-key":
-                idempotency_key = header.decode("latin-1")
-                break
+        raw_key = header(scope, b"idempotency-key")
+        idempotency_key = None if raw_key is None else raw_key.decode("latin-1")
         try:
             checked = service.check_key(idempotency_key, ["header", "Idempotency-Key"])
             body = MessageIn.model_validate(value)

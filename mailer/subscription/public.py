@@ -20,6 +20,7 @@ from mailer.middleware import (
     answer_too_large,
     declared_length,
     has_body,
+    header,
     read_body,
     replay,
     send_json,
@@ -231,11 +232,8 @@ class SignupEndpoint:
             return
         client = scope.get("client")
         ip = client[0] if client else None
-        user_agent = None
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value.decode("latin-1")
-                break
+        agent = header(scope, b"user-agent")
+        user_agent = None if agent is None else agent.decode("latin-1")
         state = self.state
         try:
             checked = await signup.check(state.settings, state.arq, form_id, fields, ip, user_agent)
